@@ -1,0 +1,213 @@
+//! The validated runbook model the engine, UI and reports use.
+//!
+//! Built by the loader from `raw` after every check passed; never constructed from
+//! unchecked input. `docs/RUNBOOK_FORMAT.md` documents the file format.
+
+use serde::{Deserialize, Serialize};
+
+pub use super::raw::{ChecklistRef, VarKind};
+use super::expr::{Assertion, Cond};
+
+/// Where something was written, for messages (1-based).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Loc {
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Runbook {
+    pub id: String,
+    pub title: String,
+    pub summary: String,
+    pub version: String,
+    pub checklist: Vec<ChecklistRef>,
+    pub variables: Vec<Variable>,
+    pub sections: Vec<Section>,
+    /// Where it was loaded from (`embedded:backup.toml` or a path).
+    pub origin: String,
+    /// SHA-256 of the file's bytes, hex: sessions record it.
+    pub content_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Variable {
+    pub name: String,
+    pub label: String,
+    pub help: String,
+    pub kind: VarKind,
+    /// Default rendered as text ("true"/"false" for bools).
+    pub default: Option<String>,
+    pub required: bool,
+    pub choices: Vec<String>,
+    pub pattern: Option<String>,
+    pub min_len: Option<usize>,
+    pub max_len: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    pub id: String,
+    pub title: String,
+    pub summary: String,
+    pub when: Option<Cond>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub title: String,
+    pub why: String,
+    pub references: Vec<String>,
+    pub covers: Vec<String>,
+    /// The step's own condition (the section's is kept on the section).
+    pub when: Option<Cond>,
+    pub after: Vec<String>,
+    pub body: StepBody,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StepBody {
+    Manual(Manual),
+    Sql(SqlSpec),
+    Check(CheckSpec),
+    Generate(Generate),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Manual {
+    pub run_on: String,
+    pub instructions: String,
+    pub commands: Vec<Command>,
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Command {
+    pub shell: String,
+    pub run: String,
+}
+
+/// Server roles a statement can target; an environment maps each to a server profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The SQL instance hosting BizTalkMgmtDb (and the backup job).
+    Source,
+    /// The instance(s) hosting MessageBox databases.
+    Msgbox,
+    /// The log-shipping destination / DR instance.
+    Destination,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Source, Role::Msgbox, Role::Destination];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Msgbox => "msgbox",
+            Role::Destination => "destination",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A statement as written: `{{ident:var}}` still in place, params by variable name.
+#[derive(Debug, Clone, Serialize)]
+pub struct SqlSpec {
+    pub server: Role,
+    pub database: String,
+    pub sql: String,
+    pub params: Vec<String>,
+    pub destructive: bool,
+    /// The word a destructive step asks the operator to type.
+    pub confirm_word: Option<String>,
+    pub timeout_secs: u64,
+    pub long_running: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckSpec {
+    pub server: Role,
+    pub database: String,
+    pub sql: String,
+    pub params: Vec<String>,
+    pub timeout_secs: u64,
+    pub asserts: Vec<Assertion>,
+    pub health: bool,
+    pub opt_in: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Generate {
+    pub output: String,
+    pub escape: Escape,
+    pub template: String,
+    pub instructions: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Escape {
+    Text,
+    Xml,
+    Sql,
+}
+
+impl Runbook {
+    /// All steps in document order with their section.
+    pub fn steps(&self) -> impl Iterator<Item = (&Section, &Step)> {
+        self.sections
+            .iter()
+            .flat_map(|s| s.steps.iter().map(move |st| (s, st)))
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps().map(|(_, s)| s).find(|s| s.id == id)
+    }
+
+    pub fn section_of(&self, step_id: &str) -> Option<&Section> {
+        self.steps().find(|(_, s)| s.id == step_id).map(|(sec, _)| sec)
+    }
+
+    pub fn variable(&self, name: &str) -> Option<&Variable> {
+        self.variables.iter().find(|v| v.name == name)
+    }
+
+    pub fn step_count(&self) -> usize {
+        self.sections.iter().map(|s| s.steps.len()).sum()
+    }
+}
+
+impl Step {
+    pub fn kind_name(&self) -> &'static str {
+        match self.body {
+            StepBody::Manual(_) => "manual",
+            StepBody::Sql(_) => "sql",
+            StepBody::Check(_) => "check",
+            StepBody::Generate(_) => "generate",
+        }
+    }
+    pub fn is_destructive(&self) -> bool {
+        matches!(&self.body, StepBody::Sql(s) if s.destructive)
+    }
+    /// The role and statement for sql/check steps.
+    pub fn statement(&self) -> Option<(Role, &str, &str, &[String], u64)> {
+        match &self.body {
+            StepBody::Sql(s) => Some((s.server, &s.database, &s.sql, &s.params, s.timeout_secs)),
+            StepBody::Check(c) => Some((c.server, &c.database, &c.sql, &c.params, c.timeout_secs)),
+            _ => None,
+        }
+    }
+}
