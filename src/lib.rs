@@ -2,6 +2,9 @@
 //!
 //! Start with `docs/ARCHITECTURE.md`.
 
+pub mod cli;
+pub mod embedded;
+pub mod paths;
 pub mod runbook;
 pub mod sim;
 pub mod sql;

@@ -74,10 +74,7 @@ impl std::fmt::Display for Cond {
 
 pub fn truthy(s: &str) -> bool {
     let t = s.trim();
-    !(t.is_empty()
-        || t.eq_ignore_ascii_case("false")
-        || t == "0"
-        || t.eq_ignore_ascii_case("no"))
+    !(t.is_empty() || t.eq_ignore_ascii_case("false") || t == "0" || t.eq_ignore_ascii_case("no"))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,7 +151,9 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, String> {
         {
             out.push(Tok::Op(op));
             i += op.len();
-        } else if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        } else if c.is_ascii_digit()
+            || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let start = i;
             i += 1;
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
@@ -233,17 +232,32 @@ impl CondParser {
                         let lit = match self.toks.get(self.pos).cloned() {
                             Some(Tok::Str(s) | Tok::Num(s)) => s,
                             Some(Tok::Ident(s)) if s == "true" || s == "false" => s,
-                            Some(t) => return Err(format!("expected a 'value' after `{op}`, found `{}`", t.text())),
+                            Some(t) => {
+                                return Err(format!(
+                                    "expected a 'value' after `{op}`, found `{}`",
+                                    t.text()
+                                ));
+                            }
                             None => return Err(format!("expected a 'value' after `{op}`")),
                         };
                         self.pos += 1;
-                        Ok(if op == "==" { Cond::Eq(name, lit) } else { Cond::Ne(name, lit) })
+                        Ok(if op == "==" {
+                            Cond::Eq(name, lit)
+                        } else {
+                            Cond::Ne(name, lit)
+                        })
                     }
-                    Some(Tok::Op(op)) => Err(format!("`{op}` is not allowed in a condition: use == or !=")),
+                    Some(Tok::Op(op)) => Err(format!(
+                        "`{op}` is not allowed in a condition: use == or !="
+                    )),
                     _ => Ok(Cond::Var(name)),
                 }
             }
             Some(t) => Err(format!("expected a variable name, found `{}`", t.text())),
+            None if self.pos > 0 => Err(format!(
+                "the condition ends too early: something must follow `{}`",
+                self.toks[self.pos - 1].text()
+            )),
             None => Err("the condition is empty".into()),
         }
     }
@@ -306,7 +320,11 @@ pub enum Operand {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Predicate {
-    Compare { column: String, op: Op, operand: Operand },
+    Compare {
+        column: String,
+        op: Op,
+        operand: Operand,
+    },
     IsNull(String),
     NotNull(String),
 }
@@ -342,7 +360,10 @@ impl Predicate {
             Some(t) => return Err(format!("expected a column name, found `{}`", t.text())),
             None => return Err("the predicate is empty".into()),
         };
-        let words: Vec<String> = toks[1..].iter().map(|t| t.text().to_ascii_lowercase()).collect();
+        let words: Vec<String> = toks[1..]
+            .iter()
+            .map(|t| t.text().to_ascii_lowercase())
+            .collect();
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         match words.as_slice() {
             ["is", "null"] => return Ok(Predicate::IsNull(col)),
@@ -350,23 +371,37 @@ impl Predicate {
             _ => {}
         }
         let (op, operand) = parse_op_operand(&toks[1..])?;
-        Ok(Predicate::Compare { column: col, op, operand })
+        Ok(Predicate::Compare {
+            column: col,
+            op,
+            operand,
+        })
     }
 
     pub fn column(&self) -> &str {
         match self {
-            Predicate::Compare { column, .. } | Predicate::IsNull(column) | Predicate::NotNull(column) => column,
+            Predicate::Compare { column, .. }
+            | Predicate::IsNull(column)
+            | Predicate::NotNull(column) => column,
         }
     }
 
     pub fn variables(&self) -> Option<&str> {
         match self {
-            Predicate::Compare { operand: Operand::Var(v), .. } => Some(v),
+            Predicate::Compare {
+                operand: Operand::Var(v),
+                ..
+            } => Some(v),
             _ => None,
         }
     }
 
-    fn holds(&self, set: &ResultSet, row: &[Value], get: &dyn Fn(&str) -> Option<String>) -> Result<bool, String> {
+    fn holds(
+        &self,
+        set: &ResultSet,
+        row: &[Value],
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<bool, String> {
         let idx = set
             .column_index(self.column())
             .ok_or_else(|| format!("the query returned no column `{}`", self.column()))?;
@@ -382,7 +417,12 @@ impl Predicate {
 fn parse_op_operand(toks: &[Tok]) -> Result<(Op, Operand), String> {
     let op = match toks.first() {
         Some(Tok::Op(o)) => Op::parse(o).ok_or_else(|| format!("unknown operator `{o}`"))?,
-        Some(t) => return Err(format!("expected an operator (== != < <= > >=), found `{}`", t.text())),
+        Some(t) => {
+            return Err(format!(
+                "expected an operator (== != < <= > >=), found `{}`",
+                t.text()
+            ));
+        }
         None => return Err("an operator and a value are missing".into()),
     };
     let operand = match toks.get(1) {
@@ -404,7 +444,12 @@ fn parse_op_operand(toks: &[Tok]) -> Result<(Op, Operand), String> {
     Ok((op, operand))
 }
 
-fn compare(v: &Value, op: Op, operand: &Operand, get: &dyn Fn(&str) -> Option<String>) -> Result<bool, String> {
+fn compare(
+    v: &Value,
+    op: Op,
+    operand: &Operand,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<bool, String> {
     let rhs = match operand {
         Operand::Null => {
             return Ok(match op {
@@ -422,7 +467,9 @@ fn compare(v: &Value, op: Op, operand: &Operand, get: &dyn Fn(&str) -> Option<St
         return Ok(false);
     }
     let ord = match (v.as_f64(), rhs.trim().parse::<f64>()) {
-        (Some(a), Ok(b)) if !matches!(operand, Operand::Str(_)) => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+        (Some(a), Ok(b)) if !matches!(operand, Operand::Str(_)) => {
+            a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal)
+        }
         _ => v.to_string().to_lowercase().cmp(&rhs.to_lowercase()),
     };
     Ok(op.holds(ord))
@@ -444,7 +491,9 @@ impl Assertion {
                 let toks = tokenize(expr)?;
                 let (op, operand) = parse_op_operand(&toks)?;
                 if matches!(operand, Operand::Str(_) | Operand::Null) {
-                    return Err("`rows` compares the row count with a number or {{variable}}".into());
+                    return Err(
+                        "`rows` compares the row count with a number or {{variable}}".into(),
+                    );
                 }
                 Rule::Rows { op, operand }
             }
@@ -453,19 +502,30 @@ impl Assertion {
             "none" => Rule::Rows2(Quantifier::None, Predicate::parse(expr)?),
             other => return Err(format!("unknown assertion `{other}`")),
         };
-        Ok(Assertion { rule, source: format!("{kind}: {expr}"), message: message.to_string() })
+        Ok(Assertion {
+            rule,
+            source: format!("{kind}: {expr}"),
+            message: message.to_string(),
+        })
     }
 
     pub fn variables(&self) -> Vec<&str> {
         match &self.rule {
-            Rule::Rows { operand: Operand::Var(v), .. } => vec![v],
+            Rule::Rows {
+                operand: Operand::Var(v),
+                ..
+            } => vec![v],
             Rule::Rows2(_, p) => p.variables().into_iter().collect(),
             _ => vec![],
         }
     }
 
     /// Evaluates against the first result set (an absent set counts as no rows).
-    pub fn check(&self, set: Option<&ResultSet>, get: &dyn Fn(&str) -> Option<String>) -> AssertOutcome {
+    pub fn check(
+        &self,
+        set: Option<&ResultSet>,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> AssertOutcome {
         let empty = ResultSet::default();
         let set = set.unwrap_or(&empty);
         let result = match &self.rule {
@@ -501,14 +561,21 @@ impl Assertion {
                         },
                     }
                 }
-                if set.rows.is_empty() && set.column_index(pred.column()).is_none() && !set.columns.is_empty() {
+                if set.rows.is_empty()
+                    && set.column_index(pred.column()).is_none()
+                    && !set.columns.is_empty()
+                {
                     res = Err(format!("the query returned no column `{}`", pred.column()));
                 }
                 res
             }
         };
         match result {
-            Ok(true) => AssertOutcome { source: self.source.clone(), passed: true, detail: String::new() },
+            Ok(true) => AssertOutcome {
+                source: self.source.clone(),
+                passed: true,
+                detail: String::new(),
+            },
             Ok(false) => AssertOutcome {
                 source: self.source.clone(),
                 passed: false,
@@ -541,12 +608,19 @@ pub fn parse_template(src: &str) -> Result<Vec<Part>, String> {
     let mut rest = src;
     while let Some(start) = rest.find("{{") {
         if start > 0 {
-            stack.last_mut().expect("stack").1.push(Part::Lit(rest[..start].to_string()));
+            stack
+                .last_mut()
+                .expect("stack")
+                .1
+                .push(Part::Lit(rest[..start].to_string()));
         }
         let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("`{{{{` at offset {} has no closing `}}}}`", src.len() - rest.len() + start))?;
+        let end = after.find("}}").ok_or_else(|| {
+            format!(
+                "`{{{{` at offset {} has no closing `}}}}`",
+                src.len() - rest.len() + start
+            )
+        })?;
         let tag = after[..end].trim();
         if let Some(step) = tag.strip_prefix("#each ") {
             stack.push((step.trim().to_string(), Vec::new()));
@@ -555,24 +629,48 @@ pub fn parse_template(src: &str) -> Result<Vec<Part>, String> {
                 return Err("`{{/each}}` without `{{#each ...}}`".into());
             }
             let (step, parts) = stack.pop().expect("stack");
-            stack.last_mut().expect("stack").1.push(Part::Each(step, parts));
+            stack
+                .last_mut()
+                .expect("stack")
+                .1
+                .push(Part::Each(step, parts));
         } else if let Some(name) = tag.strip_prefix("ident:") {
             if !is_ident(name.trim()) {
-                return Err(format!("`{{{{{tag}}}}}`: `{}` is not a variable name", name.trim()));
+                return Err(format!(
+                    "`{{{{{tag}}}}}`: `{}` is not a variable name",
+                    name.trim()
+                ));
             }
-            stack.last_mut().expect("stack").1.push(Part::Ident(name.trim().to_string()));
+            stack
+                .last_mut()
+                .expect("stack")
+                .1
+                .push(Part::Ident(name.trim().to_string()));
         } else if is_ident(tag) {
-            stack.last_mut().expect("stack").1.push(Part::Var(tag.to_string()));
+            stack
+                .last_mut()
+                .expect("stack")
+                .1
+                .push(Part::Var(tag.to_string()));
         } else {
-            return Err(format!("`{{{{{tag}}}}}` is not a placeholder (use {{{{name}}}}, {{{{ident:name}}}} or {{{{#each step}}}})"));
+            return Err(format!(
+                "`{{{{{tag}}}}}` is not a placeholder (use {{{{name}}}}, {{{{ident:name}}}} or {{{{#each step}}}})"
+            ));
         }
         rest = &after[end + 2..];
     }
     if !rest.is_empty() {
-        stack.last_mut().expect("stack").1.push(Part::Lit(rest.to_string()));
+        stack
+            .last_mut()
+            .expect("stack")
+            .1
+            .push(Part::Lit(rest.to_string()));
     }
     if stack.len() != 1 {
-        return Err(format!("`{{{{#each {}}}}}` is never closed with `{{{{/each}}}}`", stack.last().expect("stack").0));
+        return Err(format!(
+            "`{{{{#each {}}}}}` is never closed with `{{{{/each}}}}`",
+            stack.last().expect("stack").0
+        ));
     }
     Ok(stack.pop().expect("stack").1)
 }
@@ -629,13 +727,20 @@ pub fn render_template(
     for p in parts {
         match p {
             Part::Lit(s) => out.push_str(s),
-            Part::Var(v) => out.push_str(&escape(&get(v).ok_or_else(|| format!("variable `{v}` has no value"))?)),
-            Part::Ident(v) => out.push_str(&quote_ident(&get(v).ok_or_else(|| format!("variable `{v}` has no value"))?)),
+            Part::Var(v) => out.push_str(&escape(
+                &get(v).ok_or_else(|| format!("variable `{v}` has no value"))?,
+            )),
+            Part::Ident(v) => out.push_str(&quote_ident(
+                &get(v).ok_or_else(|| format!("variable `{v}` has no value"))?,
+            )),
             Part::Each(step, inner) => {
-                let set = rows(step).ok_or_else(|| format!("step `{step}` has no rows yet: run it first"))?;
+                let set = rows(step)
+                    .ok_or_else(|| format!("step `{step}` has no rows yet: run it first"))?;
                 for row in &set.rows {
                     let row_get = |name: &str| -> Option<String> {
-                        set.column_index(name).map(|i| row[i].to_string()).or_else(|| get(name))
+                        set.column_index(name)
+                            .map(|i| row[i].to_string())
+                            .or_else(|| get(name))
                     };
                     out.push_str(&render_template(inner, escape, &row_get, rows)?);
                 }
@@ -674,7 +779,15 @@ mod tests {
         ] {
             assert_eq!(Cond::parse(src).unwrap().eval(&vars), want, "{src}");
         }
-        for bad in ["", "use_bam and", "(use_bam", "a < 'b'", "x == ", "'lit'", "a $ b"] {
+        for bad in [
+            "",
+            "use_bam and",
+            "(use_bam",
+            "a < 'b'",
+            "x == ",
+            "'lit'",
+            "a $ b",
+        ] {
             assert!(Cond::parse(bad).is_err(), "{bad} should fail");
         }
     }
@@ -682,13 +795,30 @@ mod tests {
     fn set() -> ResultSet {
         ResultSet {
             columns: vec![
-                Column { name: "name".into(), type_name: "nvarchar".into() },
-                Column { name: "age_hours".into(), type_name: "int".into() },
-                Column { name: "mark".into(), type_name: "nvarchar".into() },
+                Column {
+                    name: "name".into(),
+                    type_name: "nvarchar".into(),
+                },
+                Column {
+                    name: "age_hours".into(),
+                    type_name: "int".into(),
+                },
+                Column {
+                    name: "mark".into(),
+                    type_name: "nvarchar".into(),
+                },
             ],
             rows: vec![
-                vec![Value::Text("BizTalkMgmtDb".into()), Value::Int(3), Value::Text("BTS_1".into())],
-                vec![Value::Text("BizTalkMsgBoxDb".into()), Value::Int(30), Value::Null],
+                vec![
+                    Value::Text("BizTalkMgmtDb".into()),
+                    Value::Int(3),
+                    Value::Text("BTS_1".into()),
+                ],
+                vec![
+                    Value::Text("BizTalkMsgBoxDb".into()),
+                    Value::Int(30),
+                    Value::Null,
+                ],
             ],
         }
     }
@@ -696,7 +826,11 @@ mod tests {
     #[test]
     fn assertions() {
         let s = set();
-        let ok = |k: &str, e: &str| Assertion::parse(k, e, "bad {{max_age}}").unwrap().check(Some(&s), &vars);
+        let ok = |k: &str, e: &str| {
+            Assertion::parse(k, e, "bad {{max_age}}")
+                .unwrap()
+                .check(Some(&s), &vars)
+        };
         assert!(ok("rows", ">= 1").passed);
         assert!(!ok("rows", "== 0").passed);
         assert!(!ok("each", "age_hours <= {{max_age}}").passed);
@@ -706,14 +840,20 @@ mod tests {
         assert!(ok("any", "mark is null").passed);
         assert!(!ok("each", "mark is not null").passed);
         assert!(!ok("each", "nosuch == 1").passed);
-        assert!(ok("each", "nosuch == 1").detail.contains("no column `nosuch`"));
+        assert!(
+            ok("each", "nosuch == 1")
+                .detail
+                .contains("no column `nosuch`")
+        );
         assert!(Assertion::parse("rows", "'x'", "m").is_err());
         assert!(Assertion::parse("each", "a ~ 1", "m").is_err());
     }
 
     #[test]
     fn templates() {
-        let parts = parse_template("USE {{ident:db}}; <a n=\"{{name}}\"/>{{#each s}}[{{name}}]{{/each}}").unwrap();
+        let parts =
+            parse_template("USE {{ident:db}}; <a n=\"{{name}}\"/>{{#each s}}[{{name}}]{{/each}}")
+                .unwrap();
         let get = |n: &str| match n {
             "db" => Some("we]ird".to_string()),
             "name" => Some("a&b".to_string()),
@@ -721,7 +861,10 @@ mod tests {
         };
         let rows = |_: &str| Some(set());
         let out = render_template(&parts, &escape_xml, &get, &rows).unwrap();
-        assert_eq!(out, "USE [we]]ird]; <a n=\"a&amp;b\"/>[BizTalkMgmtDb][BizTalkMsgBoxDb]");
+        assert_eq!(
+            out,
+            "USE [we]]ird]; <a n=\"a&amp;b\"/>[BizTalkMgmtDb][BizTalkMsgBoxDb]"
+        );
         assert!(parse_template("{{#each x}}").is_err());
         assert!(parse_template("{{/each}}").is_err());
         assert!(parse_template("{{ bad name }}").is_err());

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::raw::{ChecklistRef, VarKind};
 use super::expr::{Assertion, Cond};
+pub use super::raw::{ChecklistRef, VarKind};
 
 /// Where something was written, for messages (1-based).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -178,7 +178,9 @@ impl Runbook {
     }
 
     pub fn section_of(&self, step_id: &str) -> Option<&Section> {
-        self.steps().find(|(_, s)| s.id == step_id).map(|(sec, _)| sec)
+        self.steps()
+            .find(|(_, s)| s.id == step_id)
+            .map(|(sec, _)| sec)
     }
 
     pub fn variable(&self, name: &str) -> Option<&Variable> {

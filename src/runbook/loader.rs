@@ -1,0 +1,891 @@
+//! Parses and validates runbook files into the model, reporting every problem at
+//! file:line:col. Never panics, whatever the input.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use regex::Regex;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use super::diag::{Diagnostic, Sink};
+use super::expr::{self, Assertion, Cond, Part};
+use super::model::{
+    CheckSpec, Command, Escape, Generate, Loc, Manual, Role, Runbook, Section, SqlSpec, Step,
+    StepBody, Variable,
+};
+use super::raw::{RawRunbook, RawStep, VarKind};
+
+/// Parses one runbook file. `rows` is the set of known checklist row ids for `covers`.
+pub fn parse(
+    origin: &str,
+    text: &str,
+    rows: Option<&HashSet<String>>,
+) -> Result<Runbook, Vec<Diagnostic>> {
+    let mut sink = Sink::new(origin, text);
+    let raw = match toml::from_str::<RawRunbook>(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = e.message().trim().replace('\n', " ");
+            let help = if msg.contains("unknown field") {
+                Some("check the spelling against docs/RUNBOOK_FORMAT.md")
+            } else if msg.contains("missing field") {
+                Some("add the field; docs/RUNBOOK_FORMAT.md lists what each part needs")
+            } else {
+                None
+            };
+            sink.at(e.span().unwrap_or(0..0), msg, help);
+            return Err(sink.diags);
+        }
+    };
+    let mut v = Validator { sink, rows };
+    let rb = v.runbook(raw, origin, text);
+    if v.sink.diags.is_empty() {
+        rb.ok_or_else(Vec::new)
+    } else {
+        let mut d = v.sink.diags;
+        d.sort_by_key(|d| (d.line, d.col));
+        Err(d)
+    }
+}
+
+struct Validator<'a> {
+    sink: Sink<'a>,
+    rows: Option<&'a HashSet<String>>,
+}
+
+fn span<T>(s: &Spanned<T>) -> Range<usize> {
+    s.span()
+}
+
+impl Validator<'_> {
+    fn err(&mut self, at: Range<usize>, msg: impl Into<String>, help: Option<&str>) {
+        self.sink.at(at, msg, help);
+    }
+
+    fn runbook(&mut self, raw: RawRunbook, origin: &str, text: &str) -> Option<Runbook> {
+        if !is_kebab(raw.id.get_ref()) {
+            self.err(
+                span(&raw.id),
+                format!(
+                    "runbook id `{}` must be lower-case words joined by `-`",
+                    raw.id.get_ref()
+                ),
+                None,
+            );
+        }
+        // Variables first: everything else refers to them.
+        let mut vars: Vec<Variable> = Vec::new();
+        let mut kinds: HashMap<String, VarKind> = HashMap::new();
+        for rv in raw.variables {
+            let name = rv.name.get_ref().clone();
+            if !expr::is_ident(&name) {
+                self.err(
+                    span(&rv.name),
+                    format!("variable name `{name}` must be letters, digits and `_`"),
+                    None,
+                );
+            }
+            if kinds.insert(name.clone(), rv.kind).is_some() {
+                self.err(
+                    span(&rv.name),
+                    format!("variable `{name}` is declared twice"),
+                    Some("remove or rename one of them"),
+                );
+            }
+            let pattern = rv.pattern.as_ref().map(|p| p.get_ref().clone());
+            if let Some(p) = &rv.pattern {
+                if let Err(e) = Regex::new(&format!("^(?:{})$", p.get_ref())) {
+                    let first = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_start_matches("error: ")
+                        .to_string();
+                    self.err(
+                        span(p),
+                        format!("pattern of `{name}` is not a valid regular expression: {first}"),
+                        None,
+                    );
+                }
+            }
+            if rv.kind == VarKind::Choice && rv.choices.is_empty() {
+                self.err(
+                    span(&rv.name),
+                    format!("choice variable `{name}` has no `choices`"),
+                    Some("add choices = [\"A\", \"B\"]"),
+                );
+            }
+            if let (Some(min), Some(max)) = (rv.min_len, rv.max_len) {
+                if min > max {
+                    self.err(
+                        span(&rv.name),
+                        format!("`{name}`: min_len {min} is greater than max_len {max}"),
+                        None,
+                    );
+                }
+            }
+            let default = match &rv.default {
+                None => None,
+                Some(toml::Value::String(s)) => Some(s.clone()),
+                Some(toml::Value::Integer(i)) => Some(i.to_string()),
+                Some(toml::Value::Boolean(b)) => Some(b.to_string()),
+                Some(other) => {
+                    self.err(
+                        span(&rv.name),
+                        format!(
+                            "default of `{name}` must be a string, integer or boolean, not {}",
+                            other.type_str()
+                        ),
+                        None,
+                    );
+                    None
+                }
+            };
+            let var = Variable {
+                name: name.clone(),
+                label: rv.label,
+                help: rv.help,
+                kind: rv.kind,
+                default,
+                required: rv.required,
+                choices: rv.choices,
+                pattern,
+                min_len: rv.min_len,
+                max_len: rv.max_len,
+            };
+            if let Some(d) = &var.default {
+                if let Err(e) = validate_value(&var, d) {
+                    self.err(
+                        span(&rv.name),
+                        format!("default of `{name}` is invalid: {e}"),
+                        None,
+                    );
+                }
+            }
+            vars.push(var);
+        }
+
+        // Collect every step id first so `after` and `#each` can refer forward.
+        let mut step_ids: HashMap<String, Range<usize>> = HashMap::new();
+        let mut step_kinds: HashMap<String, String> = HashMap::new();
+        let mut section_ids: HashSet<String> = HashSet::new();
+        for sec in &raw.sections {
+            if !section_ids.insert(sec.id.get_ref().clone()) {
+                self.err(
+                    span(&sec.id),
+                    format!("section id `{}` is used twice", sec.id.get_ref()),
+                    None,
+                );
+            }
+            for st in &sec.steps {
+                let id = st.id.get_ref().clone();
+                if !is_step_id(&id) {
+                    self.err(
+                        span(&st.id),
+                        format!("step id `{id}` must be lower-case words joined by `-` or `.`"),
+                        None,
+                    );
+                }
+                if let Some(first) = step_ids.get(&id) {
+                    let (l, c) = self.sink.line_col(first.start);
+                    self.err(
+                        span(&st.id),
+                        format!("step id `{id}` is used twice (first at line {l}, column {c})"),
+                        Some("step ids must be unique within a runbook"),
+                    );
+                } else {
+                    step_ids.insert(id.clone(), span(&st.id));
+                    step_kinds.insert(id, st.kind.get_ref().clone());
+                }
+            }
+        }
+
+        let mut sections = Vec::new();
+        for sec in raw.sections {
+            let when = sec.when.as_ref().and_then(|w| self.cond(w, &kinds));
+            let mut steps = Vec::new();
+            for st in sec.steps {
+                if let Some(s) = self.step(st, &kinds, &step_ids, &step_kinds) {
+                    steps.push(s);
+                }
+            }
+            sections.push(Section {
+                id: sec.id.into_inner(),
+                title: sec.title,
+                summary: sec.summary,
+                when,
+                steps,
+            });
+        }
+        self.cycles(&sections, &step_ids);
+
+        Some(Runbook {
+            id: raw.id.into_inner(),
+            title: raw.title,
+            summary: raw.summary,
+            version: raw.version,
+            checklist: raw.checklist,
+            variables: vars,
+            sections,
+            origin: origin.to_string(),
+            content_hash: hex::encode(Sha256::digest(text.as_bytes())),
+        })
+    }
+
+    fn cond(&mut self, w: &Spanned<String>, kinds: &HashMap<String, VarKind>) -> Option<Cond> {
+        match Cond::parse(w.get_ref()) {
+            Ok(c) => {
+                for v in c.variables() {
+                    if !kinds.contains_key(v) {
+                        self.err(
+                            span(w),
+                            format!("`when` uses unknown variable `{v}`"),
+                            Some("declare it under [[variables]]"),
+                        );
+                    }
+                }
+                Some(c)
+            }
+            Err(e) => {
+                self.err(
+                    span(w),
+                    format!("bad `when` condition: {e}"),
+                    Some("write e.g. `use_bam and edition == 'Standard'`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks `{{var}}` placeholders in operator-facing text.
+    fn text(&mut self, at: Range<usize>, what: &str, text: &str, kinds: &HashMap<String, VarKind>) {
+        match expr::parse_template(text) {
+            Ok(parts) => self.text_parts(at, what, &parts, kinds, false),
+            Err(e) => self.err(at, format!("{what}: {e}"), None),
+        }
+    }
+
+    fn text_parts(
+        &mut self,
+        at: Range<usize>,
+        what: &str,
+        parts: &[Part],
+        kinds: &HashMap<String, VarKind>,
+        in_each: bool,
+    ) {
+        for p in parts {
+            match p {
+                Part::Var(v) | Part::Ident(v) => match kinds.get(v.as_str()) {
+                    None if !in_each => self.err(
+                        at.clone(),
+                        format!("{what} uses unknown variable `{{{{{v}}}}}`"),
+                        Some("declare it under [[variables]]"),
+                    ),
+                    Some(VarKind::Secret) => self.err(
+                        at.clone(),
+                        format!("{what} shows secret variable `{v}`"),
+                        Some("secrets may only be bound as SQL parameters"),
+                    ),
+                    _ => {}
+                },
+                Part::Each(_, inner) => self.text_parts(at.clone(), what, inner, kinds, true),
+                Part::Lit(_) => {}
+            }
+        }
+    }
+
+    fn sql(
+        &mut self,
+        sql: &Spanned<String>,
+        params: &[Spanned<String>],
+        kinds: &HashMap<String, VarKind>,
+    ) {
+        match expr::parse_template(sql.get_ref()) {
+            Ok(parts) => {
+                for p in &parts {
+                    match p {
+                        Part::Var(v) => self.err(span(sql), format!("`{{{{{v}}}}}` would splice a value into the SQL text"), Some("bind values as parameters: list the variable in `params` and write @name; identifiers use {{ident:name}}")),
+                        Part::Ident(v) if !kinds.contains_key(v.as_str()) => self.err(span(sql), format!("SQL uses unknown variable `{v}`"), Some("declare it under [[variables]]")),
+                        Part::Each(..) => self.err(span(sql), "`{{#each}}` is only for generate templates", None),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => self.err(span(sql), format!("SQL: {e}"), None),
+        }
+        let lower = sql.get_ref().to_lowercase();
+        for p in params {
+            let name = p.get_ref();
+            if !kinds.contains_key(name.as_str()) {
+                self.err(
+                    span(p),
+                    format!("parameter `{name}` is not a declared variable"),
+                    Some("declare it under [[variables]]"),
+                );
+            }
+            let needle = format!("@{}", name.to_lowercase());
+            let used = lower.match_indices(&needle).any(|(i, _)| {
+                !lower[i + needle.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            });
+            if !used {
+                self.err(
+                    span(p),
+                    format!("parameter `{name}` is listed but the SQL never uses @{name}"),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn step(
+        &mut self,
+        st: RawStep,
+        kinds: &HashMap<String, VarKind>,
+        step_ids: &HashMap<String, Range<usize>>,
+        step_kinds: &HashMap<String, String>,
+    ) -> Option<Step> {
+        let id = st.id.get_ref().clone();
+        let (line, col) = self.sink.line_col(st.id.span().start);
+        let when = st.when.as_ref().and_then(|w| self.cond(w, kinds));
+        for a in &st.after {
+            if !step_ids.contains_key(a.get_ref()) {
+                self.err(
+                    span(a),
+                    format!(
+                        "step `{id}` comes after `{}`, which does not exist",
+                        a.get_ref()
+                    ),
+                    Some("use the id of a step in this runbook"),
+                );
+            } else if a.get_ref() == &id {
+                self.err(
+                    span(a),
+                    format!("step `{id}` cannot come after itself"),
+                    None,
+                );
+            }
+        }
+        for c in &st.covers {
+            if let Some(rows) = self.rows {
+                if !rows.contains(c.get_ref()) {
+                    self.err(
+                        span(c),
+                        format!("`covers` names unknown checklist row `{}`", c.get_ref()),
+                        Some("row ids are listed in assets/checklists.toml"),
+                    );
+                }
+            }
+        }
+        for r in &st.references {
+            if !r.starts_with("https://") {
+                self.err(
+                    span(&st.id),
+                    format!("step `{id}`: reference `{r}` is not an https URL"),
+                    None,
+                );
+            }
+        }
+        let kind = st.kind.get_ref().as_str();
+        // Which optional fields are set, to refuse those that do not belong to the kind.
+        let present: [(&str, Option<Range<usize>>); 17] = [
+            ("run_on", st.run_on.as_ref().map(span)),
+            ("instructions", st.instructions.as_ref().map(span)),
+            ("commands", st.commands.first().map(|c| span(&c.run))),
+            ("evidence", st.evidence.as_ref().map(span)),
+            ("server", st.server.as_ref().map(span)),
+            ("database", st.database.as_ref().map(span)),
+            ("sql", st.sql.as_ref().map(span)),
+            ("params", st.params.first().map(span)),
+            ("destructive", st.destructive.as_ref().map(span)),
+            ("confirm_word", st.confirm_word.as_ref().map(span)),
+            ("timeout_secs", st.timeout_secs.as_ref().map(span)),
+            ("long_running", st.long_running.as_ref().map(span)),
+            ("assert", st.assert.first().map(|a| span(&a.message))),
+            ("health", st.health.as_ref().map(span)),
+            ("opt_in", st.opt_in.as_ref().map(span)),
+            ("output", st.output.as_ref().map(span)),
+            ("template", st.template.as_ref().map(span)),
+        ];
+        let allowed: &[&str] = match kind {
+            "manual" => &["run_on", "instructions", "commands", "evidence"],
+            "sql" => &[
+                "server",
+                "database",
+                "sql",
+                "params",
+                "destructive",
+                "confirm_word",
+                "timeout_secs",
+                "long_running",
+            ],
+            "check" => &[
+                "server",
+                "database",
+                "sql",
+                "params",
+                "timeout_secs",
+                "assert",
+                "health",
+                "opt_in",
+            ],
+            "generate" => &["output", "template", "instructions"],
+            other => {
+                self.err(
+                    span(&st.kind),
+                    format!("unknown step kind `{other}`"),
+                    Some("use manual, sql, check or generate"),
+                );
+                return None;
+            }
+        };
+        for (name, at) in &present {
+            if let Some(at) = at {
+                if !allowed.contains(name) {
+                    self.err(
+                        at.clone(),
+                        format!("`{name}` does not belong in a {kind} step (`{id}`)"),
+                        Some(&format!("a {kind} step takes: {}", allowed.join(", "))),
+                    );
+                }
+            }
+        }
+        if kind != "generate" {
+            if let Some(e) = &st.escape {
+                self.err(
+                    span(e),
+                    format!("`escape` does not belong in a {kind} step (`{id}`)"),
+                    None,
+                );
+            }
+        }
+        let missing = |v: &mut Self, field: &str| {
+            v.err(
+                span(&st.id),
+                format!("{kind} step `{id}` needs `{field}`"),
+                None,
+            );
+        };
+        for (name, text) in [("why", &st.why), ("title", &st.title)] {
+            if text.trim().is_empty() {
+                missing(self, name);
+            }
+        }
+        self.text(span(&st.id), &format!("`why` of `{id}`"), &st.why, kinds);
+
+        let server = |v: &mut Self| -> Option<Role> {
+            match &st.server {
+                None => {
+                    missing(v, "server");
+                    None
+                }
+                Some(s) => Role::parse(s.get_ref()).or_else(|| {
+                    v.err(
+                        span(s),
+                        format!("unknown server role `{}`", s.get_ref()),
+                        Some("use source, msgbox or destination"),
+                    );
+                    None
+                }),
+            }
+        };
+        let body = match kind {
+            "manual" => {
+                let instructions = match &st.instructions {
+                    Some(i) => {
+                        self.text(
+                            span(i),
+                            &format!("instructions of `{id}`"),
+                            i.get_ref(),
+                            kinds,
+                        );
+                        i.get_ref().clone()
+                    }
+                    None => {
+                        missing(self, "instructions");
+                        String::new()
+                    }
+                };
+                for c in &st.commands {
+                    self.text(
+                        span(&c.run),
+                        &format!("a command of `{id}`"),
+                        c.run.get_ref(),
+                        kinds,
+                    );
+                }
+                if let Some(e) = &st.evidence {
+                    self.text(span(e), &format!("evidence of `{id}`"), e.get_ref(), kinds);
+                }
+                let run_on = match &st.run_on {
+                    Some(r) => r.get_ref().clone(),
+                    None => {
+                        missing(self, "run_on");
+                        String::new()
+                    }
+                };
+                StepBody::Manual(Manual {
+                    run_on,
+                    instructions,
+                    commands: st
+                        .commands
+                        .iter()
+                        .map(|c| Command {
+                            shell: c.shell.clone(),
+                            run: c.run.get_ref().clone(),
+                        })
+                        .collect(),
+                    evidence: st
+                        .evidence
+                        .as_ref()
+                        .map(|e| e.get_ref().clone())
+                        .unwrap_or_default(),
+                })
+            }
+            "sql" | "check" => {
+                let role = server(self);
+                let database = match &st.database {
+                    Some(d) if !d.get_ref().trim().is_empty() => d.get_ref().clone(),
+                    Some(d) => {
+                        self.err(span(d), "`database` is empty", None);
+                        String::new()
+                    }
+                    None => {
+                        missing(self, "database");
+                        String::new()
+                    }
+                };
+                let sql = match &st.sql {
+                    Some(s) => {
+                        self.sql(s, &st.params, kinds);
+                        s.get_ref().clone()
+                    }
+                    None => {
+                        missing(self, "sql");
+                        String::new()
+                    }
+                };
+                let timeout_secs = st.timeout_secs.as_ref().map_or(60, |t| *t.get_ref());
+                if let Some(t) = &st.timeout_secs {
+                    if *t.get_ref() == 0 || *t.get_ref() > 86_400 {
+                        self.err(span(t), "`timeout_secs` must be between 1 and 86400", None);
+                    }
+                }
+                let params = st.params.iter().map(|p| p.get_ref().clone()).collect();
+                let role = role.unwrap_or(Role::Source);
+                if kind == "sql" {
+                    StepBody::Sql(SqlSpec {
+                        server: role,
+                        database,
+                        sql,
+                        params,
+                        destructive: st.destructive.as_ref().is_some_and(|d| *d.get_ref()),
+                        confirm_word: st.confirm_word.as_ref().map(|c| c.get_ref().clone()),
+                        timeout_secs,
+                        long_running: st.long_running.as_ref().is_some_and(|d| *d.get_ref()),
+                    })
+                } else {
+                    if st.assert.is_empty() {
+                        self.err(
+                            span(&st.id),
+                            format!("check step `{id}` has no [[assert]]"),
+                            Some("a check must state what it expects, e.g. rows = \">= 1\""),
+                        );
+                    }
+                    let mut asserts = Vec::new();
+                    for a in &st.assert {
+                        let set: Vec<(&str, &Spanned<String>)> = [
+                            ("rows", &a.rows),
+                            ("each", &a.each),
+                            ("any", &a.any),
+                            ("none", &a.none),
+                        ]
+                        .into_iter()
+                        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+                        .collect();
+                        if set.len() != 1 {
+                            self.err(span(&a.message), format!("an assertion of `{id}` needs exactly one of rows, each, any, none (found {})", set.len()), None);
+                            continue;
+                        }
+                        let (k, e) = set[0];
+                        self.text(
+                            span(&a.message),
+                            &format!("an assertion message of `{id}`"),
+                            a.message.get_ref(),
+                            kinds,
+                        );
+                        match Assertion::parse(k, e.get_ref(), a.message.get_ref()) {
+                            Ok(parsed) => {
+                                for v in parsed.variables() {
+                                    if !kinds.contains_key(v) {
+                                        self.err(
+                                            span(e),
+                                            format!("assertion uses unknown variable `{v}`"),
+                                            Some("declare it under [[variables]]"),
+                                        );
+                                    }
+                                }
+                                asserts.push(parsed);
+                            }
+                            Err(msg) => self.err(
+                                span(e),
+                                format!("bad assertion `{k} = \"{}\"`: {msg}", e.get_ref()),
+                                None,
+                            ),
+                        }
+                    }
+                    StepBody::Check(CheckSpec {
+                        server: role,
+                        database,
+                        sql,
+                        params,
+                        timeout_secs,
+                        asserts,
+                        health: st.health.as_ref().is_none_or(|h| *h.get_ref()),
+                        opt_in: st.opt_in.as_ref().is_some_and(|h| *h.get_ref()),
+                    })
+                }
+            }
+            _ => {
+                let escape = match st.escape.as_ref().map(|e| e.get_ref().as_str()) {
+                    None | Some("text") => Escape::Text,
+                    Some("xml") => Escape::Xml,
+                    Some("sql") => Escape::Sql,
+                    Some(other) => {
+                        let at = st.escape.as_ref().map(span).unwrap_or(0..0);
+                        self.err(
+                            at,
+                            format!("unknown escape `{other}`"),
+                            Some("use text, xml or sql"),
+                        );
+                        Escape::Text
+                    }
+                };
+                let output = match &st.output {
+                    Some(o) if is_file_name(o.get_ref()) => o.get_ref().clone(),
+                    Some(o) => {
+                        self.err(
+                            span(o),
+                            format!(
+                                "output `{}` must be a plain file name (no folders, no `..`)",
+                                o.get_ref()
+                            ),
+                            None,
+                        );
+                        String::new()
+                    }
+                    None => {
+                        missing(self, "output");
+                        String::new()
+                    }
+                };
+                let template = match &st.template {
+                    Some(t) => {
+                        match expr::parse_template(t.get_ref()) {
+                            Ok(parts) => {
+                                self.text_parts(
+                                    span(t),
+                                    &format!("template of `{id}`"),
+                                    &parts,
+                                    kinds,
+                                    false,
+                                );
+                                self.each_sources(t, &parts, &id, &st.after, step_kinds);
+                            }
+                            Err(e) => self.err(span(t), format!("template of `{id}`: {e}"), None),
+                        }
+                        t.get_ref().clone()
+                    }
+                    None => {
+                        missing(self, "template");
+                        String::new()
+                    }
+                };
+                let instructions = st
+                    .instructions
+                    .as_ref()
+                    .map(|i| i.get_ref().clone())
+                    .unwrap_or_default();
+                StepBody::Generate(Generate {
+                    output,
+                    escape,
+                    template,
+                    instructions,
+                })
+            }
+        };
+        Some(Step {
+            id,
+            title: st.title,
+            why: st.why,
+            references: st.references,
+            covers: st.covers.into_iter().map(Spanned::into_inner).collect(),
+            when,
+            after: st.after.into_iter().map(Spanned::into_inner).collect(),
+            body,
+            loc: Loc { line, col },
+        })
+    }
+
+    fn each_sources(
+        &mut self,
+        t: &Spanned<String>,
+        parts: &[Part],
+        id: &str,
+        after: &[Spanned<String>],
+        step_kinds: &HashMap<String, String>,
+    ) {
+        for p in parts {
+            if let Part::Each(src, inner) = p {
+                match step_kinds.get(src) {
+                    None => self.err(span(t), format!("template of `{id}` loops over rows of `{src}`, which does not exist"), None),
+                    Some(k) if k != "check" && k != "sql" => self.err(span(t), format!("template of `{id}` loops over rows of `{src}`, a {k} step without rows"), Some("loop over a check or sql step")),
+                    Some(_) if !after.iter().any(|a| a.get_ref() == src) => self.err(span(t), format!("template of `{id}` uses rows of `{src}` but does not list it in `after`"), Some(&format!("add after = [\"{src}\"]"))),
+                    _ => {}
+                }
+                self.each_sources(t, inner, id, after, step_kinds);
+            }
+        }
+    }
+
+    /// Reports each dependency cycle once, naming the steps in it.
+    fn cycles(&mut self, sections: &[Section], step_ids: &HashMap<String, Range<usize>>) {
+        let edges: HashMap<&str, Vec<&str>> = sections
+            .iter()
+            .flat_map(|s| &s.steps)
+            .map(|s| {
+                (
+                    s.id.as_str(),
+                    s.after
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|a| *a != s.id)
+                        .collect(),
+                )
+            })
+            .collect();
+        // 0 = unvisited, 1 = on stack, 2 = done
+        let mut state: HashMap<&str, u8> = HashMap::new();
+        let mut order: Vec<&str> = sections
+            .iter()
+            .flat_map(|s| &s.steps)
+            .map(|s| s.id.as_str())
+            .collect();
+        order.dedup();
+        for start in order {
+            if state.get(start).copied().unwrap_or(0) != 0 {
+                continue;
+            }
+            // Iterative DFS with an explicit path.
+            let mut stack: Vec<(&str, usize)> = vec![(start, 0)];
+            state.insert(start, 1);
+            while let Some((node, i)) = stack.last().copied() {
+                let next = edges.get(node).and_then(|e| e.get(i)).copied();
+                match next {
+                    Some(n) => {
+                        if let Some(top) = stack.last_mut() {
+                            top.1 += 1;
+                        }
+                        match state.get(n).copied().unwrap_or(0) {
+                            0 if edges.contains_key(n) => {
+                                state.insert(n, 1);
+                                stack.push((n, 0));
+                            }
+                            1 => {
+                                let pos = stack.iter().position(|(s, _)| *s == n).unwrap_or(0);
+                                let mut cycle: Vec<&str> =
+                                    stack[pos..].iter().map(|(s, _)| *s).collect();
+                                cycle.push(n);
+                                let at = step_ids.get(n).cloned().unwrap_or(0..0);
+                                self.err(
+                                    at,
+                                    format!("`after` makes a cycle: {}", cycle.join(" -> ")),
+                                    Some("remove one of these dependencies"),
+                                );
+                            }
+                            _ => {}
+                        }
+                    }
+                    None => {
+                        state.insert(node, 2);
+                        stack.pop();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_kebab(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_step_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
+fn is_file_name(s: &str) -> bool {
+    !s.is_empty() && !s.contains(['/', '\\', ':']) && s != "." && s != ".." && !s.starts_with('.')
+}
+
+/// Checks an operator's value for a variable: required, kind, choices, length, pattern.
+pub fn validate_value(var: &Variable, value: &str) -> Result<(), String> {
+    let len = value.chars().count();
+    if value.is_empty() {
+        return if var.required {
+            Err(format!("{} is required", var.label))
+        } else {
+            Ok(())
+        };
+    }
+    if value.contains(['\0', '\u{1b}']) {
+        return Err("control characters are not allowed".into());
+    }
+    match var.kind {
+        VarKind::Bool if !matches!(value, "true" | "false") => {
+            return Err("answer true or false".into());
+        }
+        VarKind::Number if value.parse::<i64>().is_err() => {
+            return Err(format!("`{value}` is not a whole number"));
+        }
+        VarKind::Choice if !var.choices.iter().any(|c| c == value) => {
+            return Err(format!("choose one of: {}", var.choices.join(", ")));
+        }
+        VarKind::Server if value.contains(char::is_whitespace) => {
+            return Err("a server name has no spaces".into());
+        }
+        _ => {}
+    }
+    if let Some(min) = var.min_len {
+        if len < min {
+            return Err(format!("at least {min} characters (got {len})"));
+        }
+    }
+    if let Some(max) = var.max_len {
+        if len > max {
+            return Err(format!(
+                "at most {max} characters (got {len}): SQL Server would silently cut it to {max}"
+            ));
+        }
+    }
+    if let Some(p) = &var.pattern {
+        match Regex::new(&format!("^(?:{p})$")) {
+            Ok(re) if !re.is_match(value) => {
+                return Err(format!("does not match the expected form `{p}`"));
+            }
+            Err(_) => return Err("the runbook's pattern for this value is invalid".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}

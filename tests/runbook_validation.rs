@@ -1,0 +1,259 @@
+//! Each class of invalid runbook gives its precise diagnostic at file:line:col.
+
+use std::collections::HashSet;
+
+use btsdr::runbook::loader::parse;
+
+const HEAD: &str = r#"id = "t"
+title = "T"
+summary = "S"
+version = "1.0.0"
+
+[[variables]]
+name = "mark_name"
+label = "Mark name"
+kind = "text"
+default = "BTS"
+max_len = 8
+
+[[variables]]
+name = "use_bam"
+label = "BAM in use"
+kind = "bool"
+default = false
+"#;
+
+fn diags(body: &str) -> String {
+    let rows: HashSet<String> = ["CBR.backup.01".to_string()].into_iter().collect();
+    let text = format!("{HEAD}{body}");
+    match parse("t.toml", &text, Some(&rows)) {
+        Ok(_) => "ok".to_string(),
+        Err(d) => d
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+fn check(name: &str, body: &str) {
+    insta::assert_snapshot!(name, diags(body));
+}
+
+#[test]
+fn valid_minimal() {
+    assert_eq!(
+        diags(
+            r#"
+[[sections]]
+id = "s"
+title = "S"
+[[sections.steps]]
+id = "s.one"
+title = "One"
+why = "Because."
+kind = "check"
+covers = ["CBR.backup.01"]
+server = "source"
+database = "msdb"
+sql = "SELECT name FROM msdb.dbo.sysjobs WHERE name LIKE @mark_name"
+params = ["mark_name"]
+assert = [{ rows = ">= 1", message = "No job." }]
+"#
+        ),
+        "ok"
+    );
+}
+
+#[test]
+fn toml_syntax() {
+    check("toml_syntax", "[[sections]\nid = 1\n");
+}
+
+#[test]
+fn unknown_field() {
+    check(
+        "unknown_field",
+        "[[sections]]\nid = \"s\"\ntitle = \"S\"\ncolour = \"red\"\n",
+    );
+}
+
+#[test]
+fn duplicate_ids() {
+    check(
+        "duplicate_ids",
+        r#"
+[[sections]]
+id = "s"
+title = "S"
+[[sections.steps]]
+id = "s.a"
+title = "A"
+why = "w"
+kind = "manual"
+run_on = "any"
+instructions = "Do it."
+[[sections.steps]]
+id = "s.a"
+title = "A again"
+why = "w"
+kind = "manual"
+run_on = "any"
+instructions = "Do it."
+"#,
+    );
+}
+
+#[test]
+fn dangling_after_and_cycle() {
+    check(
+        "dangling_after_and_cycle",
+        r#"
+[[sections]]
+id = "s"
+title = "S"
+[[sections.steps]]
+id = "s.a"
+title = "A"
+why = "w"
+kind = "manual"
+run_on = "any"
+instructions = "Do it."
+after = ["s.b", "s.nowhere"]
+[[sections.steps]]
+id = "s.b"
+title = "B"
+why = "w"
+kind = "manual"
+run_on = "any"
+instructions = "Do it."
+after = ["s.a"]
+"#,
+    );
+}
+
+#[test]
+fn unknown_variables() {
+    check(
+        "unknown_variables",
+        r#"
+[[sections]]
+id = "s"
+title = "S"
+when = "use_sso"
+[[sections.steps]]
+id = "s.a"
+title = "A"
+why = "w"
+kind = "manual"
+run_on = "master secret server"
+instructions = "Run it for {{backup_file}}."
+[[sections.steps]]
+id = "s.b"
+title = "B"
+why = "w"
+kind = "sql"
+server = "source"
+database = "master"
+sql = "BACKUP DATABASE {{ident:db}} TO DISK = @path"
+params = ["path"]
+"#,
+    );
+}
+
+#[test]
+fn value_spliced_into_sql() {
+    check(
+        "value_spliced_into_sql",
+        r#"
+[[sections]]
+id = "s"
+title = "S"
+[[sections.steps]]
+id = "s.a"
+title = "A"
+why = "w"
+kind = "sql"
+server = "source"
+database = "BizTalkMgmtDb"
+sql = "EXEC dbo.sp_MarkAll '{{mark_name}}', @mark_name"
+"#,
+    );
+}
+
+#[test]
+fn bad_pattern_and_when() {
+    check(
+        "bad_pattern_and_when",
+        r#"
+[[variables]]
+name = "path"
+label = "Path"
+kind = "path"
+pattern = "([a-z"
+
+[[sections]]
+id = "s"
+title = "S"
+[[sections.steps]]
+id = "s.a"
+title = "A"
+why = "w"
+kind = "manual"
+when = "use_bam and"
+run_on = "any"
+instructions = "x"
+"#,
+    );
+}
+
+#[test]
+fn wrong_fields_for_kind_and_bad_role() {
+    check(
+        "wrong_fields_for_kind",
+        r#"
+[[sections]]
+id = "s"
+title = "S"
+[[sections.steps]]
+id = "s.a"
+title = "A"
+why = "w"
+kind = "manual"
+run_on = "any"
+instructions = "x"
+sql = "SELECT 1"
+[[sections.steps]]
+id = "s.b"
+title = "B"
+why = "w"
+kind = "check"
+server = "primary"
+database = "master"
+sql = "SELECT 1 AS one"
+assert = [{ each = "one ~ 1", message = "m" }, { rows = ">= 1", any = "one == 1", message = "m" }]
+covers = ["CBR.nope.99"]
+"#,
+    );
+}
+
+#[test]
+fn default_too_long() {
+    let body = "[[variables]]\nname = \"short\"\nlabel = \"Short\"\nkind = \"text\"\nmax_len = 3\ndefault = \"toolong\"\n";
+    check("default_too_long", body);
+}
+
+#[test]
+fn never_panics_on_garbage() {
+    for text in [
+        "",
+        "\0\0\0",
+        "[[[",
+        "id = 1",
+        "sections = 5",
+        "[[sections]]\nsteps = [1]",
+        &"[".repeat(5000),
+    ] {
+        let _ = parse("g.toml", text, None);
+    }
+}
