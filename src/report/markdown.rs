@@ -1,0 +1,153 @@
+//! The Markdown report.
+
+use std::fmt::Write as _;
+
+use super::timeline::{Report, StepStatus};
+use super::fmt_duration;
+
+fn t(d: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    d.map_or_else(|| "—".to_string(), |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+/// Escapes a table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub fn markdown(r: &Report) -> String {
+    let mut o = String::new();
+    let mode = match (r.drill, r.dry_run) {
+        (true, true) => " — DRILL, DRY RUN",
+        (true, false) => " — DRILL",
+        (false, true) => " — DRY RUN",
+        _ => "",
+    };
+    let _ = writeln!(o, "# {}{mode}\n", if r.title.is_empty() { &r.runbook_id } else { &r.title });
+    let _ = writeln!(o, "| | |\n|---|---|");
+    let _ = writeln!(o, "| Session | `{}` |", r.session_id);
+    let _ = writeln!(o, "| Runbook | `{}` v{} (content SHA-256 `{}`) |", r.runbook_id, r.version, short(&r.content_hash));
+    let _ = writeln!(o, "| Environment | {} |", cell(&r.environment));
+    let _ = writeln!(o, "| Operators | {} |", cell(&r.operators.join(", ")));
+    let _ = writeln!(o, "| Disaster declared | {} |", t(r.declared_at));
+    let _ = writeln!(o, "| Started / last action | {} / {} |", t(r.started), t(r.ended));
+    let status = if let Some(a) = &r.aborted {
+        format!("aborted: {}", cell(a))
+    } else if r.closed {
+        "closed".to_string()
+    } else {
+        "open (not closed)".to_string()
+    };
+    let _ = writeln!(o, "| Session | {status} |");
+    let elapsed = r.elapsed_secs().map_or_else(|| "—".to_string(), fmt_duration);
+    let rto = match (r.rto_minutes, r.rto_met()) {
+        (Some(m), Some(true)) => format!("{elapsed} against a target of {m} min: **met**"),
+        (Some(m), Some(false)) => format!("{elapsed} against a target of {m} min: **MISSED**"),
+        (Some(m), None) => format!("target {m} min; not measurable yet"),
+        (None, _) => format!("{elapsed} (no target set)"),
+    };
+    let _ = writeln!(o, "| RTO achieved | {rto} |");
+    let rpo = match &r.mark {
+        Some((name, Some(time))) => format!("restored to mark `{}` at {}", cell(name), cell(time)),
+        Some((name, None)) => format!("restored to mark `{}`", cell(name)),
+        None => "no restore to a mark recorded".to_string(),
+    };
+    let rpo_target = super::rpo_note(r);
+    let _ = writeln!(o, "| RPO | {rpo}{rpo_target} |");
+    let counts = |s: StepStatus| r.steps.iter().filter(|l| l.status == s).count();
+    let _ = writeln!(
+        o,
+        "| Steps | {} passed, {} done, {} failed, {} skipped, {} in doubt, {} not run |\n",
+        counts(StepStatus::Passed) + counts(StepStatus::Written) + counts(StepStatus::WouldRun),
+        counts(StepStatus::Done),
+        counts(StepStatus::Failed),
+        counts(StepStatus::Skipped),
+        counts(StepStatus::InDoubt),
+        counts(StepStatus::NotRun)
+    );
+
+    let _ = writeln!(o, "## Steps\n\n| # | Step | Status | Started | Duration | By |\n|---|---|---|---|---|---|");
+    for (i, l) in r.steps.iter().enumerate() {
+        let dur = match (l.started, l.finished) {
+            (Some(a), Some(b)) => fmt_duration((b - a).num_seconds()),
+            _ => "—".into(),
+        };
+        let started = l.started.map(|d| d.format("%H:%M:%S").to_string()).unwrap_or_else(|| "—".into());
+        let _ = writeln!(o, "| {} | {} `{}` | {} | {started} | {dur} | {} |", i + 1, cell(&l.title), l.id, l.status.label(), cell(&l.by));
+    }
+    o.push('\n');
+
+    let problems: Vec<_> = r
+        .steps
+        .iter()
+        .filter(|l| matches!(l.status, StepStatus::Failed | StepStatus::Skipped | StepStatus::InDoubt) || !l.failed_attempts.is_empty())
+        .collect();
+    if !problems.is_empty() {
+        let _ = writeln!(o, "## Failures, skips and open questions\n");
+        for l in problems {
+            let why = match l.status {
+                StepStatus::Skipped => format!("skipped by {}: {}", l.by, l.skip_reason),
+                StepStatus::Failed | StepStatus::InDoubt => l.error.clone().unwrap_or_else(|| "started, no outcome recorded".into()),
+                s => format!("{}; then {} on attempt {}", l.failed_attempts.join("; "), s.label(), l.attempts),
+            };
+            let _ = writeln!(o, "- **{}** `{}` — {}", l.title, l.id, why.trim());
+        }
+        o.push('\n');
+    }
+
+    let _ = writeln!(o, "## Evidence\n");
+    for l in r.steps.iter().filter(|l| l.status != StepStatus::NotRun) {
+        let _ = writeln!(o, "### {} `{}` — {}\n", l.title, l.id, l.status.label());
+        if let Some(s) = &l.statement {
+            let _ = writeln!(o, "On the {} server, database `{}`:\n\n```sql\n{}\n```", s.role, s.database, s.sql.trim());
+            if !s.params.is_empty() {
+                let ps: Vec<String> = s.params.iter().map(|(n, v)| format!("@{n} = {v}")).collect();
+                let _ = writeln!(o, "Parameters: {}", ps.join(", "));
+            }
+            o.push('\n');
+        }
+        for (ok, text) in &l.assertions {
+            let _ = writeln!(o, "- {} {}", if *ok { "✔" } else { "✘" }, text);
+        }
+        if let Some(set) = &l.evidence {
+            if !set.columns.is_empty() {
+                let _ = writeln!(o, "\n| {} |\n|{}", set.columns.iter().map(|c| cell(&c.name)).collect::<Vec<_>>().join(" | "), "---|".repeat(set.columns.len()));
+                for row in set.rows.iter().take(50) {
+                    let _ = writeln!(o, "| {} |", row.iter().map(|v| cell(&v.to_string())).collect::<Vec<_>>().join(" | "));
+                }
+                if set.rows.len() > 50 {
+                    let _ = writeln!(o, "\n({} more rows in the journal)", set.rows.len() - 50);
+                }
+            }
+        }
+        if !l.note.is_empty() {
+            let _ = writeln!(o, "\nNote ({}): {}", l.by, l.note);
+        }
+        if !l.manual_evidence.is_empty() {
+            let _ = writeln!(o, "\nEvidence recorded: {}", l.manual_evidence);
+        }
+        if let Some((name, sha)) = &l.file {
+            let _ = writeln!(o, "\nWrote `{name}` (SHA-256 `{sha}`)");
+        }
+        o.push('\n');
+    }
+
+    if !r.notes.is_empty() {
+        let _ = writeln!(o, "## Notes\n");
+        for (at, who, text) in &r.notes {
+            let _ = writeln!(o, "- {} {}: {}", at.format("%H:%M:%S"), who, text);
+        }
+        o.push('\n');
+    }
+
+    let _ = writeln!(o, "## Journal\n\n{}\n\nFinal hash: `{}`\n", r.journal_status, r.final_hash);
+    let _ = writeln!(o, "## Sign-off\n");
+    for (at, name, role) in &r.signoffs {
+        let _ = writeln!(o, "- Signed off by **{name}** ({role}) at {}", at.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+    let _ = writeln!(o, "\n| Name | Role | Signature | Date |\n|---|---|---|---|\n| | | | |\n| | | | |");
+    o
+}
+
+pub(super) fn short(h: &str) -> &str {
+    &h[..h.len().min(16)]
+}

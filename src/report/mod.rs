@@ -1,0 +1,64 @@
+//! Session reports: what happened, who did it, how long it took, against the RTO and RPO
+//! targets, with the evidence and the journal's final hash. Markdown and one self-contained
+//! printable HTML file with an SVG timeline.
+
+mod html;
+mod markdown;
+mod timeline;
+
+pub use html::html;
+pub use markdown::markdown;
+pub use timeline::{Report, StepLine, StepStatus, build};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Html,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s.to_ascii_lowercase().as_str() {
+            "md" | "markdown" => Some(Format::Markdown),
+            "html" | "htm" => Some(Format::Html),
+            _ => None,
+        }
+    }
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Markdown => "md",
+            Format::Html => "html",
+        }
+    }
+}
+
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Markdown => markdown(report),
+        Format::Html => html(report),
+    }
+}
+
+/// The RPO achieved against its target, e.g. ` — 15 min of work at risk (target 15 min: met)`.
+pub fn rpo_note(r: &Report) -> String {
+    match (r.rpo_achieved_minutes(), r.rpo_minutes) {
+        (Some(a), Some(t)) if a <= i64::from(t) => format!(" — {a} min of work at risk (target {t} min: met)"),
+        (Some(a), Some(t)) => format!(" — {a} min of work at risk (target {t} min: MISSED)"),
+        (Some(a), None) => format!(" — {a} min of work at risk"),
+        (None, Some(t)) => format!(" (target: at most {t} min of work lost)"),
+        (None, None) => String::new(),
+    }
+}
+
+/// `90` -> `1 h 30 min`; `45` -> `45 min`; seconds under a minute shown as such.
+pub fn fmt_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 60 {
+        return format!("{secs} s");
+    }
+    let mins = secs / 60;
+    if mins < 60 {
+        return format!("{mins} min {} s", secs % 60);
+    }
+    format!("{} h {:02} min", mins / 60, mins % 60)
+}
