@@ -2,3 +2,6 @@
 //! BizTalk group's SQL side (`model`), driven by scenarios from `assets/scenarios/`.
 
 pub mod backend;
+pub mod tds;
+pub mod model;
+pub mod scenario;
