@@ -42,6 +42,25 @@ pub enum Cmd {
         /// Runbook files to check.
         paths: Vec<PathBuf>,
     },
+    /// List sessions (open ones can be resumed; in-doubt steps are counted).
+    Sessions,
+    /// Journal tools.
+    #[command(subcommand)]
+    Journal(JournalCmd),
+    /// Render a session's report.
+    Report {
+        /// Session id (see `btsdr sessions`) or a journal file path.
+        session: String,
+        /// md or html.
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// The change record the best practices ask for (service packs, hotfixes, config changes).
+    #[command(subcommand)]
+    Changelog(ChangelogCmd),
     /// Ask what failed and show which runbook sections to follow, in order.
     Recover {
         /// Failure id (skips the question): see `btsdr recover --list`.
@@ -51,6 +70,35 @@ pub enum Cmd {
         #[arg(long)]
         list: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCmd {
+    /// Check a journal's hash chain; names the first edited, moved or missing record.
+    Verify {
+        /// Journal file (`<data dir>/sessions/ID.jsonl`) or a session id.
+        file: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChangelogCmd {
+    /// Record a change.
+    Add {
+        /// What changed (e.g. "Installed BizTalk Server 2020 CU6 on BTS01").
+        what: String,
+        /// Who made it.
+        #[arg(long, env = "BTSDR_OPERATOR")]
+        who: String,
+        /// hotfix, service-pack, configuration, application, sql, other.
+        #[arg(long, default_value = "other")]
+        category: String,
+        /// Ticket or change-request reference.
+        #[arg(long, default_value = "")]
+        reference: String,
+    },
+    /// List recorded changes (verifies the chain first).
+    List,
 }
 
 pub fn version_text() -> String {
@@ -111,6 +159,10 @@ pub fn run(cli: Cli) -> ExitCode {
         }),
         Some(Cmd::Validate { paths }) => validate(&paths),
         Some(Cmd::Recover { failure, list }) => recover(failure.as_deref(), list),
+        Some(Cmd::Sessions) => sessions(),
+        Some(Cmd::Journal(JournalCmd::Verify { file })) => journal_verify(&file),
+        Some(Cmd::Report { session, format, output }) => report(&session, &format, output.as_deref()),
+        Some(Cmd::Changelog(c)) => changelog(c),
     }
 }
 
@@ -307,4 +359,167 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
         }
         ExitCode::SUCCESS
     })
+}
+
+/// A session id or a path to a journal file.
+fn journal_file(arg: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(arg);
+    if p.exists() || arg.contains('/') || arg.contains('\\') || arg.ends_with(".jsonl") {
+        return Ok(p);
+    }
+    crate::journal::session_path(&paths::data_dir(), arg)
+}
+
+fn sessions() -> ExitCode {
+    match crate::journal::list_sessions(&paths::data_dir()) {
+        Ok(list) if list.is_empty() => {
+            println!("No sessions yet in {}. Start one with `btsdr drill` or `btsdr run RUNBOOK --env NAME`.", paths::data_dir().display());
+            ExitCode::SUCCESS
+        }
+        Ok(list) => {
+            println!("{:<34} {:<18} {:<12} {:<10} {:<8} {:>8}  LAST ACTIVITY", "SESSION", "RUNBOOK", "ENV", "OPERATOR", "STATUS", "IN DOUBT");
+            for s in list {
+                let mut status = format!("{:?}", s.status).to_lowercase();
+                if !s.intact {
+                    status = "DAMAGED".into();
+                }
+                let flags = match (s.drill, s.dry_run) {
+                    (true, true) => " drill,dry-run",
+                    (true, false) => " drill",
+                    (false, true) => " dry-run",
+                    _ => "",
+                };
+                println!(
+                    "{:<34} {:<18} {:<12} {:<10} {:<8} {:>8}  {}{flags}",
+                    s.id,
+                    s.runbook_id,
+                    s.environment,
+                    s.operator,
+                    status,
+                    s.in_doubt,
+                    s.last_activity.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+                );
+                if let Some(p) = s.problem {
+                    println!("    problem: {p}");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot list sessions in {}: {e}", paths::data_dir().display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn journal_verify(arg: &str) -> ExitCode {
+    let path = match journal_file(arg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::journal::verify(&path) {
+        Ok(report) => {
+            println!("{}: {report}", path.display());
+            if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode {
+    let Some(fmt) = crate::report::Format::parse(format) else {
+        eprintln!("error: unknown format `{format}`: use md or html");
+        return ExitCode::from(2);
+    };
+    let path = match journal_file(arg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let read = match crate::journal::read_records(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    if !read.report.is_intact() {
+        eprintln!("warning: {}: {} — the report covers only the records before the damage", path.display(), read.report);
+    }
+    let runbook_id = read.entries.iter().find_map(|r| match &r.event {
+        crate::journal::Event::SessionStarted { runbook_id, .. } => Some(runbook_id.clone()),
+        _ => None,
+    });
+    let lib = Library::load(Some(&paths::user_runbooks_dir())).ok();
+    let rb = runbook_id.and_then(|id| lib.as_ref().and_then(|l| l.get(&id)));
+    let rep = crate::report::build(&read.entries, rb.as_deref(), &read.report.to_string(), &read.report.head, read.report.is_intact());
+    let text = crate::report::render(&rep, fmt);
+    match output {
+        Some(out) => match std::fs::write(out, text) {
+            Ok(()) => {
+                eprintln!("wrote {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", out.display());
+                ExitCode::from(2)
+            }
+        },
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn changelog(cmd: ChangelogCmd) -> ExitCode {
+    let dir = paths::data_dir();
+    match cmd {
+        ChangelogCmd::Add { what, who, category, reference } => {
+            if what.trim().is_empty() || who.trim().is_empty() {
+                eprintln!("error: say what changed and who made the change (--who or BTSDR_OPERATOR)");
+                return ExitCode::from(2);
+            }
+            let change = crate::journal::Change { who, what, category, reference };
+            match crate::journal::Changelog::open(&dir).and_then(|mut c| c.add(change, chrono::Utc::now())) {
+                Ok(r) => {
+                    println!("recorded change #{} ({})", r.seq, &r.hash[..12.min(r.hash.len())]);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot record the change in {}: {e}", crate::journal::Changelog::path(&dir).display());
+                    ExitCode::from(2)
+                }
+            }
+        }
+        ChangelogCmd::List => match crate::journal::Changelog::list(&dir) {
+            Ok(read) => {
+                if read.entries.is_empty() {
+                    println!("No changes recorded yet. Add one with `btsdr changelog add \"...\" --who NAME`.");
+                }
+                for e in &read.entries {
+                    let reference = if e.reference.is_empty() { String::new() } else { format!(" [{}]", e.reference) };
+                    println!("#{:<4} {}  {:<14} {:<12} {}{reference}", e.seq, e.time.format("%Y-%m-%d %H:%M"), e.who, e.category, e.what);
+                }
+                if read.report.is_intact() {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("warning: the change log is damaged: {}", read.report);
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("error: cannot read the change log: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
 }
