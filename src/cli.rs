@@ -9,6 +9,22 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::Deserialize;
 
 use crate::paths;
+
+/// `println!` that ignores a closed pipe (`btsdr show backup | head`).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that ignores a closed pipe.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
 use crate::runbook::library::{self, Library};
 
 #[derive(Debug, Parser)]
@@ -121,7 +137,7 @@ pub fn parse() -> Cli {
 
 pub fn run(cli: Cli) -> ExitCode {
     if cli.version {
-        print!("{}", version_text());
+        out!("{}", version_text());
         return ExitCode::SUCCESS;
     }
     match cli.command {
@@ -132,9 +148,9 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }
         Some(Cmd::List) => with_library(|lib| {
-            println!("{:<20} {:>5}  {}", "RUNBOOK", "STEPS", "TITLE");
+            outln!("{:<20} {:>5}  {}", "RUNBOOK", "STEPS", "TITLE");
             for rb in &lib.runbooks {
-                println!(
+                outln!(
                     "{:<20} {:>5}  {} (v{})",
                     rb.id,
                     rb.step_count(),
@@ -146,7 +162,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }),
         Some(Cmd::Show { runbook }) => with_library(|lib| match lib.get(&runbook) {
             Some(rb) => {
-                print!("{}", crate::runbook::print::markdown(&rb));
+                out!("{}", crate::runbook::print::markdown(&rb));
                 ExitCode::SUCCESS
             }
             None => {
@@ -221,7 +237,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
         match library::load_file(p, Some(&rows)) {
             Ok(rb) => {
                 ok += 1;
-                println!(
+                outln!(
                     "{}: ok ({} steps in {} sections)",
                     p.display(),
                     rb.step_count(),
@@ -240,7 +256,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
         eprintln!("{failed} problem(s) found; {ok} runbook(s) valid");
         ExitCode::from(1)
     } else {
-        println!("{ok} runbook(s) valid");
+        outln!("{ok} runbook(s) valid");
         ExitCode::SUCCESS
     }
 }
@@ -287,7 +303,7 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
     };
     if list {
         for f in &failures {
-            println!("{:<16} {}", f.id, f.label);
+            outln!("{:<16} {}", f.id, f.label);
         }
         return ExitCode::SUCCESS;
     }
@@ -304,11 +320,11 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
             }
         },
         None => {
-            println!("What failed?");
+            outln!("What failed?");
             for (i, f) in failures.iter().enumerate() {
-                println!("  {}. {}", i + 1, f.label);
+                outln!("  {}. {}", i + 1, f.label);
             }
-            print!("Answer 1-{}: ", failures.len());
+            out!("Answer 1-{}: ", failures.len());
             let _ = std::io::stdout().flush();
             let mut line = String::new();
             if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim().is_empty() {
@@ -335,7 +351,7 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
         }
     };
     with_library(|lib| {
-        println!(
+        outln!(
             "\n{}\n{}\nSource: {}\n",
             chosen.label,
             chosen.description.trim(),
@@ -346,15 +362,15 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
                 eprintln!("error: failure guide names unknown runbook `{}`", g.runbook);
                 return ExitCode::from(2);
             };
-            println!("{}. Runbook `{}` ({})", i + 1, rb.id, rb.title);
+            outln!("{}. Runbook `{}` ({})", i + 1, rb.id, rb.title);
             for sid in &g.sections {
                 match rb.sections.iter().find(|s| &s.id == sid) {
-                    Some(s) => println!("   - {} ({} steps)", s.title, s.steps.len()),
-                    None => println!("   - {sid} (section missing from this runbook version)"),
+                    Some(s) => outln!("   - {} ({} steps)", s.title, s.steps.len()),
+                    None => outln!("   - {sid} (section missing from this runbook version)"),
                 }
             }
             if !g.note.is_empty() {
-                println!("   {}", g.note.trim());
+                outln!("   {}", g.note.trim());
             }
         }
         ExitCode::SUCCESS
@@ -373,11 +389,11 @@ fn journal_file(arg: &str) -> Result<PathBuf, String> {
 fn sessions() -> ExitCode {
     match crate::journal::list_sessions(&paths::data_dir()) {
         Ok(list) if list.is_empty() => {
-            println!("No sessions yet in {}. Start one with `btsdr drill` or `btsdr run RUNBOOK --env NAME`.", paths::data_dir().display());
+            outln!("No sessions yet in {}. Start one with `btsdr drill` or `btsdr run RUNBOOK --env NAME`.", paths::data_dir().display());
             ExitCode::SUCCESS
         }
         Ok(list) => {
-            println!("{:<34} {:<18} {:<12} {:<10} {:<8} {:>8}  LAST ACTIVITY", "SESSION", "RUNBOOK", "ENV", "OPERATOR", "STATUS", "IN DOUBT");
+            outln!("{:<34} {:<18} {:<12} {:<10} {:<8} {:>8}  LAST ACTIVITY", "SESSION", "RUNBOOK", "ENV", "OPERATOR", "STATUS", "IN DOUBT");
             for s in list {
                 let mut status = format!("{:?}", s.status).to_lowercase();
                 if !s.intact {
@@ -389,7 +405,7 @@ fn sessions() -> ExitCode {
                     (false, true) => " dry-run",
                     _ => "",
                 };
-                println!(
+                outln!(
                     "{:<34} {:<18} {:<12} {:<10} {:<8} {:>8}  {}{flags}",
                     s.id,
                     s.runbook_id,
@@ -400,7 +416,7 @@ fn sessions() -> ExitCode {
                     s.last_activity.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
                 );
                 if let Some(p) = s.problem {
-                    println!("    problem: {p}");
+                    outln!("    problem: {p}");
                 }
             }
             ExitCode::SUCCESS
@@ -422,7 +438,7 @@ fn journal_verify(arg: &str) -> ExitCode {
     };
     match crate::journal::verify(&path) {
         Ok(report) => {
-            println!("{}: {report}", path.display());
+            outln!("{}: {report}", path.display());
             if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(e) => {
@@ -474,7 +490,7 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
             }
         },
         None => {
-            print!("{text}");
+            out!("{text}");
             ExitCode::SUCCESS
         }
     }
@@ -491,7 +507,7 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
             let change = crate::journal::Change { who, what, category, reference };
             match crate::journal::Changelog::open(&dir).and_then(|mut c| c.add(change, chrono::Utc::now())) {
                 Ok(r) => {
-                    println!("recorded change #{} ({})", r.seq, &r.hash[..12.min(r.hash.len())]);
+                    outln!("recorded change #{} ({})", r.seq, &r.hash[..12.min(r.hash.len())]);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -503,11 +519,11 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
         ChangelogCmd::List => match crate::journal::Changelog::list(&dir) {
             Ok(read) => {
                 if read.entries.is_empty() {
-                    println!("No changes recorded yet. Add one with `btsdr changelog add \"...\" --who NAME`.");
+                    outln!("No changes recorded yet. Add one with `btsdr changelog add \"...\" --who NAME`.");
                 }
                 for e in &read.entries {
                     let reference = if e.reference.is_empty() { String::new() } else { format!(" [{}]", e.reference) };
-                    println!("#{:<4} {}  {:<14} {:<12} {}{reference}", e.seq, e.time.format("%Y-%m-%d %H:%M"), e.who, e.category, e.what);
+                    outln!("#{:<4} {}  {:<14} {:<12} {}{reference}", e.seq, e.time.format("%Y-%m-%d %H:%M"), e.who, e.category, e.what);
                 }
                 if read.report.is_intact() {
                     ExitCode::SUCCESS

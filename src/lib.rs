@@ -3,8 +3,15 @@
 //! Start with `docs/ARCHITECTURE.md`.
 
 pub mod cli;
+pub mod config;
 pub mod embedded;
+pub mod engine;
+pub mod journal;
 pub mod paths;
 pub mod runbook;
 pub mod sim;
 pub mod sql;
+pub mod app;
+pub mod tui;
+pub mod ui;
+pub mod report;

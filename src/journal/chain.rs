@@ -1,0 +1,764 @@
+//! The hash chain shared by session journals and the change log.
+//!
+//! # Format
+//!
+//! A file is JSON Lines: one compact JSON object per line, each ending in `\n`.
+//!
+//! * `seq` is 1 on the first line and grows by exactly 1 (line N holds seq N).
+//! * `prev` is the lowercase hex SHA-256 of the previous line's exact bytes (without its
+//!   `\n`); the first line has 64 zeros ([`GENESIS`]).
+//! * `hash` is the last member. The line is `P,"hash":"H"}` where `H` is the lowercase hex
+//!   SHA-256 of the bytes `P` (everything before `,"hash":`). No canonical re-encoding is
+//!   needed to verify: the bytes on disk are hashed as they are.
+//! * A sidecar `<file>.head` holds `{"seq":N,"line_sha256":"..."}` of the last complete line,
+//!   so deleting records from the end is detected too. It is rewritten after every append.
+//!
+//! The chain detects edits, insertions, deletions and reordering; it does not stop someone
+//! who rewrites the whole file and recomputes every hash (compare the head with a copy, e.g.
+//! the one printed in the sign-off report).
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::record::{GENESIS, Record};
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A line type the chain can seal: it carries `seq`, `prev` and, as its last field, `hash`.
+pub trait Chained: Serialize + DeserializeOwned {
+    fn set_chain(&mut self, seq: u64, prev: &str, hash: &str);
+}
+
+impl Chained for Record {
+    fn set_chain(&mut self, seq: u64, prev: &str, hash: &str) {
+        self.seq = seq;
+        self.prev = prev.to_string();
+        self.hash = hash.to_string();
+    }
+}
+
+/// Serializes `entry` as line `seq` after `prev`; returns the line (without `\n`).
+pub fn seal<T: Chained>(entry: &mut T, seq: u64, prev: &str) -> io::Result<String> {
+    entry.set_chain(seq, prev, GENESIS);
+    let text = serde_json::to_string(entry).map_err(io::Error::other)?;
+    let suffix = format!(",\"hash\":\"{GENESIS}\"}}");
+    let Some(prefix) = text.strip_suffix(&suffix) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "internal error: a journal entry must serialize `hash` as its last field",
+        ));
+    };
+    let hash = sha256_hex(prefix.as_bytes());
+    entry.set_chain(seq, prev, &hash);
+    Ok(format!("{prefix},\"hash\":\"{hash}\"}}"))
+}
+
+/// What is wrong with a line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Problem {
+    /// Not a JSON object (an edit broke the syntax, or a line is empty).
+    NotJson {
+        error: String,
+    },
+    MissingField {
+        field: String,
+    },
+    /// The sequence number is not the next one: a record was inserted, deleted or moved.
+    SeqMismatch {
+        expected: u64,
+        found: u64,
+    },
+    /// `prev` does not match the previous line: a record was inserted, deleted, moved or edited.
+    PrevMismatch {
+        expected: String,
+        found: String,
+    },
+    /// The record's bytes were changed after it was written.
+    HashMismatch {
+        stored: String,
+        computed: String,
+    },
+    /// `hash` is not the last member or not 64 lowercase hex digits.
+    BadHashLayout,
+    /// The head file says more records were written than the file holds.
+    Missing {
+        head_seq: u64,
+    },
+    /// The record at the head file's position is not the one that was written there.
+    HeadMismatch {
+        seq: u64,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NotJson { error } => write!(f, "the line is not a valid record ({error})"),
+            Problem::MissingField { field } => write!(f, "the record has no `{field}`"),
+            Problem::SeqMismatch { expected, found } => write!(
+                f,
+                "sequence number {found} where {expected} was expected: a record was inserted, deleted or moved here"
+            ),
+            Problem::PrevMismatch { expected, found } => write!(
+                f,
+                "`prev` is {found} but the previous line hashes to {expected}: the chain is broken here"
+            ),
+            Problem::HashMismatch { stored, computed } => write!(
+                f,
+                "the record was changed after it was written (stored hash {stored}, content hashes to {computed})"
+            ),
+            Problem::BadHashLayout => {
+                f.write_str("`hash` is missing, malformed or not the last field")
+            }
+            Problem::Missing { head_seq } => write!(
+                f,
+                "the head file says {head_seq} records were written: records from here on were deleted"
+            ),
+            Problem::HeadMismatch { seq } => write!(
+                f,
+                "record {seq} differs from the one the head file recorded: the journal was rewritten"
+            ),
+        }
+    }
+}
+
+/// The first line that failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadRecord {
+    /// 1-based line number.
+    pub line: usize,
+    /// The seq the line claims, when it could be read.
+    pub seq: Option<u64>,
+    pub problem: Problem,
+}
+
+impl fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.seq {
+            Some(s) => write!(f, "line {} (seq {s}): {}", self.line, self.problem),
+            None => write!(f, "line {}: {}", self.line, self.problem),
+        }
+    }
+}
+
+/// An incomplete last line (a write interrupted by a crash or power loss).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TornLine {
+    pub line: usize,
+    /// Byte offset where the torn line starts (the file is truncated here on reopen).
+    pub offset: u64,
+    pub bytes: usize,
+    /// The start of the torn text, lossily decoded.
+    pub preview: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct VerifyReport {
+    /// Complete records that verified, before any problem.
+    pub records: usize,
+    pub last_seq: u64,
+    /// SHA-256 of the last good line: what the next record's `prev` must be.
+    pub head: String,
+    pub first_bad: Option<BadRecord>,
+    pub torn: Option<TornLine>,
+    /// Not tampering, but worth telling (e.g. no head file).
+    pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    /// No edits, insertions, deletions or reordering (a torn last line is allowed).
+    pub fn is_intact(&self) -> bool {
+        self.first_bad.is_none()
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.first_bad {
+            None => write!(f, "OK: {} records, chain head {}", self.records, self.head)?,
+            Some(b) => write!(
+                f,
+                "TAMPERED or damaged at {b} ({} records before it verified)",
+                self.records
+            )?,
+        }
+        if let Some(t) = &self.torn {
+            write!(
+                f,
+                "; line {} is incomplete ({} bytes, an interrupted write, not tampering)",
+                t.line, t.bytes
+            )?;
+        }
+        for w in &self.warnings {
+            write!(f, "; {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Contents of the `.head` sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: u64,
+    pub line_sha256: String,
+}
+
+pub fn head_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".head");
+    PathBuf::from(s)
+}
+
+fn read_head(path: &Path) -> Result<Option<Head>, String> {
+    match fs::read(head_path(path)) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            format!(
+                "the head file {} is unreadable ({e})",
+                head_path(path).display()
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "cannot read the head file {}: {e}",
+            head_path(path).display()
+        )),
+    }
+}
+
+fn write_head(path: &Path, head: &Head) -> io::Result<()> {
+    let hp = head_path(path);
+    let mut tmp = hp.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let text = serde_json::to_string(head).map_err(io::Error::other)?;
+    fs::write(&tmp, text)?;
+    fs::rename(&tmp, &hp)
+}
+
+/// Reads exactly the size the file reports (so a device such as /dev/full reads as empty).
+fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(len).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// One verified line.
+struct Checked<'a> {
+    text: &'a str,
+}
+
+fn check_line<'a>(bytes: &'a [u8], line_no: usize, prev: &str) -> Result<Checked<'a>, BadRecord> {
+    let bad = |seq, problem| BadRecord {
+        line: line_no,
+        seq,
+        problem,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        bad(
+            None,
+            Problem::NotJson {
+                error: e.to_string(),
+            },
+        )
+    })?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        bad(
+            None,
+            Problem::NotJson {
+                error: if text.is_empty() {
+                    "empty line".into()
+                } else {
+                    e.to_string()
+                },
+            },
+        )
+    })?;
+    let Some(obj) = value.as_object() else {
+        return Err(bad(
+            None,
+            Problem::NotJson {
+                error: "not a JSON object".into(),
+            },
+        ));
+    };
+    let Some(seq) = obj.get("seq").and_then(serde_json::Value::as_u64) else {
+        return Err(bad(
+            None,
+            Problem::MissingField {
+                field: "seq".into(),
+            },
+        ));
+    };
+    let expected = line_no as u64;
+    if seq != expected {
+        return Err(bad(
+            Some(seq),
+            Problem::SeqMismatch {
+                expected,
+                found: seq,
+            },
+        ));
+    }
+    let Some(found_prev) = obj.get("prev").and_then(serde_json::Value::as_str) else {
+        return Err(bad(
+            Some(seq),
+            Problem::MissingField {
+                field: "prev".into(),
+            },
+        ));
+    };
+    if found_prev != prev {
+        return Err(bad(
+            Some(seq),
+            Problem::PrevMismatch {
+                expected: prev.to_string(),
+                found: found_prev.to_string(),
+            },
+        ));
+    }
+    let Some(stored) = obj.get("hash").and_then(serde_json::Value::as_str) else {
+        return Err(bad(
+            Some(seq),
+            Problem::MissingField {
+                field: "hash".into(),
+            },
+        ));
+    };
+    let well_formed = stored.len() == 64
+        && stored
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let suffix = format!(",\"hash\":\"{stored}\"}}");
+    let prefix = match text.strip_suffix(&suffix) {
+        Some(p) if well_formed => p,
+        _ => return Err(bad(Some(seq), Problem::BadHashLayout)),
+    };
+    let computed = sha256_hex(prefix.as_bytes());
+    if computed != stored {
+        return Err(bad(
+            Some(seq),
+            Problem::HashMismatch {
+                stored: stored.to_string(),
+                computed,
+            },
+        ));
+    }
+    Ok(Checked { text })
+}
+
+/// Verifies file contents (with the head sidecar's contents, if any).
+pub fn verify_bytes(bytes: &[u8], head: Option<&Head>) -> VerifyReport {
+    let mut report = VerifyReport {
+        head: GENESIS.to_string(),
+        ..VerifyReport::default()
+    };
+    let mut offset = 0usize;
+    let mut line_no = 0usize;
+    while offset < bytes.len() {
+        line_no += 1;
+        let rest = &bytes[offset..];
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            let preview: String = String::from_utf8_lossy(rest).chars().take(120).collect();
+            report.torn = Some(TornLine {
+                line: line_no,
+                offset: offset as u64,
+                bytes: rest.len(),
+                preview,
+            });
+            break;
+        };
+        match check_line(&rest[..nl], line_no, &report.head) {
+            Ok(c) => {
+                report.records += 1;
+                report.last_seq = line_no as u64;
+                report.head = sha256_hex(c.text.as_bytes());
+            }
+            Err(b) => {
+                report.first_bad = Some(b);
+                return report;
+            }
+        }
+        offset += nl + 1;
+    }
+    match head {
+        None if report.records > 0 => report
+            .warnings
+            .push("no head file: deleting records from the end could not be checked".into()),
+        None => {}
+        Some(h) if h.seq > report.last_seq => {
+            let line = report.last_seq as usize + 1;
+            report.first_bad = Some(BadRecord {
+                line,
+                seq: None,
+                problem: Problem::Missing { head_seq: h.seq },
+            });
+        }
+        Some(h) if h.seq == report.last_seq && h.line_sha256 != report.head => {
+            report.first_bad = Some(BadRecord {
+                line: h.seq as usize,
+                seq: Some(h.seq),
+                problem: Problem::HeadMismatch { seq: h.seq },
+            });
+        }
+        // An older head is normal after a crash between the append and the head update.
+        Some(_) => {}
+    }
+    report
+}
+
+/// Verifies a journal or change-log file and its head sidecar.
+pub fn verify(path: &Path) -> io::Result<VerifyReport> {
+    let bytes = read_file(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read the journal {}: {e}", path.display()),
+        )
+    })?;
+    let (head, warning) = match read_head(path) {
+        Ok(h) => (h, None),
+        Err(w) => (None, Some(w)),
+    };
+    let mut report = verify_bytes(&bytes, head.as_ref());
+    if let Some(w) = warning {
+        report.warnings.retain(|x| !x.starts_with("no head file"));
+        report.warnings.push(w);
+    }
+    Ok(report)
+}
+
+/// Records read back, tolerating a torn last line.
+#[derive(Debug, Clone)]
+pub struct ReadResult<T> {
+    pub entries: Vec<T>,
+    pub report: VerifyReport,
+}
+
+/// Reads all entries that verified (up to the first bad record, which the report names).
+pub fn read_entries<T: DeserializeOwned>(path: &Path) -> io::Result<ReadResult<T>> {
+    let report = verify(path)?;
+    let bytes = read_file(path)?;
+    let mut entries = Vec::with_capacity(report.records);
+    for (i, line) in bytes
+        .split(|&b| b == b'\n')
+        .take(report.records)
+        .enumerate()
+    {
+        let entry = serde_json::from_slice(line).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: line {} is a valid chain link but not a record this version understands ({e})",
+                    path.display(),
+                    i + 1
+                ),
+            )
+        })?;
+        entries.push(entry);
+    }
+    Ok(ReadResult { entries, report })
+}
+
+/// Reads a session journal's records.
+pub fn read_records(path: &Path) -> io::Result<ReadResult<Record>> {
+    read_entries(path)
+}
+
+/// What `open_append` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    pub records: usize,
+    /// A torn last line that was cut off before appending.
+    pub torn: Option<TornLine>,
+    pub warnings: Vec<String>,
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppendReceipt {
+    pub seq: u64,
+    /// The record's `hash` field.
+    pub hash: String,
+    /// SHA-256 of the whole line (the chain head now).
+    pub line_sha256: String,
+}
+
+/// Appends hash-chained lines, each fsynced before `append` returns.
+#[derive(Debug)]
+pub struct JournalWriter {
+    file: File,
+    path: PathBuf,
+    next_seq: u64,
+    prev: String,
+    len: u64,
+    failed: Option<String>,
+}
+
+/// Locks a regular file against a second writer (devices such as /dev/full are not locked).
+fn lock(file: &File, path: &Path) -> io::Result<()> {
+    if !file.metadata()?.is_file() {
+        return Ok(());
+    }
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} is open in another btsdr: close it there first",
+                path.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+impl JournalWriter {
+    /// Creates a new, empty journal (parent directories too) and fsyncs the directory.
+    /// Fails if the file already exists.
+    pub fn create(path: &Path) -> io::Result<JournalWriter> {
+        let ctx = |e: io::Error, what: &str| {
+            io::Error::new(e.kind(), format!("cannot {what} {}: {e}", path.display()))
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| ctx(e, "create the folder for"))?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| ctx(e, "create the journal"))?;
+        lock(&file, path)?;
+        sync_dir(path).map_err(|e| ctx(e, "sync the folder of"))?;
+        Ok(JournalWriter {
+            file,
+            path: path.to_path_buf(),
+            next_seq: 1,
+            prev: GENESIS.into(),
+            len: 0,
+            failed: None,
+        })
+    }
+
+    /// Opens an existing journal for appending after verifying its chain. A torn last line is
+    /// reported and cut off; any other damage is refused with the first bad record named.
+    pub fn open_append(path: &Path) -> io::Result<(JournalWriter, OpenReport)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open the journal {}: {e}", path.display()),
+                )
+            })?;
+        lock(&file, path)?;
+        let report = verify(path)?;
+        if let Some(bad) = &report.first_bad {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} failed verification at {bad}. Nothing was appended; keep the file as evidence and start a new session.",
+                    path.display()
+                ),
+            ));
+        }
+        let mut len = file.metadata()?.len();
+        if let Some(t) = &report.torn {
+            file.set_len(t.offset)?;
+            file.sync_all()?;
+            len = t.offset;
+        }
+        let w = JournalWriter {
+            file,
+            path: path.to_path_buf(),
+            next_seq: report.last_seq + 1,
+            prev: report.head.clone(),
+            len,
+            failed: None,
+        };
+        Ok((
+            w,
+            OpenReport {
+                records: report.records,
+                torn: report.torn,
+                warnings: report.warnings,
+            },
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The seq the next record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// SHA-256 of the last line (GENESIS when empty).
+    pub fn head(&self) -> &str {
+        &self.prev
+    }
+
+    /// Chains, writes and fsyncs one record. The writer assigns `seq`, `prev` and `hash`.
+    pub fn append(&mut self, record: Record) -> io::Result<AppendReceipt> {
+        self.append_entry(record)
+    }
+
+    /// [`append`](Self::append) for any chained line type (the change log uses it).
+    pub fn append_entry<T: Chained>(&mut self, mut entry: T) -> io::Result<AppendReceipt> {
+        if let Some(e) = &self.failed {
+            return Err(io::Error::other(format!(
+                "the journal {} could not be written earlier ({e}); nothing more is appended. Fix the cause and resume the session.",
+                self.path.display()
+            )));
+        }
+        let seq = self.next_seq;
+        let line = seal(&mut entry, seq, &self.prev)?;
+        let mut bytes = line.clone().into_bytes();
+        bytes.push(b'\n');
+        let res = self
+            .file
+            .write_all(&bytes)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = res {
+            // Best effort: cut a partial line so the file stays a valid chain.
+            let _ = self.file.set_len(self.len);
+            let msg = format!(
+                "cannot write the journal {}: {e}. The action was NOT carried out; free space or fix the disk, then resume.",
+                self.path.display()
+            );
+            self.failed = Some(e.to_string());
+            return Err(io::Error::new(e.kind(), msg));
+        }
+        self.len += bytes.len() as u64;
+        let line_sha256 = sha256_hex(line.as_bytes());
+        self.prev = line_sha256.clone();
+        self.next_seq += 1;
+        // The head file guards against deletion at the end; failing to update it is not fatal.
+        let _ = write_head(
+            &self.path,
+            &Head {
+                seq,
+                line_sha256: line_sha256.clone(),
+            },
+        );
+        let hash = line
+            .rsplit_once(",\"hash\":\"")
+            .map(|(_, h)| h.trim_end_matches("\"}").to_string())
+            .unwrap_or_default();
+        Ok(AppendReceipt {
+            seq,
+            hash,
+            line_sha256,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::record::Event;
+    use chrono::{TimeZone, Utc};
+
+    fn rec(text: &str) -> Record {
+        let at = Utc
+            .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+            .single()
+            .unwrap_or_default();
+        Record::new(at, "alice", None, Event::Note { text: text.into() })
+    }
+
+    #[test]
+    fn seal_puts_the_hash_of_the_prefix_last() {
+        let mut r = rec("hi");
+        let line = seal(&mut r, 1, GENESIS).unwrap();
+        let (prefix, rest) = line.rsplit_once(",\"hash\":\"").unwrap();
+        assert_eq!(rest, format!("{}\"}}", sha256_hex(prefix.as_bytes())));
+        assert_eq!(r.hash, sha256_hex(prefix.as_bytes()));
+        assert!(
+            line.starts_with("{\"seq\":1,\"time\":\"2026-01-02T03:04:05Z\""),
+            "{line}"
+        );
+        assert!(line.contains(&format!("\"prev\":\"{GENESIS}\"")));
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn chain_links_lines_and_a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a").join("j.jsonl");
+        let mut w = JournalWriter::create(&path).unwrap();
+        let r1 = w.append(rec("one")).unwrap();
+        let r2 = w.append(rec("two")).unwrap();
+        assert_eq!((r1.seq, r2.seq), (1, 2));
+        let text = fs::read_to_string(&path).unwrap();
+        let first = text.lines().next().unwrap();
+        assert_eq!(sha256_hex(first.as_bytes()), r1.line_sha256);
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .contains(&format!("\"prev\":\"{}\"", r1.line_sha256))
+        );
+        let err = JournalWriter::open_append(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        drop(w);
+        let (w, report) = JournalWriter::open_append(&path).unwrap();
+        assert_eq!(
+            (report.records, w.next_seq(), w.head()),
+            (2, 3, r2.line_sha256.as_str())
+        );
+        let head: Head = serde_json::from_slice(&fs::read(head_path(&path)).unwrap()).unwrap();
+        assert_eq!(
+            head,
+            Head {
+                seq: 2,
+                line_sha256: r2.line_sha256
+            }
+        );
+    }
+
+    #[test]
+    fn verify_names_problems() {
+        let report = verify_bytes(b"\n", None);
+        assert!(matches!(
+            report.first_bad,
+            Some(BadRecord {
+                line: 1,
+                problem: Problem::NotJson { .. },
+                ..
+            })
+        ));
+        let report = verify_bytes(b"{\"a\":1}\n", None);
+        assert_eq!(
+            report.first_bad.map(|b| b.problem),
+            Some(Problem::MissingField {
+                field: "seq".into()
+            })
+        );
+        let report = verify_bytes(b"", None);
+        assert!(report.is_intact() && report.records == 0 && report.warnings.is_empty());
+    }
+}

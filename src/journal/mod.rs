@@ -1,0 +1,36 @@
+//! The crash-safe, tamper-evident session journal and change log (hash-chained JSON Lines).
+//!
+//! The format and hash rule are documented in [`chain`]. The data dir is
+//! [`crate::paths::data_dir`] (`BTSDR_DATA_DIR` overrides it); every function here takes it
+//! as a parameter so tests can use a temporary folder.
+
+pub mod chain;
+pub mod changelog;
+pub mod record;
+pub mod sessions;
+
+use std::sync::Arc;
+
+pub use chain::{
+    AppendReceipt, BadRecord, JournalWriter, OpenReport, Problem, ReadResult, TornLine,
+    VerifyReport, read_records, verify,
+};
+pub use changelog::{Change, ChangeEntry, Changelog};
+pub use record::{Event, NamedValue, Outcome, Record, Resolution};
+pub use sessions::{
+    SessionStatus, SessionSummary, create_session, list_sessions, new_session_id, session_path,
+    sessions_dir,
+};
+
+use crate::engine::{Engine, EngineOptions, Variables};
+use crate::runbook::model::Runbook;
+
+/// Rebuilds the engine a session's records describe (see [`Engine::replay`]).
+pub fn replay(
+    runbook: Arc<Runbook>,
+    vars: Variables,
+    opts: EngineOptions,
+    records: &[Record],
+) -> Result<Engine, String> {
+    Engine::replay(runbook, vars, opts, records)
+}

@@ -1,0 +1,199 @@
+//! What one journal line holds: a hash-chained [`Record`] around a tagged [`Event`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::runbook::expr::AssertOutcome;
+use crate::sql::types::{ResultSet, Statement};
+
+/// The `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Shown instead of a secret value everywhere it would be persisted or displayed.
+pub const REDACTED: &str = "******";
+
+/// One journal line. `seq`, `prev` and `hash` are assigned by the writer (the engine leaves
+/// them at 0 / empty); `hash` must stay the last field (see `docs` in `journal::chain`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    pub time: DateTime<Utc>,
+    pub operator: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub event: Event,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub details: String,
+    #[serde(default)]
+    pub prev: String,
+    #[serde(default)]
+    pub hash: String,
+}
+
+impl Record {
+    /// A record before the writer chains it.
+    pub fn new(time: DateTime<Utc>, operator: &str, step: Option<&str>, event: Event) -> Record {
+        Record {
+            seq: 0,
+            time,
+            operator: operator.to_string(),
+            step: step.map(str::to_string),
+            event,
+            details: String::new(),
+            prev: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    pub fn with_details(mut self, details: impl Into<String>) -> Record {
+        self.details = details.into();
+        self
+    }
+}
+
+/// A variable as recorded (secret values are [`REDACTED`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// How a run of a step ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    Failed {
+        error: String,
+    },
+    /// The statement may or may not have taken effect (connection lost mid-statement).
+    InDoubt {
+        reason: String,
+    },
+}
+
+/// What the operator decided about a step left in doubt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "resolution", rename_all = "snake_case")]
+pub enum Resolution {
+    /// Check on the server first (checks re-run; other steps stay in doubt).
+    Verify,
+    /// Run the step again (destructive steps ask for confirmation again).
+    Rerun,
+    /// The operator verified the step took effect.
+    MarkDone { note: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    SessionStarted {
+        session_id: String,
+        runbook_id: String,
+        title: String,
+        version: String,
+        content_hash: String,
+        environment: String,
+        operator: String,
+        #[serde(default)]
+        rto_minutes: Option<u32>,
+        #[serde(default)]
+        rpo_minutes: Option<u32>,
+        #[serde(default)]
+        declared_at: Option<DateTime<Utc>>,
+        drill: bool,
+        dry_run: bool,
+        #[serde(default)]
+        two_person_rule: bool,
+        /// In runbook order; secrets redacted.
+        variables: Vec<NamedValue>,
+    },
+    /// A variable changed during the session (secret values redacted).
+    VariableSet {
+        name: String,
+        value: String,
+    },
+    /// Written (and fsynced) before the statement is sent. `statement` has secrets redacted;
+    /// `None` for generate steps.
+    StepStarted {
+        attempt: u32,
+        #[serde(default)]
+        statement: Option<Statement>,
+    },
+    StepFinished {
+        outcome: Outcome,
+        /// The first result set (checks: the evidence the assertions were evaluated on).
+        #[serde(default)]
+        evidence: Option<ResultSet>,
+        #[serde(default)]
+        assertions: Vec<AssertOutcome>,
+        #[serde(default)]
+        rows_affected: Vec<u64>,
+    },
+    /// Dry run: the exact statement that would have been sent (secrets redacted).
+    WouldRun {
+        #[serde(default)]
+        statement: Option<Statement>,
+    },
+    ManualConfirmed {
+        by: String,
+        note: String,
+        evidence: String,
+    },
+    Skipped {
+        by: String,
+        reason: String,
+    },
+    /// The operator typed the right confirm word (`second`: the second operator's approval).
+    DestructiveConfirmed {
+        by: String,
+        second: bool,
+    },
+    InDoubtResolved {
+        by: String,
+        resolution: Resolution,
+    },
+    GenerateWritten {
+        name: String,
+        path: String,
+        sha256: String,
+    },
+    Note {
+        text: String,
+    },
+    SignedOff {
+        name: String,
+        role: String,
+    },
+    /// A session was reopened after a stop or crash; running steps became in doubt.
+    Resumed {
+        in_doubt: Vec<String>,
+    },
+    SessionClosed {},
+    Aborted {
+        reason: String,
+    },
+}
+
+impl Event {
+    /// The `type` tag as written in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::SessionStarted { .. } => "session_started",
+            Event::VariableSet { .. } => "variable_set",
+            Event::StepStarted { .. } => "step_started",
+            Event::StepFinished { .. } => "step_finished",
+            Event::WouldRun { .. } => "would_run",
+            Event::ManualConfirmed { .. } => "manual_confirmed",
+            Event::Skipped { .. } => "skipped",
+            Event::DestructiveConfirmed { .. } => "destructive_confirmed",
+            Event::InDoubtResolved { .. } => "in_doubt_resolved",
+            Event::GenerateWritten { .. } => "generate_written",
+            Event::Note { .. } => "note",
+            Event::SignedOff { .. } => "signed_off",
+            Event::Resumed { .. } => "resumed",
+            Event::SessionClosed {} => "session_closed",
+            Event::Aborted { .. } => "aborted",
+        }
+    }
+}

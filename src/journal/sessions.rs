@@ -1,0 +1,225 @@
+//! Session files under `<data dir>/sessions/` and the list of them.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::chain::{JournalWriter, read_records};
+use super::record::{Event, Outcome, Resolution};
+
+pub fn sessions_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("sessions")
+}
+
+/// A session id is used as a file name: letters, digits, `-`, `_` and `.` only.
+pub fn validate_session_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && !id.starts_with('.')
+        && id.len() <= 120
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{id}` is not a session id (letters, digits, - _ . only; see `btsdr sessions`)"
+        ))
+    }
+}
+
+pub fn session_path(data_dir: &Path, id: &str) -> Result<PathBuf, String> {
+    validate_session_id(id)?;
+    Ok(sessions_dir(data_dir).join(format!("{id}.jsonl")))
+}
+
+/// `20261121-230405-backup`: sorts by start time.
+pub fn new_session_id(now: DateTime<Utc>, runbook_id: &str) -> String {
+    let rb: String = runbook_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(60)
+        .collect();
+    format!("{}-{rb}", now.format("%Y%m%d-%H%M%S"))
+}
+
+/// Creates a new session journal with a fresh id (adding `-2`, `-3`... on a clash).
+pub fn create_session(
+    data_dir: &Path,
+    now: DateTime<Utc>,
+    runbook_id: &str,
+) -> io::Result<(String, JournalWriter)> {
+    let base = new_session_id(now, runbook_id);
+    for n in 1..100 {
+        let id = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let path = sessions_dir(data_dir).join(format!("{id}.jsonl"));
+        match JournalWriter::create(&path) {
+            Ok(w) => return Ok((id, w)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("too many sessions named {base}: wait a second and try again"),
+    ))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Open,
+    Closed,
+    Aborted,
+}
+
+/// One line of `btsdr sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionSummary {
+    pub id: String,
+    pub path: PathBuf,
+    pub runbook_id: String,
+    pub title: String,
+    pub environment: String,
+    pub operator: String,
+    pub started: Option<DateTime<Utc>>,
+    pub last_activity: Option<DateTime<Utc>>,
+    pub status: SessionStatus,
+    pub dry_run: bool,
+    pub drill: bool,
+    pub records: usize,
+    /// Steps started without an outcome, or finished in doubt and not resolved.
+    pub in_doubt: usize,
+    /// The chain verified (a torn last line still counts as intact).
+    pub intact: bool,
+    /// Why the file could not be read or verified, if so.
+    pub problem: Option<String>,
+}
+
+fn summarize(id: String, path: PathBuf) -> SessionSummary {
+    let mut s = SessionSummary {
+        id,
+        path: path.clone(),
+        runbook_id: String::new(),
+        title: String::new(),
+        environment: String::new(),
+        operator: String::new(),
+        started: None,
+        last_activity: None,
+        status: SessionStatus::Open,
+        dry_run: false,
+        drill: false,
+        records: 0,
+        in_doubt: 0,
+        intact: false,
+        problem: None,
+    };
+    let read = match read_records(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            s.problem = Some(e.to_string());
+            return s;
+        }
+    };
+    s.intact = read.report.is_intact();
+    if let Some(b) = &read.report.first_bad {
+        s.problem = Some(format!("verification failed at {b}"));
+    }
+    s.records = read.entries.len();
+    let mut open: BTreeSet<String> = BTreeSet::new();
+    let mut doubt: BTreeSet<String> = BTreeSet::new();
+    for r in &read.entries {
+        s.last_activity = Some(r.time);
+        let step = r.step.clone().unwrap_or_default();
+        match &r.event {
+            Event::SessionStarted {
+                runbook_id,
+                title,
+                environment,
+                operator,
+                drill,
+                dry_run,
+                ..
+            } => {
+                s.runbook_id = runbook_id.clone();
+                s.title = title.clone();
+                s.environment = environment.clone();
+                s.operator = operator.clone();
+                s.started = Some(r.time);
+                s.drill = *drill;
+                s.dry_run = *dry_run;
+            }
+            Event::StepStarted { .. } => {
+                doubt.remove(&step);
+                open.insert(step);
+            }
+            Event::StepFinished { outcome, .. } => {
+                open.remove(&step);
+                if matches!(outcome, Outcome::InDoubt { .. }) {
+                    doubt.insert(step);
+                }
+            }
+            Event::InDoubtResolved { resolution, .. }
+                if !matches!(resolution, Resolution::Verify) =>
+            {
+                doubt.remove(&step);
+            }
+            Event::GenerateWritten { .. } | Event::Skipped { .. } | Event::WouldRun { .. } => {
+                open.remove(&step);
+                doubt.remove(&step);
+            }
+            Event::Resumed { .. } => doubt.append(&mut open),
+            Event::SessionClosed {} => s.status = SessionStatus::Closed,
+            Event::Aborted { .. } => s.status = SessionStatus::Aborted,
+            _ => {}
+        }
+    }
+    s.in_doubt = open.len() + doubt.len();
+    s
+}
+
+/// Every session in `<data dir>/sessions`, newest first. Unreadable files are listed with
+/// their problem rather than left out.
+pub fn list_sessions(data_dir: &Path) -> io::Result<Vec<SessionSummary>> {
+    let dir = sessions_dir(data_dir);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot list {}: {e}", dir.display()),
+            ));
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+            continue;
+        }
+        let Some(id) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        out.push(summarize(id, path));
+    }
+    out.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.id.cmp(&a.id)));
+    Ok(out)
+}

@@ -1,0 +1,556 @@
+//! Journal: write/verify/replay round trips, tamper detection at every position, torn
+//! lines, write failures, sessions list, change log, and no secrets on disk.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use btsdr::engine::fixture::sample_runbook;
+use btsdr::engine::{Effect, Engine, EngineOptions, Input, StepState, Variables};
+use btsdr::journal::chain::{Problem, verify_bytes};
+use btsdr::journal::{
+    Change, Changelog, Event, JournalWriter, Record, SessionStatus, create_session, list_sessions,
+    read_records, verify,
+};
+use btsdr::sql::types::{Column, QueryOutput, ResultSet, Value};
+use chrono::{DateTime, TimeZone, Utc};
+
+const SECRET: &str = "Pa55-w0rd-XYZ";
+
+fn t(sec: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 23, 0, sec)
+        .single()
+        .unwrap()
+}
+
+fn opts() -> EngineOptions {
+    EngineOptions {
+        operator: "alice".into(),
+        session_id: "s".into(),
+        environment: "prod".into(),
+        ..EngineOptions::default()
+    }
+}
+
+fn new_engine() -> Engine {
+    let rb = sample_runbook();
+    let mut v = Variables::from_runbook(&rb);
+    v.set("pwd", SECRET);
+    Engine::new(Arc::new(rb), v, opts())
+}
+
+fn secret_vars() -> Variables {
+    let mut v = Variables::from_runbook(&sample_runbook());
+    v.set("pwd", SECRET);
+    v
+}
+
+/// A minimal driver: journal effects are appended (fsync) before anything after them runs;
+/// SQL answers come from `answer`; files are "written" at once.
+struct Driver {
+    writer: JournalWriter,
+    sent: Vec<String>,
+}
+
+impl Driver {
+    fn feed(&mut self, e: &mut Engine, input: Input, now: DateTime<Utc>) -> Vec<Effect> {
+        let mut queue = vec![input];
+        let mut all = Vec::new();
+        while let Some(inp) = queue.pop() {
+            let effects = e.handle(inp, now);
+            for fx in &effects {
+                match fx {
+                    Effect::Journal { record } => {
+                        if let Err(err) = self.writer.append(record.clone()) {
+                            queue.push(Input::JournalFailed {
+                                error: err.to_string(),
+                            });
+                            break; // nothing after a failed append
+                        }
+                    }
+                    Effect::RunSql {
+                        request_id, step, ..
+                    } => {
+                        self.sent.push(step.clone());
+                        queue.push(Input::SqlFinished {
+                            step: step.clone(),
+                            request_id: *request_id,
+                            result: Ok(answer(step)),
+                        });
+                    }
+                    Effect::WriteFile { step, name, .. } => queue.push(Input::GenerateWritten {
+                        step: step.clone(),
+                        path: format!("/out/{name}"),
+                    }),
+                    _ => {}
+                }
+            }
+            all.extend(effects);
+        }
+        all
+    }
+}
+
+fn answer(step: &str) -> QueryOutput {
+    let set = |cols: &[&str], rows: Vec<Vec<Value>>| ResultSet {
+        columns: cols
+            .iter()
+            .map(|c| Column {
+                name: (*c).into(),
+                type_name: "nvarchar".into(),
+            })
+            .collect(),
+        rows,
+    };
+    match step {
+        "check-jobs" => QueryOutput {
+            sets: vec![set(
+                &["name", "age_hours"],
+                vec![
+                    vec![Value::Text("BizTalkMgmtDb".into()), Value::Int(3)],
+                    vec![Value::Text(SECRET.into()), Value::Int(4)],
+                ],
+            )],
+            rows_affected: vec![],
+        },
+        "after-drop" => QueryOutput {
+            sets: vec![set(&["one"], vec![vec![Value::Int(1)]])],
+            rows_affected: vec![],
+        },
+        _ => QueryOutput {
+            sets: vec![],
+            rows_affected: vec![1],
+        },
+    }
+}
+
+/// Runs the whole sample runbook through the driver; returns the live engine.
+fn full_session(dir: &Path) -> (Engine, PathBuf) {
+    let path = dir.join("sessions").join("s.jsonl");
+    let mut d = Driver {
+        writer: JournalWriter::create(&path).unwrap(),
+        sent: vec![],
+    };
+    let mut e = new_engine();
+    d.feed(&mut e, Input::Start, t(0));
+    d.feed(
+        &mut e,
+        Input::ConfirmManual {
+            step: "stop-hosts".into(),
+            by: "".into(),
+            note: "ok".into(),
+            evidence: "CHG-7".into(),
+        },
+        t(1),
+    );
+    d.feed(&mut e, Input::Run("check-jobs".into()), t(2));
+    d.feed(&mut e, Input::Run("set-pwd".into()), t(3));
+    d.feed(&mut e, Input::Run("drop-db".into()), t(4));
+    d.feed(
+        &mut e,
+        Input::ConfirmDestructive {
+            step: "drop-db".into(),
+            typed: "RESTORE".into(),
+            by: "alice".into(),
+        },
+        t(5),
+    );
+    d.feed(
+        &mut e,
+        Input::Skip {
+            step: "wipe-db".into(),
+            reason: "not needed".into(),
+            by: "bob".into(),
+        },
+        t(6),
+    );
+    d.feed(&mut e, Input::Run("after-drop".into()), t(7));
+    d.feed(&mut e, Input::Run("gen-config".into()), t(8));
+    d.feed(
+        &mut e,
+        Input::SignOff {
+            name: "Carol".into(),
+            role: "DR lead".into(),
+            at: t(9),
+        },
+        t(9),
+    );
+    d.feed(&mut e, Input::Close, t(10));
+    assert_eq!(d.sent, ["check-jobs", "set-pwd", "drop-db", "after-drop"]);
+    assert!(e.counts().complete(), "{:?}", e.counts());
+    (e, path)
+}
+
+fn line_of(bytes: &[u8], pos: usize) -> usize {
+    bytes[..pos].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+fn lines(bytes: &[u8]) -> Vec<&[u8]> {
+    bytes.split_inclusive(|&b| b == b'\n').collect()
+}
+
+#[test]
+fn round_trip_rebuilds_the_live_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (live, path) = full_session(dir.path());
+    let read = read_records(&path).unwrap();
+    assert!(read.report.is_intact(), "{}", read.report);
+    assert!(read.report.torn.is_none());
+    assert_eq!(read.entries.len() as u64, live.state().records);
+    for (i, r) in read.entries.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1);
+    }
+    let replayed = Engine::replay(
+        Arc::new(sample_runbook()),
+        secret_vars(),
+        opts(),
+        &read.entries,
+    )
+    .unwrap();
+    assert_eq!(replayed.state(), live.state());
+    let report = verify(&path).unwrap();
+    assert!(report.is_intact() && report.warnings.is_empty(), "{report}");
+    assert!(report.to_string().starts_with("OK: "));
+}
+
+#[test]
+fn no_secret_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, path) = full_session(dir.path());
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(!text.contains(SECRET), "the secret is in the journal");
+    assert!(!text.contains("w0rd"));
+    assert!(text.contains("******"));
+}
+
+#[test]
+fn dangling_step_started_replays_in_doubt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.jsonl");
+    let mut w = JournalWriter::create(&path).unwrap();
+    let mut e = new_engine();
+    let mut effects = e.handle(Input::Start, t(0));
+    effects.extend(e.handle(Input::Run("set-pwd".into()), t(1)));
+    for fx in &effects {
+        if let Effect::Journal { record } = fx {
+            w.append(record.clone()).unwrap();
+        }
+    }
+    drop(w); // "crash": the SQL result never comes back
+    let read = read_records(&path).unwrap();
+    let mut replayed = Engine::replay(
+        Arc::new(sample_runbook()),
+        secret_vars(),
+        opts(),
+        &read.entries,
+    )
+    .unwrap();
+    assert_eq!(replayed.step_state("set-pwd"), Some(&StepState::InDoubt));
+    let (mut w, report) = JournalWriter::open_append(&path).unwrap();
+    assert_eq!(report.records, 2);
+    for fx in replayed.handle(Input::Resume, t(5)) {
+        if let Effect::Journal { record } = fx {
+            assert_eq!(w.append(record).unwrap().seq, 3);
+        }
+    }
+    let sessions = list_sessions(dir.path()).unwrap();
+    assert!(sessions.is_empty(), "not under sessions/");
+}
+
+/// A journal of `n` small records.
+fn sample_journal(dir: &Path, n: u32) -> (PathBuf, Vec<u8>) {
+    let path = dir.join("j.jsonl");
+    let mut w = JournalWriter::create(&path).unwrap();
+    for i in 0..n {
+        let r = Record::new(
+            t(i),
+            "alice",
+            Some("step-a"),
+            Event::Note {
+                text: format!("note {i} é"),
+            },
+        );
+        w.append(r).unwrap();
+    }
+    let bytes = fs::read(&path).unwrap();
+    (path, bytes)
+}
+
+#[test]
+fn every_flipped_byte_is_detected_at_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = sample_journal(dir.path(), 6);
+    assert!(verify(&path).unwrap().is_intact());
+    let n_lines = lines(&bytes).len();
+    for pos in 0..bytes.len() {
+        for mask in [0x01u8, 0x20, 0x80] {
+            let mut b = bytes.clone();
+            b[pos] ^= mask;
+            fs::write(&path, &b).unwrap();
+            let report = verify(&path).unwrap();
+            let want = line_of(&bytes, pos);
+            let bad = report
+                .first_bad
+                .as_ref()
+                .unwrap_or_else(|| panic!("byte {pos} ^ {mask:#x} not detected: {report}"));
+            assert_eq!(bad.line, want, "byte {pos} ^ {mask:#x}: {report}");
+            assert_eq!(report.records, want - 1);
+            if want == n_lines && bytes[pos] == b'\n' {
+                // the last newline gone: incomplete last line the head file says was complete
+                assert!(matches!(bad.problem, Problem::Missing { .. }), "{report}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_deleted_record_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = sample_journal(dir.path(), 6);
+    let ls = lines(&bytes);
+    for k in 0..ls.len() {
+        let b: Vec<u8> = ls
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != k)
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect();
+        fs::write(&path, &b).unwrap();
+        let report = verify(&path).unwrap();
+        let bad = report
+            .first_bad
+            .as_ref()
+            .unwrap_or_else(|| panic!("deleting record {} not detected", k + 1));
+        assert_eq!(bad.line, k + 1, "{report}");
+        let msg = report.to_string();
+        assert!(msg.contains(&format!("line {}", k + 1)), "{msg}");
+    }
+}
+
+#[test]
+fn every_reordering_and_insertion_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = sample_journal(dir.path(), 5);
+    let ls = lines(&bytes);
+    for i in 0..ls.len() {
+        for j in i + 1..ls.len() {
+            let mut v = ls.clone();
+            v.swap(i, j);
+            fs::write(&path, v.concat()).unwrap();
+            let report = verify(&path).unwrap();
+            let bad = report
+                .first_bad
+                .as_ref()
+                .unwrap_or_else(|| panic!("swap {i} {j} not detected"));
+            assert_eq!(bad.line, i + 1, "swap {i} {j}: {report}");
+            assert_eq!(bad.seq, Some(j as u64 + 1));
+        }
+        // a copy of record i inserted after itself
+        let mut v = ls.clone();
+        v.insert(i + 1, ls[i]);
+        fs::write(&path, v.concat()).unwrap();
+        let report = verify(&path).unwrap();
+        assert_eq!(
+            report.first_bad.as_ref().map(|b| b.line),
+            Some(i + 2),
+            "insert after {i}: {report}"
+        );
+    }
+}
+
+#[test]
+fn torn_last_line_is_reported_and_cut_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = sample_journal(dir.path(), 3);
+    let ls = lines(&bytes);
+    let mut torn = bytes.clone();
+    torn.extend_from_slice(&ls[1][..40]); // a crash in the middle of writing line 4
+    fs::write(&path, &torn).unwrap();
+    let report = verify(&path).unwrap();
+    assert!(report.is_intact(), "{report}");
+    let t4 = report.torn.clone().unwrap();
+    assert_eq!((t4.line, t4.bytes, t4.offset), (4, 40, bytes.len() as u64));
+    assert!(report.to_string().contains("not tampering"));
+    let (mut w, open) = JournalWriter::open_append(&path).unwrap();
+    assert_eq!(open.records, 3);
+    assert_eq!(open.torn.map(|t| t.line), Some(4));
+    assert_eq!(fs::read(&path).unwrap(), bytes, "the torn bytes were cut");
+    let receipt = w
+        .append(Record::new(
+            t(9),
+            "bob",
+            None,
+            Event::Note {
+                text: "after crash".into(),
+            },
+        ))
+        .unwrap();
+    assert_eq!(receipt.seq, 4);
+    let report = verify(&path).unwrap();
+    assert!(
+        report.is_intact() && report.torn.is_none() && report.records == 4,
+        "{report}"
+    );
+}
+
+#[test]
+fn open_append_refuses_a_tampered_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = sample_journal(dir.path(), 3);
+    let text = String::from_utf8(bytes)
+        .unwrap()
+        .replacen("note 1", "note X", 1);
+    fs::write(&path, text).unwrap();
+    let err = JournalWriter::open_append(&path).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("line 2 (seq 2)") && msg.contains("changed after it was written"),
+        "{msg}"
+    );
+    assert!(
+        JournalWriter::create(&path).is_err(),
+        "create never overwrites"
+    );
+}
+
+#[test]
+fn head_file_catches_truncation_and_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = sample_journal(dir.path(), 3);
+    let ls = lines(&bytes);
+    // cut the last record: the chain alone still verifies; the head file does not
+    fs::write(&path, [ls[0], ls[1]].concat()).unwrap();
+    let report = verify(&path).unwrap();
+    assert_eq!(
+        report
+            .first_bad
+            .as_ref()
+            .map(|b| (b.line, b.problem.clone())),
+        Some((3, Problem::Missing { head_seq: 3 }))
+    );
+    // without a head file: a warning, not tampering
+    let report = verify_bytes(&[ls[0], ls[1]].concat(), None);
+    assert!(report.is_intact() && !report.warnings.is_empty());
+}
+
+#[test]
+fn a_full_disk_gives_a_clear_error_and_the_engine_stops() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        return;
+    }
+    let (w, report) = JournalWriter::open_append(full).unwrap();
+    assert_eq!(report.records, 0);
+    let mut d = Driver {
+        writer: w,
+        sent: vec![],
+    };
+    let mut e = new_engine();
+    let fx = d.feed(&mut e, Input::Start, t(0));
+    assert!(
+        e.journal_error()
+            .is_some_and(|m| m.contains("No space left")),
+        "{fx:?}"
+    );
+    let fx = d.feed(&mut e, Input::Run("drop-db".into()), t(1));
+    assert!(
+        fx.iter()
+            .any(|f| matches!(f, Effect::Refused { text } if text.contains("journal"))),
+        "{fx:?}"
+    );
+    assert!(d.sent.is_empty());
+    let err = d
+        .writer
+        .append(Record::new(t(2), "a", None, Event::SessionClosed {}))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("could not be written earlier"),
+        "{err}"
+    );
+    let (mut w, _) = JournalWriter::open_append(full).unwrap();
+    let err = w
+        .append(Record::new(t(2), "a", None, Event::SessionClosed {}))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cannot write the journal /dev/full") && msg.contains("NOT carried out"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn sessions_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    full_session(dir.path());
+    let (id, mut w) = create_session(dir.path(), t(30), "sample").unwrap();
+    assert_eq!(id, "20261121-230030-sample");
+    let (id2, _) = create_session(dir.path(), t(30), "sample").unwrap();
+    assert_eq!(id2, "20261121-230030-sample-2");
+    let mut e = new_engine();
+    for fx in e
+        .handle(Input::Start, t(30))
+        .into_iter()
+        .chain(e.handle(Input::Run("set-pwd".into()), t(31)))
+    {
+        if let Effect::Journal { record } = fx {
+            w.append(record).unwrap();
+        }
+    }
+    let list = list_sessions(dir.path()).unwrap();
+    assert_eq!(list.len(), 3);
+    let open = list.iter().find(|s| s.id == id).unwrap();
+    assert_eq!(
+        (open.status, open.in_doubt, open.records, open.intact),
+        (SessionStatus::Open, 1, 2, true)
+    );
+    assert_eq!(
+        (
+            open.runbook_id.as_str(),
+            open.environment.as_str(),
+            open.operator.as_str()
+        ),
+        ("sample", "prod", "alice")
+    );
+    assert_eq!(open.last_activity, Some(t(31)));
+    let closed = list.iter().find(|s| s.id == "s").unwrap();
+    assert_eq!((closed.status, closed.in_doubt), (SessionStatus::Closed, 0));
+    let empty = list.iter().find(|s| s.id == id2).unwrap();
+    assert_eq!(empty.records, 0);
+    assert!(list_sessions(&dir.path().join("none")).unwrap().is_empty());
+}
+
+#[test]
+fn change_log_is_chained() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Changelog::open(dir.path()).unwrap();
+    let c = |what: &str| Change {
+        who: "alice".into(),
+        what: what.into(),
+        category: "configuration".into(),
+        reference: "CHG-1".into(),
+    };
+    log.add(c("enabled the backup job"), t(1)).unwrap();
+    assert!(
+        log.add(
+            Change {
+                who: " ".into(),
+                ..c("x")
+            },
+            t(1)
+        )
+        .is_err()
+    );
+    drop(log);
+    let mut log = Changelog::open(dir.path()).unwrap();
+    assert_eq!(log.add(c("restored BizTalkMgmtDb"), t(2)).unwrap().seq, 2);
+    let list = Changelog::list(dir.path()).unwrap();
+    assert!(list.report.is_intact());
+    assert_eq!(
+        list.entries
+            .iter()
+            .map(|e| e.what.as_str())
+            .collect::<Vec<_>>(),
+        ["enabled the backup job", "restored BizTalkMgmtDb"]
+    );
+    assert!(verify(&Changelog::path(dir.path())).unwrap().is_intact());
+}
