@@ -46,6 +46,35 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// Practise on the built-in simulated BizTalk SQL Server (nothing real is touched).
+    Drill {
+        /// Scenario: healthy, job-disabled, stale-full, partial-set, missing-mark,
+        /// restore-lagging, share-full, login-missing, drop-during-restore.
+        #[arg(long, default_value = "healthy")]
+        scenario: String,
+        /// Runbook to walk through.
+        #[arg(long, default_value = "backup")]
+        runbook: String,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Run a runbook against a configured environment (or a drill scenario).
+    Run {
+        /// Runbook id (see `btsdr list`).
+        runbook: String,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// Serve a drill scenario on a fixed port so any TDS client (sqlcmd, SSMS) can connect.
+    Sim {
+        #[arg(long, default_value = "healthy")]
+        scenario: String,
+        /// Address of the first instance (source); the others take the next ports.
+        #[arg(long, default_value = "127.0.0.1:14330")]
+        listen: std::net::SocketAddr,
+    },
     /// List the available runbooks.
     List,
     /// Print a runbook as a Markdown checklist.
@@ -86,6 +115,45 @@ pub enum Cmd {
         #[arg(long)]
         list: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// Environment from the config file.
+    #[arg(long, conflicts_with = "drill", required_unless_present = "drill")]
+    pub env: Option<String>,
+    /// Use the built-in simulator with this scenario instead of real servers.
+    #[arg(long, value_name = "SCENARIO")]
+    pub drill: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SessionArgs {
+    /// Who is at the keyboard (default: $BTSDR_OPERATOR, then the OS user).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Recovery time objective in minutes (shown against the clock, reported).
+    #[arg(long)]
+    pub rto: Option<u32>,
+    /// Recovery point objective in minutes.
+    #[arg(long)]
+    pub rpo: Option<u32>,
+    /// Record the statements that would run; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Destructive steps need a second operator's confirmation too.
+    #[arg(long)]
+    pub two_person: bool,
+}
+
+/// The operator name from the flag, `$BTSDR_OPERATOR` or the OS user.
+pub fn operator_name(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("BTSDR_OPERATOR").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USERNAME").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "operator".to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,13 +208,30 @@ pub fn run(cli: Cli) -> ExitCode {
         out!("{}", version_text());
         return ExitCode::SUCCESS;
     }
+    let config_path = cli.config.clone();
     match cli.command {
-        None => {
-            eprintln!(
-                "btsdr: the interactive home screen is not available in this build yet; try `btsdr list` or `btsdr --help`."
-            );
-            ExitCode::from(2)
+        None => interactive(config_path.as_deref(), None, &SessionArgs::none(), None),
+        Some(Cmd::Drill { scenario, runbook, session }) => {
+            let op = operator_name(session.operator.as_deref());
+            let req = crate::app::Request::Drill { scenario, operator: op, rto_minutes: session.rto.or(Some(60)) };
+            interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
         }
+        Some(Cmd::Run { runbook, target, session }) => {
+            let op = operator_name(session.operator.as_deref());
+            let req = match (target.env, target.drill) {
+                (_, Some(scenario)) => crate::app::Request::Drill { scenario, operator: op, rto_minutes: session.rto },
+                (Some(env), None) => crate::app::Request::Start {
+                    runbook_id: runbook.clone(),
+                    environment: env,
+                    operator: op,
+                    rto_minutes: session.rto,
+                    rpo_minutes: session.rpo,
+                },
+                (None, None) => unreachable_target(),
+            };
+            interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
+        }
+        Some(Cmd::Sim { scenario, listen }) => sim(&scenario, listen),
         Some(Cmd::List) => with_library(|lib| {
             outln!("{:<20} {:>5}  {}", "RUNBOOK", "STEPS", "TITLE");
             for rb in &lib.runbooks {
@@ -538,4 +623,171 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
             }
         },
     }
+}
+
+impl SessionArgs {
+    fn none() -> SessionArgs {
+        SessionArgs { operator: None, rto: None, rpo: None, dry_run: false, two_person: false }
+    }
+}
+
+fn unreachable_target() -> crate::app::Request {
+    // clap enforces --env or --drill; keep a clear message rather than a panic.
+    eprintln!("error: say where to run: --env NAME or --drill SCENARIO");
+    std::process::exit(2)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<crate::config::Config, ExitCode> {
+    match crate::config::Config::load(path) {
+        Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("{w}");
+            }
+            Ok(c)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The home screen (`req = None`) or a session opened straight away.
+fn interactive(config_path: Option<&std::path::Path>, req: Option<crate::app::Request>, session: &SessionArgs, runbook: Option<String>) -> ExitCode {
+    use crate::app::driver::{Opener, SessionDriver};
+    let lib = match Library::load(Some(&paths::user_runbooks_dir())) {
+        Ok(l) => l,
+        Err(d) => {
+            d.iter().for_each(|d| eprintln!("{d}"));
+            return ExitCode::from(2);
+        }
+    };
+    for w in &lib.warnings {
+        eprintln!("{w}\n  note: this user runbook was ignored; the embedded one is used");
+    }
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let _log = crate::logging::init();
+    let data_dir = paths::data_dir();
+    let mut app = crate::app::App::new(chrono::Utc::now());
+    let (keymap, warnings) = crate::app::Keymap::load(Some(&paths::config_dir().join("keys.toml")));
+    app.keymap = keymap;
+    for w in warnings {
+        app.notify(crate::app::Level::Warn, w);
+    }
+    app.home = home_items(&lib, &data_dir);
+    let mut opener = crate::launch::LiveOpener::new(lib, config, data_dir);
+    opener.dry_run = session.dry_run;
+    opener.two_person_rule = session.two_person;
+    if let Some(rb) = runbook {
+        if opener.library.get(&rb).is_none() {
+            eprintln!("error: no runbook `{rb}`. Available: {}", opener.library.ids().join(", "));
+            return ExitCode::from(2);
+        }
+        opener.drill_runbook = rb;
+    }
+    rt.block_on(async move {
+        let mut initial = Vec::new();
+        let opened = match req {
+            Some(r) => match opener.open(r) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
+        let mut driver = SessionDriver::new(Box::new(opener));
+        if let Some(o) = opened {
+            initial = driver.install(o);
+        }
+        match crate::tui::run(app, &mut driver, initial, crate::tui::TuiOptions::default()).await {
+            Ok(()) => {
+                if let Some(p) = driver.journal_path() {
+                    eprintln!("The journal is safe at {}. Resume with `btsdr` or report with `btsdr report {}`.", p.display(), p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: the terminal UI failed: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+/// Home screen entries: unfinished sessions, recover, runbooks, drill scenarios, reports.
+fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::HomeItem> {
+    use crate::app::HomeItem;
+    let mut items = Vec::new();
+    let sessions = crate::journal::list_sessions(data_dir).unwrap_or_default();
+    for s in sessions.iter().filter(|s| s.status == crate::journal::SessionStatus::Open && s.intact).rev().take(5) {
+        items.push(HomeItem::Resume {
+            session_id: s.id.clone(),
+            runbook: s.runbook_id.clone(),
+            started: s.started.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default(),
+            summary: format!("{} on {} by {}{}", s.title, s.environment, s.operator, if s.in_doubt > 0 { format!(", {} in doubt", s.in_doubt) } else { String::new() }),
+        });
+    }
+    items.push(HomeItem::Recover);
+    for rb in &lib.runbooks {
+        items.push(HomeItem::Start { runbook_id: rb.id.clone(), title: rb.title.clone() });
+    }
+    for (name, text) in crate::embedded::ASSETS.iter().filter(|(n, _)| n.starts_with("scenarios/")) {
+        let scenario = name.trim_start_matches("scenarios/").trim_end_matches(".toml").to_string();
+        let title = crate::sim::scenario::Scenario::parse(text, name).map(|s| s.description.lines().next().unwrap_or("").to_string()).unwrap_or_default();
+        items.push(HomeItem::Drill { scenario, title });
+    }
+    for s in sessions.iter().filter(|s| s.status != crate::journal::SessionStatus::Open).rev().take(5) {
+        items.push(HomeItem::Report { path: s.id.clone(), title: format!("{} — {} ({})", s.title, s.environment, s.last_activity.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()) });
+    }
+    items
+}
+
+fn sim(scenario: &str, listen: std::net::SocketAddr) -> ExitCode {
+    let rt = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let _log = crate::logging::init();
+    rt.block_on(async {
+        let sc = match crate::sim::scenario::Scenario::load(scenario) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let drill = match crate::sim::drill::Drill::start_with(sc, Some(listen.port())).await {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        outln!("btsdr simulator: scenario `{scenario}`");
+        for e in &drill.endpoints {
+            outln!("  {:<12} {} ({})", e.role.as_str(), e.addr, e.server_name);
+        }
+        outln!("\nPaste into {} (then `btsdr check --env drill`):\n", paths::config_dir().join("config.toml").display());
+        outln!("{}", drill.env_toml());
+        outln!("Login: {} / {}   sqlcmd -S {},{} -U {} -P {}\nCtrl-C stops the simulator.", drill.user, drill.password, listen.ip(), listen.port(), drill.user, drill.password);
+        let _ = tokio::signal::ctrl_c().await;
+        drill.shutdown().await;
+        ExitCode::SUCCESS
+    })
 }

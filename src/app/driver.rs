@@ -1,0 +1,227 @@
+//! The driver that performs `AppEffect`s: journal appends (write-ahead), SQL through any
+//! `Executor`, generated files, clipboard, opening sessions. Used by `tui` and the harness.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::engine::Engine;
+use crate::journal::JournalWriter;
+use crate::sql::executor::{ExecEvent, Executor};
+
+use super::session::{Session, SessionMsg};
+use super::update::{AppEffect, Msg, Request};
+
+/// What opening a session produces.
+pub struct Opened {
+    pub engine: Engine,
+    pub journal: JournalWriter,
+    pub executor: Arc<dyn Executor>,
+    /// Where generate steps write their files.
+    pub files_dir: PathBuf,
+}
+
+/// Opens sessions for Home requests (start, resume, drill, recover) and reports.
+pub trait Opener {
+    fn open(&mut self, req: Request) -> Result<Opened, String>;
+}
+
+/// An opener that refuses everything (for a driver started on an already open session).
+pub struct NoOpener;
+
+impl Opener for NoOpener {
+    fn open(&mut self, _req: Request) -> Result<Opened, String> {
+        Err("opening another session from here is not available in this mode; quit and run btsdr again".into())
+    }
+}
+
+/// Where copied text goes.
+pub enum Clipboard {
+    /// OSC 52 on the terminal (works over SSH in most terminals).
+    Osc52,
+    /// Kept in memory (tests).
+    Memory(Vec<String>),
+}
+
+/// Performs effects for one session at a time.
+pub struct SessionDriver {
+    exec: Option<Arc<dyn Executor>>,
+    journal: Option<JournalWriter>,
+    files_dir: PathBuf,
+    exec_tx: UnboundedSender<ExecEvent>,
+    exec_rx: Option<UnboundedReceiver<ExecEvent>>,
+    opener: Box<dyn Opener>,
+    pub clipboard: Clipboard,
+    /// A journal append failed: nothing else is sent until a new session is opened.
+    halted: bool,
+}
+
+impl SessionDriver {
+    pub fn new(opener: Box<dyn Opener>) -> SessionDriver {
+        let (exec_tx, exec_rx) = unbounded_channel();
+        SessionDriver {
+            exec: None,
+            journal: None,
+            files_dir: PathBuf::from("."),
+            exec_tx,
+            exec_rx: Some(exec_rx),
+            opener,
+            clipboard: Clipboard::Osc52,
+            halted: false,
+        }
+    }
+
+    /// Installs an opened session; returns the message that shows it.
+    /// Installs an opened session; returns the messages that show it (the session, then the
+    /// connection states the executor knows).
+    pub fn install(&mut self, o: Opened) -> Vec<Msg> {
+        let mut out = vec![Msg::Opened(Box::new(Session::new(o.engine)))];
+        for (role, state) in o.executor.status() {
+            out.push(Msg::Session(SessionMsg::Exec(ExecEvent::Conn {
+                role,
+                state,
+            })));
+        }
+        self.exec = Some(o.executor);
+        self.journal = Some(o.journal);
+        self.files_dir = o.files_dir;
+        self.halted = false;
+        out
+    }
+
+    /// The executor event stream (taken once, by the runtime or the harness).
+    pub fn take_exec_events(&mut self) -> Option<UnboundedReceiver<ExecEvent>> {
+        self.exec_rx.take()
+    }
+
+    pub fn journal_path(&self) -> Option<&Path> {
+        self.journal.as_ref().map(JournalWriter::path)
+    }
+
+    /// Performs one effect; immediate results are returned as messages.
+    pub fn perform_now(&mut self, effect: AppEffect) -> Vec<Msg> {
+        match effect {
+            AppEffect::Journal(record) => {
+                let Some(j) = self.journal.as_mut() else {
+                    self.halted = true;
+                    return vec![Msg::Session(SessionMsg::JournalFailed(
+                        "no journal is open".into(),
+                    ))];
+                };
+                if let Err(e) = j.append(*record) {
+                    tracing::error!(error = %e, "journal append failed");
+                    self.halted = true;
+                    return vec![Msg::Session(SessionMsg::JournalFailed(format!(
+                        "cannot write the journal {}: {e}",
+                        j.path().display()
+                    )))];
+                }
+                vec![]
+            }
+            AppEffect::Submit {
+                request_id,
+                statement,
+            } => {
+                if self.halted {
+                    // Write-ahead: never send what the journal did not record.
+                    return vec![];
+                }
+                match &self.exec {
+                    Some(x) => {
+                        x.submit(request_id, *statement, self.exec_tx.clone());
+                        vec![]
+                    }
+                    None => vec![Msg::DriverError(
+                        "no SQL executor is configured for this session".into(),
+                    )],
+                }
+            }
+            AppEffect::CancelSql(id) => {
+                if let Some(x) = &self.exec {
+                    x.cancel(id);
+                }
+                vec![]
+            }
+            AppEffect::WriteFile {
+                step,
+                name,
+                contents,
+            } => {
+                if self.halted {
+                    return vec![];
+                }
+                // The name comes from the runbook: keep it inside the output directory.
+                let safe = Path::new(&name)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .filter(|n| !n.is_empty() && n != "." && n != "..");
+                let Some(safe) = safe else {
+                    return vec![Msg::Session(SessionMsg::FileFailed {
+                        step,
+                        error: format!("`{name}` is not a file name"),
+                    })];
+                };
+                let path = self.files_dir.join(safe);
+                let res = std::fs::create_dir_all(&self.files_dir)
+                    .and_then(|()| std::fs::write(&path, contents));
+                match res {
+                    Ok(()) => vec![Msg::Session(SessionMsg::FileWritten {
+                        step,
+                        path: path.display().to_string(),
+                    })],
+                    Err(e) => vec![Msg::Session(SessionMsg::FileFailed {
+                        step,
+                        error: format!("{}: {e}", path.display()),
+                    })],
+                }
+            }
+            AppEffect::Copy(text) => {
+                let n = text.chars().count();
+                match &mut self.clipboard {
+                    Clipboard::Memory(v) => v.push(text),
+                    Clipboard::Osc52 => {
+                        use crossterm::clipboard::CopyToClipboard;
+                        let mut out = std::io::stdout();
+                        if let Err(e) =
+                            crossterm::execute!(out, CopyToClipboard::to_clipboard_from(text))
+                        {
+                            return vec![Msg::DriverError(format!(
+                                "cannot copy to the clipboard: {e}"
+                            ))];
+                        }
+                    }
+                }
+                vec![Msg::DriverInfo(format!(
+                    "copied {n} characters to the clipboard (OSC 52)"
+                ))]
+            }
+            AppEffect::Open(req) => match self.opener.open(req) {
+                Ok(o) => self.install(o),
+                Err(e) => vec![Msg::DriverError(e)],
+            },
+            AppEffect::Quit => vec![],
+        }
+    }
+}
+
+impl crate::tui::Driver for SessionDriver {
+    fn attach(&mut self, tx: UnboundedSender<Msg>) {
+        // Executor events become messages.
+        if let Some(mut rx) = self.take_exec_events() {
+            tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    if tx.send(Msg::Session(SessionMsg::Exec(ev))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
+    fn perform(&mut self, effect: AppEffect, tx: &UnboundedSender<Msg>) {
+        for m in self.perform_now(effect) {
+            let _ = tx.send(m);
+        }
+    }
+}

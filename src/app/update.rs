@@ -1,0 +1,863 @@
+//! `update`: messages in, state changed, effects out. No I/O here.
+
+use chrono::{DateTime, Duration, Utc};
+use crossterm::event::{
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
+};
+
+use crate::runbook::model::{Role, StepBody};
+use crate::sql::types::Statement;
+
+use super::action::Action;
+use super::form::{Check, Field, Form};
+use super::keymap::Mode;
+use super::state::*;
+
+/// Everything that can happen to the app.
+#[derive(Debug)]
+pub enum Msg {
+    /// A terminal event (key, paste, mouse, resize).
+    Term(Event),
+    /// The clock, injected so the view stays pure.
+    Tick(DateTime<Utc>),
+    /// A role's connection changed.
+    Conn(Role, ConnState),
+    /// A driver-side problem the operator must see (e.g. the journal cannot be written).
+    DriverError(String),
+    /// A driver-side success worth a short notice (e.g. copied to the clipboard).
+    DriverInfo(String),
+    /// The driver opened a session (new or replayed from its journal).
+    Opened(Box<super::session::Session>),
+    /// SIGTERM / SIGHUP: leave now (the journal is already on disk).
+    Shutdown,
+    /// Something from the session layer (engine results, SQL events).
+    Session(super::session::SessionMsg),
+}
+
+/// What the operator asked the engine to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    Run(String),
+    Retry(String),
+    Verify(String),
+    Skip {
+        step: String,
+        reason: String,
+    },
+    ConfirmManual {
+        step: String,
+        note: String,
+        evidence: String,
+    },
+    ConfirmDestructive {
+        step: String,
+        typed: String,
+    },
+    SecondOperator {
+        step: String,
+        by: String,
+    },
+    ResolveVerify(String),
+    ResolveRerun(String),
+    ResolveMarkDone {
+        step: String,
+        note: String,
+    },
+    SetVariables(Vec<(String, String)>),
+    SignOff {
+        name: String,
+        role: String,
+    },
+    Cancel(String),
+    SetDryRun(bool),
+}
+
+/// Things only the driver can do (opening sessions needs files, a simulator, servers).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Resume {
+        session_id: String,
+    },
+    /// Find the most recent unfinished session and open it at its first problem.
+    Recover,
+    Start {
+        runbook_id: String,
+        environment: String,
+        operator: String,
+        rto_minutes: Option<u32>,
+        rpo_minutes: Option<u32>,
+    },
+    Drill {
+        scenario: String,
+        operator: String,
+        rto_minutes: Option<u32>,
+    },
+    OpenReport {
+        path: String,
+    },
+}
+
+/// Work for the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppEffect {
+    /// Append (and fsync) a journal record before performing the effects after it.
+    Journal(Box<crate::journal::record::Record>),
+    /// Send a statement to the executor.
+    Submit {
+        request_id: u64,
+        statement: Box<Statement>,
+    },
+    /// Cancel a statement (the executor answers with `Finished(Cancelled)`).
+    CancelSql(u64),
+    /// Write a generated file, then report `FileWritten` / `FileFailed`.
+    WriteFile {
+        step: String,
+        name: String,
+        contents: String,
+    },
+    /// Copy text with OSC 52 (works over SSH).
+    Copy(String),
+    Open(Request),
+    Quit,
+}
+
+const ROWS_PAGE_MIN: usize = 1;
+
+/// Applies `msg` to `app`; returns what the driver must do.
+pub fn update(app: &mut App, msg: Msg) -> Vec<AppEffect> {
+    match msg {
+        Msg::Tick(now) => {
+            app.now = now;
+            app.notices.retain(|n| n.until > now);
+            vec![]
+        }
+        Msg::Term(Event::Resize(w, h)) => {
+            app.viewport = (w, h);
+            vec![]
+        }
+        Msg::Term(Event::Key(k)) => on_key(app, k),
+        Msg::Term(Event::Paste(s)) => {
+            if let Some(f) = app.popups.last_mut().and_then(Popup::form_mut) {
+                f.paste(&s);
+            }
+            vec![]
+        }
+        Msg::Term(Event::Mouse(m)) => on_mouse(app, m),
+        Msg::Term(_) => vec![],
+        Msg::Conn(role, state) => {
+            app.conns.insert(role, state);
+            vec![]
+        }
+        Msg::DriverError(e) => {
+            app.notify(Level::Error, e.clone());
+            app.popups.push(Popup::Message {
+                title: "Problem".into(),
+                text: e,
+                error: true,
+            });
+            vec![]
+        }
+        Msg::DriverInfo(s) => {
+            app.notify(Level::Ok, s);
+            vec![]
+        }
+        Msg::Opened(s) => super::session::open(app, s.engine),
+        Msg::Session(m) => super::session::on_session(app, m),
+        Msg::Shutdown => vec![AppEffect::Quit],
+    }
+}
+
+fn on_mouse(app: &mut App, m: MouseEvent) -> Vec<AppEffect> {
+    if !app.popups.is_empty() {
+        return vec![];
+    }
+    match m.kind {
+        MouseEventKind::ScrollDown => act(app, Action::Down),
+        MouseEventKind::ScrollUp => act(app, Action::Up),
+        _ => vec![],
+    }
+}
+
+fn on_key(app: &mut App, k: KeyEvent) -> Vec<AppEffect> {
+    if k.kind == KeyEventKind::Release {
+        return vec![];
+    }
+    let action = app.keymap.action(app.mode(), &k);
+    // Text fields take printable keys before the keymap (so `j` types a j).
+    if let Some(top) = app.popups.last_mut() {
+        let plain = !k
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+        if let Some(form) = top.form_mut() {
+            match k.code {
+                KeyCode::Char(c) if plain => {
+                    form.type_char(c);
+                    if let Popup::Find { selected, .. } = top {
+                        *selected = 0;
+                    }
+                    return vec![];
+                }
+                KeyCode::Backspace => {
+                    form.backspace();
+                    return vec![];
+                }
+                KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                    form.clear();
+                    return vec![];
+                }
+                _ => {}
+            }
+        } else if plain {
+            // Yes/no popups.
+            match (top, k.code) {
+                (Popup::Quit | Popup::CancelRunning { .. }, KeyCode::Char('y' | 'Y')) => {
+                    return act(app, Action::Submit);
+                }
+                (Popup::Quit | Popup::CancelRunning { .. }, KeyCode::Char('n' | 'N')) => {
+                    return act(app, Action::Back);
+                }
+                (Popup::InDoubt { choice, .. }, KeyCode::Char(c @ '1'..='3')) => {
+                    *choice = c as usize - '1' as usize;
+                    return act(app, Action::Submit);
+                }
+                (
+                    Popup::Help { .. } | Popup::Inspect { .. } | Popup::Message { .. },
+                    KeyCode::Char('q'),
+                ) => {
+                    app.popups.pop();
+                    return vec![];
+                }
+                _ => {}
+            }
+        }
+    }
+    match action {
+        Some(a) => act(app, a),
+        None => vec![],
+    }
+}
+
+/// Performs one action in the current context.
+pub(crate) fn act(app: &mut App, a: Action) -> Vec<AppEffect> {
+    // Global actions that work everywhere.
+    match a {
+        Action::ToggleTheme => {
+            app.theme = if app.no_color {
+                crate::ui::theme::Theme::monochrome()
+            } else if app.theme.name == "dark" {
+                crate::ui::theme::Theme::high_contrast()
+            } else {
+                crate::ui::theme::Theme::dark()
+            };
+            return vec![];
+        }
+        Action::Cancel => {
+            if matches!(app.popups.last(), Some(Popup::CancelRunning { .. })) {
+                return vec![];
+            }
+            if let Some(r) = app.running_step() {
+                let step = r.id.clone();
+                app.popups.push(Popup::CancelRunning { step });
+            } else if app.popups.is_empty() {
+                app.notify(
+                    Level::Info,
+                    format!(
+                        "nothing is running; {} quits",
+                        app.keymap.hint(Mode::Run, Action::Quit)
+                    ),
+                );
+            } else {
+                app.popups.pop();
+            }
+            return vec![];
+        }
+        Action::Help if !matches!(app.popups.last(), Some(p) if p.form().is_some()) => {
+            if matches!(app.popups.last(), Some(Popup::Help { .. })) {
+                app.popups.pop();
+            } else {
+                app.popups.push(Popup::Help { scroll: 0 });
+            }
+            return vec![];
+        }
+        _ => {}
+    }
+    if !app.popups.is_empty() {
+        return popup_action(app, a);
+    }
+    match app.screen {
+        Screen::Home => home_action(app, a),
+        Screen::Run => run_action(app, a),
+    }
+}
+
+fn home_action(app: &mut App, a: Action) -> Vec<AppEffect> {
+    let n = app.home.len();
+    match a {
+        Action::Up => app.home_selected = app.home_selected.saturating_sub(1),
+        Action::Down => app.home_selected = (app.home_selected + 1).min(n.saturating_sub(1)),
+        Action::Top => app.home_selected = 0,
+        Action::Bottom => app.home_selected = n.saturating_sub(1),
+        Action::Quit => app.popups.push(Popup::Quit),
+        Action::Run | Action::Submit => {
+            let Some(item) = app.home.get(app.home_selected).cloned() else {
+                return vec![];
+            };
+            match item {
+                HomeItem::Resume { session_id, .. } => {
+                    return vec![AppEffect::Open(Request::Resume { session_id })];
+                }
+                HomeItem::Recover => return vec![AppEffect::Open(Request::Recover)],
+                HomeItem::Report { path, .. } => {
+                    return vec![AppEffect::Open(Request::OpenReport { path })];
+                }
+                HomeItem::Start { runbook_id, .. } => {
+                    let form = Form::new(vec![
+                        Field::new("Runbook", Check::Required).value(runbook_id),
+                        Field::new("Your name (journaled with every action)", Check::Required).value(app.operator.clone()),
+                        Field::new("Environment", Check::Required).value(app.environment.clone()).help("As named in the configuration, e.g. prod or dr."),
+                        Field::new("RTO target, minutes", Check::Minutes { required: false }).help("Recovery time objective; the status bar counts against it. Empty: none."),
+                        Field::new("RPO target, minutes", Check::Minutes { required: false }).help("Recovery point objective: how much data loss is acceptable."),
+                    ]);
+                    let mut form = form;
+                    form.focus = if app.operator.is_empty() { 1 } else { 2 };
+                    app.popups.push(Popup::Start {
+                        kind: StartKind::Runbook,
+                        form,
+                    });
+                }
+                HomeItem::Drill { scenario, .. } => {
+                    let mut form = Form::new(vec![
+                        Field::new("Scenario", Check::Required).value(scenario),
+                        Field::new("Your name (journaled with every action)", Check::Required)
+                            .value(app.operator.clone()),
+                        Field::new("RTO target, minutes", Check::Minutes { required: false })
+                            .value("240"),
+                    ]);
+                    form.focus = 1;
+                    app.popups.push(Popup::Start {
+                        kind: StartKind::Drill,
+                        form,
+                    });
+                }
+            }
+        }
+        Action::Home | Action::Back => {}
+        _ => {}
+    }
+    vec![]
+}
+
+/// Selects step `i` and resets the per-step scroll positions.
+pub(crate) fn select(app: &mut App, i: usize) {
+    let n = app.run.as_ref().map_or(0, |r| r.steps.len());
+    let i = i.min(n.saturating_sub(1));
+    if i != app.selected {
+        app.detail_scroll = 0;
+        app.out_cursor = 0;
+        app.out_offset = 0;
+        app.out_col = 0;
+    }
+    app.selected = i;
+}
+
+fn out_width(app: &App) -> usize {
+    // The output pane's inner width: the right column minus borders.
+    let (w, _) = app.viewport;
+    let left = (w * 38 / 100).clamp(30.min(w), 52);
+    usize::from(w.saturating_sub(left).saturating_sub(2)).max(1)
+}
+
+fn out_total(app: &App) -> usize {
+    app.selected_output()
+        .map_or(0, |o| crate::ui::output_len(o, out_width(app)))
+}
+
+fn move_out(app: &mut App, delta: isize) {
+    let total = out_total(app);
+    let page = crate::ui::output_rows(app.viewport.0, app.viewport.1).max(ROWS_PAGE_MIN);
+    let cur = app.out_cursor as isize + delta;
+    app.out_cursor = cur.clamp(0, total.saturating_sub(1) as isize) as usize;
+    // Keep the cursor inside the window.
+    if app.out_cursor < app.out_offset {
+        app.out_offset = app.out_cursor;
+    } else if app.out_cursor >= app.out_offset + page {
+        app.out_offset = app.out_cursor + 1 - page;
+    }
+}
+
+fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
+    let Some(run) = &app.run else {
+        if matches!(a, Action::Home | Action::Back) {
+            app.screen = Screen::Home;
+        } else if a == Action::Quit {
+            app.popups.push(Popup::Quit);
+        }
+        return vec![];
+    };
+    let n = run.steps.len();
+    let page = crate::ui::output_rows(app.viewport.0, app.viewport.1) as isize;
+    let selected_id = run.steps.get(app.selected).map(|s| s.id.clone());
+    match a {
+        Action::Up | Action::Down | Action::Top | Action::Bottom => {
+            let d: isize = match a {
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::Top => isize::MIN / 2,
+                _ => isize::MAX / 2,
+            };
+            match app.focus {
+                Focus::Steps => {
+                    let i = (app.selected as isize)
+                        .saturating_add(d)
+                        .clamp(0, n.saturating_sub(1) as isize);
+                    select(app, i as usize);
+                }
+                Focus::Detail => {
+                    app.detail_scroll = (i64::from(app.detail_scroll) + d.clamp(-1000, 1000) as i64)
+                        .clamp(0, 1000) as u16;
+                }
+                Focus::Output => move_out(app, d),
+            }
+        }
+        Action::PageUp => move_out(app, -page),
+        Action::PageDown => move_out(app, page),
+        Action::Left => app.out_col = app.out_col.saturating_sub(1),
+        Action::Right => {
+            let cols = app.selected_output().map_or(0, |o| {
+                crate::ui::output::output_columns(o, out_width(app), app.out_cursor)
+            });
+            app.out_col = (app.out_col + 1).min(cols.saturating_sub(1));
+        }
+        Action::FocusNext => app.focus = app.focus.next(),
+        Action::FocusPrev => app.focus = app.focus.prev(),
+        Action::Run | Action::Submit => {
+            let Some((row, step)) = app.selected_step() else {
+                return vec![];
+            };
+            let id = row.id.clone();
+            match (row.mark, &step.body) {
+                (StepMark::InDoubt, _) => app.popups.push(Popup::InDoubt {
+                    step: id,
+                    choice: 0,
+                }),
+                (StepMark::Running, _) => {
+                    app.notify(Level::Info, format!("{id} is already running"))
+                }
+                (StepMark::Failed, _) => {
+                    app.notify(
+                        Level::Info,
+                        format!(
+                            "{id} failed: {} retries it",
+                            app.keymap.hint(Mode::Run, Action::Retry)
+                        ),
+                    );
+                }
+                (m, _) if m.is_settled() => {
+                    app.notify(
+                        Level::Info,
+                        format!(
+                            "{id} is {}; {} re-verifies a check",
+                            m.word(),
+                            app.keymap.hint(Mode::Run, Action::Verify)
+                        ),
+                    );
+                }
+                (_, StepBody::Manual(_)) => push_manual(app, id),
+                _ => return super::session::intent(app, Intent::Run(id)),
+            }
+        }
+        Action::Retry => {
+            if let Some(id) = selected_id {
+                return super::session::intent(app, Intent::Retry(id));
+            }
+        }
+        Action::Verify => {
+            if let Some(id) = selected_id {
+                return super::session::intent(app, Intent::Verify(id));
+            }
+        }
+        Action::Skip => {
+            if let Some(id) = selected_id {
+                let form = Form::new(vec![
+                    Field::new("Reason (journaled and in the report)", Check::Required).long(),
+                ]);
+                app.popups.push(Popup::Skip { step: id, form });
+            }
+        }
+        Action::Confirm => {
+            if let Some((row, step)) = app.selected_step() {
+                let id = row.id.clone();
+                if matches!(step.body, StepBody::Manual(_)) && !row.mark.is_settled() {
+                    push_manual(app, id);
+                } else if row.mark == StepMark::InDoubt {
+                    app.popups.push(Popup::InDoubt {
+                        step: id,
+                        choice: 0,
+                    });
+                } else {
+                    app.notify(
+                        Level::Info,
+                        "only manual steps are confirmed by hand; Enter runs this one",
+                    );
+                }
+            }
+        }
+        Action::ToggleDryRun => {
+            app.dry_run = !app.dry_run;
+            let msg = if app.dry_run {
+                "DRY-RUN on: statements are shown and journaled, nothing is sent"
+            } else {
+                "DRY-RUN off: statements are sent to the servers"
+            };
+            app.notify(Level::Warn, msg);
+            return super::session::intent(app, Intent::SetDryRun(app.dry_run));
+        }
+        Action::Copy => {
+            if let Some(text) = copy_text(app) {
+                return vec![AppEffect::Copy(text)];
+            }
+            app.notify(Level::Info, "nothing to copy here");
+        }
+        Action::Inspect => inspect(app),
+        Action::Find => {
+            let form = Form::new(vec![Field::new("Find", Check::Any)]);
+            app.popups.push(Popup::Find { form, selected: 0 });
+        }
+        Action::FindNext => {
+            if let Some(q) = app.last_find.clone() {
+                let m = crate::ui::find_matches(app, &q);
+                if let Some((i, _)) = m
+                    .iter()
+                    .find(|(i, _)| *i > app.selected)
+                    .or_else(|| m.first())
+                {
+                    let i = *i;
+                    select(app, i);
+                    app.focus = Focus::Steps;
+                } else {
+                    app.notify(Level::Info, format!("no step matches “{q}”"));
+                }
+            }
+        }
+        Action::NextFailed => {
+            let next = run
+                .steps
+                .iter()
+                .enumerate()
+                .skip(app.selected + 1)
+                .chain(run.steps.iter().enumerate().take(app.selected + 1))
+                .find(|(_, s)| s.mark.needs_attention())
+                .map(|(i, _)| i);
+            match next {
+                Some(i) => select(app, i),
+                None => app.notify(Level::Ok, "no failed or in-doubt steps"),
+            }
+        }
+        Action::SignOff => {
+            let form = Form::new(vec![
+                Field::new("Name", Check::Required).value(app.operator.clone()),
+                Field::new("Role (e.g. DBA on call, BizTalk admin)", Check::Required),
+            ]);
+            let mut form = form;
+            form.focus = if app.operator.is_empty() { 0 } else { 1 };
+            app.popups.push(Popup::SignOff { form });
+        }
+        Action::Help => app.popups.push(Popup::Help { scroll: 0 }),
+        Action::Quit => app.popups.push(Popup::Quit),
+        Action::Home => app.screen = Screen::Home,
+        Action::Back => app.focus = Focus::Steps,
+        _ => {}
+    }
+    vec![]
+}
+
+pub(crate) fn push_manual(app: &mut App, step: String) {
+    let evidence_help = app
+        .run
+        .as_ref()
+        .and_then(|r| r.runbook.step(&step))
+        .and_then(|s| match &s.body {
+            StepBody::Manual(m) => Some(m.evidence.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let form = Form::new(vec![
+        Field::new("Note (what you did, anything unusual)", Check::Required).long(),
+        Field::new("Evidence (output, ticket, file path)", Check::Any)
+            .help(evidence_help)
+            .long(),
+    ]);
+    app.popups.push(Popup::ManualConfirm { step, form });
+}
+
+/// `DECLARE`s for the parameters then the statement, secrets replaced.
+pub fn statement_script(st: &Statement, secret: &dyn Fn(&str) -> bool) -> String {
+    let mut s = format!("-- server role: {} · database: {}\n", st.role, st.database);
+    for (name, p) in &st.params {
+        let v = if secret(name) {
+            "N'<secret>'".to_string()
+        } else {
+            p.to_string()
+        };
+        s.push_str(&format!("DECLARE @{name} nvarchar(4000) = {v};\n"));
+    }
+    s.push_str(&st.sql);
+    s
+}
+
+fn copy_text(app: &App) -> Option<String> {
+    let run = app.run.as_ref()?;
+    let (row, step) = app.selected_step()?;
+    if app.focus == Focus::Output
+        && let Some(out) = app.selected_output()
+    {
+        let w = out_width(app);
+        if let Some((_, v)) = crate::ui::output::output_cell(out, w, app.out_cursor, app.out_col) {
+            return Some(v);
+        }
+        if let Some(t) = crate::ui::output_line_text(out, w, app.out_cursor) {
+            return Some(t);
+        }
+    }
+    let vars = |n: &str| run.vars.get(n).cloned();
+    match &step.body {
+        StepBody::Manual(m) => {
+            let cmds: Vec<String> = m
+                .commands
+                .iter()
+                .map(|c| crate::runbook::expr::render_text(&c.run, &vars))
+                .collect();
+            if cmds.is_empty() {
+                Some(crate::runbook::expr::render_text(&m.instructions, &vars))
+            } else {
+                Some(cmds.join("\n"))
+            }
+        }
+        StepBody::Sql(_) | StepBody::Check(_) => {
+            if let Some(st) = run.outputs.get(&row.id).and_then(|o| o.statement.as_ref()) {
+                return Some(statement_script(st, &|n| run.is_secret(n)));
+            }
+            step.statement().map(|(_, _, sql, _, _)| sql.to_string())
+        }
+        StepBody::Generate(g) => Some(crate::runbook::expr::render_text(&g.output, &vars)),
+    }
+}
+
+fn inspect(app: &mut App) {
+    let Some((row, step)) = app.selected_step() else {
+        return;
+    };
+    let id = row.id.clone();
+    let title = step.title.clone();
+    let w = out_width(app);
+    let (t, text) = match app.selected_output() {
+        Some(out) if app.focus == Focus::Output => {
+            match crate::ui::output::output_cell(out, w, app.out_cursor, app.out_col) {
+                Some((col, v)) => (format!("{id} · {col}"), v),
+                None => (
+                    id.clone(),
+                    crate::ui::output_line_text(out, w, app.out_cursor).unwrap_or_default(),
+                ),
+            }
+        }
+        Some(out) if out.error.is_some() => {
+            let e = out
+                .error
+                .as_ref()
+                .map(|e| {
+                    format!(
+                        "{}\n\nWhat to do next:\n{}",
+                        e.message,
+                        e.next
+                            .iter()
+                            .map(|n| format!("• {n}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    )
+                })
+                .unwrap_or_default();
+            (format!("{id} · error"), e)
+        }
+        _ => {
+            let sql = step
+                .statement()
+                .map_or_else(|| step.why.clone(), |s| s.2.to_string());
+            (format!("{id} · {title}"), sql)
+        }
+    };
+    app.popups.push(Popup::Inspect {
+        title: t,
+        text,
+        scroll: 0,
+    });
+}
+
+fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
+    let Some(top) = app.popups.last_mut() else {
+        return vec![];
+    };
+    match a {
+        Action::Back => {
+            app.popups.pop();
+            return vec![];
+        }
+        Action::NextField => {
+            if let Some(f) = top.form_mut() {
+                f.next();
+            }
+            return vec![];
+        }
+        Action::PrevField => {
+            if let Some(f) = top.form_mut() {
+                f.prev();
+            }
+            return vec![];
+        }
+        Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
+            let d: i32 = match a {
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::PageUp => -10,
+                _ => 10,
+            };
+            match top {
+                Popup::InDoubt { choice, .. } => {
+                    *choice = (*choice as i32 + d.signum()).clamp(0, 2) as usize;
+                }
+                Popup::Help { scroll } | Popup::Inspect { scroll, .. } => {
+                    *scroll = (i32::from(*scroll) + d).clamp(0, 2000) as u16;
+                }
+                Popup::Find { selected, .. } => {
+                    *selected = (*selected as i32 + d.signum()).clamp(0, 9) as usize;
+                }
+                _ => {
+                    if let Some(f) = top.form_mut() {
+                        if d > 0 { f.next() } else { f.prev() }
+                    }
+                }
+            }
+            return vec![];
+        }
+        Action::Submit => {}
+        _ => return vec![],
+    }
+    // Submit: validate, close, and act.
+    if !matches!(top, Popup::Find { .. })
+        && let Some(f) = top.form_mut()
+        && f.check().is_err()
+    {
+        return vec![];
+    }
+    let Some(p) = app.popups.pop() else {
+        return vec![];
+    };
+    match p {
+        Popup::Quit => vec![AppEffect::Quit],
+        Popup::Help { .. } | Popup::Inspect { .. } | Popup::Message { .. } => vec![],
+        Popup::CancelRunning { step } => super::session::intent(app, Intent::Cancel(step)),
+        Popup::Variables { form, names } => {
+            let vals = names
+                .into_iter()
+                .zip(form.fields.into_iter().map(|f| f.value))
+                .collect();
+            super::session::intent(app, Intent::SetVariables(vals))
+        }
+        Popup::TypedConfirm { step, form, .. } => super::session::intent(
+            app,
+            Intent::ConfirmDestructive {
+                step,
+                typed: form.value(0).to_string(),
+            },
+        ),
+        Popup::SecondOperator { step, form, .. } => super::session::intent(
+            app,
+            Intent::SecondOperator {
+                step,
+                by: form.value(0).trim().to_string(),
+            },
+        ),
+        Popup::ManualConfirm { step, form } => super::session::intent(
+            app,
+            Intent::ConfirmManual {
+                step,
+                note: form.value(0).trim().to_string(),
+                evidence: form.value(1).trim().to_string(),
+            },
+        ),
+        Popup::Skip { step, form } => super::session::intent(
+            app,
+            Intent::Skip {
+                step,
+                reason: form.value(0).trim().to_string(),
+            },
+        ),
+        Popup::SignOff { form } => super::session::intent(
+            app,
+            Intent::SignOff {
+                name: form.value(0).trim().to_string(),
+                role: form.value(1).trim().to_string(),
+            },
+        ),
+        Popup::Find { form, selected } => {
+            let q = form.value(0).to_string();
+            let m = crate::ui::find_matches(app, &q);
+            if let Some((i, _)) = m.get(selected.min(m.len().saturating_sub(1))) {
+                let i = *i;
+                select(app, i);
+                app.focus = Focus::Steps;
+            } else if !q.is_empty() {
+                app.notify(Level::Info, format!("no step matches “{q}”"));
+            }
+            if !q.is_empty() {
+                app.last_find = Some(q);
+            }
+            vec![]
+        }
+        Popup::InDoubt { step, choice } => match choice {
+            0 => super::session::intent(app, Intent::ResolveVerify(step)),
+            1 => super::session::intent(app, Intent::ResolveRerun(step)),
+            _ => {
+                let form = Form::new(vec![
+                    Field::new("How you verified it completed (journaled)", Check::Required).long(),
+                ]);
+                app.popups.push(Popup::MarkDone { step, form });
+                vec![]
+            }
+        },
+        Popup::MarkDone { step, form } => super::session::intent(
+            app,
+            Intent::ResolveMarkDone {
+                step,
+                note: form.value(0).trim().to_string(),
+            },
+        ),
+        Popup::Start { kind, form } => {
+            let mins = |s: &str| s.trim().parse::<u32>().ok();
+            let req = match kind {
+                StartKind::Runbook => {
+                    app.operator = form.value(1).trim().to_string();
+                    app.environment = form.value(2).trim().to_string();
+                    Request::Start {
+                        runbook_id: form.value(0).trim().to_string(),
+                        environment: app.environment.clone(),
+                        operator: app.operator.clone(),
+                        rto_minutes: mins(form.value(3)),
+                        rpo_minutes: mins(form.value(4)),
+                    }
+                }
+                StartKind::Drill => {
+                    app.operator = form.value(1).trim().to_string();
+                    Request::Drill {
+                        scenario: form.value(0).trim().to_string(),
+                        operator: app.operator.clone(),
+                        rto_minutes: mins(form.value(2)),
+                    }
+                }
+            };
+            if let Some(m) = mins(form.value(if kind == StartKind::Drill { 2 } else { 3 })) {
+                app.rto = Some(Duration::minutes(i64::from(m)));
+            }
+            vec![AppEffect::Open(req)]
+        }
+    }
+}

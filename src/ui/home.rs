@@ -1,0 +1,117 @@
+//! The home screen: resume, recover, start a runbook or a drill, open a report.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
+
+use crate::app::{App, HomeItem};
+
+use super::text::clip;
+
+fn label(item: &HomeItem) -> String {
+    match item {
+        HomeItem::Resume {
+            session_id,
+            runbook,
+            started,
+            summary,
+        } => {
+            format!("{runbook} · {session_id} · started {started} · {summary}")
+        }
+        HomeItem::Start { runbook_id, title } => format!("{title} ({runbook_id})"),
+        HomeItem::Drill { scenario, title } => format!("{title} ({scenario})"),
+        HomeItem::Report { path, title } => format!("{title} — {path}"),
+        HomeItem::Recover => {
+            "What failed? Find the last session's failed or interrupted steps".into()
+        }
+    }
+}
+
+fn explain(item: &HomeItem) -> &'static str {
+    match item {
+        HomeItem::Resume { .. } => {
+            "Continue where the session stopped. The journal is replayed: finished steps stay finished; a step that was running when btsdr stopped is marked IN DOUBT and you decide what to do (verify, re-run or mark done) before anything else runs."
+        }
+        HomeItem::Recover => {
+            "Opens the most recent unfinished session at its first failed or in-doubt step, with the error and what to do next."
+        }
+        HomeItem::Start { .. } => {
+            "Starts a new session of this runbook against a configured environment. You give your name, the environment, and the RTO/RPO targets; the clock starts when you confirm."
+        }
+        HomeItem::Drill { .. } => {
+            "A rehearsal against the built-in simulated SQL Server with the chosen fault scenario. Everything is journaled and marked DRILL; no real server is contacted."
+        }
+        HomeItem::Report { .. } => "Opens the report of a finished session.",
+    }
+}
+
+pub fn draw(app: &App, body: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let wide = body.width >= 90;
+    let (list_area, info_area) = if wide {
+        let [a, b] =
+            Layout::horizontal([Constraint::Percentage(62), Constraint::Min(1)]).areas(body);
+        (a, Some(b))
+    } else {
+        (body, None)
+    };
+    let block = Block::bordered()
+        .border_style(t.border_focus)
+        .title(Line::styled(" Home ", t.title));
+    let inner = block.inner(list_area);
+    block.render(list_area, buf);
+    let w = usize::from(inner.width);
+    let mut lines: Vec<Line> = Vec::new();
+    let mut sel_line = 0;
+    let mut last_group = "";
+    if app.home.is_empty() {
+        lines.push(Line::styled(
+            "Nothing to show: no runbooks were found.",
+            t.dim,
+        ));
+    }
+    for (i, item) in app.home.iter().enumerate() {
+        if item.group() != last_group {
+            if !last_group.is_empty() {
+                lines.push(Line::raw(""));
+            }
+            last_group = item.group();
+            lines.push(Line::styled(clip(item.group(), w), t.header));
+        }
+        if i == app.home_selected {
+            sel_line = lines.len();
+            let text = clip(&format!("› {}", label(item)), w);
+            let pad = w.saturating_sub(super::text::width(&text));
+            lines.push(
+                Line::from(vec![Span::raw(text), Span::raw(" ".repeat(pad))]).style(t.selected),
+            );
+        } else {
+            lines.push(Line::styled(clip(&format!("  {}", label(item)), w), t.text));
+        }
+    }
+    let h = usize::from(inner.height);
+    let offset = if lines.len() <= h {
+        0
+    } else {
+        sel_line.saturating_sub(h / 2).min(lines.len() - h)
+    };
+    for (y, l) in lines.iter().skip(offset).take(h).enumerate() {
+        buf.set_line(inner.x, inner.y + y as u16, l, inner.width);
+    }
+    if let Some(info) = info_area {
+        let block = Block::bordered()
+            .border_style(t.border)
+            .title(Line::styled(" About ", t.text));
+        let text = app.home.get(app.home_selected).map_or("", explain);
+        let mut lines = vec![Line::raw(text), Line::raw("")];
+        lines.push(Line::styled(
+            "The journal is written before and after every step: quitting or a crash never loses work.",
+            t.dim,
+        ));
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: true })
+            .render(info, buf);
+    }
+}

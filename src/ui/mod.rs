@@ -1,0 +1,96 @@
+//! Drawing. `view` is a pure function of `&App`: it never changes state, reads no clock and
+//! does no I/O, so every screen is a TestBackend snapshot away.
+
+mod home;
+pub mod output;
+mod popup;
+mod run;
+mod status;
+pub mod text;
+pub mod theme;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Wrap};
+
+use crate::app::{App, Screen};
+
+pub use output::{output_len, output_line_text};
+pub use popup::find_matches;
+pub use run::next_hint;
+
+/// The smallest size for the full layout.
+pub const MIN_W: u16 = 80;
+pub const MIN_H: u16 = 24;
+/// Below this the app only shows the "too small" notice.
+pub const COMPACT_W: u16 = 40;
+pub const COMPACT_H: u16 = 10;
+
+/// How much of the layout fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    Full,
+    /// One pane at a time (the focused one), still with hint and status lines.
+    Compact,
+    TooSmall,
+}
+
+pub fn fit(w: u16, h: u16) -> Fit {
+    if w >= MIN_W && h >= MIN_H {
+        Fit::Full
+    } else if w >= COMPACT_W && h >= COMPACT_H {
+        Fit::Compact
+    } else {
+        Fit::TooSmall
+    }
+}
+
+/// Draws the whole screen.
+pub fn view(app: &App, frame: &mut Frame) {
+    let area = frame.area();
+    let fit = fit(area.width, area.height);
+    if fit == Fit::TooSmall {
+        too_small(area, frame);
+        return;
+    }
+    let [top, body, hint, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    status::title_bar(app, top, frame.buffer_mut());
+    match app.screen {
+        Screen::Home => home::draw(app, body, frame.buffer_mut()),
+        Screen::Run => run::draw(app, body, fit, frame.buffer_mut()),
+    }
+    run::hint_line(app, hint, frame.buffer_mut());
+    status::status_bar(app, status, frame.buffer_mut());
+    status::notices(app, body, frame.buffer_mut());
+    popup::draw_all(app, area, frame.buffer_mut());
+}
+
+fn too_small(area: Rect, frame: &mut Frame) {
+    let msg = format!(
+        "terminal too small — need {MIN_W}x{MIN_H}, have {}x{}. Enlarge the window; the run is safe (q quits).",
+        area.width, area.height
+    );
+    frame.render_widget(
+        Paragraph::new(Line::from(msg)).wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+/// Rows available to the output pane at this terminal size (for page up/down).
+pub fn output_rows(w: u16, h: u16) -> usize {
+    match fit(w, h) {
+        Fit::TooSmall => 1,
+        Fit::Compact => usize::from(h.saturating_sub(5)).max(1),
+        Fit::Full => {
+            let body = Rect::new(0, 0, w, h.saturating_sub(3));
+            usize::from(run::panes(body).output.height.saturating_sub(2)).max(1)
+        }
+    }
+}

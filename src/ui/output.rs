@@ -1,0 +1,429 @@
+//! The output pane: errors with what to do next, assertion results, result tables, the log,
+//! and a progress gauge. Only the visible rows are ever formatted, so 100,000 lines cost
+//! nothing.
+
+use chrono::Duration;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Gauge, Widget};
+
+use crate::app::{App, Focus, Level, StepMark, StepOutput};
+use crate::sql::types::ResultSet;
+
+use super::run::pane_block;
+use super::text::{clip, pad, short_duration, thousands, width};
+
+/// Widest a column gets before its values are cut (`o` shows a whole value).
+const MAX_COL: usize = 32;
+/// Rows sampled to size the columns.
+const SAMPLE_ROWS: usize = 500;
+
+/// One block of consecutive virtual lines.
+#[derive(Debug, Clone)]
+enum Part {
+    Text(Vec<(Level, String)>),
+    Title(usize),
+    Header(usize),
+    Sep(usize),
+    Rows(usize),
+    Log,
+}
+
+fn wrap(s: &str, w: usize) -> Vec<String> {
+    let w = w.max(8);
+    let mut out = Vec::new();
+    for para in s.lines() {
+        let mut cur = String::new();
+        for word in para.split_whitespace() {
+            if !cur.is_empty() && width(&cur) + 1 + width(word) > w {
+                out.push(std::mem::take(&mut cur));
+            }
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+        out.push(cur);
+    }
+    if out.is_empty() {
+        out.push(String::new());
+    }
+    out
+}
+
+fn parts(out: &StepOutput, w: usize) -> Vec<(Part, usize)> {
+    let mut v: Vec<(Part, usize)> = Vec::new();
+    if let Some(e) = &out.error {
+        let mut lines: Vec<(Level, String)> = Vec::new();
+        for (i, l) in wrap(&e.message, w.saturating_sub(9))
+            .into_iter()
+            .enumerate()
+        {
+            lines.push((
+                Level::Error,
+                if i == 0 {
+                    format!("✖ ERROR: {l}")
+                } else {
+                    format!("         {l}")
+                },
+            ));
+        }
+        if !e.next.is_empty() {
+            lines.push((Level::Warn, "What to do next:".into()));
+            for n in &e.next {
+                for (i, l) in wrap(n, w.saturating_sub(4)).into_iter().enumerate() {
+                    lines.push((
+                        Level::Info,
+                        if i == 0 {
+                            format!("  • {l}")
+                        } else {
+                            format!("    {l}")
+                        },
+                    ));
+                }
+            }
+        }
+        let n = lines.len();
+        v.push((Part::Text(lines), n));
+    }
+    if !out.asserts.is_empty() {
+        let lines: Vec<(Level, String)> = out
+            .asserts
+            .iter()
+            .map(|a| {
+                if a.passed {
+                    (Level::Ok, format!("✔ [PASS] {}", a.source))
+                } else {
+                    (
+                        Level::Error,
+                        format!("✖ [FAIL] {} — {}", a.source, a.detail),
+                    )
+                }
+            })
+            .collect();
+        let n = lines.len();
+        v.push((Part::Text(lines), n));
+    }
+    for (i, set) in out.sets.iter().enumerate() {
+        v.push((Part::Title(i), 1));
+        if !set.columns.is_empty() {
+            v.push((Part::Header(i), 1));
+            v.push((Part::Sep(i), 1));
+        }
+        if !set.rows.is_empty() {
+            v.push((Part::Rows(i), set.rows.len()));
+        }
+    }
+    if out.sets.is_empty() && !out.rows_affected.is_empty() {
+        let lines = out
+            .rows_affected
+            .iter()
+            .map(|n| {
+                (
+                    Level::Info,
+                    format!("({} rows affected)", thousands(*n as usize)),
+                )
+            })
+            .collect::<Vec<_>>();
+        let n = lines.len();
+        v.push((Part::Text(lines), n));
+    }
+    if !out.log.is_empty() {
+        v.push((Part::Log, out.log.len()));
+    }
+    v
+}
+
+/// Number of lines the output of a step has at pane width `w`.
+pub fn output_len(out: &StepOutput, w: usize) -> usize {
+    parts(out, w).iter().map(|(_, n)| n).sum()
+}
+
+fn locate(parts: &[(Part, usize)], mut i: usize) -> Option<(&Part, usize)> {
+    for (p, n) in parts {
+        if i < *n {
+            return Some((p, i));
+        }
+        i -= n;
+    }
+    None
+}
+
+/// Column widths from the header, the first rows and the rows on screen (`visible`).
+fn col_widths(set: &ResultSet, visible: std::ops::Range<usize>) -> Vec<usize> {
+    let shown = set
+        .rows
+        .get(visible.start.min(set.rows.len())..visible.end.min(set.rows.len()))
+        .unwrap_or(&[]);
+    set.columns
+        .iter()
+        .enumerate()
+        .map(|(c, col)| {
+            let mut w = width(&col.name);
+            for row in set.rows.iter().take(SAMPLE_ROWS).chain(shown) {
+                if let Some(v) = row.get(c) {
+                    w = w.max(width(&v.to_string()));
+                }
+                if w >= MAX_COL {
+                    break;
+                }
+            }
+            w.clamp(3, MAX_COL)
+        })
+        .collect()
+}
+
+/// First column to show so that `sel` is visible in `avail` columns of text.
+fn first_col(widths: &[usize], sel: usize, avail: usize) -> usize {
+    let sel = sel.min(widths.len().saturating_sub(1));
+    let mut start = sel;
+    let mut used = widths.get(sel).copied().unwrap_or(0);
+    while start > 0 && used + 3 + widths[start - 1] <= avail {
+        start -= 1;
+        used += 3 + widths[start];
+    }
+    start
+}
+
+/// The plain text of line `i` (what `y` copies): a whole row is tab-separated.
+pub fn output_line_text(out: &StepOutput, w: usize, i: usize) -> Option<String> {
+    let ps = parts(out, w);
+    let (p, k) = locate(&ps, i)?;
+    Some(match p {
+        Part::Text(lines) => lines.get(k)?.1.clone(),
+        Part::Title(s) => set_title(out, *s),
+        Part::Header(s) => out.sets[*s]
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+            .join("\t"),
+        Part::Sep(_) => String::new(),
+        Part::Rows(s) => out.sets[*s]
+            .rows
+            .get(k)?
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\t"),
+        Part::Log => out.log.get(k)?.text.clone(),
+    })
+}
+
+/// `(column name, whole value)` of the cell under the cursor, if it is on a table row.
+pub fn output_cell(out: &StepOutput, w: usize, i: usize, col: usize) -> Option<(String, String)> {
+    let ps = parts(out, w);
+    match locate(&ps, i)? {
+        (Part::Rows(s), k) => {
+            let set = &out.sets[*s];
+            let c = col.min(set.columns.len().saturating_sub(1));
+            Some((
+                set.columns.get(c)?.name.clone(),
+                set.rows.get(k)?.get(c)?.to_string(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Columns of the table under line `i`, for clamping the column cursor.
+pub fn output_columns(out: &StepOutput, w: usize, i: usize) -> usize {
+    let ps = parts(out, w);
+    match locate(&ps, i) {
+        Some((Part::Rows(s) | Part::Header(s) | Part::Sep(s) | Part::Title(s), _)) => {
+            out.sets[*s].columns.len()
+        }
+        _ => 0,
+    }
+}
+
+fn set_title(out: &StepOutput, s: usize) -> String {
+    let set = &out.sets[s];
+    format!(
+        "Result set {} of {} · {} rows × {} columns",
+        s + 1,
+        out.sets.len(),
+        thousands(set.rows.len()),
+        set.columns.len()
+    )
+}
+
+pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let focused = app.focus == Focus::Output;
+    let out = app.selected_output();
+    let total = out.map_or(0, |o| {
+        output_len(o, usize::from(area.width.saturating_sub(2)))
+    });
+    let title = if total > 0 {
+        format!(
+            " Output · line {} of {} ",
+            thousands(app.out_cursor.min(total - 1) + 1),
+            thousands(total)
+        )
+    } else {
+        " Output ".to_string()
+    };
+    let block = pane_block(app, title, focused);
+    let mut inner = block.inner(area);
+    block.render(area, buf);
+    if inner.height == 0 || inner.width == 0 {
+        return;
+    }
+    let running = app
+        .selected_step()
+        .is_some_and(|(r, _)| r.mark == StepMark::Running);
+    // Progress gauge for a long statement.
+    if let Some(o) = out
+        && running
+    {
+        let started = o.started_at.map(|s| app.now - s);
+        let label = match o.progress {
+            Some(p) => {
+                let eta = p.eta_ms.map_or_else(
+                    || "ETA unknown".to_string(),
+                    |ms| format!("ETA {}", short_duration(Duration::milliseconds(ms as i64))),
+                );
+                format!(
+                    "{:.0}% · {eta} · running {}",
+                    p.percent,
+                    started.map_or_else(String::new, short_duration)
+                )
+            }
+            None => format!(
+                "running {} · no progress reported",
+                started.map_or_else(String::new, short_duration)
+            ),
+        };
+        let ratio = o
+            .progress
+            .map_or(0.0, |p| f64::from(p.percent.clamp(0.0, 100.0)) / 100.0);
+        Gauge::default()
+            .ratio(ratio)
+            .label(label)
+            .gauge_style(t.running)
+            .render(Rect { height: 1, ..inner }, buf);
+        inner.y += 1;
+        inner.height -= 1;
+        if inner.height == 0 {
+            return;
+        }
+    }
+    let Some(out) = out else {
+        let hint = if app.run.is_some() {
+            "No output yet for this step."
+        } else {
+            ""
+        };
+        buf.set_line(inner.x, inner.y, &Line::styled(hint, t.dim), inner.width);
+        return;
+    };
+    let w = usize::from(inner.width);
+    let ps = parts(out, w);
+    if total == 0 {
+        buf.set_line(
+            inner.x,
+            inner.y,
+            &Line::styled("No output yet for this step.", t.dim),
+            inner.width,
+        );
+        return;
+    }
+    let h = usize::from(inner.height);
+    let cursor = app.out_cursor.min(total - 1);
+    let offset = app.out_offset.clamp((cursor + 1).saturating_sub(h), cursor);
+    // Column layouts for the sets that show.
+    let mut widths: Vec<Option<Vec<usize>>> = vec![None; out.sets.len()];
+    for y in 0..h {
+        let i = offset + y;
+        if i >= total {
+            break;
+        }
+        let Some((p, k)) = locate(&ps, i) else { break };
+        let is_cursor = focused && i == cursor;
+        let line = match p {
+            Part::Text(lines) => {
+                let (lvl, s) = &lines[k];
+                let st = match lvl {
+                    Level::Error => t.fail,
+                    Level::Warn => t.warn,
+                    Level::Ok => t.pass,
+                    Level::Info => t.text,
+                };
+                Line::styled(clip(s, w), st)
+            }
+            Part::Title(s) => Line::styled(clip(&set_title(out, *s), w), t.dim),
+            Part::Header(s) | Part::Sep(s) | Part::Rows(s) => {
+                let set = &out.sets[*s];
+                // Rows of this set on screen: line `i` is row `k`, so rows k-y .. k-y+h.
+                let first_row = if matches!(p, Part::Rows(_)) {
+                    k.saturating_sub(y)
+                } else {
+                    0
+                };
+                let ws = widths[*s]
+                    .get_or_insert_with(|| col_widths(set, first_row..first_row + h))
+                    .clone();
+                let start = first_col(&ws, app.out_col, w);
+                let mut spans: Vec<Span> = Vec::new();
+                let mut used = 0;
+                for (c, cw) in ws.iter().enumerate().skip(start) {
+                    if used >= w {
+                        break;
+                    }
+                    if c > start {
+                        spans.push(Span::styled(" │ ", t.border));
+                        used += 3;
+                    }
+                    let room = (*cw).min(w.saturating_sub(used));
+                    let (text, style) = match p {
+                        Part::Header(_) => (pad(&set.columns[c].name, room), t.header),
+                        Part::Sep(_) => ("─".repeat(room), t.border),
+                        _ => {
+                            let v = set.rows[k]
+                                .get(c)
+                                .map(ToString::to_string)
+                                .unwrap_or_default();
+                            let st = if v == "NULL" { t.dim } else { t.text };
+                            let st = if is_cursor && c == app.out_col.min(ws.len() - 1) {
+                                t.selected.add_modifier(Modifier::BOLD)
+                            } else {
+                                st
+                            };
+                            (pad(&v, room), st)
+                        }
+                    };
+                    used += width(&text);
+                    spans.push(Span::styled(text, style));
+                }
+                if start > 0 && !spans.is_empty() {
+                    spans.insert(0, Span::styled("◂", t.accent));
+                }
+                Line::from(spans)
+            }
+            Part::Log => {
+                let l = &out.log[k];
+                let st = match l.level {
+                    Level::Error => t.fail,
+                    Level::Warn => t.warn,
+                    Level::Ok => t.ok,
+                    Level::Info => t.text,
+                };
+                let stamp = l.at.format("%H:%M:%S ").to_string();
+                let rest = l.text.as_str();
+                Line::from(vec![
+                    Span::styled(stamp, t.dim),
+                    Span::styled(clip(rest, w.saturating_sub(9)), st),
+                ])
+            }
+        };
+        let line = if is_cursor && !matches!(p, Part::Rows(_)) {
+            line.patch_style(t.selected)
+        } else {
+            line
+        };
+        buf.set_line(inner.x, inner.y + y as u16, &line, inner.width);
+    }
+}

@@ -1,0 +1,488 @@
+//! Popups, drawn bottom to top of the stack over the screen.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Widget, Wrap};
+
+use crate::app::{Action, App, Form, Mode, Popup, Screen, StartKind};
+
+use super::text::clip;
+
+pub const IN_DOUBT_CHOICES: [(&str, &str); 3] = [
+    (
+        "Verify",
+        "run the step's verification query to find out what happened",
+    ),
+    (
+        "Re-run",
+        "run the step again (only safe if it can run twice)",
+    ),
+    (
+        "Mark done",
+        "I checked by hand: the step completed (asks for a note)",
+    ),
+];
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width.saturating_sub(2)).max(1.min(area.width));
+    let h = h.min(area.height.saturating_sub(2)).max(1.min(area.height));
+    Rect::new(
+        area.x + (area.width.saturating_sub(w)) / 2,
+        area.y + (area.height.saturating_sub(h)) / 2,
+        w,
+        h,
+    )
+}
+
+pub fn draw_all(app: &App, area: Rect, buf: &mut Buffer) {
+    for p in &app.popups {
+        draw(app, p, area, buf);
+    }
+}
+
+fn form_lines(app: &App, form: &Form, w: usize, out: &mut Vec<Line<'static>>) {
+    let t = &app.theme;
+    for (i, f) in form.fields.iter().enumerate() {
+        let focused = i == form.focus;
+        out.push(Line::from(vec![
+            Span::styled(if focused { "› " } else { "  " }, t.accent),
+            Span::styled(f.label.clone(), if focused { t.title } else { t.text }),
+            Span::styled(if f.secret { " (hidden)" } else { "" }, t.dim),
+        ]));
+        let shown = f.display();
+        let cursor = if focused { "▏" } else { "" };
+        let room = w.saturating_sub(5);
+        // Long values show their end, where the typing happens.
+        let chars: Vec<char> = shown.chars().collect();
+        let shown: String = if chars.len() > room && room > 1 {
+            std::iter::once('…')
+                .chain(chars[chars.len() - (room - 1)..].iter().copied())
+                .collect()
+        } else {
+            shown
+        };
+        out.push(Line::from(vec![
+            Span::raw("  ["),
+            Span::styled(
+                format!("{shown}{cursor}"),
+                if focused { t.code } else { t.text },
+            ),
+            Span::raw("]"),
+        ]));
+        if focused {
+            match f.problem() {
+                Some(p) if !f.value.is_empty() || form.error.is_some() => {
+                    out.push(Line::styled(clip(&format!("  ✖ {p}"), w), t.fail));
+                }
+                Some(_) => {}
+                None if !f.value.is_empty() => out.push(Line::styled("  ✔ ok", t.ok)),
+                None => {}
+            }
+            if !f.help.is_empty() {
+                out.push(Line::styled(format!("  {}", f.help), t.dim));
+            }
+        }
+    }
+    if let Some(e) = &form.error {
+        out.push(Line::styled(format!("✖ {e}"), t.fail));
+    }
+}
+
+fn keys_line(app: &App, pairs: &[(Action, &str)]) -> Line<'static> {
+    let t = &app.theme;
+    let mut spans = Vec::new();
+    for (i, (a, what)) in pairs.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled("  ", t.dim));
+        }
+        spans.push(Span::styled(app.keymap.hint(Mode::Popup, *a), t.key));
+        spans.push(Span::styled(format!(" {what}"), t.dim));
+    }
+    Line::from(spans)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn frame(
+    app: &App,
+    area: Rect,
+    buf: &mut Buffer,
+    w: u16,
+    lines: Vec<Line<'static>>,
+    title: &str,
+    danger: bool,
+    scroll: u16,
+) {
+    let t = &app.theme;
+    // Height after wrapping, so the last line (the keys) is never cut off.
+    let inner_w = usize::from(w.min(area.width.saturating_sub(2)).saturating_sub(2)).max(1);
+    let rows: usize = lines
+        .iter()
+        .map(|l| l.width().max(1).div_ceil(inner_w))
+        .sum();
+    let h = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2);
+    let r = centered(area, w, h);
+    Clear.render(r, buf);
+    let block = Block::bordered()
+        .border_type(if danger {
+            BorderType::Double
+        } else {
+            BorderType::Rounded
+        })
+        .border_style(if danger { t.fail } else { t.border_focus })
+        .title(Line::styled(
+            format!(" {title} "),
+            if danger { t.danger } else { t.title },
+        ));
+    Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false })
+        .scroll((scroll, 0))
+        .style(Style::default())
+        .render(r, buf);
+}
+
+fn step_title(app: &App, id: &str) -> String {
+    app.run
+        .as_ref()
+        .and_then(|r| r.runbook.step(id))
+        .map_or_else(|| id.to_string(), |s| s.title.clone())
+}
+
+fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let pw: u16 = 72.min(area.width.saturating_sub(4)).max(20.min(area.width));
+    let w = usize::from(pw.saturating_sub(2));
+    let mut l: Vec<Line<'static>> = Vec::new();
+    let submit_back = [
+        (Action::Submit, "submit"),
+        (Action::NextField, "next field"),
+        (Action::Back, "cancel"),
+    ];
+    match p {
+        Popup::Variables { form, .. } => {
+            l.push(Line::raw(
+                "This runbook needs these values. They are checked as you type.",
+            ));
+            l.push(Line::raw(""));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(app, &submit_back));
+            frame(app, area, buf, pw, l, "Runbook variables", false, 0);
+        }
+        Popup::TypedConfirm {
+            step,
+            word,
+            server,
+            statement,
+            form,
+        } => {
+            l.push(Line::from(vec![
+                Span::styled("DESTRUCTIVE: ", t.fail),
+                Span::raw(format!("“{}” cannot be undone.", step_title(app, step))),
+            ]));
+            l.push(Line::from(vec![
+                Span::styled("Server: ", t.dim),
+                Span::styled(server.clone(), t.warn),
+            ]));
+            l.push(Line::styled("Statement:", t.dim));
+            for s in statement.lines().take(12) {
+                l.push(Line::styled(format!("  {s}"), t.code));
+            }
+            if statement.lines().count() > 12 {
+                l.push(Line::styled(
+                    "  … (whole statement in the step detail)",
+                    t.dim,
+                ));
+            }
+            l.push(Line::raw(""));
+            l.push(Line::from(vec![
+                Span::raw("Type "),
+                Span::styled(word.clone(), t.warn),
+                Span::raw(" to run it:"),
+            ]));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(
+                app,
+                &[(Action::Submit, "run"), (Action::Back, "do not run")],
+            ));
+            frame(app, area, buf, pw, l, "Confirm destructive step", true, 0);
+        }
+        Popup::SecondOperator { step, first, form } => {
+            l.push(Line::raw(format!(
+                "“{}” needs a second operator.",
+                step_title(app, step)
+            )));
+            l.push(Line::styled(
+                format!("{first} confirmed it; someone else must approve."),
+                t.warn,
+            ));
+            l.push(Line::raw(""));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(
+                app,
+                &[(Action::Submit, "approve"), (Action::Back, "cancel")],
+            ));
+            frame(app, area, buf, pw, l, "Second operator", true, 0);
+        }
+        Popup::MarkDone { step, form } => {
+            l.push(Line::raw(format!(
+                "Mark “{}” as done.",
+                step_title(app, step)
+            )));
+            l.push(Line::styled(
+                "Only if you checked on the server that it completed.",
+                t.warn,
+            ));
+            l.push(Line::raw(""));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(
+                app,
+                &[(Action::Submit, "mark done"), (Action::Back, "cancel")],
+            ));
+            frame(app, area, buf, pw, l, "Mark in-doubt step done", true, 0);
+        }
+        Popup::ManualConfirm { step, form } => {
+            l.push(Line::raw(format!(
+                "Confirm you did “{}”.",
+                step_title(app, step)
+            )));
+            l.push(Line::styled(
+                "The note and evidence go into the journal and the report.",
+                t.dim,
+            ));
+            l.push(Line::raw(""));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(app, &submit_back));
+            frame(app, area, buf, pw, l, "Manual step done", false, 0);
+        }
+        Popup::Skip { step, form } => {
+            l.push(Line::raw(format!("Skip “{}”?", step_title(app, step))));
+            l.push(Line::styled(
+                "Steps that depend on it will wait. The reason is journaled.",
+                t.dim,
+            ));
+            l.push(Line::raw(""));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(
+                app,
+                &[(Action::Submit, "skip"), (Action::Back, "cancel")],
+            ));
+            frame(app, area, buf, pw, l, "Skip step", false, 0);
+        }
+        Popup::SignOff { form } => {
+            if let Some(run) = &app.run {
+                let (d, n) = run.progress(None);
+                l.push(Line::raw(format!("{d} of {n} steps settled.")));
+                let open: Vec<&str> = run
+                    .steps
+                    .iter()
+                    .filter(|s| !s.mark.is_settled())
+                    .map(|s| s.id.as_str())
+                    .collect();
+                if !open.is_empty() {
+                    l.push(Line::styled(
+                        clip(&format!("Still open: {}", open.join(", ")), w),
+                        t.warn,
+                    ));
+                }
+            }
+            l.push(Line::raw(""));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(app, &submit_back));
+            frame(app, area, buf, pw, l, "Sign off", false, 0);
+        }
+        Popup::Quit => {
+            l.push(Line::raw("Quit btsdr?"));
+            l.push(Line::raw(""));
+            l.push(Line::raw(
+                "The journal is always safe; you can resume with btsdr.",
+            ));
+            if let Some(r) = app.running_step() {
+                l.push(Line::styled(
+                    format!("{} is still running: the server finishes it; on resume it is IN DOUBT until you check.", r.id),
+                    t.warn,
+                ));
+            }
+            l.push(Line::raw(""));
+            l.push(keys_line(
+                app,
+                &[(Action::Submit, "quit"), (Action::Back, "stay")],
+            ));
+            frame(app, area, buf, 60, l, "Quit", false, 0);
+        }
+        Popup::Help { scroll } => {
+            let mode = match app.screen {
+                Screen::Home => Mode::Home,
+                Screen::Run => Mode::Run,
+            };
+            for (keys, a) in app.keymap.help_rows(mode) {
+                l.push(Line::from(vec![
+                    Span::styled(format!("{:>16}  ", clip(&keys, 16)), t.key),
+                    Span::raw(a.describe()),
+                ]));
+            }
+            l.push(Line::raw(""));
+            l.push(Line::styled(
+                "Keys come from assets/default-keys.toml and your keys.toml. Status labels: [PASS] [FAIL] [SKIP] [DONE] [N/A ] [RUN ] [WAIT] [????]=in doubt.",
+                t.dim,
+            ));
+            let h = (area.height.saturating_sub(4)).min(l.len() as u16 + 2);
+            let r = centered(area, pw, h);
+            Clear.render(r, buf);
+            Paragraph::new(l)
+                .block(
+                    Block::bordered()
+                        .border_type(BorderType::Rounded)
+                        .border_style(t.border_focus)
+                        .title(Line::styled(format!(" Keys ({}) ", mode.as_str()), t.title)),
+                )
+                .wrap(Wrap { trim: false })
+                .scroll((*scroll, 0))
+                .render(r, buf);
+        }
+        Popup::Find { form, selected } => {
+            form_lines(app, form, w, &mut l);
+            let matches = find_matches(app, form.value(0));
+            if form.value(0).is_empty() {
+                l.push(Line::styled("Type part of a step title, id or SQL.", t.dim));
+            } else if matches.is_empty() {
+                l.push(Line::styled("No step matches.", t.warn));
+            }
+            for (k, (i, text)) in matches.iter().take(10).enumerate() {
+                let mark = app
+                    .run
+                    .as_ref()
+                    .and_then(|r| r.steps.get(*i))
+                    .map_or("", |s| s.mark.label());
+                let line = Line::raw(clip(&format!("{mark} {text}"), w));
+                l.push(if k == *selected {
+                    line.style(t.selected)
+                } else {
+                    line
+                });
+            }
+            l.push(keys_line(
+                app,
+                &[
+                    (Action::Submit, "go"),
+                    (Action::Down, "next match"),
+                    (Action::Back, "cancel"),
+                ],
+            ));
+            frame(app, area, buf, pw, l, "Find step", false, 0);
+        }
+        Popup::CancelRunning { step } => {
+            l.push(Line::raw(format!("Cancel “{}”?", step_title(app, step))));
+            l.push(Line::raw(""));
+            l.push(Line::raw("btsdr sends an attention to SQL Server. A BACKUP or RESTORE rolls back; a data change already committed stays committed."));
+            l.push(Line::raw(""));
+            l.push(keys_line(
+                app,
+                &[
+                    (Action::Submit, "cancel the statement"),
+                    (Action::Back, "let it run"),
+                ],
+            ));
+            frame(app, area, buf, pw, l, "Cancel running statement", true, 0);
+        }
+        Popup::InDoubt { step, choice } => {
+            l.push(Line::raw(format!(
+                "“{}” was running when btsdr stopped.",
+                step_title(app, step)
+            )));
+            l.push(Line::raw(
+                "Its outcome on the server is unknown. Decide before anything else runs:",
+            ));
+            l.push(Line::raw(""));
+            for (i, (name, what)) in IN_DOUBT_CHOICES.iter().enumerate() {
+                let line = Line::from(vec![
+                    Span::raw(if i == *choice { "› " } else { "  " }),
+                    Span::styled(format!("{name:<10}"), t.key),
+                    Span::raw(what.to_string()),
+                ]);
+                l.push(if i == *choice {
+                    line.style(t.selected)
+                } else {
+                    line
+                });
+            }
+            l.push(Line::raw(""));
+            let mut keys = keys_line(
+                app,
+                &[(Action::Submit, "apply"), (Action::Back, "decide later")],
+            );
+            keys.spans
+                .insert(0, Span::styled("↑↓ or 1-3 choose  ", t.dim));
+            l.push(keys);
+            frame(app, area, buf, pw, l, "Step in doubt", true, 0);
+        }
+        Popup::Inspect {
+            title,
+            text,
+            scroll,
+        } => {
+            for line in text.lines() {
+                l.push(Line::raw(line.to_string()));
+            }
+            if text.is_empty() {
+                l.push(Line::styled("(empty)", t.dim));
+            }
+            l.push(Line::raw(""));
+            l.push(keys_line(app, &[(Action::Back, "close")]));
+            let pw = (area.width.saturating_sub(4)).min(100);
+            frame(app, area, buf, pw, l, title, false, *scroll);
+        }
+        Popup::Start { kind, form } => {
+            l.push(Line::raw(match kind {
+                StartKind::Runbook => "Start a new session. The RTO clock starts when you confirm.",
+                StartKind::Drill => {
+                    "Start a drill against the simulated servers. Marked DRILL everywhere."
+                }
+            }));
+            l.push(Line::raw(""));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(
+                app,
+                &[
+                    (Action::Submit, "start"),
+                    (Action::NextField, "next field"),
+                    (Action::Back, "cancel"),
+                ],
+            ));
+            let title = match kind {
+                StartKind::Runbook => "Start runbook",
+                StartKind::Drill => "Start drill",
+            };
+            frame(app, area, buf, pw, l, title, false, 0);
+        }
+        Popup::Message { title, text, error } => {
+            for line in text.lines() {
+                l.push(Line::raw(line.to_string()));
+            }
+            l.push(Line::raw(""));
+            l.push(keys_line(app, &[(Action::Back, "close")]));
+            frame(app, area, buf, pw, l, title, *error, 0);
+        }
+    }
+}
+
+/// Steps whose title, id or SQL contains `q` (case-insensitive): `(index, "id — title")`.
+pub fn find_matches(app: &App, q: &str) -> Vec<(usize, String)> {
+    let q = q.trim().to_lowercase();
+    let Some(run) = &app.run else { return vec![] };
+    if q.is_empty() {
+        return vec![];
+    }
+    run.steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| {
+            let (_, st) = run.step(i)?;
+            let sql = st.statement().map_or("", |s| s.2);
+            let hay = format!("{} {} {}", st.id, st.title, sql).to_lowercase();
+            hay.contains(&q)
+                .then(|| (i, format!("{} — {}", row.id, st.title)))
+        })
+        .collect()
+}

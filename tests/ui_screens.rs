@@ -1,0 +1,286 @@
+//! Snapshots of every screen and popup at 100x30 and 80x24 (TestBackend + insta), a styled
+//! buffer where colour carries meaning, and tiny sizes that must not panic.
+
+mod ui_support;
+
+use std::sync::Arc;
+
+use btsdr::app::harness::Harness;
+use btsdr::app::session::SessionMsg;
+use btsdr::app::{HomeItem, Msg, Popup};
+use btsdr::sql::executor::ExecEvent;
+use btsdr::sql::types::{Progress, SqlError};
+use tempfile::TempDir;
+use ui_support::*;
+
+const SIZES: [(u16, u16); 2] = [(100, 30), (80, 24)];
+
+async fn demo(w: u16, h: u16) -> (Harness, TempDir, FakeExec) {
+    let dir = tempfile::tempdir().unwrap();
+    let exec = demo_exec();
+    let mut h = demo_harness(w, h, dir.path(), Arc::new(exec.clone()));
+    h.settle().await;
+    (h, dir, exec)
+}
+
+macro_rules! snap {
+    ($h:expr, $name:expr) => {{
+        let (w, hh) = $h.app.viewport;
+        insta::assert_snapshot!(format!("{}_{}x{}", $name, w, hh), $h.screen());
+    }};
+}
+
+#[tokio::test]
+async fn home_screen() {
+    for (w, hh) in SIZES {
+        let mut h = Harness::new(w, hh);
+        h.app.home = vec![
+            HomeItem::Resume {
+                session_id: "20261120-2312-restore".into(),
+                runbook: "restore".into(),
+                started: "2026-11-20 23:12".into(),
+                summary: "14/41 steps, 1 in doubt".into(),
+            },
+            HomeItem::Recover,
+            HomeItem::Start {
+                runbook_id: "backup".into(),
+                title: "Back up BizTalk Server".into(),
+            },
+            HomeItem::Start {
+                runbook_id: "restore".into(),
+                title: "Restore BizTalk Server".into(),
+            },
+            HomeItem::Drill {
+                scenario: "msgbox-corrupt".into(),
+                title: "MessageBox database corrupt".into(),
+            },
+            HomeItem::Report {
+                path: "reports/20261101-drill.md".into(),
+                title: "Drill 2026-11-01".into(),
+            },
+        ];
+        snap!(h, "home");
+        h.press("j");
+        h.press("j");
+        h.press("enter");
+        snap!(h, "home_start_popup");
+        h.press("esc");
+        h.press("G");
+        h.press("k");
+        h.press("enter");
+        snap!(h, "home_drill_popup");
+    }
+}
+
+#[tokio::test]
+async fn run_screen_states() {
+    for (w, hh) in SIZES {
+        let (mut h, _d, exec) = demo(w, hh).await;
+        snap!(h, "run_fresh");
+        h.press("enter");
+        h.settle().await;
+        snap!(h, "run_check_passed");
+        // Output focus, cursor on the table row, cell inspector.
+        h.press("tab");
+        h.press("tab");
+        h.press("j");
+        h.press("j");
+        h.press("j");
+        h.press("j");
+        h.press("o");
+        snap!(h, "popup_inspect_cell");
+        h.press("esc");
+        h.press("tab");
+        // A failing check: error and what to do next.
+        exec.once("adm_BackupHistory", Reply::Err(SqlError::Server {
+            number: 4060,
+            severity: 11,
+            state: 1,
+            procedure: String::new(),
+            line: 1,
+            message: "Cannot open database \"BizTalkMgmtDb\" requested by the login. The login failed.".into(),
+        }));
+        h.press("j");
+        h.press("j");
+        h.press("enter");
+        h.settle().await;
+        snap!(h, "run_step_failed");
+    }
+}
+
+#[tokio::test]
+async fn long_restore_progress_gauge() {
+    for (w, hh) in SIZES {
+        let (mut h, _d, exec) = demo(w, hh).await;
+        exec.once("RESTORE DATABASE", Reply::Hang);
+        h.press("G");
+        h.press("k");
+        h.press("enter");
+        snap!(h, "popup_typed_confirm");
+        h.type_text("RESTOR");
+        snap!(h, "popup_typed_confirm_partial");
+        h.type_text("E");
+        h.press("enter");
+        let id = h.app.session.as_ref().unwrap().in_flight()[0];
+        h.advance(95);
+        h.send(Msg::Session(SessionMsg::Exec(ExecEvent::Progress {
+            id,
+            progress: Progress {
+                percent: 42.0,
+                eta_ms: Some(131_000),
+            },
+        })));
+        snap!(h, "run_restore_progress");
+        h.press("ctrl-c");
+        snap!(h, "popup_cancel_running");
+        h.press("enter");
+        h.settle().await;
+        snap!(h, "run_restore_cancelled");
+    }
+}
+
+#[tokio::test]
+async fn operator_popups() {
+    for (w, hh) in SIZES {
+        let (mut h, _d, _) = demo(w, hh).await;
+        h.press("j");
+        h.press("c");
+        snap!(h, "popup_manual_confirm");
+        h.press("esc");
+        h.press("s");
+        h.type_text("hosts already stopped by the Windows team");
+        snap!(h, "popup_skip");
+        h.press("esc");
+        h.press("S");
+        snap!(h, "popup_signoff");
+        h.press("esc");
+        h.press("q");
+        snap!(h, "popup_quit");
+        h.press("esc");
+        h.press("?");
+        snap!(h, "popup_help");
+        h.press("esc");
+        h.press("/");
+        h.type_text("restore");
+        snap!(h, "popup_find");
+        h.press("esc");
+    }
+}
+
+#[tokio::test]
+async fn variables_and_in_doubt_popups() {
+    for (w, hh) in SIZES {
+        let dir = tempfile::tempdir().unwrap();
+        let rb = demo_runbook();
+        // No `server` value: the variables popup comes first.
+        let engine = btsdr::engine::Engine::new(
+            Arc::clone(&rb),
+            btsdr::engine::Variables::from_runbook(&rb),
+            options(false, false),
+        );
+        let mut h = open_engine(w, hh, dir.path(), Arc::new(demo_exec()), engine);
+        snap!(h, "popup_variables");
+        h.type_text("SQL DR01");
+        snap!(h, "popup_variables_invalid");
+        // The in-doubt chooser, drawn over the run screen.
+        h.app.popups.clear();
+        h.app.popups.push(Popup::InDoubt {
+            step: "restore.mgmt".into(),
+            choice: 0,
+        });
+        snap!(h, "popup_in_doubt");
+    }
+}
+
+#[tokio::test]
+async fn colour_carries_meaning_debug_buffer() {
+    let (mut h, _d, exec) = demo(100, 30).await;
+    h.press("enter");
+    h.settle().await;
+    exec.once(
+        "adm_BackupHistory",
+        Reply::Err(SqlError::Timeout { secs: 60 }),
+    );
+    h.press("j");
+    h.press("j");
+    h.press("enter");
+    h.settle().await;
+    h.resize(100, 12);
+    insta::assert_debug_snapshot!("run_colours_100x12", h.buffer());
+}
+
+#[tokio::test]
+async fn no_color_has_no_colours_but_keeps_labels() {
+    let (mut h, _d, _) = demo(100, 30).await;
+    h.app.theme = btsdr::ui::theme::Theme::monochrome();
+    h.press("enter");
+    h.settle().await;
+    let buf = h.buffer();
+    for cell in buf.content() {
+        assert_eq!(
+            cell.fg,
+            ratatui::style::Color::Reset,
+            "colour at {:?}",
+            cell.symbol()
+        );
+        assert_eq!(cell.bg, ratatui::style::Color::Reset);
+    }
+    let screen = h.screen();
+    assert!(screen.contains("[PASS]"), "{screen}");
+    assert!(screen.contains("DRILL"));
+}
+
+#[tokio::test]
+async fn tiny_terminals_never_panic() {
+    let (mut h, _d, _) = demo(100, 30).await;
+    h.press("enter");
+    h.settle().await;
+    h.press("?");
+    for w in 1..=20 {
+        for hh in 1..=5 {
+            h.resize(w, hh);
+            let _ = h.screen();
+        }
+    }
+    for (w, hh) in [(79, 23), (60, 20), (40, 10), (39, 9), (200, 60)] {
+        h.resize(w, hh);
+        let _ = h.screen();
+    }
+    h.resize(60, 20);
+    h.press("esc");
+    insta::assert_snapshot!("compact_60x20", h.screen());
+    h.resize(30, 8);
+    insta::assert_snapshot!("too_small_30x8", h.screen());
+}
+
+#[tokio::test]
+async fn output_pane_with_100k_lines_renders_only_visible_rows() {
+    let (mut h, _d, exec) = demo(100, 30).await;
+    let rows: Vec<Vec<btsdr::sql::types::Value>> = (0..100_000)
+        .map(|i| vec![text(&format!("BizTalkDb{i}")), text("ONLINE")])
+        .collect();
+    exec.once(
+        "adm_BackupHistory",
+        Reply::Ok(set(&["name", "state_desc"], rows)),
+    );
+    h.press("j");
+    h.press("j");
+    h.press("enter");
+    h.settle().await;
+    h.press("tab");
+    h.press("tab");
+    let t = std::time::Instant::now();
+    for _ in 0..50 {
+        h.press("pgdn");
+        let _ = h.buffer();
+    }
+    h.press("G");
+    let screen = h.screen();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "too slow: {:?}",
+        t.elapsed()
+    );
+    assert!(screen.contains("BizTalkDb99999"), "{screen}");
+    assert!(screen.contains("100,0"), "{screen}");
+}
