@@ -102,6 +102,10 @@ fn markdown_and_html_reports() {
     insta::assert_snapshot!("report_md", md);
 
     let html = report::render(&r, Format::Html);
+    // For looking at it as a reader would: BTSDR_REPORT_SAMPLE=/tmp/r.html cargo test --test report
+    if let Ok(p) = std::env::var("BTSDR_REPORT_SAMPLE") {
+        std::fs::write(p, &html).unwrap();
+    }
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<svg"), "timeline");
     assert!(html.contains("RTO deadline"));

@@ -56,6 +56,8 @@ pub struct StepLine {
     pub file: Option<(String, String)>,
     /// Earlier failed attempts, `attempt n failed: error`.
     pub failed_attempts: Vec<String>,
+    /// Each attempt on the timeline: start, end (None while running) and how it ended.
+    pub segments: Vec<(DateTime<Utc>, Option<DateTime<Utc>>, StepStatus)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -165,6 +167,7 @@ pub fn build(records: &[Record], runbook: Option<&Runbook>, journal_status: &str
                 l.status = StepStatus::InDoubt;
                 l.statement = statement.clone().or(l.statement.take());
                 l.by.clone_from(&rec.operator);
+                l.segments.push((rec.time, None, StepStatus::InDoubt));
             }
             (Event::StepFinished { outcome, evidence, assertions, .. }, Some(l)) => {
                 l.finished = Some(rec.time);
@@ -185,6 +188,14 @@ pub fn build(records: &[Record], runbook: Option<&Runbook>, journal_status: &str
                         l.status = StepStatus::InDoubt;
                         l.error = Some(reason.clone());
                     }
+                }
+                let ended = l.status;
+                match l.segments.last_mut() {
+                    Some(seg) if seg.1.is_none() => {
+                        seg.1 = Some(rec.time);
+                        seg.2 = ended;
+                    }
+                    _ => l.segments.push((rec.time, Some(rec.time), ended)),
                 }
                 if let Some(set) = evidence {
                     if let Some(m) = find_mark(set) {
@@ -259,6 +270,7 @@ fn new_line(id: &str, title: &str, section: &str, kind: &str) -> StepLine {
         skip_reason: String::new(),
         file: None,
         failed_attempts: Vec::new(),
+        segments: Vec::new(),
     }
 }
 
