@@ -211,15 +211,31 @@ pub fn run(cli: Cli) -> ExitCode {
     let config_path = cli.config.clone();
     match cli.command {
         None => interactive(config_path.as_deref(), None, &SessionArgs::none(), None),
-        Some(Cmd::Drill { scenario, runbook, session }) => {
+        Some(Cmd::Drill {
+            scenario,
+            runbook,
+            session,
+        }) => {
             let op = operator_name(session.operator.as_deref());
-            let req = crate::app::Request::Drill { scenario, operator: op, rto_minutes: session.rto.or(Some(60)) };
+            let req = crate::app::Request::Drill {
+                scenario,
+                operator: op,
+                rto_minutes: session.rto.or(Some(60)),
+            };
             interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
         }
-        Some(Cmd::Run { runbook, target, session }) => {
+        Some(Cmd::Run {
+            runbook,
+            target,
+            session,
+        }) => {
             let op = operator_name(session.operator.as_deref());
             let req = match (target.env, target.drill) {
-                (_, Some(scenario)) => crate::app::Request::Drill { scenario, operator: op, rto_minutes: session.rto },
+                (_, Some(scenario)) => crate::app::Request::Drill {
+                    scenario,
+                    operator: op,
+                    rto_minutes: session.rto,
+                },
                 (Some(env), None) => crate::app::Request::Start {
                     runbook_id: runbook.clone(),
                     environment: env,
@@ -262,7 +278,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Cmd::Recover { failure, list }) => recover(failure.as_deref(), list),
         Some(Cmd::Sessions) => sessions(),
         Some(Cmd::Journal(JournalCmd::Verify { file })) => journal_verify(&file),
-        Some(Cmd::Report { session, format, output }) => report(&session, &format, output.as_deref()),
+        Some(Cmd::Report {
+            session,
+            format,
+            output,
+        }) => report(&session, &format, output.as_deref()),
         Some(Cmd::Changelog(c)) => changelog(c),
     }
 }
@@ -474,11 +494,22 @@ fn journal_file(arg: &str) -> Result<PathBuf, String> {
 fn sessions() -> ExitCode {
     match crate::journal::list_sessions(&paths::data_dir()) {
         Ok(list) if list.is_empty() => {
-            outln!("No sessions yet in {}. Start one with `btsdr drill` or `btsdr run RUNBOOK --env NAME`.", paths::data_dir().display());
+            outln!(
+                "No sessions yet in {}. Start one with `btsdr drill` or `btsdr run RUNBOOK --env NAME`.",
+                paths::data_dir().display()
+            );
             ExitCode::SUCCESS
         }
         Ok(list) => {
-            outln!("{:<34} {:<18} {:<12} {:<10} {:<8} {:>8}  LAST ACTIVITY", "SESSION", "RUNBOOK", "ENV", "OPERATOR", "STATUS", "IN DOUBT");
+            outln!(
+                "{:<34} {:<18} {:<12} {:<10} {:<8} {:>8}  LAST ACTIVITY",
+                "SESSION",
+                "RUNBOOK",
+                "ENV",
+                "OPERATOR",
+                "STATUS",
+                "IN DOUBT"
+            );
             for s in list {
                 let mut status = format!("{:?}", s.status).to_lowercase();
                 if !s.intact {
@@ -498,7 +529,9 @@ fn sessions() -> ExitCode {
                     s.operator,
                     status,
                     s.in_doubt,
-                    s.last_activity.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+                    s.last_activity
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default()
                 );
                 if let Some(p) = s.problem {
                     outln!("    problem: {p}");
@@ -507,7 +540,10 @@ fn sessions() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: cannot list sessions in {}: {e}", paths::data_dir().display());
+            eprintln!(
+                "error: cannot list sessions in {}: {e}",
+                paths::data_dir().display()
+            );
             ExitCode::from(2)
         }
     }
@@ -524,7 +560,11 @@ fn journal_verify(arg: &str) -> ExitCode {
     match crate::journal::verify(&path) {
         Ok(report) => {
             outln!("{}: {report}", path.display());
-            if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if report.is_intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", path.display());
@@ -553,7 +593,11 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
         }
     };
     if !read.report.is_intact() {
-        eprintln!("warning: {}: {} — the report covers only the records before the damage", path.display(), read.report);
+        eprintln!(
+            "warning: {}: {} — the report covers only the records before the damage",
+            path.display(),
+            read.report
+        );
     }
     let runbook_id = read.entries.iter().find_map(|r| match &r.event {
         crate::journal::Event::SessionStarted { runbook_id, .. } => Some(runbook_id.clone()),
@@ -561,7 +605,13 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
     });
     let lib = Library::load(Some(&paths::user_runbooks_dir())).ok();
     let rb = runbook_id.and_then(|id| lib.as_ref().and_then(|l| l.get(&id)));
-    let rep = crate::report::build(&read.entries, rb.as_deref(), &read.report.to_string(), &read.report.head, read.report.is_intact());
+    let rep = crate::report::build(
+        &read.entries,
+        rb.as_deref(),
+        &read.report.to_string(),
+        &read.report.head,
+        read.report.is_intact(),
+    );
     let text = crate::report::render(&rep, fmt);
     match output {
         Some(out) => match std::fs::write(out, text) {
@@ -584,19 +634,40 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
 fn changelog(cmd: ChangelogCmd) -> ExitCode {
     let dir = paths::data_dir();
     match cmd {
-        ChangelogCmd::Add { what, who, category, reference } => {
+        ChangelogCmd::Add {
+            what,
+            who,
+            category,
+            reference,
+        } => {
             if what.trim().is_empty() || who.trim().is_empty() {
-                eprintln!("error: say what changed and who made the change (--who or BTSDR_OPERATOR)");
+                eprintln!(
+                    "error: say what changed and who made the change (--who or BTSDR_OPERATOR)"
+                );
                 return ExitCode::from(2);
             }
-            let change = crate::journal::Change { who, what, category, reference };
-            match crate::journal::Changelog::open(&dir).and_then(|mut c| c.add(change, chrono::Utc::now())) {
+            let change = crate::journal::Change {
+                who,
+                what,
+                category,
+                reference,
+            };
+            match crate::journal::Changelog::open(&dir)
+                .and_then(|mut c| c.add(change, chrono::Utc::now()))
+            {
                 Ok(r) => {
-                    outln!("recorded change #{} ({})", r.seq, &r.hash[..12.min(r.hash.len())]);
+                    outln!(
+                        "recorded change #{} ({})",
+                        r.seq,
+                        &r.hash[..12.min(r.hash.len())]
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: cannot record the change in {}: {e}", crate::journal::Changelog::path(&dir).display());
+                    eprintln!(
+                        "error: cannot record the change in {}: {e}",
+                        crate::journal::Changelog::path(&dir).display()
+                    );
                     ExitCode::from(2)
                 }
             }
@@ -604,11 +675,24 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
         ChangelogCmd::List => match crate::journal::Changelog::list(&dir) {
             Ok(read) => {
                 if read.entries.is_empty() {
-                    outln!("No changes recorded yet. Add one with `btsdr changelog add \"...\" --who NAME`.");
+                    outln!(
+                        "No changes recorded yet. Add one with `btsdr changelog add \"...\" --who NAME`."
+                    );
                 }
                 for e in &read.entries {
-                    let reference = if e.reference.is_empty() { String::new() } else { format!(" [{}]", e.reference) };
-                    outln!("#{:<4} {}  {:<14} {:<12} {}{reference}", e.seq, e.time.format("%Y-%m-%d %H:%M"), e.who, e.category, e.what);
+                    let reference = if e.reference.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" [{}]", e.reference)
+                    };
+                    outln!(
+                        "#{:<4} {}  {:<14} {:<12} {}{reference}",
+                        e.seq,
+                        e.time.format("%Y-%m-%d %H:%M"),
+                        e.who,
+                        e.category,
+                        e.what
+                    );
                 }
                 if read.report.is_intact() {
                     ExitCode::SUCCESS
@@ -627,7 +711,13 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
 
 impl SessionArgs {
     fn none() -> SessionArgs {
-        SessionArgs { operator: None, rto: None, rpo: None, dry_run: false, two_person: false }
+        SessionArgs {
+            operator: None,
+            rto: None,
+            rpo: None,
+            dry_run: false,
+            two_person: false,
+        }
     }
 }
 
@@ -638,10 +728,13 @@ fn unreachable_target() -> crate::app::Request {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
-        eprintln!("error: cannot start the async runtime: {e}");
-        ExitCode::from(2)
-    })
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        })
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<crate::config::Config, ExitCode> {
@@ -660,7 +753,12 @@ fn load_config(path: Option<&std::path::Path>) -> Result<crate::config::Config, 
 }
 
 /// The home screen (`req = None`) or a session opened straight away.
-fn interactive(config_path: Option<&std::path::Path>, req: Option<crate::app::Request>, session: &SessionArgs, runbook: Option<String>) -> ExitCode {
+fn interactive(
+    config_path: Option<&std::path::Path>,
+    req: Option<crate::app::Request>,
+    session: &SessionArgs,
+    runbook: Option<String>,
+) -> ExitCode {
     use crate::app::driver::{Opener, SessionDriver};
     let lib = match Library::load(Some(&paths::user_runbooks_dir())) {
         Ok(l) => l,
@@ -694,7 +792,10 @@ fn interactive(config_path: Option<&std::path::Path>, req: Option<crate::app::Re
     opener.two_person_rule = session.two_person;
     if let Some(rb) = runbook {
         if opener.library.get(&rb).is_none() {
-            eprintln!("error: no runbook `{rb}`. Available: {}", opener.library.ids().join(", "));
+            eprintln!(
+                "error: no runbook `{rb}`. Available: {}",
+                opener.library.ids().join(", ")
+            );
             return ExitCode::from(2);
         }
         opener.drill_runbook = rb;
@@ -735,25 +836,69 @@ fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::Home
     use crate::app::HomeItem;
     let mut items = Vec::new();
     let sessions = crate::journal::list_sessions(data_dir).unwrap_or_default();
-    for s in sessions.iter().filter(|s| s.status == crate::journal::SessionStatus::Open && s.intact).rev().take(5) {
+    for s in sessions
+        .iter()
+        .filter(|s| s.status == crate::journal::SessionStatus::Open && s.intact)
+        .rev()
+        .take(5)
+    {
         items.push(HomeItem::Resume {
             session_id: s.id.clone(),
             runbook: s.runbook_id.clone(),
-            started: s.started.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default(),
-            summary: format!("{} on {} by {}{}", s.title, s.environment, s.operator, if s.in_doubt > 0 { format!(", {} in doubt", s.in_doubt) } else { String::new() }),
+            started: s
+                .started
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+            summary: format!(
+                "{} on {} by {}{}",
+                s.title,
+                s.environment,
+                s.operator,
+                if s.in_doubt > 0 {
+                    format!(", {} in doubt", s.in_doubt)
+                } else {
+                    String::new()
+                }
+            ),
         });
     }
     items.push(HomeItem::Recover);
     for rb in &lib.runbooks {
-        items.push(HomeItem::Start { runbook_id: rb.id.clone(), title: rb.title.clone() });
+        items.push(HomeItem::Start {
+            runbook_id: rb.id.clone(),
+            title: rb.title.clone(),
+        });
     }
-    for (name, text) in crate::embedded::ASSETS.iter().filter(|(n, _)| n.starts_with("scenarios/")) {
-        let scenario = name.trim_start_matches("scenarios/").trim_end_matches(".toml").to_string();
-        let title = crate::sim::scenario::Scenario::parse(text, name).map(|s| s.description.lines().next().unwrap_or("").to_string()).unwrap_or_default();
+    for (name, text) in crate::embedded::ASSETS
+        .iter()
+        .filter(|(n, _)| n.starts_with("scenarios/"))
+    {
+        let scenario = name
+            .trim_start_matches("scenarios/")
+            .trim_end_matches(".toml")
+            .to_string();
+        let title = crate::sim::scenario::Scenario::parse(text, name)
+            .map(|s| s.description.lines().next().unwrap_or("").to_string())
+            .unwrap_or_default();
         items.push(HomeItem::Drill { scenario, title });
     }
-    for s in sessions.iter().filter(|s| s.status != crate::journal::SessionStatus::Open).rev().take(5) {
-        items.push(HomeItem::Report { path: s.id.clone(), title: format!("{} — {} ({})", s.title, s.environment, s.last_activity.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()) });
+    for s in sessions
+        .iter()
+        .filter(|s| s.status != crate::journal::SessionStatus::Open)
+        .rev()
+        .take(5)
+    {
+        items.push(HomeItem::Report {
+            path: s.id.clone(),
+            title: format!(
+                "{} — {} ({})",
+                s.title,
+                s.environment,
+                s.last_activity
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default()
+            ),
+        });
     }
     items
 }
@@ -783,9 +928,20 @@ fn sim(scenario: &str, listen: std::net::SocketAddr) -> ExitCode {
         for e in &drill.endpoints {
             outln!("  {:<12} {} ({})", e.role.as_str(), e.addr, e.server_name);
         }
-        outln!("\nPaste into {} (then `btsdr check --env drill`):\n", paths::config_dir().join("config.toml").display());
+        outln!(
+            "\nPaste into {} (then `btsdr check --env drill`):\n",
+            paths::config_dir().join("config.toml").display()
+        );
         outln!("{}", drill.env_toml());
-        outln!("Login: {} / {}   sqlcmd -S {},{} -U {} -P {}\nCtrl-C stops the simulator.", drill.user, drill.password, listen.ip(), listen.port(), drill.user, drill.password);
+        outln!(
+            "Login: {} / {}   sqlcmd -S {},{} -U {} -P {}\nCtrl-C stops the simulator.",
+            drill.user,
+            drill.password,
+            listen.ip(),
+            listen.port(),
+            drill.user,
+            drill.password
+        );
         let _ = tokio::signal::ctrl_c().await;
         drill.shutdown().await;
         ExitCode::SUCCESS

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use crate::app::driver::{Opened, Opener};
 use crate::app::Request;
+use crate::app::driver::{Opened, Opener};
 use crate::config::{Config, EnvSecrets, Environment, MapSecrets, SecretSource};
 use crate::engine::{Engine, EngineOptions, Variables};
 use crate::journal::{self, Event, JournalWriter};
@@ -49,9 +49,12 @@ impl LiveOpener {
     }
 
     fn runbook(&self, id: &str) -> Result<Arc<Runbook>, String> {
-        self.library
-            .get(id)
-            .ok_or_else(|| format!("no runbook `{id}`; available: {}", self.library.ids().join(", ")))
+        self.library.get(id).ok_or_else(|| {
+            format!(
+                "no runbook `{id}`; available: {}",
+                self.library.ids().join(", ")
+            )
+        })
     }
 
     fn environment(&self, name: &str) -> Result<Environment, String> {
@@ -69,7 +72,8 @@ impl LiveOpener {
     }
 
     fn start_drill(&mut self, scenario: &str) -> Result<usize, String> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| "internal error: no async runtime".to_string())?;
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| "internal error: no async runtime".to_string())?;
         let drill = tokio::task::block_in_place(|| handle.block_on(Drill::start(scenario)))?;
         self.drills.push(drill);
         Ok(self.drills.len() - 1)
@@ -83,10 +87,16 @@ impl LiveOpener {
         mut opts: EngineOptions,
         extra_vars: &[(String, String)],
     ) -> Result<Opened, String> {
-        let executor: Arc<dyn Executor> = Arc::new(TiberiusExecutor::new(env, secrets).map_err(|e| e.to_string())?);
+        let executor: Arc<dyn Executor> =
+            Arc::new(TiberiusExecutor::new(env, secrets).map_err(|e| e.to_string())?);
         let now = Utc::now();
-        let (id, writer) = journal::create_session(&self.data_dir, now, &runbook.id)
-            .map_err(|e| format!("cannot create the session journal in {}: {e}", self.data_dir.display()))?;
+        let (id, writer) =
+            journal::create_session(&self.data_dir, now, &runbook.id).map_err(|e| {
+                format!(
+                    "cannot create the session journal in {}: {e}",
+                    self.data_dir.display()
+                )
+            })?;
         opts.session_id = id.clone();
         opts.environment.clone_from(&env.name);
         let mut vars = Variables::from_runbook(&runbook);
@@ -102,7 +112,12 @@ impl LiveOpener {
             vars.set(k, v.clone());
         }
         let engine = Engine::new(runbook, vars, opts);
-        Ok(Opened { engine, journal: writer, executor, files_dir: self.files_dir(&id) })
+        Ok(Opened {
+            engine,
+            journal: writer,
+            executor,
+            files_dir: self.files_dir(&id),
+        })
     }
 
     fn files_dir(&self, session_id: &str) -> PathBuf {
@@ -111,48 +126,72 @@ impl LiveOpener {
 
     fn resume(&mut self, session_id: &str, operator: Option<&str>) -> Result<Opened, String> {
         let path = journal::session_path(&self.data_dir, session_id)?;
-        let read = journal::read_records(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let read = journal::read_records(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if !read.report.is_intact() {
-            return Err(format!("{}: {} — it cannot be resumed; `btsdr report {session_id}` still shows what verified", path.display(), read.report));
+            return Err(format!(
+                "{}: {} — it cannot be resumed; `btsdr report {session_id}` still shows what verified",
+                path.display(),
+                read.report
+            ));
         }
-        let Some((runbook_id, environment, drill, started_opts)) = read.entries.iter().find_map(|r| match &r.event {
-            Event::SessionStarted { runbook_id, environment, drill, operator, rto_minutes, rpo_minutes, declared_at, dry_run, two_person_rule, session_id, .. } => Some((
-                runbook_id.clone(),
-                environment.clone(),
-                *drill,
-                EngineOptions {
-                    dry_run: *dry_run,
-                    two_person_rule: *two_person_rule,
-                    operator: operator.clone(),
-                    session_id: session_id.clone(),
-                    environment: environment.clone(),
-                    drill: *drill,
-                    rto_minutes: *rto_minutes,
-                    rpo_minutes: *rpo_minutes,
-                    declared_at: *declared_at,
-                },
-            )),
-            _ => None,
-        }) else {
-            return Err(format!("{}: the session never started (no session_started record)", path.display()));
+        let Some((runbook_id, environment, drill, started_opts)) =
+            read.entries.iter().find_map(|r| match &r.event {
+                Event::SessionStarted {
+                    runbook_id,
+                    environment,
+                    drill,
+                    operator,
+                    rto_minutes,
+                    rpo_minutes,
+                    declared_at,
+                    dry_run,
+                    two_person_rule,
+                    session_id,
+                    ..
+                } => Some((
+                    runbook_id.clone(),
+                    environment.clone(),
+                    *drill,
+                    EngineOptions {
+                        dry_run: *dry_run,
+                        two_person_rule: *two_person_rule,
+                        operator: operator.clone(),
+                        session_id: session_id.clone(),
+                        environment: environment.clone(),
+                        drill: *drill,
+                        rto_minutes: *rto_minutes,
+                        rpo_minutes: *rpo_minutes,
+                        declared_at: *declared_at,
+                    },
+                )),
+                _ => None,
+            })
+        else {
+            return Err(format!(
+                "{}: the session never started (no session_started record)",
+                path.display()
+            ));
         };
         let runbook = self.runbook(&runbook_id)?;
         let mut opts = started_opts;
         if let Some(op) = operator {
             opts.operator = op.to_string();
         }
-        let (env, secrets): (Environment, Box<dyn SecretSource>) = if let Some(scenario) = environment.strip_prefix(DRILL_PREFIX).filter(|_| drill) {
-            let i = self.start_drill(scenario)?;
-            let d = &self.drills[i];
-            let mut env = d.environment();
-            env.name = environment.clone();
-            (env, Box::new(d.secrets()))
-        } else {
-            let env = self.environment(&environment)?;
-            let s = EnvSecrets::for_environment(&env);
-            (env, Box::new(s))
-        };
-        let executor: Arc<dyn Executor> = Arc::new(TiberiusExecutor::new(&env, secrets.as_ref()).map_err(|e| e.to_string())?);
+        let (env, secrets): (Environment, Box<dyn SecretSource>) =
+            if let Some(scenario) = environment.strip_prefix(DRILL_PREFIX).filter(|_| drill) {
+                let i = self.start_drill(scenario)?;
+                let d = &self.drills[i];
+                let mut env = d.environment();
+                env.name = environment.clone();
+                (env, Box::new(d.secrets()))
+            } else {
+                let env = self.environment(&environment)?;
+                let s = EnvSecrets::for_environment(&env);
+                (env, Box::new(s))
+            };
+        let executor: Arc<dyn Executor> =
+            Arc::new(TiberiusExecutor::new(&env, secrets.as_ref()).map_err(|e| e.to_string())?);
         let mut vars = Variables::from_runbook(&runbook);
         if drill {
             for (k, v) in self.drills.last().map(Drill::variables).unwrap_or_default() {
@@ -160,18 +199,34 @@ impl LiveOpener {
             }
         }
         let engine = Engine::replay(runbook, vars, opts, &read.entries)?;
-        let (writer, report) = JournalWriter::open_append(&path).map_err(|e| format!("cannot reopen {}: {e}", path.display()))?;
+        let (writer, report) = JournalWriter::open_append(&path)
+            .map_err(|e| format!("cannot reopen {}: {e}", path.display()))?;
         if let Some(t) = report.torn {
-            tracing::warn!(line = t.line, bytes = t.bytes, "cut off a torn last journal line before resuming");
+            tracing::warn!(
+                line = t.line,
+                bytes = t.bytes,
+                "cut off a torn last journal line before resuming"
+            );
         }
-        Ok(Opened { engine, journal: writer, executor, files_dir: self.files_dir(session_id) })
+        Ok(Opened {
+            engine,
+            journal: writer,
+            executor,
+            files_dir: self.files_dir(session_id),
+        })
     }
 }
 
 impl Opener for LiveOpener {
     fn open(&mut self, req: Request) -> Result<Opened, String> {
         match req {
-            Request::Start { runbook_id, environment, operator, rto_minutes, rpo_minutes } => {
+            Request::Start {
+                runbook_id,
+                environment,
+                operator,
+                rto_minutes,
+                rpo_minutes,
+            } => {
                 let runbook = self.runbook(&runbook_id)?;
                 let env = self.environment(&environment)?;
                 let secrets = EnvSecrets::for_environment(&env);
@@ -186,7 +241,11 @@ impl Opener for LiveOpener {
                 };
                 self.create(runbook, &env, &secrets, opts, &[])
             }
-            Request::Drill { scenario, operator, rto_minutes } => {
+            Request::Drill {
+                scenario,
+                operator,
+                rto_minutes,
+            } => {
                 let runbook = self.runbook(&self.drill_runbook.clone())?;
                 let i = self.start_drill(&scenario)?;
                 let (mut env, secrets, vars) = {
@@ -214,13 +273,15 @@ impl Opener for LiveOpener {
                     .iter()
                     .filter(|s| s.status == journal::SessionStatus::Open && s.intact)
                     .max_by_key(|s| s.last_activity)
-                    .ok_or("there is no unfinished session to resume; start a runbook or a drill")?;
+                    .ok_or(
+                        "there is no unfinished session to resume; start a runbook or a drill",
+                    )?;
                 let id = open.id.clone();
                 self.resume(&id, None)
             }
-            Request::OpenReport { path } => {
-                Err(format!("reports open outside the terminal: run `btsdr report {path} --format html -o report.html`"))
-            }
+            Request::OpenReport { path } => Err(format!(
+                "reports open outside the terminal: run `btsdr report {path} --format html -o report.html`"
+            )),
         }
     }
 }

@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
+use super::fmt_duration;
 use super::markdown::short;
 use super::timeline::{Report, StepStatus};
-use super::fmt_duration;
 
 fn esc(s: &str) -> String {
     crate::runbook::expr::escape_xml(s)
@@ -39,8 +39,16 @@ code{font-size:12px}.legend span{display:inline-block;margin-right:14px;font-siz
 
 pub fn html(r: &Report) -> String {
     let mut o = String::new();
-    let title = if r.title.is_empty() { r.runbook_id.clone() } else { r.title.clone() };
-    let _ = write!(o, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} — btsdr report</title><style>{CSS}</style></head><body>", esc(&title));
+    let title = if r.title.is_empty() {
+        r.runbook_id.clone()
+    } else {
+        r.title.clone()
+    };
+    let _ = write!(
+        o,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} — btsdr report</title><style>{CSS}</style></head><body>",
+        esc(&title)
+    );
     let _ = write!(o, "<h1>{}", esc(&title));
     if r.drill {
         o.push_str("<span class=\"badge\">DRILL</span>");
@@ -49,16 +57,29 @@ pub fn html(r: &Report) -> String {
         o.push_str("<span class=\"badge\" style=\"background:#455a64\">DRY RUN</span>");
     }
     o.push_str("</h1>");
-    let t = |d: Option<chrono::DateTime<chrono::Utc>>| d.map_or_else(|| "—".to_string(), |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string());
-    let elapsed = r.elapsed_secs().map_or_else(|| "—".to_string(), fmt_duration);
+    let t = |d: Option<chrono::DateTime<chrono::Utc>>| {
+        d.map_or_else(
+            || "—".to_string(),
+            |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        )
+    };
+    let elapsed = r
+        .elapsed_secs()
+        .map_or_else(|| "—".to_string(), fmt_duration);
     let rto = match (r.rto_minutes, r.rto_met()) {
-        (Some(m), Some(true)) => format!("<span class=\"st ok\">{elapsed} — met</span> (target {m} min)"),
-        (Some(m), Some(false)) => format!("<span class=\"st bad\">{elapsed} — MISSED</span> (target {m} min)"),
+        (Some(m), Some(true)) => {
+            format!("<span class=\"st ok\">{elapsed} — met</span> (target {m} min)")
+        }
+        (Some(m), Some(false)) => {
+            format!("<span class=\"st bad\">{elapsed} — MISSED</span> (target {m} min)")
+        }
         (Some(m), None) => format!("target {m} min"),
         (None, _) => format!("{elapsed} (no target set)"),
     };
     let rpo = match &r.mark {
-        Some((n, Some(time))) => format!("restored to mark <code>{}</code> at {}", esc(n), esc(time)),
+        Some((n, Some(time))) => {
+            format!("restored to mark <code>{}</code> at {}", esc(n), esc(time))
+        }
         Some((n, None)) => format!("restored to mark <code>{}</code>", esc(n)),
         None => "no restore to a mark recorded".into(),
     };
@@ -99,15 +120,28 @@ pub fn html(r: &Report) -> String {
             esc(&l.title),
             esc(&l.id),
             esc(&l.section),
-            if l.status == StepStatus::NotRun { "#757575" } else { colour(l.status) },
+            if l.status == StepStatus::NotRun {
+                "#757575"
+            } else {
+                colour(l.status)
+            },
             l.status.label(),
-            l.started.map(|d| d.format("%H:%M:%S").to_string()).unwrap_or_else(|| "—".into()),
+            l.started
+                .map(|d| d.format("%H:%M:%S").to_string())
+                .unwrap_or_else(|| "—".into()),
             esc(&l.by)
         );
     }
     o.push_str("</table><h2>Evidence</h2>");
     for l in r.steps.iter().filter(|l| l.status != StepStatus::NotRun) {
-        let _ = write!(o, "<div class=\"step\"><h3>{} <code>{}</code> — <span style=\"color:{}\">{}</span></h3>", esc(&l.title), esc(&l.id), colour(l.status), l.status.label());
+        let _ = write!(
+            o,
+            "<div class=\"step\"><h3>{} <code>{}</code> — <span style=\"color:{}\">{}</span></h3>",
+            esc(&l.title),
+            esc(&l.id),
+            colour(l.status),
+            l.status.label()
+        );
         for f in &l.failed_attempts {
             let _ = write!(o, "<p class=\"bad\">{}</p>", esc(f));
         }
@@ -115,40 +149,65 @@ pub fn html(r: &Report) -> String {
             let _ = write!(o, "<p class=\"bad\">{}</p>", esc(e));
         }
         if !l.skip_reason.is_empty() {
-            let _ = write!(o, "<p>Skipped by {}: {}</p>", esc(&l.by), esc(&l.skip_reason));
+            let _ = write!(
+                o,
+                "<p>Skipped by {}: {}</p>",
+                esc(&l.by),
+                esc(&l.skip_reason)
+            );
         }
         if let Some(s) = &l.statement {
-            let _ = write!(o, "<p>On the {} server, database <code>{}</code>:</p><pre>{}</pre>", s.role, esc(&s.database), esc(s.sql.trim()));
+            let _ = write!(
+                o,
+                "<p>On the {} server, database <code>{}</code>:</p><pre>{}</pre>",
+                s.role,
+                esc(&s.database),
+                esc(s.sql.trim())
+            );
             if !s.params.is_empty() {
-                let ps: Vec<String> = s.params.iter().map(|(n, v)| format!("@{n} = {v}")).collect();
+                let ps: Vec<String> = s
+                    .params
+                    .iter()
+                    .map(|(n, v)| format!("@{n} = {v}"))
+                    .collect();
                 let _ = write!(o, "<p>Parameters: <code>{}</code></p>", esc(&ps.join(", ")));
             }
         }
         if !l.assertions.is_empty() {
             o.push_str("<ul>");
             for (ok, text) in &l.assertions {
-                let _ = write!(o, "<li class=\"{}\">{} {}</li>", if *ok { "ok" } else { "bad" }, if *ok { "✔" } else { "✘" }, esc(text));
+                let _ = write!(
+                    o,
+                    "<li class=\"{}\">{} {}</li>",
+                    if *ok { "ok" } else { "bad" },
+                    if *ok { "✔" } else { "✘" },
+                    esc(text)
+                );
             }
             o.push_str("</ul>");
         }
-        if let Some(set) = &l.evidence {
-            if !set.columns.is_empty() {
-                o.push_str("<table><tr>");
-                for c in &set.columns {
-                    let _ = write!(o, "<th>{}</th>", esc(&c.name));
+        if let Some(set) = &l.evidence
+            && !set.columns.is_empty()
+        {
+            o.push_str("<table><tr>");
+            for c in &set.columns {
+                let _ = write!(o, "<th>{}</th>", esc(&c.name));
+            }
+            o.push_str("</tr>");
+            for row in set.rows.iter().take(50) {
+                o.push_str("<tr>");
+                for v in row {
+                    let _ = write!(o, "<td>{}</td>", esc(&v.to_string()));
                 }
                 o.push_str("</tr>");
-                for row in set.rows.iter().take(50) {
-                    o.push_str("<tr>");
-                    for v in row {
-                        let _ = write!(o, "<td>{}</td>", esc(&v.to_string()));
-                    }
-                    o.push_str("</tr>");
-                }
-                o.push_str("</table>");
-                if set.rows.len() > 50 {
-                    let _ = write!(o, "<p>({} more rows in the journal)</p>", set.rows.len() - 50);
-                }
+            }
+            o.push_str("</table>");
+            if set.rows.len() > 50 {
+                let _ = write!(
+                    o,
+                    "<p>({} more rows in the journal)</p>",
+                    set.rows.len() - 50
+                );
             }
         }
         if !l.note.is_empty() {
@@ -158,14 +217,25 @@ pub fn html(r: &Report) -> String {
             let _ = write!(o, "<p>Evidence recorded: {}</p>", esc(&l.manual_evidence));
         }
         if let Some((name, sha)) = &l.file {
-            let _ = write!(o, "<p>Wrote <code>{}</code> (SHA-256 <code>{}</code>)</p>", esc(name), esc(sha));
+            let _ = write!(
+                o,
+                "<p>Wrote <code>{}</code> (SHA-256 <code>{}</code>)</p>",
+                esc(name),
+                esc(sha)
+            );
         }
         o.push_str("</div>");
     }
     if !r.notes.is_empty() {
         o.push_str("<h2>Notes</h2><ul>");
         for (at, who, text) in &r.notes {
-            let _ = write!(o, "<li>{} {}: {}</li>", at.format("%H:%M:%S"), esc(who), esc(text));
+            let _ = write!(
+                o,
+                "<li>{} {}: {}</li>",
+                at.format("%H:%M:%S"),
+                esc(who),
+                esc(text)
+            );
         }
         o.push_str("</ul>");
     }
@@ -178,7 +248,13 @@ pub fn html(r: &Report) -> String {
     );
     o.push_str("<h2>Sign-off</h2><ul>");
     for (at, name, role) in &r.signoffs {
-        let _ = write!(o, "<li>Signed off by <b>{}</b> ({}) at {}</li>", esc(name), esc(role), at.format("%Y-%m-%d %H:%M:%S UTC"));
+        let _ = write!(
+            o,
+            "<li>Signed off by <b>{}</b> ({}) at {}</li>",
+            esc(name),
+            esc(role),
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
     }
     o.push_str("</ul><table class=\"sign\"><tr><th>Name</th><th>Role</th><th>Signature</th><th>Date</th></tr><tr><td></td><td></td><td></td><td></td></tr><tr><td></td><td></td><td></td><td></td></tr></table>");
     o.push_str("<p style=\"color:#757575;font-size:12px\">Generated by btsdr from the session journal.</p></body></html>\n");
@@ -186,9 +262,12 @@ pub fn html(r: &Report) -> String {
     let mut out = String::with_capacity(o.len() + o.len() / 20);
     for piece in o.split_inclusive(['>']) {
         out.push_str(piece);
-        if ["</tr>", "</h2>", "</h3>", "</div>", "</table>", "</p>", "</li>", "</rect>", "</text>", "</line>", "/>", "</ul>", "<body>"]
-            .iter()
-            .any(|end| piece.ends_with(end))
+        if [
+            "</tr>", "</h2>", "</h3>", "</div>", "</table>", "</p>", "</li>", "</rect>", "</text>",
+            "</line>", "/>", "</ul>", "<body>",
+        ]
+        .iter()
+        .any(|end| piece.ends_with(end))
         {
             out.push('\n');
         }
@@ -199,14 +278,20 @@ pub fn html(r: &Report) -> String {
 /// Horizontal bars from each step's first start to its last outcome on a shared time axis,
 /// with the disaster declaration and the RTO deadline marked.
 fn gantt(r: &Report) -> String {
-    let bars: Vec<_> = r.steps.iter().filter(|l| l.started.is_some() || l.finished.is_some()).collect();
+    let bars: Vec<_> = r
+        .steps
+        .iter()
+        .filter(|l| l.started.is_some() || l.finished.is_some())
+        .collect();
     let Some(t0) = r.declared_at.or(r.started) else {
         return "<p>No step has run yet.</p>".into();
     };
     if bars.is_empty() {
         return "<p>No step has run yet.</p>".into();
     }
-    let deadline = r.rto_minutes.map(|m| t0 + chrono::Duration::minutes(i64::from(m)));
+    let deadline = r
+        .rto_minutes
+        .map(|m| t0 + chrono::Duration::minutes(i64::from(m)));
     let mut t1 = r.ended.unwrap_or(t0);
     if let Some(d) = deadline {
         t1 = t1.max(d);
@@ -215,19 +300,40 @@ fn gantt(r: &Report) -> String {
     let (label_w, chart_w, row_h, top) = (300.0, 640.0, 18.0, 28.0);
     let width = label_w + chart_w + 20.0;
     let height = top + row_h * bars.len() as f64 + 30.0;
-    let x = |t: chrono::DateTime<chrono::Utc>| label_w + chart_w * ((t - t0).num_milliseconds() as f64 / span).clamp(0.0, 1.0);
+    let x = |t: chrono::DateTime<chrono::Utc>| {
+        label_w + chart_w * ((t - t0).num_milliseconds() as f64 / span).clamp(0.0, 1.0)
+    };
     let mut s = String::new();
-    let _ = write!(s, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"system-ui,sans-serif\" font-size=\"11\" role=\"img\" aria-label=\"Timeline of the steps\">");
+    let _ = write!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"system-ui,sans-serif\" font-size=\"11\" role=\"img\" aria-label=\"Timeline of the steps\">"
+    );
     // Axis with 6 ticks.
     for i in 0..=5 {
         let tx = label_w + chart_w * f64::from(i) / 5.0;
         let at = t0 + chrono::Duration::milliseconds((span * f64::from(i) / 5.0) as i64);
-        let _ = write!(s, "<line x1=\"{tx:.1}\" y1=\"{:.1}\" x2=\"{tx:.1}\" y2=\"{:.1}\" stroke=\"#e0e0e0\"/><text x=\"{tx:.1}\" y=\"16\" text-anchor=\"middle\" fill=\"#555\">{}</text>", top - 6.0, height - 24.0, at.format("%H:%M"));
+        let _ = write!(
+            s,
+            "<line x1=\"{tx:.1}\" y1=\"{:.1}\" x2=\"{tx:.1}\" y2=\"{:.1}\" stroke=\"#e0e0e0\"/><text x=\"{tx:.1}\" y=\"16\" text-anchor=\"middle\" fill=\"#555\">{}</text>",
+            top - 6.0,
+            height - 24.0,
+            at.format("%H:%M")
+        );
     }
     for (i, l) in bars.iter().enumerate() {
         let y = top + row_h * i as f64;
-        let label: String = if l.title.chars().count() > 44 { format!("{}…", l.title.chars().take(43).collect::<String>()) } else { l.title.clone() };
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#222\">{}</text>", label_w - 8.0, y + 12.5, esc(&label));
+        let label: String = if l.title.chars().count() > 44 {
+            format!("{}…", l.title.chars().take(43).collect::<String>())
+        } else {
+            l.title.clone()
+        };
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#222\">{}</text>",
+            label_w - 8.0,
+            y + 12.5,
+            esc(&label)
+        );
         // One bar per attempt (a failed attempt shows red before the retry), or a tick for
         // a confirmation or skip.
         let mut segs = l.segments.clone();
@@ -253,10 +359,21 @@ fn gantt(r: &Report) -> String {
     let bottom = height - 24.0;
     if let Some(d) = deadline {
         let dx = x(d);
-        let _ = write!(s, "<line x1=\"{dx:.1}\" y1=\"{:.1}\" x2=\"{dx:.1}\" y2=\"{bottom:.1}\" stroke=\"#c62828\" stroke-dasharray=\"4 3\" stroke-width=\"1.5\"/><text x=\"{dx:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#c62828\">RTO deadline</text>", top - 6.0, bottom + 14.0);
+        let _ = write!(
+            s,
+            "<line x1=\"{dx:.1}\" y1=\"{:.1}\" x2=\"{dx:.1}\" y2=\"{bottom:.1}\" stroke=\"#c62828\" stroke-dasharray=\"4 3\" stroke-width=\"1.5\"/><text x=\"{dx:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#c62828\">RTO deadline</text>",
+            top - 6.0,
+            bottom + 14.0
+        );
     }
     if r.declared_at.is_some() {
-        let _ = write!(s, "<line x1=\"{label_w:.1}\" y1=\"{:.1}\" x2=\"{label_w:.1}\" y2=\"{bottom:.1}\" stroke=\"#333\" stroke-width=\"1.5\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#333\">disaster declared</text>", top - 6.0, label_w + 3.0, bottom + 14.0);
+        let _ = write!(
+            s,
+            "<line x1=\"{label_w:.1}\" y1=\"{:.1}\" x2=\"{label_w:.1}\" y2=\"{bottom:.1}\" stroke=\"#333\" stroke-width=\"1.5\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#333\">disaster declared</text>",
+            top - 6.0,
+            label_w + 3.0,
+            bottom + 14.0
+        );
     }
     s.push_str("</svg>");
     let legend = [
@@ -269,7 +386,11 @@ fn gantt(r: &Report) -> String {
     ];
     let mut l = String::from("<div class=\"legend\">");
     for (st, name) in legend {
-        let _ = write!(l, "<span><i style=\"background:{}\"></i>{name}</span>", colour(st));
+        let _ = write!(
+            l,
+            "<span><i style=\"background:{}\"></i>{name}</span>",
+            colour(st)
+        );
     }
     l.push_str("</div>");
     s + &l

@@ -2,11 +2,14 @@
 
 use std::fmt::Write as _;
 
-use super::timeline::{Report, StepStatus};
 use super::fmt_duration;
+use super::timeline::{Report, StepStatus};
 
 fn t(d: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    d.map_or_else(|| "—".to_string(), |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    d.map_or_else(
+        || "—".to_string(),
+        |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
 
 /// Escapes a table cell.
@@ -22,14 +25,33 @@ pub fn markdown(r: &Report) -> String {
         (false, true) => " — DRY RUN",
         _ => "",
     };
-    let _ = writeln!(o, "# {}{mode}\n", if r.title.is_empty() { &r.runbook_id } else { &r.title });
+    let _ = writeln!(
+        o,
+        "# {}{mode}\n",
+        if r.title.is_empty() {
+            &r.runbook_id
+        } else {
+            &r.title
+        }
+    );
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Session | `{}` |", r.session_id);
-    let _ = writeln!(o, "| Runbook | `{}` v{} (content SHA-256 `{}`) |", r.runbook_id, r.version, short(&r.content_hash));
+    let _ = writeln!(
+        o,
+        "| Runbook | `{}` v{} (content SHA-256 `{}`) |",
+        r.runbook_id,
+        r.version,
+        short(&r.content_hash)
+    );
     let _ = writeln!(o, "| Environment | {} |", cell(&r.environment));
     let _ = writeln!(o, "| Operators | {} |", cell(&r.operators.join(", ")));
     let _ = writeln!(o, "| Disaster declared | {} |", t(r.declared_at));
-    let _ = writeln!(o, "| Started / last action | {} / {} |", t(r.started), t(r.ended));
+    let _ = writeln!(
+        o,
+        "| Started / last action | {} / {} |",
+        t(r.started),
+        t(r.ended)
+    );
     let status = if let Some(a) = &r.aborted {
         format!("aborted: {}", cell(a))
     } else if r.closed {
@@ -38,7 +60,9 @@ pub fn markdown(r: &Report) -> String {
         "open (not closed)".to_string()
     };
     let _ = writeln!(o, "| Session | {status} |");
-    let elapsed = r.elapsed_secs().map_or_else(|| "—".to_string(), fmt_duration);
+    let elapsed = r
+        .elapsed_secs()
+        .map_or_else(|| "—".to_string(), fmt_duration);
     let rto = match (r.rto_minutes, r.rto_met()) {
         (Some(m), Some(true)) => format!("{elapsed} against a target of {m} min: **met**"),
         (Some(m), Some(false)) => format!("{elapsed} against a target of {m} min: **MISSED**"),
@@ -65,29 +89,56 @@ pub fn markdown(r: &Report) -> String {
         counts(StepStatus::NotRun)
     );
 
-    let _ = writeln!(o, "## Steps\n\n| # | Step | Status | Started | Duration | By |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "## Steps\n\n| # | Step | Status | Started | Duration | By |\n|---|---|---|---|---|---|"
+    );
     for (i, l) in r.steps.iter().enumerate() {
         let dur = match (l.started, l.finished) {
             (Some(a), Some(b)) => fmt_duration((b - a).num_seconds()),
             _ => "—".into(),
         };
-        let started = l.started.map(|d| d.format("%H:%M:%S").to_string()).unwrap_or_else(|| "—".into());
-        let _ = writeln!(o, "| {} | {} `{}` | {} | {started} | {dur} | {} |", i + 1, cell(&l.title), l.id, l.status.label(), cell(&l.by));
+        let started = l
+            .started
+            .map(|d| d.format("%H:%M:%S").to_string())
+            .unwrap_or_else(|| "—".into());
+        let _ = writeln!(
+            o,
+            "| {} | {} `{}` | {} | {started} | {dur} | {} |",
+            i + 1,
+            cell(&l.title),
+            l.id,
+            l.status.label(),
+            cell(&l.by)
+        );
     }
     o.push('\n');
 
     let problems: Vec<_> = r
         .steps
         .iter()
-        .filter(|l| matches!(l.status, StepStatus::Failed | StepStatus::Skipped | StepStatus::InDoubt) || !l.failed_attempts.is_empty())
+        .filter(|l| {
+            matches!(
+                l.status,
+                StepStatus::Failed | StepStatus::Skipped | StepStatus::InDoubt
+            ) || !l.failed_attempts.is_empty()
+        })
         .collect();
     if !problems.is_empty() {
         let _ = writeln!(o, "## Failures, skips and open questions\n");
         for l in problems {
             let why = match l.status {
                 StepStatus::Skipped => format!("skipped by {}: {}", l.by, l.skip_reason),
-                StepStatus::Failed | StepStatus::InDoubt => l.error.clone().unwrap_or_else(|| "started, no outcome recorded".into()),
-                s => format!("{}; then {} on attempt {}", l.failed_attempts.join("; "), s.label(), l.attempts),
+                StepStatus::Failed | StepStatus::InDoubt => l
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "started, no outcome recorded".into()),
+                s => format!(
+                    "{}; then {} on attempt {}",
+                    l.failed_attempts.join("; "),
+                    s.label(),
+                    l.attempts
+                ),
             };
             let _ = writeln!(o, "- **{}** `{}` — {}", l.title, l.id, why.trim());
         }
@@ -98,9 +149,19 @@ pub fn markdown(r: &Report) -> String {
     for l in r.steps.iter().filter(|l| l.status != StepStatus::NotRun) {
         let _ = writeln!(o, "### {} `{}` — {}\n", l.title, l.id, l.status.label());
         if let Some(s) = &l.statement {
-            let _ = writeln!(o, "On the {} server, database `{}`:\n\n```sql\n{}\n```", s.role, s.database, s.sql.trim());
+            let _ = writeln!(
+                o,
+                "On the {} server, database `{}`:\n\n```sql\n{}\n```",
+                s.role,
+                s.database,
+                s.sql.trim()
+            );
             if !s.params.is_empty() {
-                let ps: Vec<String> = s.params.iter().map(|(n, v)| format!("@{n} = {v}")).collect();
+                let ps: Vec<String> = s
+                    .params
+                    .iter()
+                    .map(|(n, v)| format!("@{n} = {v}"))
+                    .collect();
                 let _ = writeln!(o, "Parameters: {}", ps.join(", "));
             }
             o.push('\n');
@@ -108,15 +169,31 @@ pub fn markdown(r: &Report) -> String {
         for (ok, text) in &l.assertions {
             let _ = writeln!(o, "- {} {}", if *ok { "✔" } else { "✘" }, text);
         }
-        if let Some(set) = &l.evidence {
-            if !set.columns.is_empty() {
-                let _ = writeln!(o, "\n| {} |\n|{}", set.columns.iter().map(|c| cell(&c.name)).collect::<Vec<_>>().join(" | "), "---|".repeat(set.columns.len()));
-                for row in set.rows.iter().take(50) {
-                    let _ = writeln!(o, "| {} |", row.iter().map(|v| cell(&v.to_string())).collect::<Vec<_>>().join(" | "));
-                }
-                if set.rows.len() > 50 {
-                    let _ = writeln!(o, "\n({} more rows in the journal)", set.rows.len() - 50);
-                }
+        if let Some(set) = &l.evidence
+            && !set.columns.is_empty()
+        {
+            let _ = writeln!(
+                o,
+                "\n| {} |\n|{}",
+                set.columns
+                    .iter()
+                    .map(|c| cell(&c.name))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                "---|".repeat(set.columns.len())
+            );
+            for row in set.rows.iter().take(50) {
+                let _ = writeln!(
+                    o,
+                    "| {} |",
+                    row.iter()
+                        .map(|v| cell(&v.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
+            }
+            if set.rows.len() > 50 {
+                let _ = writeln!(o, "\n({} more rows in the journal)", set.rows.len() - 50);
             }
         }
         if !l.note.is_empty() {
@@ -139,12 +216,23 @@ pub fn markdown(r: &Report) -> String {
         o.push('\n');
     }
 
-    let _ = writeln!(o, "## Journal\n\n{}\n\nFinal hash: `{}`\n", r.journal_status, r.final_hash);
+    let _ = writeln!(
+        o,
+        "## Journal\n\n{}\n\nFinal hash: `{}`\n",
+        r.journal_status, r.final_hash
+    );
     let _ = writeln!(o, "## Sign-off\n");
     for (at, name, role) in &r.signoffs {
-        let _ = writeln!(o, "- Signed off by **{name}** ({role}) at {}", at.format("%Y-%m-%d %H:%M:%S UTC"));
+        let _ = writeln!(
+            o,
+            "- Signed off by **{name}** ({role}) at {}",
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
     }
-    let _ = writeln!(o, "\n| Name | Role | Signature | Date |\n|---|---|---|---|\n| | | | |\n| | | | |");
+    let _ = writeln!(
+        o,
+        "\n| Name | Role | Signature | Date |\n|---|---|---|---|\n| | | | |\n| | | | |"
+    );
     o
 }
 

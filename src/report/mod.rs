@@ -42,7 +42,9 @@ pub fn render(report: &Report, format: Format) -> String {
 /// The RPO achieved against its target, e.g. ` — 15 min of work at risk (target 15 min: met)`.
 pub fn rpo_note(r: &Report) -> String {
     match (r.rpo_achieved_minutes(), r.rpo_minutes) {
-        (Some(a), Some(t)) if a <= i64::from(t) => format!(" — {a} min of work at risk (target {t} min: met)"),
+        (Some(a), Some(t)) if a <= i64::from(t) => {
+            format!(" — {a} min of work at risk (target {t} min: met)")
+        }
         (Some(a), Some(t)) => format!(" — {a} min of work at risk (target {t} min: MISSED)"),
         (Some(a), None) => format!(" — {a} min of work at risk"),
         (None, Some(t)) => format!(" (target: at most {t} min of work lost)"),

@@ -98,12 +98,18 @@ impl Report {
 
     /// Minutes of work at risk: from the mark restored to until the disaster was declared.
     pub fn rpo_achieved_minutes(&self) -> Option<i64> {
-        let (_, Some(time)) = self.mark.as_ref()? else { return None };
+        let (_, Some(time)) = self.mark.as_ref()? else {
+            return None;
+        };
         let declared = self.declared_at?;
-        let t = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"]
-            .iter()
-            .find_map(|f| chrono::NaiveDateTime::parse_from_str(time, f).ok())?
-            .and_utc();
+        let t = [
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S",
+        ]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(time, f).ok())?
+        .and_utc();
         Some((declared - t).num_minutes())
     }
 
@@ -114,7 +120,13 @@ impl Report {
 
 /// Builds the report. `runbook` supplies titles, sections and order; without it the steps
 /// appear in journal order.
-pub fn build(records: &[Record], runbook: Option<&Runbook>, journal_status: &str, final_hash: &str, intact: bool) -> Report {
+pub fn build(
+    records: &[Record],
+    runbook: Option<&Runbook>,
+    journal_status: &str,
+    final_hash: &str,
+    intact: bool,
+) -> Report {
     let mut r = Report {
         journal_status: journal_status.to_string(),
         final_hash: final_hash.to_string(),
@@ -123,7 +135,8 @@ pub fn build(records: &[Record], runbook: Option<&Runbook>, journal_status: &str
     };
     if let Some(rb) = runbook {
         for (sec, st) in rb.steps() {
-            r.steps.push(new_line(&st.id, &st.title, &sec.title, st.kind_name()));
+            r.steps
+                .push(new_line(&st.id, &st.title, &sec.title, st.kind_name()));
         }
     }
     for rec in records {
@@ -144,8 +157,18 @@ pub fn build(records: &[Record], runbook: Option<&Runbook>, journal_status: &str
         match (&rec.event, line) {
             (
                 Event::SessionStarted {
-                    session_id, runbook_id, title, version, content_hash, environment,
-                    rto_minutes, rpo_minutes, declared_at, drill, dry_run, ..
+                    session_id,
+                    runbook_id,
+                    title,
+                    version,
+                    content_hash,
+                    environment,
+                    rto_minutes,
+                    rpo_minutes,
+                    declared_at,
+                    drill,
+                    dry_run,
+                    ..
                 },
                 _,
             ) => {
@@ -169,11 +192,31 @@ pub fn build(records: &[Record], runbook: Option<&Runbook>, journal_status: &str
                 l.by.clone_from(&rec.operator);
                 l.segments.push((rec.time, None, StepStatus::InDoubt));
             }
-            (Event::StepFinished { outcome, evidence, assertions, .. }, Some(l)) => {
+            (
+                Event::StepFinished {
+                    outcome,
+                    evidence,
+                    assertions,
+                    ..
+                },
+                Some(l),
+            ) => {
                 l.finished = Some(rec.time);
                 l.by.clone_from(&rec.operator);
                 l.evidence = evidence.clone();
-                l.assertions = assertions.iter().map(|a| (a.passed, if a.passed { a.source.clone() } else { format!("{}: {}", a.source, a.detail) })).collect();
+                l.assertions = assertions
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.passed,
+                            if a.passed {
+                                a.source.clone()
+                            } else {
+                                format!("{}: {}", a.source, a.detail)
+                            },
+                        )
+                    })
+                    .collect();
                 match outcome {
                     Outcome::Passed => {
                         l.status = StepStatus::Passed;
@@ -182,7 +225,8 @@ pub fn build(records: &[Record], runbook: Option<&Runbook>, journal_status: &str
                     Outcome::Failed { error } => {
                         l.status = StepStatus::Failed;
                         l.error = Some(error.clone());
-                        l.failed_attempts.push(format!("attempt {} failed: {error}", l.attempts.max(1)));
+                        l.failed_attempts
+                            .push(format!("attempt {} failed: {error}", l.attempts.max(1)));
                     }
                     Outcome::InDoubt { reason } => {
                         l.status = StepStatus::InDoubt;
@@ -197,10 +241,10 @@ pub fn build(records: &[Record], runbook: Option<&Runbook>, journal_status: &str
                     }
                     _ => l.segments.push((rec.time, Some(rec.time), ended)),
                 }
-                if let Some(set) = evidence {
-                    if let Some(m) = find_mark(set) {
-                        r.mark = Some(m);
-                    }
+                if let Some(set) = evidence
+                    && let Some(m) = find_mark(set)
+                {
+                    r.mark = Some(m);
                 }
             }
             (Event::WouldRun { statement }, Some(l)) => {
@@ -229,19 +273,33 @@ pub fn build(records: &[Record], runbook: Option<&Runbook>, journal_status: &str
                 l.started = l.started.or(Some(rec.time));
                 l.finished = Some(rec.time);
             }
-            (Event::InDoubtResolved { by, resolution }, Some(l)) => {
-                if let crate::journal::record::Resolution::MarkDone { note } = resolution {
-                    l.status = StepStatus::Done;
-                    l.note.clone_from(note);
-                    l.by.clone_from(by);
-                    l.finished = Some(rec.time);
-                }
+            (
+                Event::InDoubtResolved {
+                    by,
+                    resolution: crate::journal::record::Resolution::MarkDone { note },
+                },
+                Some(l),
+            ) => {
+                l.status = StepStatus::Done;
+                l.note.clone_from(note);
+                l.by.clone_from(by);
+                l.finished = Some(rec.time);
             }
             (Event::Note { text }, l) => {
                 let on = l.map(|l| l.id.clone()).unwrap_or_default();
-                r.notes.push((rec.time, rec.operator.clone(), if on.is_empty() { text.clone() } else { format!("{on}: {text}") }));
+                r.notes.push((
+                    rec.time,
+                    rec.operator.clone(),
+                    if on.is_empty() {
+                        text.clone()
+                    } else {
+                        format!("{on}: {text}")
+                    },
+                ));
             }
-            (Event::SignedOff { name, role }, _) => r.signoffs.push((rec.time, name.clone(), role.clone())),
+            (Event::SignedOff { name, role }, _) => {
+                r.signoffs.push((rec.time, name.clone(), role.clone()))
+            }
             (Event::SessionClosed {}, _) => r.closed = true,
             (Event::Aborted { reason }, _) => r.aborted = Some(reason.clone()),
             _ => {}
@@ -277,7 +335,9 @@ fn new_line(id: &str, title: &str, section: &str, kind: &str) -> StepLine {
 /// A restore check's evidence names the mark (`stop_at_mark_name` or `mark_name`) and may
 /// carry its time (`mark_time`).
 fn find_mark(set: &ResultSet) -> Option<(String, Option<String>)> {
-    let name = set.column_index("stop_at_mark_name").or_else(|| set.column_index("restored_mark"))?;
+    let name = set
+        .column_index("stop_at_mark_name")
+        .or_else(|| set.column_index("restored_mark"))?;
     let row = set.rows.iter().find(|r| !r[name].is_null())?;
     let time = set.column_index("mark_time").map(|i| row[i].to_string());
     Some((row[name].to_string(), time))

@@ -94,22 +94,22 @@ impl Validator<'_> {
                 );
             }
             let pattern = rv.pattern.as_ref().map(|p| p.get_ref().clone());
-            if let Some(p) = &rv.pattern {
-                if let Err(e) = Regex::new(&format!("^(?:{})$", p.get_ref())) {
-                    let first = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or("")
-                        .trim()
-                        .trim_start_matches("error: ")
-                        .to_string();
-                    self.err(
-                        span(p),
-                        format!("pattern of `{name}` is not a valid regular expression: {first}"),
-                        None,
-                    );
-                }
+            if let Some(p) = &rv.pattern
+                && let Err(e) = Regex::new(&format!("^(?:{})$", p.get_ref()))
+            {
+                let first = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_start_matches("error: ")
+                    .to_string();
+                self.err(
+                    span(p),
+                    format!("pattern of `{name}` is not a valid regular expression: {first}"),
+                    None,
+                );
             }
             if rv.kind == VarKind::Choice && rv.choices.is_empty() {
                 self.err(
@@ -118,14 +118,14 @@ impl Validator<'_> {
                     Some("add choices = [\"A\", \"B\"]"),
                 );
             }
-            if let (Some(min), Some(max)) = (rv.min_len, rv.max_len) {
-                if min > max {
-                    self.err(
-                        span(&rv.name),
-                        format!("`{name}`: min_len {min} is greater than max_len {max}"),
-                        None,
-                    );
-                }
+            if let (Some(min), Some(max)) = (rv.min_len, rv.max_len)
+                && min > max
+            {
+                self.err(
+                    span(&rv.name),
+                    format!("`{name}`: min_len {min} is greater than max_len {max}"),
+                    None,
+                );
             }
             let default = match &rv.default {
                 None => None,
@@ -156,14 +156,14 @@ impl Validator<'_> {
                 min_len: rv.min_len,
                 max_len: rv.max_len,
             };
-            if let Some(d) = &var.default {
-                if let Err(e) = validate_value(&var, d) {
-                    self.err(
-                        span(&rv.name),
-                        format!("default of `{name}` is invalid: {e}"),
-                        None,
-                    );
-                }
+            if let Some(d) = &var.default
+                && let Err(e) = validate_value(&var, d)
+            {
+                self.err(
+                    span(&rv.name),
+                    format!("default of `{name}` is invalid: {e}"),
+                    None,
+                );
             }
             vars.push(var);
         }
@@ -372,14 +372,14 @@ impl Validator<'_> {
             }
         }
         for c in &st.covers {
-            if let Some(rows) = self.rows {
-                if !rows.contains(c.get_ref()) {
-                    self.err(
-                        span(c),
-                        format!("`covers` names unknown checklist row `{}`", c.get_ref()),
-                        Some("row ids are listed in assets/checklists.toml"),
-                    );
-                }
+            if let Some(rows) = self.rows
+                && !rows.contains(c.get_ref())
+            {
+                self.err(
+                    span(c),
+                    format!("`covers` names unknown checklist row `{}`", c.get_ref()),
+                    Some("row ids are listed in assets/checklists.toml"),
+                );
             }
         }
         for r in &st.references {
@@ -445,24 +445,24 @@ impl Validator<'_> {
             }
         };
         for (name, at) in &present {
-            if let Some(at) = at {
-                if !allowed.contains(name) {
-                    self.err(
-                        at.clone(),
-                        format!("`{name}` does not belong in a {kind} step (`{id}`)"),
-                        Some(&format!("a {kind} step takes: {}", allowed.join(", "))),
-                    );
-                }
-            }
-        }
-        if kind != "generate" {
-            if let Some(e) = &st.escape {
+            if let Some(at) = at
+                && !allowed.contains(name)
+            {
                 self.err(
-                    span(e),
-                    format!("`escape` does not belong in a {kind} step (`{id}`)"),
-                    None,
+                    at.clone(),
+                    format!("`{name}` does not belong in a {kind} step (`{id}`)"),
+                    Some(&format!("a {kind} step takes: {}", allowed.join(", "))),
                 );
             }
+        }
+        if kind != "generate"
+            && let Some(e) = &st.escape
+        {
+            self.err(
+                span(e),
+                format!("`escape` does not belong in a {kind} step (`{id}`)"),
+                None,
+            );
         }
         let missing = |v: &mut Self, field: &str| {
             v.err(
@@ -571,10 +571,10 @@ impl Validator<'_> {
                     }
                 };
                 let timeout_secs = st.timeout_secs.as_ref().map_or(60, |t| *t.get_ref());
-                if let Some(t) = &st.timeout_secs {
-                    if *t.get_ref() == 0 || *t.get_ref() > 86_400 {
-                        self.err(span(t), "`timeout_secs` must be between 1 and 86400", None);
-                    }
+                if let Some(t) = &st.timeout_secs
+                    && (*t.get_ref() == 0 || *t.get_ref() > 86_400)
+                {
+                    self.err(span(t), "`timeout_secs` must be between 1 and 86400", None);
                 }
                 let params = st.params.iter().map(|p| p.get_ref().clone()).collect();
                 let role = role.unwrap_or(Role::Source);
@@ -866,17 +866,17 @@ pub fn validate_value(var: &Variable, value: &str) -> Result<(), String> {
         }
         _ => {}
     }
-    if let Some(min) = var.min_len {
-        if len < min {
-            return Err(format!("at least {min} characters (got {len})"));
-        }
+    if let Some(min) = var.min_len
+        && len < min
+    {
+        return Err(format!("at least {min} characters (got {len})"));
     }
-    if let Some(max) = var.max_len {
-        if len > max {
-            return Err(format!(
-                "at most {max} characters (got {len}): SQL Server would silently cut it to {max}"
-            ));
-        }
+    if let Some(max) = var.max_len
+        && len > max
+    {
+        return Err(format!(
+            "at most {max} characters (got {len}): SQL Server would silently cut it to {max}"
+        ));
     }
     if let Some(p) = &var.pattern {
         match Regex::new(&format!("^(?:{p})$")) {
