@@ -32,7 +32,13 @@ fn table_rows(text: &str) -> Vec<(String, usize)> {
             heading = h.trim().to_string();
             in_table = false;
         } else if l.starts_with('|') {
-            let first = l.trim_matches('|').split('|').next().unwrap_or("").trim().to_string();
+            let first = l
+                .trim_matches('|')
+                .split('|')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             if first.starts_with("---") {
                 in_table = true;
             } else if in_table {
@@ -49,7 +55,13 @@ fn table_rows(text: &str) -> Vec<(String, usize)> {
 #[test]
 fn every_shipped_runbook_loads() {
     let lib = Library::load(None).unwrap_or_else(|d| {
-        panic!("{}", d.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        panic!(
+            "{}",
+            d.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
     });
     let ids: HashSet<&str> = lib.ids().into_iter().collect();
     for want in ["backup", "restore", "disaster-recovery", "readiness"] {
@@ -58,7 +70,12 @@ fn every_shipped_runbook_loads() {
     for rb in &lib.runbooks {
         assert!(rb.step_count() > 0, "{} has no steps", rb.id);
         for (_, st) in rb.steps() {
-            assert!(!st.covers.is_empty() || !st.references.is_empty(), "{}: step {} neither covers a row nor cites a reference", rb.id, st.id);
+            assert!(
+                !st.covers.is_empty() || !st.references.is_empty(),
+                "{}: step {} neither covers a row nor cites a reference",
+                rb.id,
+                st.id
+            );
         }
     }
 }
@@ -66,8 +83,16 @@ fn every_shipped_runbook_loads() {
 #[test]
 fn every_checklist_row_is_covered() {
     let lib = Library::load(None).expect("runbooks load");
-    let missing: Vec<String> = lib.uncovered_rows().iter().map(|r| format!("{} {}", r.id, r.text)).collect();
-    assert!(missing.is_empty(), "rows not covered by any step:\n{}", missing.join("\n"));
+    let missing: Vec<String> = lib
+        .uncovered_rows()
+        .iter()
+        .map(|r| format!("{} {}", r.id, r.text))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "rows not covered by any step:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
@@ -77,8 +102,15 @@ fn every_covering_step_cites_the_rows_page() {
         for (_, st) in rb.steps() {
             for c in &st.covers {
                 let row = lib.rows.iter().find(|r| &r.id == c).expect("validated");
-                let cited = st.references.iter().any(|u| u.starts_with("https://learn.microsoft.com/"));
-                assert!(cited, "{}: step {} covers {} but cites no learn.microsoft.com page ({})", rb.id, st.id, row.id, row.url);
+                let cited = st
+                    .references
+                    .iter()
+                    .any(|u| u.starts_with("https://learn.microsoft.com/"));
+                assert!(
+                    cited,
+                    "{}: step {} covers {} but cites no learn.microsoft.com page ({})",
+                    rb.id, st.id, row.id, row.url
+                );
             }
         }
     }
@@ -91,23 +123,80 @@ fn fixture_lists_every_seed_table_row() {
     // Checklist: Backup and Restore (004) and Checklist: Increasing Availability with DR (001).
     for (seed_prefix, doc) in [("004", "CBR"), ("001", "CDR")] {
         let tables = table_rows(&seed(seed_prefix));
-        assert_eq!(tables.len(), 2, "{doc}: expected a back-up table and a restore table, got {tables:?}");
+        assert_eq!(
+            tables.len(),
+            2,
+            "{doc}: expected a back-up table and a restore table, got {tables:?}"
+        );
         for ((heading, n), part) in tables.iter().zip(["backup", "restore"]) {
-            assert_eq!(count(&format!("{doc}.{part}.")), *n, "{doc} table `{heading}` has {n} rows");
+            assert_eq!(
+                count(&format!("{doc}.{part}.")),
+                *n,
+                "{doc} table `{heading}` has {n} rows"
+            );
         }
     }
     // Best Practices for Backup and Restore (000): one row per bold bullet.
-    let bullets = seed("000").lines().filter(|l| l.trim_start().starts_with("-   **")).count();
-    let top = rows.iter().filter(|r| r.id.starts_with("BPBR.") && r.id.matches('.').count() == 1).count();
+    let bullets = seed("000")
+        .lines()
+        .filter(|l| l.trim_start().starts_with("-   **"))
+        .count();
+    let top = rows
+        .iter()
+        .filter(|r| r.id.starts_with("BPBR.") && r.id.matches('.').count() == 1)
+        .count();
     assert_eq!(top, bullets, "BPBR top-level bullets");
     // Every row's text comes from its seed page.
     for r in &rows {
         let text = seed(&r.doc[..3]);
-        let words: Vec<&str> = r.text.split_whitespace().filter(|w| w.len() > 3).take(4).collect();
+        let words: Vec<&str> = r
+            .text
+            .split_whitespace()
+            .filter(|w| w.len() > 3)
+            .take(4)
+            .collect();
         let plain = text.replace(['*', '\n'], " ");
         let plain: String = plain.split_whitespace().collect::<Vec<_>>().join(" ");
         for w in words {
-            assert!(plain.contains(w.trim_matches(|c: char| !c.is_alphanumeric())), "{}: `{w}` not in {}", r.id, r.doc);
+            assert!(
+                plain.contains(w.trim_matches(|c: char| !c.is_alphanumeric())),
+                "{}: `{w}` not in {}",
+                r.id,
+                r.doc
+            );
         }
     }
+}
+
+#[test]
+fn user_folder_overrides_and_extends_embedded_runbooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = r#"id = "backup"
+title = "Our backup runbook"
+summary = "Site-specific."
+version = "9.0.0"
+
+[[sections]]
+id = "s"
+title = "S"
+
+[[sections.steps]]
+id = "s.one"
+title = "Call the DBA on duty"
+why = "Our policy."
+kind = "manual"
+run_on = "phone"
+instructions = "Call +1 555 0100."
+references = ["https://learn.microsoft.com/en-us/biztalk/core/checklist-backup-and-restore"]
+"#;
+    std::fs::write(dir.path().join("backup.toml"), mine).unwrap();
+    std::fs::write(dir.path().join("extra.toml"), mine.replace("id = \"backup\"", "id = \"extra\"")).unwrap();
+    std::fs::write(dir.path().join("broken.toml"), "id = \"restore\"\n[[sections]\n").unwrap();
+    let lib = Library::load(Some(dir.path())).expect("embedded runbooks still load");
+    assert_eq!(lib.get("backup").unwrap().version, "9.0.0", "same id wins");
+    assert!(lib.get("extra").is_some(), "new ids are added");
+    assert_ne!(lib.get("restore").unwrap().origin, dir.path().join("broken.toml").display().to_string(), "a broken user file keeps the embedded one");
+    assert_eq!(lib.warnings.len(), 1);
+    let w = lib.warnings[0].to_string();
+    assert!(w.contains("broken.toml:2:"), "{w}");
 }
