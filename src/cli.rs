@@ -148,11 +148,12 @@ pub struct SessionArgs {
 
 /// The operator name from the flag, `$BTSDR_OPERATOR` or the OS user.
 pub fn operator_name(flag: Option<&str>) -> String {
-    flag.map(str::to_string)
-        .or_else(|| std::env::var("BTSDR_OPERATOR").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("USERNAME").ok())
-        .filter(|s| !s.trim().is_empty())
+    let env = |k: &str| std::env::var(k).ok();
+    [flag.map(str::to_string), env("BTSDR_OPERATOR"), env("USER"), env("LOGNAME"), env("USERNAME")]
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
         .unwrap_or_else(|| "operator".to_string())
 }
 

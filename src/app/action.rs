@@ -95,7 +95,9 @@ impl Action {
             Action::Confirm => "confirm a manual step as done (note + evidence)",
             Action::Retry => "retry the selected failed step",
             Action::Verify => "re-verify the selected step",
-            Action::ToggleDryRun => "about DRY-RUN (chosen when a session starts; nothing is sent)",
+            Action::ToggleDryRun => {
+                "say whether DRY-RUN is on (chosen with --dry-run when a session starts)"
+            }
             Action::Copy => "copy the step's command / SQL / cell to the clipboard",
             Action::Inspect => "show the whole value of the selected cell",
             Action::Find => "find a step by text",

@@ -145,6 +145,10 @@ fn validate_var(var: &Variable, value: &str) -> Option<String> {
     crate::engine::validate_value(var, value).err()
 }
 
+/// The longest value a field takes (notes, reasons): enough for a paragraph and a path,
+/// short enough for one journal line.
+pub const MAX_FIELD_CHARS: usize = 2000;
+
 /// A stack of fields with one focused.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Form {
@@ -166,22 +170,48 @@ impl Form {
         self.fields.get(self.focus)
     }
     pub fn type_char(&mut self, c: char) {
-        if let Some(f) = self.fields.get_mut(self.focus) {
-            f.value.push(c);
-            self.error = None;
-        }
+        self.push_text(&c.to_string());
     }
     pub fn paste(&mut self, s: &str) {
-        if let Some(f) = self.fields.get_mut(self.focus) {
-            // A paste into a one-line field keeps only its first line.
-            let text = if f.long {
-                s
-            } else {
-                s.lines().next().unwrap_or("")
+        let Some(f) = self.fields.get(self.focus) else {
+            return;
+        };
+        // A paste into a one-line field keeps only its first line.
+        let text = if f.long {
+            s.to_string()
+        } else {
+            s.lines().next().unwrap_or("").to_string()
+        };
+        self.push_text(&text);
+    }
+    /// Appends typed or pasted text: control characters (escape sequences, tabs, newlines)
+    /// become spaces or are dropped, so nothing can reach the terminal or the journal raw,
+    /// and a field holds at most [`MAX_FIELD_CHARS`].
+    fn push_text(&mut self, text: &str) {
+        let Some(f) = self.fields.get_mut(self.focus) else {
+            return;
+        };
+        let mut n = f.value.chars().count();
+        let mut cut = false;
+        for c in text.chars() {
+            let c = match c {
+                '\t' | '\n' | '\r' => ' ',
+                c if c.is_control() => continue,
+                c => c,
             };
-            f.value.push_str(text);
-            self.error = None;
+            if n >= MAX_FIELD_CHARS {
+                cut = true;
+                break;
+            }
+            f.value.push(c);
+            n += 1;
         }
+        self.error = cut.then(|| {
+            format!(
+                "{}: at most {MAX_FIELD_CHARS} characters; the rest was not taken",
+                f.label
+            )
+        });
     }
     pub fn backspace(&mut self) {
         if let Some(f) = self.fields.get_mut(self.focus) {
@@ -262,6 +292,23 @@ mod tests {
         let p = Check::Var(Box::new(p));
         assert_eq!(validate(&p, "ABC"), None);
         assert!(validate(&p, "ABc").is_some());
+    }
+
+    #[test]
+    fn hostile_input_is_cleaned_and_capped() {
+        let mut form = Form::new(vec![Field::new("Note", Check::Required).long()]);
+        form.paste("ok\x1b[2J\x07\tdone\r\nnext\u{9b}31m");
+        assert_eq!(form.value(0), "ok[2J done  next31m");
+        form.type_char('\x1b');
+        assert_eq!(form.value(0), "ok[2J done  next31m");
+        let mut form = Form::new(vec![Field::new("Note", Check::Required)]);
+        form.paste(&"x".repeat(MAX_FIELD_CHARS + 10));
+        assert_eq!(form.value(0).chars().count(), MAX_FIELD_CHARS);
+        assert!(form.error.as_deref().unwrap_or("").contains("at most"));
+        form.type_char('y');
+        assert_eq!(form.value(0).chars().count(), MAX_FIELD_CHARS);
+        form.backspace();
+        assert!(form.error.is_none());
     }
 
     #[test]

@@ -333,9 +333,85 @@ impl Keymap {
     }
 }
 
+impl Keymap {
+    /// `docs/KEYBINDINGS.md`: every mode's bindings, generated from this keymap (a test keeps
+    /// the file in step with `assets/default-keys.toml`).
+    pub fn markdown(&self) -> String {
+        let mut s = String::from(
+            "# Key bindings\n\n\
+             <!-- Generated from assets/default-keys.toml by `Keymap::markdown` (src/app/keymap.rs).\n\
+             Do not edit by hand: run `BTSDR_UPDATE_DOCS=1 cargo test --lib keymap` to regenerate. -->\n\n\
+             Change any of them in `<config dir>/keys.toml` (same format as\n\
+             [assets/default-keys.toml](../assets/default-keys.toml); bind a key to `\"none\"` to free\n\
+             it). `?` inside btsdr shows the keys in effect, your changes included.\n",
+        );
+        let intro = |m: Mode| match m {
+            Mode::Global => "Everywhere, unless the screen or popup binds the same key.",
+            Mode::Home => "The home screen (sessions to resume, runbooks, drills, reports).",
+            Mode::Run => "The run screen (steps, step detail, output).",
+            Mode::Popup => {
+                "Popups. In text fields printable keys type; Backspace deletes, Ctrl-u clears the field. Yes/no popups also take `y` / `n`, the in-doubt popup `1`-`3`, help and value popups `j` / `k` / `q`."
+            }
+        };
+        for mode in Mode::ALL {
+            s.push_str(&format!("\n## {}\n\n{}\n\n", mode.as_str(), intro(mode)));
+            s.push_str("| keys | action | what it does |\n|---|---|---|\n");
+            let Some(map) = self.maps.get(&mode) else {
+                continue;
+            };
+            // Group chords by action, in action order.
+            for a in Action::ALL {
+                let keys: Vec<String> = map
+                    .iter()
+                    .filter(|(_, x)| **x == a)
+                    .map(|(c, _)| format!("`{c}`").replace("`|`", "`\\|`"))
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                let name = serde_json::to_value(a)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                s.push_str(&format!(
+                    "| {} | `{name}` | {} |\n",
+                    keys.join(" "),
+                    a.describe()
+                ));
+            }
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keybindings_doc_matches_the_default_keymap() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/KEYBINDINGS.md");
+        let want = Keymap::default().markdown();
+        if std::env::var_os("BTSDR_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/KEYBINDINGS.md is out of date with assets/default-keys.toml: run `BTSDR_UPDATE_DOCS=1 cargo test --lib keymap`"
+        );
+    }
+
+    #[test]
+    fn every_action_is_bound_somewhere_by_default() {
+        let km = Keymap::default();
+        for a in Action::ALL {
+            assert!(
+                Mode::ALL.iter().any(|m| !km.keys_for(*m, a).is_empty()),
+                "{a:?} has no default key"
+            );
+        }
+    }
 
     fn key(code: KeyCode, mods: KeyModifiers) -> KeyEvent {
         KeyEvent::new(code, mods)

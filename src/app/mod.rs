@@ -14,7 +14,7 @@ mod state;
 mod update;
 
 pub use action::Action;
-pub use form::{Check, Field, Form, validate};
+pub use form::{Check, Field, Form, MAX_FIELD_CHARS, validate};
 pub use keymap::{Chord, DEFAULT_KEYS, Keymap, Mode};
 pub use state::*;
 pub use update::{AppEffect, Intent, Msg, Request, update};

@@ -283,13 +283,25 @@ fn input_inner(app: &mut App, inp: Input) -> Vec<AppEffect> {
                     .as_ref()
                     .map(|s| s.engine.preview_statement(&step))
                 {
-                    Some(Ok(st)) => (
-                        format!(
-                            "{} ({}) · database {}",
-                            st.role, app.environment, st.database
-                        ),
-                        super::update::statement_script(&st, &|_| false),
-                    ),
+                    Some(Ok(st)) => {
+                        // The instance name itself: at 3 a.m. "source" is not enough.
+                        let name = app
+                            .run
+                            .as_ref()
+                            .and_then(|r| r.vars.get(&format!("{}_sql_server", st.role)))
+                            .filter(|n| !n.trim().is_empty())
+                            .map_or_else(
+                                || st.role.to_string(),
+                                |n| format!("{n} ({} role)", st.role),
+                            );
+                        (
+                            format!(
+                                "{name} · database {} · environment {}",
+                                st.database, app.environment
+                            ),
+                            super::update::statement_script(&st, &|_| false),
+                        )
+                    }
                     Some(Err(e)) => ("?".into(), e),
                     None => ("?".into(), String::new()),
                 };
@@ -303,6 +315,7 @@ fn input_inner(app: &mut App, inp: Input) -> Vec<AppEffect> {
                     server,
                     statement,
                     form,
+                    scroll: 0,
                 });
             }
             Effect::AskSecondOperator { step, first } => {

@@ -261,8 +261,9 @@ impl RunView {
             .steps
             .iter()
             .filter(|s| section.is_none_or(|x| s.section == x));
+        // Steps that do not apply count neither as work to do nor as work done.
         let (mut done, mut total) = (0, 0);
-        for s in it {
+        for s in it.filter(|s| s.mark != StepMark::NotApplicable) {
             total += 1;
             if s.mark.is_settled() {
                 done += 1;
@@ -313,6 +314,8 @@ pub enum Popup {
         server: String,
         statement: String,
         form: Form,
+        /// First statement line shown (PgUp/PgDn scroll it).
+        scroll: u16,
     },
     /// A manual step done: note and evidence.
     ManualConfirm {

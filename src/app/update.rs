@@ -220,6 +220,13 @@ fn on_key(app: &mut App, k: KeyEvent) -> Vec<AppEffect> {
                     *choice = c as usize - '1' as usize;
                     return act(app, Action::Submit);
                 }
+                // Reading popups scroll with the same keys as the panes.
+                (Popup::Help { .. } | Popup::Inspect { .. }, KeyCode::Char('j')) => {
+                    return act(app, Action::Down);
+                }
+                (Popup::Help { .. } | Popup::Inspect { .. }, KeyCode::Char('k')) => {
+                    return act(app, Action::Up);
+                }
                 (
                     Popup::Help { .. } | Popup::Inspect { .. } | Popup::Message { .. },
                     KeyCode::Char('q'),
@@ -503,14 +510,14 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
             }
         }
         Action::ToggleDryRun => {
-            app.dry_run = !app.dry_run;
+            // Dry run is fixed when the session starts (it is journaled); say which it is,
+            // never claim it changed.
             let msg = if app.dry_run {
-                "DRY-RUN on: statements are shown and journaled, nothing is sent"
+                "DRY-RUN is on for this session: statements are shown and journaled, nothing is sent"
             } else {
-                "DRY-RUN off: statements are sent to the servers"
+                "DRY-RUN is off: statements are sent. For a dry run start a new session with --dry-run"
             };
-            app.notify(Level::Warn, msg);
-            return super::session::intent(app, Intent::SetDryRun(app.dry_run));
+            app.notify(Level::Info, msg);
         }
         Action::Copy => {
             if let Some(text) = copy_text(app) {
@@ -693,6 +700,15 @@ fn inspect(app: &mut App) {
 }
 
 fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
+    // How far the help can scroll: its rows (plus the popup-keys block and footer, which
+    // may wrap) minus what fits on screen.
+    let help_mode = if app.screen == Screen::Home {
+        Mode::Home
+    } else {
+        Mode::Run
+    };
+    let help_rows = i32::try_from(app.keymap.help_rows(help_mode).len()).unwrap_or(100) + 16;
+    let help_max = (help_rows - i32::from(app.viewport.1.saturating_sub(4))).max(0);
     let Some(top) = app.popups.last_mut() else {
         return vec![];
     };
@@ -724,8 +740,18 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 Popup::InDoubt { choice, .. } => {
                     *choice = (*choice as i32 + d.signum()).clamp(0, 2) as usize;
                 }
-                Popup::Help { scroll } | Popup::Inspect { scroll, .. } => {
-                    *scroll = (i32::from(*scroll) + d).clamp(0, 2000) as u16;
+                Popup::TypedConfirm {
+                    scroll, statement, ..
+                } if matches!(a, Action::PageUp | Action::PageDown) => {
+                    let max = i32::try_from(statement.lines().count()).unwrap_or(i32::MAX);
+                    *scroll = (i32::from(*scroll) + d).clamp(0, max.saturating_sub(1)) as u16;
+                }
+                Popup::Help { scroll } => {
+                    *scroll = (i32::from(*scroll) + d).clamp(0, help_max) as u16;
+                }
+                Popup::Inspect { scroll, text, .. } => {
+                    let max = i32::try_from(text.lines().count()).unwrap_or(2000);
+                    *scroll = (i32::from(*scroll) + d).clamp(0, max.max(1)) as u16;
                 }
                 Popup::Find { selected, .. } => {
                     *selected = (*selected as i32 + d.signum()).clamp(0, 9) as usize;

@@ -31,6 +31,11 @@ enum Part {
     Log,
 }
 
+/// Word-wraps `s` to `w` columns (at least 8), one entry per line.
+pub(crate) fn wrap_words(s: &str, w: usize) -> Vec<String> {
+    wrap(s, w)
+}
+
 fn wrap(s: &str, w: usize) -> Vec<String> {
     let w = w.max(8);
     let mut out = Vec::new();

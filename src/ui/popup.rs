@@ -176,6 +176,7 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             server,
             statement,
             form,
+            scroll,
         } => {
             l.push(Line::from(vec![
                 Span::styled("DESTRUCTIVE: ", t.fail),
@@ -185,13 +186,42 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
                 Span::styled("Server: ", t.dim),
                 Span::styled(server.clone(), t.warn),
             ]));
-            l.push(Line::styled("Statement:", t.dim));
-            for s in statement.lines().take(12) {
-                l.push(Line::styled(format!("  {s}"), t.code));
+            // As much of the statement as fits (rows after wrapping); PgUp/PgDn scroll it.
+            let total = statement.lines().count();
+            let first = usize::from(*scroll).min(total.saturating_sub(1));
+            let budget = usize::from(area.height.saturating_sub(17)).max(3);
+            let mut shown = 0;
+            let mut rows = 0;
+            let mut body = Vec::new();
+            for s in statement.lines().skip(first) {
+                let r = super::text::width(s)
+                    .saturating_add(2)
+                    .max(1)
+                    .div_ceil(w.max(1));
+                if rows + r > budget && shown > 0 {
+                    break;
+                }
+                rows += r;
+                shown += 1;
+                body.push(Line::styled(format!("  {s}"), t.code));
             }
-            if statement.lines().count() > 12 {
+            let more = total.saturating_sub(first + shown);
+            l.push(Line::styled(
+                if first > 0 || more > 0 {
+                    format!(
+                        "Statement (lines {}-{} of {total}; PgUp/PgDn scroll):",
+                        first + 1,
+                        first + shown
+                    )
+                } else {
+                    "Statement:".to_string()
+                },
+                t.dim,
+            ));
+            l.extend(body);
+            if more > 0 {
                 l.push(Line::styled(
-                    "  … (whole statement in the step detail)",
+                    format!("  … {more} more line(s): PgDn shows them"),
                     t.dim,
                 ));
             }
@@ -316,29 +346,76 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
                 Screen::Home => Mode::Home,
                 Screen::Run => Mode::Run,
             };
+            let inner = usize::from(pw.saturating_sub(2)).max(20);
+            // Descriptions wrap under themselves, not under the keys.
+            let push_row = |l: &mut Vec<Line<'static>>, keys: &str, text: &str| {
+                let dw = inner.saturating_sub(18).max(10);
+                for (i, part) in super::output::wrap_words(text, dw).into_iter().enumerate() {
+                    let k = if i == 0 {
+                        clip(keys, 16)
+                    } else {
+                        String::new()
+                    };
+                    l.push(Line::from(vec![
+                        Span::styled(format!("{k:>16}  "), t.key),
+                        Span::raw(part),
+                    ]));
+                }
+            };
             for (keys, a) in app.keymap.help_rows(mode) {
-                l.push(Line::from(vec![
-                    Span::styled(format!("{:>16}  ", clip(&keys, 16)), t.key),
-                    Span::raw(a.describe()),
-                ]));
+                push_row(&mut l, &keys, a.describe());
             }
+            l.push(Line::styled("In popups", t.title));
+            for (a, text) in [
+                (Action::Submit, "submit / answer"),
+                (Action::Back, "cancel / close"),
+                (Action::NextField, "next field"),
+                (Action::PrevField, "previous field"),
+            ] {
+                let keys = app
+                    .keymap
+                    .keys_for(Mode::Popup, a)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                push_row(&mut l, &keys, text);
+            }
+            push_row(&mut l, "Ctrl-u", "clear the field");
+            push_row(&mut l, "y n", "answer yes / no questions (quit, cancel)");
+            push_row(&mut l, "1 2 3", "choose in the in-doubt popup");
             l.push(Line::raw(""));
-            l.push(Line::styled(
-                "Keys come from assets/default-keys.toml and your keys.toml. Status labels: [PASS] [FAIL] [SKIP] [DONE] [N/A ] [RUN ] [WAIT] [????]=in doubt.",
-                t.dim,
-            ));
-            let h = (area.height.saturating_sub(4)).min(l.len() as u16 + 2);
+            for part in super::output::wrap_words(
+                "Keys come from assets/default-keys.toml and your keys.toml (docs/KEYBINDINGS.md). Status labels: [PASS] [FAIL] [SKIP] [DONE] [N/A ] [RUN ] [WAIT] [DRY ] [????]=in doubt.",
+                inner,
+            ) {
+                l.push(Line::styled(part, t.dim));
+            }
+            let total = l.len() as u16;
+            let h = (area.height.saturating_sub(4)).min(total + 2);
+            let visible = h.saturating_sub(2);
+            let max_scroll = total.saturating_sub(visible);
+            let scroll = (*scroll).min(max_scroll);
             let r = centered(area, pw, h);
             Clear.render(r, buf);
+            let title = if max_scroll == 0 {
+                format!(" Keys ({}) · Esc closes ", mode.as_str())
+            } else {
+                format!(
+                    " Keys ({}) · ↑↓ j k scroll ({}/{}) · Esc closes ",
+                    mode.as_str(),
+                    (scroll + visible).min(total),
+                    total
+                )
+            };
             Paragraph::new(l)
                 .block(
                     Block::bordered()
                         .border_type(BorderType::Rounded)
                         .border_style(t.border_focus)
-                        .title(Line::styled(format!(" Keys ({}) ", mode.as_str()), t.title)),
+                        .title(Line::styled(title, t.title)),
                 )
-                .wrap(Wrap { trim: false })
-                .scroll((*scroll, 0))
+                .scroll((scroll, 0))
                 .render(r, buf);
         }
         Popup::Find { form, selected } => {

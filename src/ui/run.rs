@@ -431,6 +431,28 @@ pub fn next_hint(app: &App) -> Vec<(String, bool)> {
                 say(" confirm done".into(), false);
             }
         }
+        StepMark::Blocked if !step.after.is_empty() => {
+            // Say what it waits for, and what unblocks it: never "press Enter" here.
+            let open: Vec<&str> = step
+                .after
+                .iter()
+                .filter(|a| {
+                    run.index_of(a)
+                        .is_none_or(|i| !run.steps[i].mark.is_settled())
+                })
+                .map(String::as_str)
+                .collect();
+            say(
+                format!(
+                    "{} waits for {} — finish them (or skip with a reason) first · ",
+                    row.id,
+                    clip(&open.join(", "), 40)
+                ),
+                false,
+            );
+            say(k(m, Action::NextFailed), true);
+            say(" next failed".into(), false);
+        }
         StepMark::Pending | StepMark::Blocked => match &step.body {
             StepBody::Manual(_) => {
                 say("do the manual step, then ".into(), false);

@@ -49,7 +49,8 @@ fn conn_span(app: &App, role: Role, short: bool) -> Vec<Span<'static>> {
     let t = &app.theme;
     let state = app.conns.get(&role).cloned().unwrap_or(ConnState::Unknown);
     let (sym, word, st): (&str, &str, Style) = match &state {
-        ConnState::Unknown => ("○", "?", t.dim),
+        // Not contacted yet: the executor connects on the first statement for the role.
+        ConnState::Unknown => ("○", "idle", t.dim),
         ConnState::Connecting => ("◌", "…", t.warn),
         ConnState::Up => ("●", "up", t.ok),
         ConnState::Down(_) => ("✖", "DOWN", t.fail),
