@@ -66,7 +66,12 @@ pub enum Cmd {
         target: TargetArgs,
         #[command(flatten)]
         session: SessionArgs,
+        #[command(flatten)]
+        batch: crate::batch::cli::BatchArgs,
     },
+    /// Run the read-only health checks (for cron, Task Scheduler, monitoring).
+    /// Exit 0: all passed; 1: a check failed; 2: checks could not run.
+    Check(crate::batch::cli::CheckArgs),
     /// Serve a drill scenario on a fixed port so any TDS client (sqlcmd, SSMS) can connect.
     Sim {
         #[arg(long, default_value = "healthy")]
@@ -149,12 +154,18 @@ pub struct SessionArgs {
 /// The operator name from the flag, `$BTSDR_OPERATOR` or the OS user.
 pub fn operator_name(flag: Option<&str>) -> String {
     let env = |k: &str| std::env::var(k).ok();
-    [flag.map(str::to_string), env("BTSDR_OPERATOR"), env("USER"), env("LOGNAME"), env("USERNAME")]
-        .into_iter()
-        .flatten()
-        .map(|s| s.trim().to_string())
-        .find(|s| !s.is_empty())
-        .unwrap_or_else(|| "operator".to_string())
+    [
+        flag.map(str::to_string),
+        env("BTSDR_OPERATOR"),
+        env("USER"),
+        env("LOGNAME"),
+        env("USERNAME"),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| s.trim().to_string())
+    .find(|s| !s.is_empty())
+    .unwrap_or_else(|| "operator".to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,10 +236,30 @@ pub fn run(cli: Cli) -> ExitCode {
             };
             interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
         }
+        Some(Cmd::Check(args)) => {
+            ExitCode::from(crate::batch::cli::check_main(args, config_path.as_deref()))
+        }
         Some(Cmd::Run {
             runbook,
             target,
             session,
+            mut batch,
+        }) if batch.batch => {
+            batch.dry_run = session.dry_run;
+            ExitCode::from(crate::batch::cli::run_main(
+                &runbook,
+                target.env.as_deref(),
+                target.drill.as_deref(),
+                session.operator.as_deref(),
+                batch,
+                config_path.as_deref(),
+            ))
+        }
+        Some(Cmd::Run {
+            runbook,
+            target,
+            session,
+            ..
         }) => {
             let op = operator_name(session.operator.as_deref());
             let req = match (target.env, target.drill) {

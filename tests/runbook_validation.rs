@@ -257,3 +257,71 @@ fn never_panics_on_garbage() {
         let _ = parse("g.toml", text, None);
     }
 }
+
+#[test]
+fn uses_inherits_a_step_from_another_runbook() {
+    let body = r#"
+[[variables]]
+name = "backup_job_name"
+label = "Job"
+kind = "text"
+default = "Backup BizTalk Server (BizTalkMgmtDb)"
+
+[[variables]]
+name = "source_sql_server"
+label = "Source"
+kind = "server"
+default = "SQL01"
+
+[[sections]]
+id = "s"
+title = "S"
+[[sections.steps]]
+id = "s.job"
+uses = "backup:job.state"
+covers = ["CBR.backup.01"]
+"#;
+    let rows: HashSet<String> = ["CBR.backup.01".to_string()].into_iter().collect();
+    let rb =
+        parse("t.toml", &format!("{HEAD}{body}"), Some(&rows)).unwrap_or_else(|d| panic!("{d:?}"));
+    let st = rb.step("s.job").unwrap();
+    assert_eq!(st.kind_name(), "check");
+    assert!(
+        st.title.contains("Backup job"),
+        "title inherited: {}",
+        st.title
+    );
+    assert_eq!(
+        st.covers,
+        vec!["CBR.backup.01".to_string()],
+        "covers are the step's own"
+    );
+    let (_, db, sql, params, _) = st.statement().unwrap();
+    assert_eq!(db, "msdb");
+    assert!(sql.contains("msdb.dbo.sysjobs"));
+    assert_eq!(params, ["backup_job_name".to_string()]);
+}
+
+#[test]
+fn uses_errors() {
+    check(
+        "uses_errors",
+        r#"
+[[sections]]
+id = "s"
+title = "S"
+[[sections.steps]]
+id = "s.a"
+uses = "backup:no.such-step"
+[[sections.steps]]
+id = "s.b"
+uses = "s.c"
+[[sections.steps]]
+id = "s.c"
+uses = "s.b"
+[[sections.steps]]
+id = "s.d"
+uses = "backup:job.state"
+"#,
+    );
+}

@@ -9,6 +9,7 @@ use super::checklists::{self, Row};
 use super::diag::Diagnostic;
 use super::loader;
 use super::model::Runbook;
+use super::raw::RawRunbook;
 
 #[derive(Debug, Default)]
 pub struct Library {
@@ -23,10 +24,31 @@ impl Library {
     pub fn load(user_dir: Option<&Path>) -> Result<Library, Vec<Diagnostic>> {
         let rows = checklists::embedded()?;
         let ids: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+        // Raw forms of every file, user files first, so `uses` sees the overrides.
+        let mut warnings = Vec::new();
+        let mut user_files: Vec<(PathBuf, String)> = Vec::new();
+        for p in user_dir.map(toml_files).unwrap_or_default() {
+            match read_text(&p) {
+                Ok(t) => user_files.push((p, t)),
+                Err(d) => warnings.extend(d),
+            }
+        }
+        let raws: Vec<RawRunbook> = user_files
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .chain(crate::embedded::RUNBOOKS.iter().map(|(_, t)| *t))
+            .filter_map(|t| toml::from_str::<RawRunbook>(t).ok())
+            .collect();
+        let resolve = |rb: &str, step: &str| loader::find_raw_step(&raws, rb, step);
         let mut runbooks: Vec<Arc<Runbook>> = Vec::new();
         let mut errors = Vec::new();
         for (name, text) in crate::embedded::RUNBOOKS {
-            match loader::parse(&format!("embedded:runbooks/{name}"), text, Some(&ids)) {
+            match loader::parse_with(
+                &format!("embedded:runbooks/{name}"),
+                text,
+                Some(&ids),
+                &resolve,
+            ) {
                 Ok(rb) => runbooks.push(Arc::new(rb)),
                 Err(d) => errors.extend(d),
             }
@@ -34,10 +56,9 @@ impl Library {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let mut warnings = Vec::new();
-        if let Some(dir) = user_dir {
-            for path in toml_files(dir) {
-                match load_file(&path, Some(&ids)) {
+        {
+            for (path, text) in &user_files {
+                match loader::parse_with(&path.display().to_string(), text, Some(&ids), &resolve) {
                     Ok(rb) => {
                         let rb = Arc::new(rb);
                         if let Some(slot) = runbooks.iter_mut().find(|r| r.id == rb.id) {
@@ -98,6 +119,12 @@ pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Reads and validates one runbook file.
 pub fn load_file(path: &Path, rows: Option<&HashSet<String>>) -> Result<Runbook, Vec<Diagnostic>> {
+    let text = read_text(path)?;
+    loader::parse(&path.display().to_string(), &text, rows)
+}
+
+/// A file's text, or a diagnostic saying why it cannot be read.
+fn read_text(path: &Path) -> Result<String, Vec<Diagnostic>> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         vec![Diagnostic {
@@ -119,5 +146,5 @@ pub fn load_file(path: &Path, rows: Option<&HashSet<String>>) -> Result<Runbook,
             help: Some("save it as UTF-8".into()),
         }]
     })?;
-    loader::parse(&name, &text, rows)
+    Ok(text)
 }

@@ -16,11 +16,39 @@ use super::model::{
 };
 use super::raw::{RawRunbook, RawStep, VarKind};
 
-/// Parses one runbook file. `rows` is the set of known checklist row ids for `covers`.
+/// Finds a step of another runbook for `uses`: `(runbook id, step id)`.
+pub type Resolver<'a> = &'a dyn Fn(&str, &str) -> Option<RawStep>;
+
+/// Parses one runbook file. `rows` is the set of known checklist row ids for `covers`;
+/// `uses` of other runbooks resolve against the embedded runbooks.
 pub fn parse(
     origin: &str,
     text: &str,
     rows: Option<&HashSet<String>>,
+) -> Result<Runbook, Vec<Diagnostic>> {
+    let embedded: Vec<RawRunbook> = crate::embedded::RUNBOOKS
+        .iter()
+        .filter_map(|(_, t)| toml::from_str::<RawRunbook>(t).ok())
+        .collect();
+    let resolve = |rb: &str, step: &str| find_raw_step(&embedded, rb, step);
+    parse_with(origin, text, rows, &resolve)
+}
+
+/// A raw step by runbook and step id.
+pub fn find_raw_step(raws: &[RawRunbook], runbook: &str, step: &str) -> Option<RawStep> {
+    raws.iter()
+        .filter(|r| r.id.get_ref() == runbook)
+        .flat_map(|r| r.sections.iter().flat_map(|s| s.steps.iter()))
+        .find(|s| s.id.get_ref() == step)
+        .cloned()
+}
+
+/// Like [`parse`], resolving `uses` with `resolve`.
+pub fn parse_with(
+    origin: &str,
+    text: &str,
+    rows: Option<&HashSet<String>>,
+    resolve: Resolver<'_>,
 ) -> Result<Runbook, Vec<Diagnostic>> {
     let mut sink = Sink::new(origin, text);
     let raw = match toml::from_str::<RawRunbook>(text) {
@@ -38,7 +66,9 @@ pub fn parse(
             return Err(sink.diags);
         }
     };
+    let mut raw = raw;
     let mut v = Validator { sink, rows };
+    v.resolve_uses(&mut raw, resolve);
     let rb = v.runbook(raw, origin, text);
     if v.sink.diags.is_empty() {
         rb.ok_or_else(Vec::new)
@@ -59,6 +89,65 @@ fn span<T>(s: &Spanned<T>) -> Range<usize> {
 }
 
 impl Validator<'_> {
+    /// Fills steps that say `uses = "runbook:step"` from that step (recursively, at most
+    /// four levels deep), re-pointing inherited spans at the `uses` line.
+    fn resolve_uses(&mut self, raw: &mut RawRunbook, resolve: Resolver<'_>) {
+        let own = raw.clone();
+        let own_id = raw.id.get_ref().clone();
+        for sec in &mut raw.sections {
+            for st in &mut sec.steps {
+                let Some(uses) = st.uses.clone() else {
+                    continue;
+                };
+                let at = uses.span();
+                let mut target = uses.get_ref().clone();
+                let mut seen = vec![format!("{own_id}:{}", st.id.get_ref())];
+                for depth in 0.. {
+                    let (rb, step) = match target.split_once(':') {
+                        Some((rb, step)) => (rb.to_string(), step.to_string()),
+                        None => (own_id.clone(), target.clone()),
+                    };
+                    let key = format!("{rb}:{step}");
+                    if seen.contains(&key) || depth > 4 {
+                        self.err(
+                            at.clone(),
+                            format!(
+                                "`uses` makes a cycle or a chain too deep: {} -> {key}",
+                                seen.join(" -> ")
+                            ),
+                            Some("point `uses` at the step that holds the fields"),
+                        );
+                        break;
+                    }
+                    let base = if rb == own_id {
+                        find_raw_step(std::slice::from_ref(&own), &rb, &step)
+                    } else {
+                        resolve(&rb, &step)
+                    };
+                    let Some(base) = base else {
+                        self.err(
+                            at.clone(),
+                            format!(
+                                "`uses = \"{}\"`: there is no step `{step}` in runbook `{rb}`",
+                                uses.get_ref()
+                            ),
+                            Some("write runbook:step with ids from `btsdr show RUNBOOK`"),
+                        );
+                        break;
+                    };
+                    seen.push(key);
+                    let next = base.uses.as_ref().map(|u| u.get_ref().clone());
+                    inherit(st, base, &at);
+                    match next {
+                        Some(n) if !n.contains(':') => target = format!("{rb}:{n}"),
+                        Some(n) => target = n,
+                        None => break,
+                    }
+                }
+            }
+        }
+    }
+
     fn err(&mut self, at: Range<usize>, msg: impl Into<String>, help: Option<&str>) {
         self.sink.at(at, msg, help);
     }
@@ -198,7 +287,13 @@ impl Validator<'_> {
                     );
                 } else {
                     step_ids.insert(id.clone(), span(&st.id));
-                    step_kinds.insert(id, st.kind.get_ref().clone());
+                    step_kinds.insert(
+                        id,
+                        st.kind
+                            .as_ref()
+                            .map(|k| k.get_ref().clone())
+                            .unwrap_or_default(),
+                    );
                 }
             }
         }
@@ -391,7 +486,19 @@ impl Validator<'_> {
                 );
             }
         }
-        let kind = st.kind.get_ref().as_str();
+        let Some(kind_s) = st.kind.clone() else {
+            if st.uses.is_some() {
+                // `uses` could not be resolved: that error is already reported.
+                return None;
+            }
+            self.err(
+                span(&st.id),
+                format!("step `{id}` needs `kind` (manual, sql, check or generate) or `uses`"),
+                None,
+            );
+            return None;
+        };
+        let kind = kind_s.get_ref().as_str();
         // Which optional fields are set, to refuse those that do not belong to the kind.
         let present: [(&str, Option<Range<usize>>); 17] = [
             ("run_on", st.run_on.as_ref().map(span)),
@@ -437,7 +544,7 @@ impl Validator<'_> {
             "generate" => &["output", "template", "instructions"],
             other => {
                 self.err(
-                    span(&st.kind),
+                    span(&kind_s),
                     format!("unknown step kind `{other}`"),
                     Some("use manual, sql, check or generate"),
                 );
@@ -472,11 +579,16 @@ impl Validator<'_> {
             );
         };
         for (name, text) in [("why", &st.why), ("title", &st.title)] {
-            if text.trim().is_empty() {
+            if text.as_deref().is_none_or(|t| t.trim().is_empty()) {
                 missing(self, name);
             }
         }
-        self.text(span(&st.id), &format!("`why` of `{id}`"), &st.why, kinds);
+        self.text(
+            span(&st.id),
+            &format!("`why` of `{id}`"),
+            st.why.as_deref().unwrap_or(""),
+            kinds,
+        );
 
         let server = |v: &mut Self| -> Option<Role> {
             match &st.server {
@@ -721,8 +833,8 @@ impl Validator<'_> {
         };
         Some(Step {
             id,
-            title: st.title,
-            why: st.why,
+            title: st.title.unwrap_or_default(),
+            why: st.why.unwrap_or_default(),
             references: st.references,
             covers: st.covers.into_iter().map(Spanned::into_inner).collect(),
             when,
@@ -888,4 +1000,72 @@ pub fn validate_value(var: &Variable, value: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn respan<T>(s: Spanned<T>, at: &Range<usize>) -> Spanned<T> {
+    Spanned::new(at.clone(), s.into_inner())
+}
+
+/// Copies into `st` every field it does not set itself (never `covers`, `when`, `after`).
+fn inherit(st: &mut RawStep, base: RawStep, at: &Range<usize>) {
+    macro_rules! opt {
+        ($($f:ident),*) => {$(
+            if st.$f.is_none() {
+                st.$f = base.$f.map(|v| respan(v, at));
+            }
+        )*};
+    }
+    opt!(
+        kind,
+        run_on,
+        instructions,
+        evidence,
+        server,
+        database,
+        sql,
+        destructive,
+        confirm_word,
+        timeout_secs,
+        long_running,
+        health,
+        opt_in,
+        output,
+        escape,
+        template
+    );
+    if st.title.is_none() {
+        st.title = base.title;
+    }
+    if st.why.is_none() {
+        st.why = base.why;
+    }
+    if st.references.is_empty() {
+        st.references = base.references;
+    }
+    if st.commands.is_empty() {
+        st.commands = base
+            .commands
+            .into_iter()
+            .map(|c| super::raw::RawCommand {
+                shell: c.shell,
+                run: respan(c.run, at),
+            })
+            .collect();
+    }
+    if st.params.is_empty() {
+        st.params = base.params.into_iter().map(|p| respan(p, at)).collect();
+    }
+    if st.assert.is_empty() {
+        st.assert = base
+            .assert
+            .into_iter()
+            .map(|a| super::raw::RawAssertion {
+                rows: a.rows.map(|v| respan(v, at)),
+                each: a.each.map(|v| respan(v, at)),
+                any: a.any.map(|v| respan(v, at)),
+                none: a.none.map(|v| respan(v, at)),
+                message: respan(a.message, at),
+            })
+            .collect();
+    }
 }

@@ -87,9 +87,12 @@ pub struct RawSection {
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
     pub id: Spanned<String>,
-    pub title: String,
-    pub why: String,
-    pub kind: Spanned<String>,
+    /// `runbook:step` (or `step` in the same runbook): take every field not written here
+    /// from that step. `covers`, `when` and `after` are never inherited.
+    pub uses: Option<Spanned<String>>,
+    pub title: Option<String>,
+    pub why: Option<String>,
+    pub kind: Option<Spanned<String>>,
     #[serde(default)]
     pub references: Vec<String>,
     #[serde(default)]

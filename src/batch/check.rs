@@ -1,0 +1,779 @@
+//! `btsdr check`: runs a runbook's read-only health checks against an environment, all at
+//! once (the executor serialises per role, so different roles run in parallel), journals
+//! them as a session and prints a table or JSON Lines (`docs/CHECK_JSON.md`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::answers::{Answers, missing, resolve_variables};
+use super::driver::{Driver, Happened};
+use super::{Target, could_not_run, error_advice, exit};
+use crate::engine::{Engine, EngineOptions, Input, StepState, validate_value};
+use crate::journal::create_session;
+use crate::runbook::expr::{Part, parse_template};
+use crate::runbook::model::{Runbook, Step, StepBody};
+use crate::sql::types::{ResultSet, SqlError, Value};
+
+/// Version of the JSON object layout (bumped only on incompatible changes).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Value given to required variables that no selected check uses (the engine wants every
+/// required variable set before a session starts). Journaled as is.
+pub const NOT_USED: &str = "(not used by btsdr check)";
+
+/// How progress is shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressStyle {
+    /// One line rewritten in place (stderr is a terminal).
+    Live,
+    /// One plain line per start and finish (logs, schedulers).
+    Lines,
+    Quiet,
+}
+
+impl ProgressStyle {
+    /// `Live` when stderr is a terminal, else `Lines`.
+    pub fn detect() -> ProgressStyle {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            ProgressStyle::Live
+        } else {
+            ProgressStyle::Lines
+        }
+    }
+}
+
+/// Everything `check` needs, already resolved by the CLI.
+pub struct CheckOptions {
+    pub runbook: Arc<Runbook>,
+    pub target: Target,
+    /// The data folder (sessions are journaled under it).
+    pub data_dir: PathBuf,
+    pub operator: String,
+    /// `--only`: run exactly these check ids (health = false and opt-in checks included).
+    pub only: Vec<String>,
+    /// `--include-opt-in`: also run expensive checks such as RESTORE VERIFYONLY.
+    pub include_opt_in: bool,
+    /// `--json`: JSON Lines on the output instead of a table.
+    pub json: bool,
+    /// `--set NAME=VALUE`, in order.
+    pub sets: Vec<(String, String)>,
+    /// `--answers FILE`, already parsed (`Answers::default()` when not given).
+    pub answers: Answers,
+    pub progress: ProgressStyle,
+    /// `--keep-open`: leave the session open to continue the review in the UI.
+    pub keep_open: bool,
+}
+
+/// How one check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    /// The check could not run (connection, login, permission, timeout).
+    Error,
+    NotApplicable,
+    /// Not run: opt-in without `--include-opt-in`, or waiting for another step.
+    Skipped,
+}
+
+impl CheckStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "PASS",
+            CheckStatus::Fail => "FAIL",
+            CheckStatus::Error => "ERROR",
+            CheckStatus::NotApplicable => "N/A",
+            CheckStatus::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// Result rows as JSON values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssertionResult {
+    pub source: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// One check's outcome: one JSON line (`docs/CHECK_JSON.md`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    pub schema_version: u32,
+    pub session: String,
+    pub id: String,
+    pub title: String,
+    pub runbook: String,
+    pub server_role: String,
+    pub server: String,
+    pub status: CheckStatus,
+    /// Time the query ran (null when it did not run).
+    pub duration_ms: Option<u64>,
+    pub evidence_line: String,
+    pub evidence: Option<Evidence>,
+    pub assertions: Vec<AssertionResult>,
+    pub error: Option<String>,
+    pub advice: Vec<String>,
+}
+
+/// What `check` did.
+#[derive(Debug, Clone)]
+pub struct CheckSummary {
+    /// Process exit code: 0 all pass, 1 a check failed, 2 checks could not run or setup error.
+    pub code: u8,
+    pub session_id: Option<String>,
+    pub journal: Option<PathBuf>,
+    pub results: Vec<CheckResult>,
+    pub elapsed: Duration,
+}
+
+impl CheckSummary {
+    fn setup_error(err: &mut dyn Write, msg: &str, started: Instant) -> CheckSummary {
+        let _ = writeln!(err, "error: {msg}");
+        CheckSummary {
+            code: exit::SETUP,
+            session_id: None,
+            journal: None,
+            results: vec![],
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// Variables a check step reads: parameters, templates in its SQL, database and assertion
+/// messages, assertion operands and `when` conditions (its own and its section's).
+fn used_variables(rb: &Runbook, step: &Step) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |s: &str| {
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_string());
+        }
+    };
+    fn template_vars(src: &str, add: &mut dyn FnMut(&str)) {
+        fn walk(parts: &[Part], add: &mut dyn FnMut(&str)) {
+            for p in parts {
+                match p {
+                    Part::Var(v) | Part::Ident(v) => add(v),
+                    Part::Each(_, inner) => walk(inner, add),
+                    Part::Lit(_) => {}
+                }
+            }
+        }
+        if let Ok(parts) = parse_template(src) {
+            walk(&parts, add);
+        }
+    }
+    if let StepBody::Check(c) = &step.body {
+        c.params.iter().for_each(|p| add(p));
+        template_vars(&c.sql, &mut add);
+        template_vars(&c.database, &mut add);
+        for a in &c.asserts {
+            a.variables().into_iter().for_each(&mut add);
+            template_vars(&a.message, &mut add);
+        }
+    }
+    if let Some(c) = &step.when {
+        c.variables().into_iter().for_each(&mut add);
+    }
+    if let Some(c) = rb.section_of(&step.id).and_then(|s| s.when.as_ref()) {
+        c.variables().into_iter().for_each(&mut add);
+    }
+    out
+}
+
+fn json_value(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) => (*i).into(),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or_else(|| f.to_string().into()),
+        other => other.to_string().into(),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The evidence in one line: `no rows`, `col=v, col=v`, or `N rows; first: col=v, ...`.
+pub fn evidence_line(set: &ResultSet) -> String {
+    let row = |r: &[Value]| {
+        set.columns
+            .iter()
+            .zip(r)
+            .map(|(c, v)| format!("{}={}", c.name, one_line(&v.to_string())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let s = match set.rows.as_slice() {
+        [] => "no rows".to_string(),
+        [r] => row(r),
+        [r, ..] => format!("{} rows; first: {}", set.rows.len(), row(r)),
+    };
+    truncate(&s, 240)
+}
+
+struct Planned {
+    id: String,
+    status: Option<(CheckStatus, String)>,
+}
+
+/// Runs the checks and writes the results to `out` (table or JSON Lines); progress and
+/// errors go to `err`.
+pub async fn check(
+    opts: CheckOptions,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> CheckSummary {
+    let started = Instant::now();
+    let rb = Arc::clone(&opts.runbook);
+
+    // Which checks: --only ids (any check), else every health check.
+    let checks: Vec<&Step> = rb
+        .steps()
+        .map(|(_, s)| s)
+        .filter(|s| matches!(s.body, StepBody::Check(_)))
+        .collect();
+    for id in &opts.only {
+        if !checks.iter().any(|s| &s.id == id) {
+            let ids: Vec<&str> = checks.iter().map(|s| s.id.as_str()).collect();
+            return CheckSummary::setup_error(
+                err,
+                &format!(
+                    "--only {id}: runbook `{}` has no check step `{id}`. Its checks: {}",
+                    rb.id,
+                    ids.join(", ")
+                ),
+                started,
+            );
+        }
+    }
+    let selected: Vec<&Step> = checks
+        .into_iter()
+        .filter(|s| match &s.body {
+            StepBody::Check(c) if opts.only.is_empty() => c.health,
+            _ => opts.only.contains(&s.id),
+        })
+        .collect();
+    if selected.is_empty() {
+        return CheckSummary::setup_error(
+            err,
+            &format!("runbook `{}` has no health checks to run", rb.id),
+            started,
+        );
+    }
+
+    // Variables: defaults, target, answers, --set; unused required ones get a marker value.
+    let mut vars = match resolve_variables(&rb, &opts.answers, &opts.sets, &opts.target.defaults) {
+        Ok(v) => v,
+        Err(e) => return CheckSummary::setup_error(err, &e, started),
+    };
+    let mut used: Vec<String> = Vec::new();
+    for s in &selected {
+        for v in used_variables(&rb, s) {
+            if !used.contains(&v) {
+                used.push(v);
+            }
+        }
+    }
+    let used_refs: Vec<&str> = used.iter().map(String::as_str).collect();
+    if let Some(m) = missing(&rb, &vars, Some(&used_refs)) {
+        return CheckSummary::setup_error(err, &m, started);
+    }
+    for v in &rb.variables {
+        let ok = validate_value(v, vars.get(&v.name).unwrap_or("")).is_ok();
+        if !ok && !used.contains(&v.name) && validate_value(v, NOT_USED).is_ok() {
+            vars.declare(&v.name, v.kind, Some(NOT_USED.to_string()));
+        }
+    }
+    if let Some(m) = missing(&rb, &vars, None) {
+        return CheckSummary::setup_error(err, &m, started);
+    }
+
+    // The session.
+    let now = chrono::Utc::now();
+    let (session_id, journal) = match create_session(&opts.data_dir, now, &rb.id) {
+        Ok(x) => x,
+        Err(e) => {
+            return CheckSummary::setup_error(
+                err,
+                &format!("cannot create the session journal: {e}"),
+                started,
+            );
+        }
+    };
+    let files_dir =
+        crate::journal::sessions_dir(&opts.data_dir).join(format!("{session_id}.files"));
+    let engine = Engine::new(
+        Arc::clone(&rb),
+        vars,
+        EngineOptions {
+            operator: opts.operator.clone(),
+            session_id: session_id.clone(),
+            environment: opts.target.environment.clone(),
+            drill: opts.target.drill,
+            ..EngineOptions::default()
+        },
+    );
+    let mut d = Driver::new(
+        engine,
+        journal,
+        Arc::clone(&opts.target.executor),
+        files_dir,
+    );
+    let journal_path = d.journal_path().to_path_buf();
+    let mut summary = CheckSummary {
+        code: exit::SETUP,
+        session_id: Some(session_id.clone()),
+        journal: Some(journal_path),
+        results: vec![],
+        elapsed: Duration::ZERO,
+    };
+    for h in d.send(Input::Start) {
+        if let Happened::Refused(t) | Happened::JournalFailed(t) = h {
+            let _ = writeln!(err, "error: {t}");
+            summary.elapsed = started.elapsed();
+            return summary;
+        }
+    }
+
+    // Submit every runnable check at once.
+    let mut planned: Vec<Planned> = Vec::new();
+    let mut refused: HashMap<String, String> = HashMap::new();
+    for s in &selected {
+        let explicit = opts.only.contains(&s.id);
+        let opt_in = matches!(&s.body, StepBody::Check(c) if c.opt_in);
+        let status = match d.engine().step_state(&s.id) {
+            Some(StepState::NotApplicable { reason }) => Some((
+                CheckStatus::NotApplicable,
+                format!("Not applicable: {reason}."),
+            )),
+            Some(StepState::Blocked { waiting_for }) => Some((
+                CheckStatus::Skipped,
+                format!("Waits for {} (run it in the UI).", waiting_for.join(", ")),
+            )),
+            _ if opt_in && !explicit && !opts.include_opt_in => Some((
+                CheckStatus::Skipped,
+                "Opt-in check (it can take long): run it with --include-opt-in or --only.".into(),
+            )),
+            _ => None,
+        };
+        if status.is_none() {
+            for h in d.send(Input::Run(s.id.clone())) {
+                match h {
+                    Happened::Refused(t) | Happened::JournalFailed(t) => {
+                        refused.insert(s.id.clone(), t);
+                    }
+                    Happened::Journaled { seq, event, .. }
+                        if opts.progress == ProgressStyle::Lines =>
+                    {
+                        let _ = writeln!(err, "queued   {} (journal #{seq} {event})", s.id);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        planned.push(Planned {
+            id: s.id.clone(),
+            status,
+        });
+    }
+
+    // Collect results, showing progress.
+    let total = planned.iter().filter(|p| p.status.is_none()).count();
+    let mut running: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut errors: HashMap<String, SqlError> = HashMap::new();
+    let mut durations: HashMap<String, u64> = HashMap::new();
+    let mut done = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let live = opts.progress == ProgressStyle::Live;
+    while d.in_flight() > 0 {
+        tokio::select! {
+            got = d.next() => {
+                let Some(hs) = got else { break };
+                for h in hs {
+                    match h {
+                        Happened::Started { step } => {
+                            if opts.progress == ProgressStyle::Lines {
+                                let role = role_of(&rb, &step);
+                                let _ = writeln!(err, "running  {step} on {role} ({})", opts.target.server_role(&role));
+                            }
+                            running.insert(step, Instant::now());
+                        }
+                        Happened::Finished { step, error, elapsed_ms } => {
+                            done += 1;
+                            running.remove(&step);
+                            durations.insert(step.clone(), elapsed_ms);
+                            if opts.progress == ProgressStyle::Lines {
+                                let state = d.engine().step_state(&step).map(StepState::label).unwrap_or("?");
+                                let _ = writeln!(err, "finished {step}: {state} ({elapsed_ms} ms) [{done}/{total}]");
+                            }
+                            if let Some(e) = error {
+                                errors.insert(step, e);
+                            }
+                        }
+                        Happened::JournalFailed(t) => {
+                            let _ = writeln!(err, "\nerror: {t}");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ = tick.tick(), if live => {
+                let now = Instant::now();
+                let list: Vec<String> = running
+                    .iter()
+                    .map(|(s, t)| format!("{s} {:.1}s", now.duration_since(*t).as_secs_f64()))
+                    .collect();
+                let line = format!("checking [{done}/{total}] {:.1}s: {}", started.elapsed().as_secs_f64(), list.join(", "));
+                let _ = write!(err, "\r\x1b[2K{}", truncate(&line, 150));
+                let _ = err.flush();
+            }
+        }
+    }
+    if live {
+        let _ = write!(err, "\r\x1b[2K");
+        let _ = err.flush();
+    }
+
+    // Build results.
+    for p in &planned {
+        let Some(step) = rb.step(&p.id) else { continue };
+        let role = role_of(&rb, &p.id);
+        let mut r = CheckResult {
+            schema_version: SCHEMA_VERSION,
+            session: session_id.clone(),
+            id: p.id.clone(),
+            title: step.title.clone(),
+            runbook: rb.id.clone(),
+            server: opts.target.server_role(&role),
+            server_role: role,
+            status: CheckStatus::Error,
+            duration_ms: durations.get(&p.id).copied(),
+            evidence_line: String::new(),
+            evidence: None,
+            assertions: vec![],
+            error: None,
+            advice: vec![],
+        };
+        if let Some((status, why)) = &p.status {
+            r.status = *status;
+            r.evidence_line = why.clone();
+            if *status == CheckStatus::Skipped {
+                r.advice.push(why.clone());
+            }
+        } else if let Some(t) = refused.get(&p.id) {
+            r.error = Some(t.clone());
+            r.evidence_line = one_line(t);
+            r.advice
+                .push("btsdr refused to run this check; see the error.".into());
+        } else if let Some(run) = d.engine().step_run(&p.id) {
+            r.assertions = run
+                .assertions
+                .iter()
+                .map(|a| AssertionResult {
+                    source: a.source.clone(),
+                    passed: a.passed,
+                    detail: a.detail.clone(),
+                })
+                .collect();
+            if let Some(set) = &run.evidence {
+                r.evidence_line = evidence_line(set);
+                r.evidence = Some(Evidence {
+                    columns: set.columns.iter().map(|c| c.name.clone()).collect(),
+                    rows: set
+                        .rows
+                        .iter()
+                        .map(|row| row.iter().map(json_value).collect())
+                        .collect(),
+                });
+            }
+            match (&run.state, errors.get(&p.id)) {
+                (StepState::Passed, _) => r.status = CheckStatus::Pass,
+                (StepState::Failed { error }, Some(e)) => {
+                    r.status = if could_not_run(e) {
+                        CheckStatus::Error
+                    } else {
+                        CheckStatus::Fail
+                    };
+                    r.error = Some(error.clone());
+                    r.evidence_line = truncate(&one_line(error), 240);
+                    r.advice.push(error_advice(e));
+                }
+                (StepState::Failed { .. }, None) => {
+                    r.status = CheckStatus::Fail;
+                    r.advice = run.failed_assertions().map(|a| a.detail.clone()).collect();
+                }
+                (other, _) => {
+                    r.error = Some(format!("the check did not finish ({})", other.label()));
+                    r.advice.push(
+                        "Run the check again; if it keeps happening, see the log file.".into(),
+                    );
+                }
+            }
+        }
+        summary.results.push(r);
+    }
+
+    // Journal a summary and close the session (unless it stays open for the review).
+    let count = |s: CheckStatus| summary.results.iter().filter(|r| r.status == s).count();
+    let (pass, fail, error) = (
+        count(CheckStatus::Pass),
+        count(CheckStatus::Fail),
+        count(CheckStatus::Error),
+    );
+    let (na, skipped) = (
+        count(CheckStatus::NotApplicable),
+        count(CheckStatus::Skipped),
+    );
+    let text = format!(
+        "btsdr check: {pass} passed, {fail} failed, {error} could not run, {na} not applicable, {skipped} skipped"
+    );
+    if d.halted().is_none() {
+        d.send(Input::Note {
+            step: None,
+            text: text.clone(),
+        });
+        if !opts.keep_open {
+            d.send(Input::Close);
+        }
+    }
+    summary.code = if error > 0 || d.halted().is_some() {
+        exit::SETUP
+    } else if fail > 0 {
+        exit::FAILED
+    } else {
+        exit::OK
+    };
+    summary.elapsed = started.elapsed();
+
+    if opts.json {
+        for r in &summary.results {
+            match serde_json::to_string(r) {
+                Ok(line) => {
+                    let _ = writeln!(out, "{line}");
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: cannot encode the result of {}: {e}", r.id);
+                }
+            }
+        }
+    } else {
+        write_table(out, &summary.results);
+        let _ = writeln!(
+            out,
+            "\n{text} in {:.1} s. Session {session_id}{}.",
+            summary.elapsed.as_secs_f64(),
+            if opts.keep_open {
+                " (open: continue the review with `btsdr` → resume)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = out.flush();
+    if opts.json || opts.progress != ProgressStyle::Quiet {
+        let _ = writeln!(
+            err,
+            "{text} in {:.1} s (session {session_id}, exit {})",
+            summary.elapsed.as_secs_f64(),
+            summary.code
+        );
+    }
+    summary
+}
+
+impl Target {
+    /// `host,port` for a role name (as used in results).
+    fn server_role(&self, role: &str) -> String {
+        crate::runbook::model::Role::parse(role)
+            .map(|r| self.server(r))
+            .unwrap_or_default()
+    }
+}
+
+fn role_of(rb: &Runbook, step: &str) -> String {
+    rb.step(step)
+        .and_then(|s| s.statement())
+        .map(|(role, ..)| role.as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// The human table: check, server, status, evidence, what to do.
+fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult]) {
+    let rows: Vec<[String; 5]> = results
+        .iter()
+        .map(|r| {
+            [
+                r.id.clone(),
+                format!("{} {}", r.server_role, r.server),
+                r.status.label().to_string(),
+                truncate(&r.evidence_line, 60),
+                one_line(&r.advice.join(" | ")),
+            ]
+        })
+        .collect();
+    let head = ["CHECK", "SERVER", "STATUS", "EVIDENCE", "WHAT TO DO"];
+    let mut w = head.map(|h| h.chars().count());
+    for row in &rows {
+        for (i, c) in row.iter().enumerate().take(4) {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i < 4 {
+                s.push_str(c);
+                s.push_str(&" ".repeat(w[i] - c.chars().count() + 2));
+            } else {
+                s.push_str(c);
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(head));
+    for r in &rows {
+        let _ = writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::driver::fake::FakeExec;
+    use crate::engine::fixture::sample_runbook;
+    use crate::sql::types::{Column, QueryOutput};
+
+    fn run(exec: Arc<FakeExec>, sets: &[(&str, &str)]) -> (CheckSummary, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target {
+            environment: "test".into(),
+            drill: false,
+            servers: BTreeMap::new(),
+            defaults: vec![],
+            executor: exec,
+        };
+        let opts = CheckOptions {
+            runbook: Arc::new(sample_runbook()),
+            target,
+            data_dir: dir.path().to_path_buf(),
+            operator: "t".into(),
+            only: vec![],
+            include_opt_in: false,
+            json: true,
+            sets: sets
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            answers: Answers::default(),
+            progress: ProgressStyle::Quiet,
+            keep_open: false,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let s = rt.block_on(check(opts, &mut out, &mut err));
+        (
+            s,
+            String::from_utf8_lossy(&out).to_string() + &String::from_utf8_lossy(&err),
+        )
+    }
+
+    fn rows(ages: &[i64]) -> QueryOutput {
+        QueryOutput {
+            sets: vec![ResultSet {
+                columns: vec![
+                    Column {
+                        name: "name".into(),
+                        type_name: "nvarchar".into(),
+                    },
+                    Column {
+                        name: "age_hours".into(),
+                        type_name: "int".into(),
+                    },
+                ],
+                rows: ages
+                    .iter()
+                    .map(|a| vec![Value::Text("db".into()), Value::Int(*a)])
+                    .collect(),
+            }],
+            rows_affected: vec![],
+        }
+    }
+
+    #[test]
+    fn pass_fail_and_error_codes() {
+        let (s, text) = run(FakeExec::new(|_| Ok(rows(&[1]))), &[]);
+        assert_eq!(s.code, exit::OK, "{text}");
+        // `pwd` is a required secret no check uses: it gets the marker value.
+        assert_eq!(s.results.len(), 2, "{text}"); // check-jobs and after-drop (blocked)
+        assert_eq!(s.results[0].status, CheckStatus::Pass);
+        assert_eq!(s.results[1].status, CheckStatus::Skipped);
+
+        let (s, text) = run(FakeExec::new(|_| Ok(rows(&[99]))), &[]);
+        assert_eq!(s.code, exit::FAILED, "{text}");
+        assert!(
+            s.results[0].advice[0].contains("older than 26 hours"),
+            "{text}"
+        );
+
+        let (s, text) = run(
+            FakeExec::new(|_| {
+                Err(SqlError::Login {
+                    server: "x".into(),
+                    message: "no".into(),
+                })
+            }),
+            &[],
+        );
+        assert_eq!(s.code, exit::SETUP, "{text}");
+        assert_eq!(s.results[0].status, CheckStatus::Error);
+
+        let (s, _) = run(
+            FakeExec::new(|_| {
+                Err(SqlError::Server {
+                    number: 208,
+                    severity: 16,
+                    state: 1,
+                    procedure: String::new(),
+                    line: 1,
+                    message: "Invalid object name".into(),
+                })
+            }),
+            &[],
+        );
+        assert_eq!(s.code, exit::FAILED);
+
+        let (s, text) = run(FakeExec::new(|_| Ok(rows(&[1]))), &[("hours", "x")]);
+        assert_eq!(s.code, exit::SETUP);
+        assert!(text.contains("hours"), "{text}");
+    }
+}
