@@ -62,7 +62,7 @@ impl LiveOpener {
             let have: Vec<&String> = self.config.environments.keys().collect();
             if have.is_empty() {
                 format!(
-                    "no environment `{name}`: {} defines none. Add [environments.{name}] (see docs/CONFIG.md) or try `btsdr drill`",
+                    "no environment `{name}`: {} defines none. Add [environments.{name}] (see 'Against real servers' in the README) or try `btsdr drill`",
                     self.config.path.as_ref().map_or_else(|| "the config file".to_string(), |p| p.display().to_string())
                 )
             } else {
