@@ -174,6 +174,8 @@ pub async fn run(
     let mut last_draw = Instant::now() - FRAME;
     let mut batch: Vec<Msg> = Vec::with_capacity(128);
     let mut quit = false;
+    // Benchmark hook (docs/PERFORMANCE.md): leave right after the first run-screen frame.
+    let exit_after_first_frame = std::env::var_os("BTSDR_EXIT_AFTER_FIRST_FRAME").is_some();
     let result = loop {
         if dirty {
             let wait = FRAME.saturating_sub(last_draw.elapsed());
@@ -190,6 +192,9 @@ pub async fn run(
                 }
                 last_draw = Instant::now();
                 dirty = false;
+                if exit_after_first_frame && app.screen == crate::app::Screen::Run {
+                    break Ok(());
+                }
                 continue;
             }
         } else if rx.recv_many(&mut batch, 256).await == 0 {

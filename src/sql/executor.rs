@@ -345,19 +345,36 @@ type RunResult = Result<QueryOutput, (SqlError, bool)>;
 /// Connects and asks for the session id.
 async fn open(profile: &ServerProfile, password: Option<&Secret>) -> Result<Conn, SqlError> {
     let mut client = connect(profile, password).await?;
-    let spid = match client.simple_query("SELECT @@SPID AS spid").await {
-        Ok(stream) => match collect(stream).await {
-            Ok(sets) => sets
-                .first()
-                .and_then(|s| s.rows.first())
-                .and_then(|r| r.first())
-                .and_then(|v| match v {
-                    Value::Int(i) => Some(*i),
-                    _ => None,
-                }),
-            Err(e) => spid_error(e, profile)?,
-        },
-        Err(e) => spid_error(e, profile)?,
+    // Bounded like the connect itself: a server that logs us in and then stops answering
+    // must not leave the step running forever.
+    let limit = std::time::Duration::from_secs(profile.connect_timeout_secs.max(1));
+    let ask = async {
+        match client.simple_query("SELECT @@SPID AS spid").await {
+            Ok(stream) => match collect(stream).await {
+                Ok(sets) => Ok(sets
+                    .first()
+                    .and_then(|s| s.rows.first())
+                    .and_then(|r| r.first())
+                    .and_then(|v| match v {
+                        Value::Int(i) => Some(*i),
+                        _ => None,
+                    })),
+                Err(e) => spid_error(e, profile),
+            },
+            Err(e) => spid_error(e, profile),
+        }
+    };
+    let spid = match tokio::time::timeout(limit, ask).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(SqlError::Connect {
+                server: profile.display_server(),
+                message: format!(
+                    "logged in, but the server did not answer within {} s (connect_timeout_secs)",
+                    limit.as_secs()
+                ),
+            });
+        }
     };
     Ok(Conn { client, spid })
 }

@@ -1,0 +1,151 @@
+//! Soak: a drill with a month of simulated backup history, a long session of steps against
+//! it over TCP while the simulated clock moves on; resident memory stays flat.
+//! Bounded (about 30 s in a debug build); docs/RELIABILITY.md describes it.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use btsdr::app::StepMark;
+use btsdr::app::driver::Opened;
+use btsdr::app::harness::{Harness, t0};
+use btsdr::config::SecretSource;
+use btsdr::engine::{Engine, EngineOptions, Variables};
+use btsdr::journal::{JournalWriter, read_records};
+use btsdr::sim::drill::Drill;
+use btsdr::sim::scenario::Scenario;
+use btsdr::sql::executor::{Executor, TiberiusExecutor};
+
+/// Resident set size of this process in KiB (0 when /proc is not there).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+const QUERIES: &[(&str, &str)] = &[
+    ("master", "SELECT name, state_desc FROM sys.databases"),
+    ("msdb", "SELECT COUNT(*) AS n FROM dbo.backupset"),
+    (
+        "msdb",
+        "SELECT TOP (50) database_name, type, backup_finish_date FROM dbo.backupset ORDER BY backup_finish_date DESC",
+    ),
+];
+
+fn runbook(steps: usize) -> Arc<btsdr::runbook::model::Runbook> {
+    let mut s = String::from(
+        "id = \"soak\"\ntitle = \"Soak\"\nsummary = \"Many checks.\"\nversion = \"1.0.0\"\n",
+    );
+    for i in 0..steps {
+        if i % 50 == 0 {
+            let _ = write!(
+                s,
+                "\n[[sections]]\nid = \"s{}\"\ntitle = \"Part {}\"\n",
+                i / 50,
+                i / 50
+            );
+        }
+        let (db, sql) = QUERIES[i % QUERIES.len()];
+        let _ = write!(
+            s,
+            "\n[[sections.steps]]\nid = \"s{}.c{i}\"\ntitle = \"Check {i}\"\nwhy = \"Soak.\"\nkind = \"check\"\nserver = \"{}\"\ndatabase = \"{db}\"\nsql = \"{sql}\"\n[[sections.steps.assert]]\nrows = \">= 1\"\nmessage = \"Nothing.\"\n",
+            i / 50,
+            if i % 2 == 0 { "source" } else { "destination" },
+        );
+    }
+    Arc::new(btsdr::runbook::loader::parse("soak.toml", &s, None).expect("soak runbook"))
+}
+
+/// Quick soak for every `cargo test`: 3 days of history, 150 steps (about 15 s in debug).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_session_keeps_memory_flat() {
+    soak(3, 150).await;
+}
+
+/// The full soak: a month of history (about 70 s to build in a debug build) and 400 steps;
+/// about 3.5 minutes in debug. Run it with
+/// `cargo test --test robust_soak -- --ignored --nocapture`.
+#[ignore = "long (about 3.5 min in debug): cargo test --test robust_soak -- --ignored --nocapture"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_of_history_and_a_long_session_keep_memory_flat() {
+    soak(31, 400).await;
+}
+
+async fn soak(days: u32, steps: usize) {
+    let started = Instant::now();
+    let mut sc = Scenario::load("healthy").expect("scenario");
+    sc.history_days = days;
+    let drill = Drill::start_with(sc, None)
+        .await
+        .expect("drill with history");
+    let built = started.elapsed();
+    let rb = runbook(steps);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("soak.jsonl");
+    let secrets = drill.secrets();
+    let s: &dyn SecretSource = &secrets;
+    let exec: Arc<dyn Executor> =
+        Arc::new(TiberiusExecutor::new(&drill.environment(), s).expect("executor"));
+    let mut h = Harness::new(120, 40);
+    h.timeout = Duration::from_secs(20);
+    h.open(Opened {
+        engine: Engine::new(
+            Arc::clone(&rb),
+            Variables::from_runbook(&rb),
+            EngineOptions {
+                operator: "soak".into(),
+                session_id: "20261121-030000-soak".into(),
+                environment: "drill:healthy".into(),
+                drill: true,
+                declared_at: Some(t0()),
+                ..EngineOptions::default()
+            },
+        ),
+        journal: JournalWriter::create(&journal).expect("journal"),
+        executor: exec,
+        files_dir: dir.path().join("files"),
+    });
+    h.settle().await;
+    let mut checkpoints: Vec<(usize, u64)> = Vec::new();
+    for i in 0..steps {
+        h.app.selected = i;
+        h.press("enter");
+        h.settle().await;
+        let _ = h.screen();
+        if i % 10 == 9 {
+            // The simulated clock moves on: backup jobs keep adding history.
+            drill.advance(chrono::Duration::minutes(15));
+            h.advance(900);
+        }
+        if i == steps / 4 || i == steps / 2 || i == steps - 1 {
+            checkpoints.push((i + 1, rss_kib()));
+        }
+    }
+    let run = h.app.run.as_ref().expect("run");
+    let passed = run
+        .steps
+        .iter()
+        .filter(|r| r.mark == StepMark::Passed)
+        .count();
+    assert_eq!(passed, steps, "{}", h.screen());
+    drop(h);
+    let read = read_records(&journal).expect("journal");
+    assert!(read.report.is_intact(), "{}", read.report);
+    drill.shutdown().await;
+    eprintln!(
+        "soak ({days} days, {steps} steps): history built in {built:?}, whole test {:?}, RSS (steps, KiB): {checkpoints:?}",
+        started.elapsed()
+    );
+    // After warm-up, the remaining steps (whose outputs are kept for the report) may not
+    // grow the process by more than 24 MiB.
+    if let (Some((_, first)), Some((_, last))) = (checkpoints.first(), checkpoints.last())
+        && *first > 0
+    {
+        let grew = last.saturating_sub(*first);
+        assert!(grew < 24 * 1024, "RSS grew by {grew} KiB: {checkpoints:?}");
+    }
+}
