@@ -37,6 +37,9 @@ pub mod exit {
     pub const NEEDS_OPERATOR: u8 = 3;
 }
 
+/// Connections per server role: independent checks on one server run side by side.
+pub const LANES: usize = 4;
+
 /// Where statements go: an executor plus what to call things in output and the journal.
 pub struct Target {
     /// The environment (or `drill:SCENARIO`) name the session records.
@@ -68,7 +71,8 @@ impl Target {
         env: &Environment,
         secrets: &dyn SecretSource,
     ) -> Result<Target, String> {
-        let executor = TiberiusExecutor::new(env, secrets).map_err(|e| e.to_string())?;
+        let executor =
+            TiberiusExecutor::with_lanes(env, secrets, LANES).map_err(|e| e.to_string())?;
         let mut servers = BTreeMap::new();
         let mut defaults = Vec::new();
         for role in env.roles() {
@@ -93,7 +97,8 @@ impl Target {
     /// become defaults.
     pub fn from_drill(drill: &crate::sim::drill::Drill) -> Result<Target, String> {
         let env = drill.environment();
-        let executor = TiberiusExecutor::new(&env, &drill.secrets()).map_err(|e| e.to_string())?;
+        let executor = TiberiusExecutor::with_lanes(&env, &drill.secrets(), LANES)
+            .map_err(|e| e.to_string())?;
         let servers = drill
             .endpoints
             .iter()

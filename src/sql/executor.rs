@@ -19,7 +19,7 @@
 //! - `rows_affected` stays empty: tiberius's query stream does not expose DONE row counts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -104,7 +104,8 @@ struct Job {
 /// The tiberius executor: one connection actor per configured role (for `msgbox`, the
 /// environment's first MessageBox profile).
 pub struct TiberiusExecutor {
-    actors: BTreeMap<Role, UnboundedSender<Job>>,
+    /// Per role, one or more connections ("lanes"), each owned by its own task.
+    actors: BTreeMap<Role, Vec<Lane>>,
     states: States,
     cancels: Cancels,
 }
@@ -117,10 +118,28 @@ impl std::fmt::Debug for TiberiusExecutor {
     }
 }
 
+/// One connection's queue and how many jobs wait on it.
+struct Lane {
+    tx: UnboundedSender<Job>,
+    pending: Arc<AtomicUsize>,
+}
+
 impl TiberiusExecutor {
-    /// Starts the actors (no connection is opened until a statement needs it). Passwords are
-    /// read from `secrets` now. Must be called inside a tokio runtime.
+    /// Starts one connection per role: statements for a role run one at a time, in order.
+    /// No connection is opened until a statement needs it. Passwords are read from `secrets`
+    /// now. Must be called inside a tokio runtime.
     pub fn new(env: &Environment, secrets: &dyn SecretSource) -> Result<Self, SqlError> {
+        Self::with_lanes(env, secrets, 1)
+    }
+
+    /// Like `new` with up to `lanes` connections per role: a statement goes to the least busy
+    /// one, so independent read-only checks on one server run side by side (`btsdr check`).
+    /// Extra connections open only when statements overlap.
+    pub fn with_lanes(
+        env: &Environment,
+        secrets: &dyn SecretSource,
+        lanes: usize,
+    ) -> Result<Self, SqlError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| SqlError::Protocol {
             message: "the SQL executor needs a tokio runtime (internal error)".into(),
         })?;
@@ -136,19 +155,25 @@ impl TiberiusExecutor {
                 .as_deref()
                 .and_then(|u| secrets.password(role, u))
                 .map(Secret::new);
-            let (tx, rx) = mpsc::unbounded_channel();
             lock(&states).insert(role, ConnState::Disconnected);
-            let actor = Actor {
-                role,
-                profile: profile.clone(),
-                password,
-                states: states.clone(),
-                cancels: cancels.clone(),
-                conn: None,
-                monitor: None,
-            };
-            handle.spawn(actor.run(rx));
-            actors.insert(role, tx);
+            let mut role_lanes = Vec::new();
+            for _ in 0..lanes.max(1) {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let pending = Arc::new(AtomicUsize::new(0));
+                let actor = Actor {
+                    role,
+                    profile: profile.clone(),
+                    password: password.clone(),
+                    states: states.clone(),
+                    cancels: cancels.clone(),
+                    conn: None,
+                    monitor: None,
+                    pending: pending.clone(),
+                };
+                handle.spawn(actor.run(rx));
+                role_lanes.push(Lane { tx, pending });
+            }
+            actors.insert(role, role_lanes);
         }
         Ok(TiberiusExecutor {
             actors,
@@ -161,7 +186,13 @@ impl TiberiusExecutor {
 impl Executor for TiberiusExecutor {
     fn submit(&self, id: u64, stmt: Statement, events: UnboundedSender<ExecEvent>) {
         let role = stmt.role;
-        let Some(actor) = self.actors.get(&role) else {
+        // The least busy lane; ties go to the first, so sequential work keeps one connection.
+        let lane = self.actors.get(&role).and_then(|lanes| {
+            lanes
+                .iter()
+                .min_by_key(|l| l.pending.load(Ordering::SeqCst))
+        });
+        let Some(lane) = lane else {
             let _ = events.send(ExecEvent::Finished {
                 id,
                 result: Err(SqlError::NoServer {
@@ -172,7 +203,8 @@ impl Executor for TiberiusExecutor {
         };
         let cancel = CancellationToken::new();
         lock(&self.cancels).insert(id, cancel.clone());
-        if let Err(mpsc::error::SendError(job)) = actor.send(Job {
+        lane.pending.fetch_add(1, Ordering::SeqCst);
+        if let Err(mpsc::error::SendError(job)) = lane.tx.send(Job {
             id,
             stmt,
             events,
@@ -217,6 +249,8 @@ struct Actor {
     conn: Option<Conn>,
     /// Second connection for `sys.dm_exec_requests`, opened by the first long statement.
     monitor: Option<SqlClient>,
+    /// Jobs submitted to this lane and not finished yet.
+    pending: Arc<AtomicUsize>,
 }
 
 enum Outcome {
@@ -232,6 +266,7 @@ impl Actor {
             let id = job.id;
             let result = self.job(&job).await;
             lock(&self.cancels).remove(&id);
+            self.pending.fetch_sub(1, Ordering::SeqCst);
             let _ = job.events.send(ExecEvent::Finished { id, result });
         }
     }
