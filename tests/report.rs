@@ -14,60 +14,173 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn col(name: &str) -> Column {
-    Column { name: name.into(), type_name: "nvarchar".into() }
+    Column {
+        name: name.into(),
+        type_name: "nvarchar".into(),
+    }
 }
 
 fn records() -> Vec<Record> {
     let at = |m: i64| t0() + Duration::minutes(m);
     let rec = |m: i64, who: &str, step: Option<&str>, e: Event| Record::new(at(m), who, step, e);
     vec![
-        rec(5, "alice", None, Event::SessionStarted {
-            session_id: "20261121-0205-restore".into(),
-            runbook_id: "restore".into(),
-            title: "Restore BizTalk Server".into(),
-            version: "1.0.0".into(),
-            content_hash: "ab".repeat(32),
-            environment: "prod-dr".into(),
-            operator: "alice".into(),
-            rto_minutes: Some(120),
-            rpo_minutes: Some(15),
-            declared_at: Some(t0()),
-            drill: true,
-            dry_run: false,
-            two_person_rule: false,
-            variables: vec![NamedValue { name: "mark_name".into(), value: "BTS".into() }],
-        }),
-        rec(6, "alice", Some("db.disable-jobs"), Event::StepStarted {
-            attempt: 1,
-            statement: Some(Statement {
-                role: Role::Destination,
-                database: "msdb".into(),
-                sql: "EXEC msdb.dbo.sp_update_job @job_name = @job, @enabled = 0".into(),
-                params: vec![("job".into(), Param::Text("BTS Log Shipping - Restore Databases".into()))],
-                timeout_secs: 60,
-                long_running: false,
-            }),
-        }),
-        rec(7, "alice", Some("db.disable-jobs"), Event::StepFinished { outcome: Outcome::Passed, evidence: None, assertions: vec![], rows_affected: vec![1] }),
-        rec(8, "alice", Some("db.restore-to-mark"), Event::StepStarted { attempt: 1, statement: None }),
-        rec(40, "alice", Some("db.restore-to-mark"), Event::StepFinished { outcome: Outcome::Failed { error: "Msg 3201, Level 16, State 1, Line 1: Cannot open backup device".into() }, evidence: None, assertions: vec![], rows_affected: vec![] }),
-        rec(42, "bob", Some("db.restore-to-mark"), Event::StepStarted { attempt: 2, statement: None }),
-        rec(70, "bob", Some("db.restore-to-mark"), Event::StepFinished { outcome: Outcome::Passed, evidence: None, assertions: vec![], rows_affected: vec![] }),
-        rec(72, "bob", Some("db.verify-mark"), Event::StepFinished {
-            outcome: Outcome::Passed,
-            evidence: Some(ResultSet {
-                columns: vec![col("database_name"), col("stop_at_mark_name"), col("mark_time")],
-                rows: vec![
-                    vec![Value::Text("BizTalkMgmtDb".into()), Value::Text("BTS_2026_11_21_01_45_00_017".into()), Value::DateTime("2026-11-21 01:45:00.017".into())],
-                    vec![Value::Text("BizTalkMsgBoxDb".into()), Value::Text("BTS_2026_11_21_01_45_00_017".into()), Value::DateTime("2026-11-21 01:45:00.017".into())],
-                ],
-            }),
-            assertions: vec![AssertOutcome { source: "each: stop_at_mark_name == 'x'".into(), passed: true, detail: String::new() }],
-            rows_affected: vec![],
-        }),
-        rec(80, "alice", Some("sso.restore-secret"), Event::ManualConfirmed { by: "alice".into(), note: "secret restored on SSO01".into(), evidence: "The operation completed successfully".into() }),
-        rec(81, "alice", Some("bam.portal"), Event::Skipped { by: "alice".into(), reason: "BAM not deployed".into() }),
-        rec(95, "alice", None, Event::SignedOff { name: "Alice Admin".into(), role: "BizTalk administrator".into() }),
+        rec(
+            5,
+            "alice",
+            None,
+            Event::SessionStarted {
+                session_id: "20261121-0205-restore".into(),
+                runbook_id: "restore".into(),
+                title: "Restore BizTalk Server".into(),
+                version: "1.0.0".into(),
+                content_hash: "ab".repeat(32),
+                environment: "prod-dr".into(),
+                operator: "alice".into(),
+                rto_minutes: Some(120),
+                rpo_minutes: Some(15),
+                declared_at: Some(t0()),
+                drill: true,
+                dry_run: false,
+                two_person_rule: false,
+                variables: vec![NamedValue {
+                    name: "mark_name".into(),
+                    value: "BTS".into(),
+                }],
+            },
+        ),
+        rec(
+            6,
+            "alice",
+            Some("db.disable-jobs"),
+            Event::StepStarted {
+                attempt: 1,
+                statement: Some(Statement {
+                    role: Role::Destination,
+                    database: "msdb".into(),
+                    sql: "EXEC msdb.dbo.sp_update_job @job_name = @job, @enabled = 0".into(),
+                    params: vec![(
+                        "job".into(),
+                        Param::Text("BTS Log Shipping - Restore Databases".into()),
+                    )],
+                    timeout_secs: 60,
+                    long_running: false,
+                }),
+            },
+        ),
+        rec(
+            7,
+            "alice",
+            Some("db.disable-jobs"),
+            Event::StepFinished {
+                outcome: Outcome::Passed,
+                evidence: None,
+                assertions: vec![],
+                rows_affected: vec![1],
+            },
+        ),
+        rec(
+            8,
+            "alice",
+            Some("db.restore-to-mark"),
+            Event::StepStarted {
+                attempt: 1,
+                statement: None,
+            },
+        ),
+        rec(
+            40,
+            "alice",
+            Some("db.restore-to-mark"),
+            Event::StepFinished {
+                outcome: Outcome::Failed {
+                    error: "Msg 3201, Level 16, State 1, Line 1: Cannot open backup device".into(),
+                },
+                evidence: None,
+                assertions: vec![],
+                rows_affected: vec![],
+            },
+        ),
+        rec(
+            42,
+            "bob",
+            Some("db.restore-to-mark"),
+            Event::StepStarted {
+                attempt: 2,
+                statement: None,
+            },
+        ),
+        rec(
+            70,
+            "bob",
+            Some("db.restore-to-mark"),
+            Event::StepFinished {
+                outcome: Outcome::Passed,
+                evidence: None,
+                assertions: vec![],
+                rows_affected: vec![],
+            },
+        ),
+        rec(
+            72,
+            "bob",
+            Some("db.verify-mark"),
+            Event::StepFinished {
+                outcome: Outcome::Passed,
+                evidence: Some(ResultSet {
+                    columns: vec![
+                        col("database_name"),
+                        col("stop_at_mark_name"),
+                        col("mark_time"),
+                    ],
+                    rows: vec![
+                        vec![
+                            Value::Text("BizTalkMgmtDb".into()),
+                            Value::Text("BTS_2026_11_21_01_45_00_017".into()),
+                            Value::DateTime("2026-11-21 01:45:00.017".into()),
+                        ],
+                        vec![
+                            Value::Text("BizTalkMsgBoxDb".into()),
+                            Value::Text("BTS_2026_11_21_01_45_00_017".into()),
+                            Value::DateTime("2026-11-21 01:45:00.017".into()),
+                        ],
+                    ],
+                }),
+                assertions: vec![AssertOutcome {
+                    source: "each: stop_at_mark_name == 'x'".into(),
+                    passed: true,
+                    detail: String::new(),
+                }],
+                rows_affected: vec![],
+            },
+        ),
+        rec(
+            80,
+            "alice",
+            Some("sso.restore-secret"),
+            Event::ManualConfirmed {
+                by: "alice".into(),
+                note: "secret restored on SSO01".into(),
+                evidence: "The operation completed successfully".into(),
+            },
+        ),
+        rec(
+            81,
+            "alice",
+            Some("bam.portal"),
+            Event::Skipped {
+                by: "alice".into(),
+                reason: "BAM not deployed".into(),
+            },
+        ),
+        rec(
+            95,
+            "alice",
+            None,
+            Event::SignedOff {
+                name: "Alice Admin".into(),
+                role: "BizTalk administrator".into(),
+            },
+        ),
         rec(96, "alice", None, Event::SessionClosed {}),
     ]
 }
@@ -92,7 +205,10 @@ fn markdown_and_html_reports() {
     let r = report::build(&recs, None, &status, &head, true);
     assert_eq!(r.operators, vec!["alice".to_string(), "bob".to_string()]);
     assert_eq!(r.rto_met(), Some(true), "96 min against 120");
-    assert_eq!(r.mark.as_ref().map(|m| m.0.as_str()), Some("BTS_2026_11_21_01_45_00_017"));
+    assert_eq!(
+        r.mark.as_ref().map(|m| m.0.as_str()),
+        Some("BTS_2026_11_21_01_45_00_017")
+    );
     let md = report::render(&r, Format::Markdown);
     assert!(md.contains(&head), "the final hash is in the report");
     assert!(md.contains("1 h 36 min against a target of 120 min: **met**"));
@@ -110,8 +226,13 @@ fn markdown_and_html_reports() {
     assert!(html.contains("<svg"), "timeline");
     assert!(html.contains("RTO deadline"));
     assert!(!html.contains("<script"), "self-contained and static");
-    assert!(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"), "no external resources");
-    let html = html.replace(&head, "<HEAD>").replace(&btsdr::runbook::expr::escape_xml(&status), "<STATUS>");
+    assert!(
+        !html.contains("http://") || html.contains("http://www.w3.org/2000/svg"),
+        "no external resources"
+    );
+    let html = html
+        .replace(&head, "<HEAD>")
+        .replace(&btsdr::runbook::expr::escape_xml(&status), "<STATUS>");
     insta::assert_snapshot!("report_html", html);
 }
 
@@ -133,7 +254,14 @@ fn missed_rto_and_open_session() {
 #[test]
 fn hostile_text_is_escaped_in_html() {
     let mut recs = records();
-    recs.push(Record::new(t0() + Duration::minutes(97), "<script>alert(1)</script>", None, Event::Note { text: "</table><img src=x onerror=alert(1)>".into() }));
+    recs.push(Record::new(
+        t0() + Duration::minutes(97),
+        "<script>alert(1)</script>",
+        None,
+        Event::Note {
+            text: "</table><img src=x onerror=alert(1)>".into(),
+        },
+    ));
     let html = report::html(&report::build(&recs, None, "OK", "h", true));
     assert!(!html.contains("<script>alert"));
     assert!(!html.contains("<img src=x"));

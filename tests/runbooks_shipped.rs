@@ -190,12 +190,24 @@ instructions = "Call +1 555 0100."
 references = ["https://learn.microsoft.com/en-us/biztalk/core/checklist-backup-and-restore"]
 "#;
     std::fs::write(dir.path().join("backup.toml"), mine).unwrap();
-    std::fs::write(dir.path().join("extra.toml"), mine.replace("id = \"backup\"", "id = \"extra\"")).unwrap();
-    std::fs::write(dir.path().join("broken.toml"), "id = \"restore\"\n[[sections]\n").unwrap();
+    std::fs::write(
+        dir.path().join("extra.toml"),
+        mine.replace("id = \"backup\"", "id = \"extra\""),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        "id = \"restore\"\n[[sections]\n",
+    )
+    .unwrap();
     let lib = Library::load(Some(dir.path())).expect("embedded runbooks still load");
     assert_eq!(lib.get("backup").unwrap().version, "9.0.0", "same id wins");
     assert!(lib.get("extra").is_some(), "new ids are added");
-    assert_ne!(lib.get("restore").unwrap().origin, dir.path().join("broken.toml").display().to_string(), "a broken user file keeps the embedded one");
+    assert_ne!(
+        lib.get("restore").unwrap().origin,
+        dir.path().join("broken.toml").display().to_string(),
+        "a broken user file keeps the embedded one"
+    );
     assert_eq!(lib.warnings.len(), 1);
     let w = lib.warnings[0].to_string();
     assert!(w.contains("broken.toml:2:"), "{w}");

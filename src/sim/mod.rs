@@ -2,6 +2,7 @@
 //! BizTalk group's SQL side (`model`), driven by scenarios from `assets/scenarios/`.
 
 pub mod backend;
-pub mod tds;
+pub mod drill;
 pub mod model;
 pub mod scenario;
+pub mod tds;

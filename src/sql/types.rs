@@ -45,7 +45,9 @@ impl fmt::Display for Value {
             Value::Bool(b) => f.write_str(if *b { "1" } else { "0" }),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => write!(f, "{x}"),
-            Value::Decimal(s) | Value::Text(s) | Value::DateTime(s) | Value::Guid(s) => f.write_str(s),
+            Value::Decimal(s) | Value::Text(s) | Value::DateTime(s) | Value::Guid(s) => {
+                f.write_str(s)
+            }
             Value::Binary(b) => {
                 f.write_str("0x")?;
                 for byte in b {
@@ -147,7 +149,9 @@ pub enum SqlError {
     Timeout { secs: u64 },
     #[error("cancelled by the operator")]
     Cancelled,
-    #[error("connection lost during the statement: {message} (the outcome on the server is unknown)")]
+    #[error(
+        "connection lost during the statement: {message} (the outcome on the server is unknown)"
+    )]
     Dropped { message: String },
     #[error("no server is configured for role `{role}`")]
     NoServer { role: String },

@@ -1,0 +1,234 @@
+//! A running drill: the scenario's group and one TDS server per simulated instance on
+//! 127.0.0.1, plus what the app needs to connect (an `Environment` and its passwords).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use super::model::{SharedGroup, SimBackend, lock};
+use super::scenario::{self, Scenario};
+use super::tds::TdsServer;
+use crate::config::{Encrypt, Environment, MapSecrets, ServerProfile};
+use crate::runbook::model::Role;
+
+/// One simulated instance as a client reaches it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub role: Role,
+    /// The instance's own name (`@@SERVERNAME`), used in runbook variables.
+    pub server_name: String,
+    pub addr: SocketAddr,
+}
+
+pub struct Drill {
+    pub scenario: Scenario,
+    pub group: SharedGroup,
+    pub endpoints: Vec<Endpoint>,
+    pub user: String,
+    pub password: String,
+    servers: Vec<TdsServer>,
+}
+
+impl Drill {
+    /// Builds the scenario (simulating its history) and serves every instance on 127.0.0.1
+    /// with a free port.
+    pub async fn start(scenario_name: &str) -> Result<Drill, String> {
+        let sc = Scenario::load(scenario_name)?;
+        Drill::start_with(sc, None).await
+    }
+
+    /// Like `start`; `first_port` puts the source on that port and the others on the next two.
+    pub async fn start_with(sc: Scenario, first_port: Option<u16>) -> Result<Drill, String> {
+        let g = scenario::build(&sc)?;
+        let (user, password) = sc
+            .accounts
+            .first()
+            .map(|a| (a.user.clone(), a.password.clone()))
+            .ok_or("the scenario has no [[accounts]]: add one (user and password)")?;
+        let roles: Vec<(Role, String)> = g
+            .instances
+            .iter()
+            .map(|i| (role_of(i.role), i.server_name.clone()))
+            .collect();
+        let group: SharedGroup = Arc::new(Mutex::new(g));
+        let mut servers = Vec::new();
+        let mut endpoints = Vec::new();
+        for (i, (role, name)) in roles.into_iter().enumerate() {
+            let port = first_port.map_or(0, |p| p.saturating_add(i as u16));
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let backend = Arc::new(SimBackend::new(group.clone(), i));
+            let server = TdsServer::bind(addr, backend)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            endpoints.push(Endpoint {
+                role,
+                server_name: name,
+                addr: server.local_addr(),
+            });
+            servers.push(server);
+        }
+        Ok(Drill {
+            scenario: sc,
+            group,
+            endpoints,
+            user,
+            password,
+            servers,
+        })
+    }
+
+    pub fn endpoint(&self, role: Role) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.role == role)
+    }
+
+    /// The environment the app connects with (SQL login, no TLS: the simulator has none).
+    pub fn environment(&self) -> Environment {
+        let profile = |role: Role| {
+            self.endpoint(role).map(|e| {
+                let mut p = ServerProfile::sql_login(
+                    &e.addr.ip().to_string(),
+                    Some(e.addr.port()),
+                    &self.user,
+                    Encrypt::NotSupported,
+                );
+                p.password_env = Some("BTSDR_DRILL_PASSWORD".into());
+                p
+            })
+        };
+        Environment {
+            name: format!("drill-{}", self.scenario.name),
+            description: format!("btsdr simulator, scenario {}", self.scenario.name),
+            source: profile(Role::Source),
+            msgbox: profile(Role::Msgbox).into_iter().collect(),
+            destination: profile(Role::Destination),
+        }
+    }
+
+    /// Passwords for `environment()` (the drill login on every role).
+    pub fn secrets(&self) -> MapSecrets {
+        let mut s = MapSecrets::new();
+        for r in Role::ALL {
+            s = s.with(r, &self.user, &self.password);
+        }
+        s
+    }
+
+    /// Runbook variable values that describe this drill's group.
+    pub fn variables(&self) -> BTreeMap<String, String> {
+        let g = lock(&self.group);
+        let mut v = BTreeMap::new();
+        let name = |r: super::model::state::InstanceRole| {
+            g.role_instance(r)
+                .map(|i| g.instances[i].server_name.clone())
+                .unwrap_or_default()
+        };
+        v.insert(
+            "source_sql_server".into(),
+            name(super::model::state::InstanceRole::Source),
+        );
+        v.insert(
+            "msgbox_sql_server".into(),
+            name(super::model::state::InstanceRole::Msgbox),
+        );
+        v.insert(
+            "destination_sql_server".into(),
+            name(super::model::state::InstanceRole::Destination),
+        );
+        v.insert("mgmt_db".into(), g.mgmt.db_name.clone());
+        v.insert("backup_path".into(), self.scenario.backup.path.clone());
+        v.insert("mark_name".into(), self.scenario.backup.mark_name.clone());
+        v.insert("dr_store".into(), r"\\FS01\DRStore".into());
+        v.insert(
+            "ls_description".into(),
+            self.scenario.log_shipping.description.clone(),
+        );
+        v
+    }
+
+    /// A ready-to-paste environment block for the config file.
+    pub fn env_toml(&self) -> String {
+        let mut s = format!(
+            "# btsdr simulator, scenario `{}`: set BTSDR_DRILL_PASSWORD={} before connecting.\n[environments.drill]\ndescription = \"btsdr simulator ({})\"\n",
+            self.scenario.name, self.password, self.scenario.name
+        );
+        for e in &self.endpoints {
+            let table = if e.role == Role::Msgbox {
+                format!("[[environments.drill.{}]]", e.role)
+            } else {
+                format!("[environments.drill.{}]", e.role)
+            };
+            s.push_str(&format!(
+                "{table}\nserver = \"{},{}\"   # {}\nauth = \"sql\"\nuser = \"{}\"\npassword_env = \"BTSDR_DRILL_PASSWORD\"\nencrypt = \"not_supported\"\n",
+                e.addr.ip(),
+                e.addr.port(),
+                e.server_name,
+                self.user
+            ));
+        }
+        s
+    }
+
+    /// Moves the simulated clock forward, running scheduled jobs.
+    pub fn advance(&self, d: chrono::Duration) {
+        let mut g = lock(&self.group);
+        super::model::jobs::advance(&mut g, d);
+    }
+
+    /// What `cscript UpdateDatabase.vbs SampleUpdateInfo.xml` does after a restore (a Windows
+    /// step the simulator cannot receive over TDS): the restored BizTalkMgmtDb and the
+    /// destination's jobs name the destination instead of the old servers.
+    pub fn simulate_update_database(&self) {
+        let mut g = lock(&self.group);
+        let Some(dest) = g.role_instance(super::model::state::InstanceRole::Destination) else {
+            return;
+        };
+        let new = g.instances[dest].server_name.clone();
+        let olds: Vec<String> = g
+            .instances
+            .iter()
+            .filter(|i| i.server_name != new)
+            .map(|i| i.server_name.clone())
+            .collect();
+        let inst = &mut g.instances[dest];
+        let fix = |s: &mut String| {
+            for o in &olds {
+                if s.eq_ignore_ascii_case(o) {
+                    *s = new.clone();
+                }
+            }
+        };
+        if let Some(m) = inst.restored_mgmt.as_mut() {
+            for (s, _) in &mut m.core_dbs {
+                fix(s);
+            }
+            for o in &mut m.others {
+                fix(&mut o.server_name);
+                fix(&mut o.bts_server_name);
+            }
+            for mb in &mut m.msgboxes {
+                fix(&mut mb.server);
+            }
+        }
+        for j in &mut inst.msdb.jobs {
+            for s in &mut j.steps {
+                for o in &olds {
+                    s.command = s.command.replace(o.as_str(), &new);
+                }
+            }
+        }
+    }
+
+    pub async fn shutdown(self) {
+        for s in self.servers {
+            s.shutdown().await;
+        }
+    }
+}
+
+fn role_of(r: super::model::state::InstanceRole) -> Role {
+    match r {
+        super::model::state::InstanceRole::Source => Role::Source,
+        super::model::state::InstanceRole::Msgbox => Role::Msgbox,
+        super::model::state::InstanceRole::Destination => Role::Destination,
+    }
+}

@@ -1,0 +1,414 @@
+//! The BizTalkMgmtDb backup procedures (semantics from the BizTalk Server 2020 scripts as
+//! summarised in the reference, §2 B4): full-backup scheduling, marks and log backups.
+
+use chrono::{Datelike, Duration, NaiveDateTime, Timelike};
+
+use super::exec::{Ctx, ErrMsg, Fail, R};
+use super::media::{biztalk_file, write_backup};
+use super::procs::Args;
+use super::state::{Group, HistoryRow, LogMark, MarkRow};
+use super::value::{dt, int, text};
+use crate::sim::backend::Reply;
+use crate::sql::types::{Column, ResultSet, Value};
+
+pub fn set_compression(ctx: &mut Ctx, a: &Args) -> R<()> {
+    ctx.g.mgmt.use_compression = a.flag("bCompression");
+    Ok(())
+}
+
+pub fn force_full(ctx: &mut Ctx, _: &Args) -> R<()> {
+    ctx.g.mgmt.force_full = true;
+    Ok(())
+}
+
+fn job_time(g: &Group, local: bool) -> NaiveDateTime {
+    if local { g.local_now() } else { g.now() }
+}
+
+/// `<MarkName>_<yyyy_MM_dd_HH_mm_ss_fff>`
+pub fn full_mark(mark: &str, t: NaiveDateTime) -> String {
+    format!(
+        "{mark}_{}_{:03}",
+        t.format("%Y_%m_%d_%H_%M_%S"),
+        t.and_utc().timestamp_subsec_millis()
+    )
+}
+
+fn same_period(freq: &str, a: NaiveDateTime, b: NaiveDateTime) -> bool {
+    match freq {
+        "h" => a.date() == b.date() && a.hour() == b.hour(),
+        "d" => a.date() == b.date(),
+        "w" => a.iso_week() == b.iso_week(),
+        "m" => a.year() == b.year() && a.month() == b.month(),
+        _ => a.year() == b.year(),
+    }
+}
+
+/// The decision rules of sp_BackupAllFull_Schedule; `Some(reason)` when a full backup is due.
+pub fn full_due(
+    g: &Group,
+    freq: &str,
+    force_after_partial: bool,
+    hour: Option<i64>,
+    local: bool,
+) -> Option<&'static str> {
+    let m = &g.mgmt;
+    if m.force_full {
+        return Some("ForceFull flag set");
+    }
+    if force_after_partial {
+        let last_partial = m
+            .history
+            .iter()
+            .filter(|h| !h.set_complete)
+            .map(|h| h.backup_set_id)
+            .max();
+        let last_full = m
+            .history
+            .iter()
+            .filter(|h| h.set_complete && h.backup_type == "db")
+            .map(|h| h.backup_set_id)
+            .max();
+        if let Some(p) = last_partial
+            && last_full.is_none_or(|f| f < p)
+        {
+            return Some("partial set not followed by a full set");
+        }
+    }
+    let fulls: Vec<&HistoryRow> = m.history.iter().filter(|h| h.backup_type == "db").collect();
+    if fulls.is_empty() {
+        return Some("no full backup in the history");
+    }
+    let now = job_time(g, local);
+    if fulls.iter().any(|h| same_period(freq, h.at, now)) {
+        return None;
+    }
+    if let Some(hh) = hour
+        && freq != "h"
+    {
+        let hh = if (0..=23).contains(&hh) { hh } else { 0 };
+        if i64::from(g.local_now().hour()) != hh {
+            return None;
+        }
+    }
+    Some("first run in a new period")
+}
+
+pub fn backup_full_schedule(ctx: &mut Ctx, a: &Args) -> R<()> {
+    let freq = a.text("Frequency").unwrap_or_default().to_lowercase();
+    if !["h", "d", "w", "m", "y"].contains(&freq.as_str()) {
+        return Err(Fail::one(
+            50000,
+            "Unknown value for the parameter @Frequency",
+        ));
+    }
+    let local = a.flag("UseLocalTime");
+    if full_due(
+        ctx.g,
+        &freq,
+        a.flag("ForceFullBackupAfterPartialSetFailure"),
+        a.int("BackupHour"),
+        local,
+    )
+    .is_none()
+    {
+        return Ok(());
+    }
+    full_set(
+        ctx,
+        &a.text("MarkName").unwrap_or_default(),
+        &a.text("BackupPath").unwrap_or_default(),
+        local,
+    )
+}
+
+pub fn backup_full_now(ctx: &mut Ctx, a: &Args) -> R<()> {
+    full_set(
+        ctx,
+        &a.text("MarkName").unwrap_or_default(),
+        &a.text("BackupPath").unwrap_or_default(),
+        a.flag("UseLocalTime"),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_history(
+    g: &mut Group,
+    set_id: i64,
+    mark: &str,
+    server: &str,
+    db: &str,
+    file: &str,
+    kind: &str,
+    at: NaiveDateTime,
+) {
+    g.mgmt.next_backup_id += 1;
+    let (loc, name) = match file.rfind(['\\', '/']) {
+        Some(i) => (file[..=i].to_string(), file[i + 1..].to_string()),
+        None => (String::new(), file.to_string()),
+    };
+    g.mgmt.history.push(HistoryRow {
+        backup_id: g.mgmt.next_backup_id,
+        backup_set_id: set_id,
+        mark_name: mark.to_string(),
+        database_name: db.to_string(),
+        server_name: server.to_string(),
+        file_name: name,
+        file_location: loc,
+        backup_type: kind.to_string(),
+        at,
+        set_complete: false,
+    });
+}
+
+fn complete_set(g: &mut Group, set_id: i64) {
+    for h in g
+        .mgmt
+        .history
+        .iter_mut()
+        .filter(|h| h.backup_set_id == set_id)
+    {
+        h.set_complete = true;
+    }
+}
+
+fn check_path(path: &str) -> R<()> {
+    if path.trim().is_empty() {
+        return Err(Fail::one(50000, "The backup path (@BackupPath) is empty."));
+    }
+    Ok(())
+}
+
+/// Simulated activity since the last backup: every database's log grows.
+pub fn activity(g: &mut Group) {
+    let dbs = g.backup_databases();
+    for (server, db) in dbs {
+        if let Some(i) = g.find_instance(&server)
+            && let Some(d) = g.instances[i].db_mut(&db)
+        {
+            d.lsn += 500;
+        }
+    }
+}
+
+fn full_set(ctx: &mut Ctx, mark: &str, path: &str, local: bool) -> R<()> {
+    check_path(path)?;
+    let g = &mut *ctx.g;
+    activity(g);
+    let at = job_time(g, local);
+    let fm = full_mark(mark, at);
+    g.mgmt.next_set_id += 1;
+    let set_id = g.mgmt.next_set_id;
+    for (server, db) in g.backup_databases() {
+        let Some(inst) = g.find_instance(&server) else {
+            return Err(Fail::one(
+                7202,
+                format!("Could not find server '{server}' in sys.servers."),
+            ));
+        };
+        let file = biztalk_file(path, &server, &db, "Full", &fm);
+        let compress = g.mgmt.use_compression && !db.eq_ignore_ascii_case("SSODB");
+        add_history(g, set_id, &fm, &server, &db, &file, "db", at);
+        write_backup(
+            g,
+            inst,
+            &db,
+            false,
+            &file,
+            compress,
+            false,
+            &format!("{db}_Full_{fm}"),
+        )?;
+    }
+    complete_set(g, set_id);
+    g.mgmt.force_full = false;
+    Ok(())
+}
+
+pub fn mark_all(ctx: &mut Ctx, a: &Args) -> R<()> {
+    let mark = a.text("MarkName").unwrap_or_default();
+    let path = a.text("BackupPath").unwrap_or_default();
+    check_path(&path)?;
+    let local = a.flag("UseLocalTime");
+    let g = &mut *ctx.g;
+    activity(g);
+    let at = job_time(g, local);
+    let fm = full_mark(&mark, at);
+    let dbs = g.backup_databases();
+    // Phase 1: the marked transaction in every database (MarkLog row + logmarkhistory).
+    for (server, db) in &dbs {
+        let Some(inst) = g.find_instance(server) else {
+            return Err(Fail::one(
+                7202,
+                format!("Could not find server '{server}' in sys.servers."),
+            ));
+        };
+        let now = g.now();
+        let i = &mut g.instances[inst];
+        let Some(d) = i.db_mut(db) else {
+            return Err(Fail::one(
+                911,
+                format!(
+                    "Database '{db}' does not exist. Make sure that the name is entered correctly."
+                ),
+            ));
+        };
+        d.lsn += 10;
+        let lsn = d.lsn;
+        d.marklog.push(MarkRow {
+            mark_name: fm.clone(),
+            at: now,
+            lsn,
+        });
+        let name = d.name.clone();
+        i.msdb.logmarks.push(LogMark {
+            database_name: name,
+            mark_name: fm.clone(),
+            description: String::new(),
+            user_name: i.agent_account.clone(),
+            lsn,
+            mark_time: now,
+        });
+    }
+    // Phase 2: BACKUP LOG of each database into the new set.
+    g.mgmt.next_set_id += 1;
+    let set_id = g.mgmt.next_set_id;
+    for (server, db) in &dbs {
+        let inst = g.find_instance(server).unwrap_or(0);
+        let file = biztalk_file(&path, server, db, "Log", &fm);
+        let compress = g.mgmt.use_compression && !db.eq_ignore_ascii_case("SSODB");
+        add_history(g, set_id, &fm, server, db, &file, "lg", at);
+        write_backup(
+            g,
+            inst,
+            db,
+            true,
+            &file,
+            compress,
+            false,
+            &format!("{db}_Log_{fm}"),
+        )?;
+    }
+    complete_set(g, set_id);
+    Ok(())
+}
+
+fn cutoff(ctx: &Ctx, a: &Args) -> NaiveDateTime {
+    let days = a.int("DaysToKeep").unwrap_or(14).max(1);
+    job_time(ctx.g, a.flag("UseLocalTime")) - Duration::days(days)
+}
+
+pub fn delete_history(ctx: &mut Ctx, a: &Args) -> R<()> {
+    let before = cutoff(ctx, a);
+    ctx.g.mgmt.history.retain(|h| h.at >= before);
+    let dbs = ctx.g.backup_databases();
+    for (server, db) in dbs {
+        if let Some(i) = ctx.g.find_instance(&server)
+            && let Some(d) = ctx.g.instances[i].db_mut(&db)
+        {
+            d.marklog.retain(|m| m.at >= before);
+        }
+    }
+    Ok(())
+}
+
+pub fn delete_history_and_files(ctx: &mut Ctx, a: &Args) -> R<()> {
+    let before = cutoff(ctx, a);
+    let old: Vec<String> = ctx
+        .g
+        .mgmt
+        .history
+        .iter()
+        .filter(|h| h.at < before)
+        .map(|h| super::media::file_key(&format!("{}{}", h.file_location, h.file_name)))
+        .collect();
+    for k in old {
+        ctx.g.files.remove(&k);
+    }
+    delete_history(ctx, a)
+}
+
+pub fn get_backup_databases(ctx: &mut Ctx, a: &Args) -> R<()> {
+    let filter = a.text("ServerName");
+    let rows = ctx
+        .g
+        .backup_databases()
+        .into_iter()
+        .filter(|(s, _)| filter.as_ref().is_none_or(|f| f.eq_ignore_ascii_case(s)))
+        .map(|(s, d)| vec![text(s), text(d)])
+        .collect();
+    ctx.b.out.push(Reply::Rows(ResultSet {
+        columns: vec![
+            Column {
+                name: "ServerName".into(),
+                type_name: "nvarchar".into(),
+            },
+            Column {
+                name: "DatabaseName".into(),
+                type_name: "nvarchar".into(),
+            },
+        ],
+        rows,
+    }));
+    Ok(())
+}
+
+pub fn get_backup_history(ctx: &mut Ctx, a: &Args) -> R<()> {
+    let after = a.int("LastBackupSetId").unwrap_or(0);
+    let rows = ctx
+        .g
+        .mgmt
+        .history
+        .iter()
+        .filter(|h| h.backup_set_id > after)
+        .map(|h| {
+            vec![
+                int(h.backup_id),
+                int(h.backup_set_id),
+                text(&h.mark_name),
+                text(&h.database_name),
+                text(&h.server_name),
+                text(&h.file_name),
+                text(&h.file_location),
+                text(&h.backup_type),
+                dt(h.at),
+                Value::Bool(h.set_complete),
+            ]
+        })
+        .collect();
+    let cols = [
+        "BackupId",
+        "BackupSetId",
+        "MarkName",
+        "DatabaseName",
+        "ServerName",
+        "BackupFileName",
+        "BackupFileLocation",
+        "BackupType",
+        "BackupDateTime",
+        "SetComplete",
+    ];
+    let types = [
+        "int", "int", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "nvarchar",
+        "datetime", "bit",
+    ];
+    ctx.b.out.push(Reply::Rows(ResultSet {
+        columns: cols
+            .iter()
+            .zip(types)
+            .map(|(c, t)| Column {
+                name: c.to_string(),
+                type_name: t.to_string(),
+            })
+            .collect(),
+        rows,
+    }));
+    Ok(())
+}
+
+/// For messages: the first error of a failure.
+pub fn first_error(f: &Fail) -> ErrMsg {
+    f.0.first()
+        .cloned()
+        .unwrap_or_else(|| ErrMsg::new(50000, "unknown error"))
+}

@@ -1,0 +1,218 @@
+//! A model of a BizTalk group's SQL side: several simulated instances (source, MessageBox,
+//! log-shipping destination) sharing one [`state::Group`] behind a mutex. Each instance is a
+//! [`SimBackend`] that the TDS server (`sim::tds`) serves on its own port.
+//!
+//! Statements are lexed (`lex`), parsed (`parse`) and executed (`exec`) against virtual tables
+//! (`tables`), procedures (`procs`, `biztalk`, `logship`), BACKUP/RESTORE (`media`) and SQL
+//! Agent jobs (`jobs`). Anything not modelled answers with an error that names it.
+
+pub mod biztalk;
+pub mod clock;
+pub mod exec;
+pub mod jobs;
+pub mod lex;
+pub mod logship;
+pub mod media;
+pub mod parse;
+pub mod procs;
+pub mod state;
+pub mod tables;
+pub mod value;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use exec::{BatchState, Ctx, Flow};
+use state::{Group, InstanceId, Running};
+
+use super::backend::{Backend, Reply, ReplyFuture, Request, Session};
+use crate::sql::types::{Param, Value};
+
+pub type SharedGroup = Arc<Mutex<Group>>;
+
+/// A login's SID, the same on every instance (domain accounts and the drill's logins).
+pub fn scenario_sid(name: &str) -> Vec<u8> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.to_lowercase().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut v = vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0];
+    v.extend_from_slice(&h.to_le_bytes());
+    v
+}
+
+/// Locks the group; a panic in another request never makes the model unusable.
+pub fn lock(g: &SharedGroup) -> MutexGuard<'_, Group> {
+    g.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One simulated SQL Server instance of the group.
+#[derive(Clone)]
+pub struct SimBackend {
+    pub group: SharedGroup,
+    pub inst: InstanceId,
+}
+
+/// Removes a running request from `sys.dm_exec_requests` however the request ends.
+struct RunningGuard {
+    group: SharedGroup,
+    inst: InstanceId,
+    spid: u16,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let mut g = lock(&self.group);
+        let (inst, spid) = (self.inst, self.spid);
+        g.running
+            .retain(|r| !(r.instance == inst && r.spid == spid));
+    }
+}
+
+fn error_reply(number: u32, message: String) -> Reply {
+    exec::ErrMsg::new(number, message).reply()
+}
+
+impl SimBackend {
+    pub fn new(group: SharedGroup, inst: InstanceId) -> SimBackend {
+        SimBackend { group, inst }
+    }
+
+    /// Runs a request to completion (the async part only waits for long RESTOREs).
+    pub async fn run(&self, session: &mut Session, request: Request) -> Vec<Reply> {
+        let latency = lock(&self.group).latency_ms;
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
+        }
+        let toks = match lex::lex(&request.sql) {
+            Ok(t) => t,
+            Err(e) => {
+                return vec![error_reply(
+                    105,
+                    format!("{e} (statement: {})", lex::excerpt(&request.sql)),
+                )];
+            }
+        };
+        let stmts = match parse::parse_batch(&toks) {
+            Ok(s) => s,
+            Err(e) => {
+                return vec![error_reply(
+                    102,
+                    format!(
+                        "{e} (btsdr simulator, statement: {})",
+                        lex::excerpt(&request.sql)
+                    ),
+                )];
+            }
+        };
+        let mut b = BatchState {
+            db: session.database.clone(),
+            login: session.login.clone(),
+            spid: session.spid,
+            ..Default::default()
+        };
+        for (name, p) in &request.params {
+            let v = match p {
+                None => Value::Null,
+                Some(Param::Text(s)) => Value::Text(s.clone()),
+                Some(Param::Int(i)) => Value::Int(*i),
+                Some(Param::Bool(x)) => Value::Bool(*x),
+            };
+            b.vars
+                .insert(name.trim_start_matches('@').to_ascii_lowercase(), v);
+        }
+        for s in &stmts {
+            let r = {
+                let mut g = lock(&self.group);
+                jobs::catch_up(&mut g);
+                let mut ctx = Ctx {
+                    g: &mut g,
+                    inst: self.inst,
+                    b: &mut b,
+                    depth: 0,
+                };
+                ctx.run(s)
+            };
+            match r {
+                Err(fail) => {
+                    b.out.extend(fail.0.iter().map(exec::ErrMsg::reply));
+                    break;
+                }
+                Ok(Flow::Return) => break,
+                Ok(_) => {}
+            }
+            if let Some(work) = b.long.take() {
+                let _guard = {
+                    let mut g = lock(&self.group);
+                    let start_time = g.now();
+                    g.running.push(Running {
+                        instance: self.inst,
+                        spid: session.spid,
+                        command: work.command.clone(),
+                        database: work.database.clone(),
+                        started: Instant::now(),
+                        total: Duration::from_secs_f64(work.secs),
+                        start_time,
+                    });
+                    RunningGuard {
+                        group: self.group.clone(),
+                        inst: self.inst,
+                        spid: session.spid,
+                    }
+                };
+                let drop_now = {
+                    let mut g = lock(&self.group);
+                    let key = work.database.to_ascii_lowercase();
+                    if g.faults.drop_during_restore
+                        && work.command == "RESTORE DATABASE"
+                        && !g.dropped_once.contains(&key)
+                    {
+                        g.dropped_once.push(key);
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if drop_now {
+                    tokio::time::sleep(Duration::from_secs_f64(work.secs / 2.0)).await;
+                    b.out.push(Reply::Disconnect);
+                    return b.out;
+                }
+                tokio::time::sleep(Duration::from_secs_f64(work.secs)).await;
+                let replies = {
+                    let mut g = lock(&self.group);
+                    media::apply_restore(&mut g, &work.plan)
+                };
+                b.out.extend(replies);
+            }
+        }
+        session.database = b.db.clone();
+        b.out
+    }
+}
+
+impl Backend for SimBackend {
+    fn login(&self, user: &str, password: &str) -> Result<(), String> {
+        let g = lock(&self.group);
+        if g.accounts
+            .iter()
+            .any(|(u, p)| u.eq_ignore_ascii_case(user) && p == password)
+        {
+            Ok(())
+        } else {
+            Err(format!("Login failed for user '{user}'."))
+        }
+    }
+
+    fn execute<'a>(&'a self, session: &'a mut Session, request: Request) -> ReplyFuture<'a> {
+        Box::pin(self.run(session, request))
+    }
+
+    fn disconnected(&self, spid: u16) {
+        let mut g = lock(&self.group);
+        let inst = self.inst;
+        g.running
+            .retain(|r| !(r.instance == inst && r.spid == spid));
+    }
+}

@@ -1,0 +1,214 @@
+//! Value helpers for the simulator: SQL comparison, truthiness, dates.
+
+use std::cmp::Ordering;
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+use crate::sql::types::Value;
+
+pub const DT_FMT: &str = "%Y-%m-%d %H:%M:%S%.3f";
+
+pub fn dt(t: NaiveDateTime) -> Value {
+    Value::DateTime(t.format(DT_FMT).to_string())
+}
+
+pub fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+
+pub fn int(i: impl Into<i64>) -> Value {
+    Value::Int(i.into())
+}
+
+pub fn opt_text(s: &Option<String>) -> Value {
+    s.as_ref().map_or(Value::Null, |s| Value::Text(s.clone()))
+}
+
+pub fn parse_dt(s: &str) -> Option<NaiveDateTime> {
+    let s = s.trim().replacen('T', " ", 1);
+    NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M"))
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(&s, "%Y%m%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+}
+
+pub fn as_dt(v: &Value) -> Option<NaiveDateTime> {
+    match v {
+        Value::DateTime(s) | Value::Text(s) => parse_dt(s),
+        _ => None,
+    }
+}
+
+pub fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Bool(b) => Some(i64::from(*b)),
+        Value::Float(f) => Some(*f as i64),
+        Value::Decimal(s) | Value::Text(s) => {
+            let t = s.trim();
+            t.parse::<i64>()
+                .ok()
+                .or_else(|| t.parse::<f64>().ok().map(|f| f as i64))
+        }
+        _ => None,
+    }
+}
+
+pub fn as_text(v: &Value) -> Option<String> {
+    if v.is_null() {
+        None
+    } else {
+        Some(v.to_string())
+    }
+}
+
+fn is_numeric(v: &Value) -> bool {
+    matches!(
+        v,
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Decimal(_)
+    )
+}
+
+/// SQL comparison under a case-insensitive collation; `None` when either side is NULL.
+pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+    if a.is_null() || b.is_null() {
+        return None;
+    }
+    if (is_numeric(a) || is_numeric(b))
+        && let (Some(x), Some(y)) = (a.as_f64(), b.as_f64())
+    {
+        return x.partial_cmp(&y);
+    }
+    if (matches!(a, Value::DateTime(_)) || matches!(b, Value::DateTime(_)))
+        && let (Some(x), Some(y)) = (as_dt(a), as_dt(b))
+    {
+        return Some(x.cmp(&y));
+    }
+    let x = a.to_string();
+    let y = b.to_string();
+    // Trailing spaces are ignored in SQL Server string comparison.
+    Some(
+        x.trim_end()
+            .to_lowercase()
+            .cmp(&y.trim_end().to_lowercase()),
+    )
+}
+
+pub fn truth(v: &Value) -> Option<bool> {
+    match v {
+        Value::Null => None,
+        Value::Bool(b) => Some(*b),
+        other => other.as_f64().map(|f| f != 0.0),
+    }
+}
+
+/// SQL LIKE with `%`, `_` and `[...]` classes, case-insensitive.
+pub fn like(s: &str, pat: &str) -> bool {
+    let s: Vec<char> = s.to_lowercase().chars().collect();
+    let p: Vec<char> = pat.to_lowercase().chars().collect();
+    like_at(&s, 0, &p, 0)
+}
+
+fn like_at(s: &[char], i: usize, p: &[char], j: usize) -> bool {
+    if j == p.len() {
+        return i == s.len();
+    }
+    match p[j] {
+        '%' => (i..=s.len()).any(|k| like_at(s, k, p, j + 1)),
+        '_' => i < s.len() && like_at(s, i + 1, p, j + 1),
+        '[' => {
+            let Some(end) = p[j + 1..].iter().position(|c| *c == ']').map(|e| j + 1 + e) else {
+                return i < s.len() && s[i] == '[' && like_at(s, i + 1, p, j + 1);
+            };
+            if i >= s.len() {
+                return false;
+            }
+            let class = &p[j + 1..end];
+            let (neg, class) = if class.first() == Some(&'^') {
+                (true, &class[1..])
+            } else {
+                (false, class)
+            };
+            let mut hit = false;
+            let mut k = 0;
+            while k < class.len() {
+                if k + 2 < class.len() && class[k + 1] == '-' {
+                    if class[k] <= s[i] && s[i] <= class[k + 2] {
+                        hit = true;
+                    }
+                    k += 3;
+                } else {
+                    if class[k] == s[i] {
+                        hit = true;
+                    }
+                    k += 1;
+                }
+            }
+            hit != neg && like_at(s, i + 1, p, end + 1)
+        }
+        c => i < s.len() && s[i] == c && like_at(s, i + 1, p, j + 1),
+    }
+}
+
+/// SQL Server `run_date` (yyyymmdd) and `run_time` (hhmmss) integers.
+pub fn agent_date(t: NaiveDateTime) -> i64 {
+    t.format("%Y%m%d").to_string().parse().unwrap_or(0)
+}
+pub fn agent_time(t: NaiveDateTime) -> i64 {
+    t.format("%H%M%S").to_string().parse().unwrap_or(0)
+}
+
+/// The SQL type name to describe a column of these values.
+pub fn infer_type(values: &[&Value]) -> &'static str {
+    let mut ty = None;
+    for v in values {
+        let t = match v {
+            Value::Null => continue,
+            Value::Bool(_) => "bit",
+            Value::Int(i) if *i > i32::MAX as i64 || *i < i32::MIN as i64 => "bigint",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Decimal(_) => "decimal",
+            Value::Text(_) => "nvarchar",
+            Value::DateTime(_) => "datetime",
+            Value::Guid(_) => "uniqueidentifier",
+            Value::Binary(_) => "varbinary",
+        };
+        ty = Some(match (ty, t) {
+            (None, t) => t,
+            (Some(a), b) if a == b => a,
+            (Some("int"), "bigint") | (Some("bigint"), "int") => "bigint",
+            (Some("int" | "bigint" | "bit"), "float")
+            | (Some("float"), "int" | "bigint" | "bit") => "float",
+            (Some("bit"), "int") | (Some("int"), "bit") => "int",
+            _ => "nvarchar",
+        });
+    }
+    ty.unwrap_or("int")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like(
+            "BTS Log Shipping - Get Backup History",
+            "BTS%Log Shipping%"
+        ));
+        assert!(like("NT SERVICE\\SQLAgent", "NT SERVICE\\%"));
+        assert!(!like("abc", "a_"));
+        assert!(like("a1", "a[0-9]"));
+        assert!(like("\\\\srv\\share", "\\\\%"));
+    }
+}
