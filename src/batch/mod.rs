@@ -38,7 +38,7 @@ pub mod exit {
 }
 
 /// Connections per server role: independent checks on one server run side by side.
-pub const LANES: usize = 4;
+pub const LANES: usize = 8;
 
 /// Where statements go: an executor plus what to call things in output and the journal.
 pub struct Target {
