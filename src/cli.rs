@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use serde::Deserialize;
 
 use crate::paths;
 
@@ -398,43 +397,11 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Failures {
-    failures: Vec<Failure>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Failure {
-    id: String,
-    label: String,
-    description: String,
-    reference: String,
-    go: Vec<Go>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Go {
-    runbook: String,
-    sections: Vec<String>,
-    #[serde(default)]
-    note: String,
-}
-
 fn recover(failure: Option<&str>, list: bool) -> ExitCode {
-    let Some(text) = crate::embedded::asset("failures.toml") else {
-        eprintln!("error: this build has no failure guide (assets/failures.toml)");
-        return ExitCode::from(2);
-    };
-    let failures = match toml::from_str::<Failures>(text) {
-        Ok(f) => f.failures,
+    let failures = match crate::guide::embedded() {
+        Ok(f) => f,
         Err(e) => {
-            eprintln!(
-                "error: embedded assets/failures.toml is invalid: {}",
-                e.message()
-            );
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -819,6 +786,8 @@ fn interactive(
         app.notify(crate::app::Level::Warn, w);
     }
     app.home = home_items(&lib, &data_dir);
+    app.operator = operator_name(session.operator.as_deref());
+    app.environments = config.environments.keys().cloned().collect();
     let mut opener = crate::launch::LiveOpener::new(lib, config, data_dir);
     opener.dry_run = session.dry_run;
     opener.two_person_rule = session.two_person;
@@ -863,7 +832,8 @@ fn interactive(
     })
 }
 
-/// Home screen entries: unfinished sessions, recover, runbooks, drill scenarios, reports.
+/// Home screen entries: unfinished sessions, failure classes, runbooks, drill scenarios,
+/// reports.
 fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::HomeItem> {
     use crate::app::HomeItem;
     let mut items = Vec::new();
@@ -894,26 +864,45 @@ fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::Home
             ),
         });
     }
-    items.push(HomeItem::Recover);
+    // "Something failed?": the failure classes, in the documented order.
+    match crate::guide::Plan::all(lib) {
+        Ok(plans) => items.extend(plans.into_iter().map(HomeItem::Failure)),
+        Err(e) => tracing::error!(error = %e, "failure guide unavailable on the home screen"),
+    }
     for rb in &lib.runbooks {
         items.push(HomeItem::Start {
             runbook_id: rb.id.clone(),
             title: rb.title.clone(),
         });
     }
-    for (name, text) in crate::embedded::ASSETS
+    // Drills by scenario name (what `--scenario NAME` takes), `healthy` first.
+    let mut drills: Vec<(String, String)> = crate::embedded::ASSETS
         .iter()
         .filter(|(n, _)| n.starts_with("scenarios/"))
-    {
-        let scenario = name
-            .trim_start_matches("scenarios/")
-            .trim_end_matches(".toml")
-            .to_string();
-        let title = crate::sim::scenario::Scenario::parse(text, name)
-            .map(|s| s.description.lines().next().unwrap_or("").to_string())
-            .unwrap_or_default();
-        items.push(HomeItem::Drill { scenario, title });
-    }
+        .map(|(name, text)| {
+            let scenario = name
+                .trim_start_matches("scenarios/")
+                .trim_end_matches(".toml")
+                .to_string();
+            let title = crate::sim::scenario::Scenario::parse(text, name)
+                .map(|s| {
+                    s.description
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            (scenario, title)
+        })
+        .collect();
+    drills.sort_by(|a, b| (a.0 != "healthy", &a.0).cmp(&(b.0 != "healthy", &b.0)));
+    items.extend(
+        drills
+            .into_iter()
+            .map(|(scenario, title)| HomeItem::Drill { scenario, title }),
+    );
     for s in sessions
         .iter()
         .filter(|s| s.status != crate::journal::SessionStatus::Open)

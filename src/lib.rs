@@ -2,19 +2,20 @@
 //!
 //! Start with `docs/ARCHITECTURE.md`.
 
+pub mod app;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod embedded;
 pub mod engine;
+pub mod guide;
 pub mod journal;
+pub mod launch;
+pub mod logging;
 pub mod paths;
+pub mod report;
 pub mod runbook;
 pub mod sim;
 pub mod sql;
-pub mod app;
-pub mod batch;
 pub mod tui;
 pub mod ui;
-pub mod report;
-pub mod launch;
-pub mod logging;

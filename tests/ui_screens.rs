@@ -30,18 +30,28 @@ macro_rules! snap {
     }};
 }
 
+/// The failure classes of the embedded guide, resolved against the embedded runbooks.
+fn plans() -> Vec<std::sync::Arc<btsdr::guide::Plan>> {
+    let lib = btsdr::runbook::library::Library::load(None).expect("embedded runbooks");
+    btsdr::guide::Plan::all(&lib).expect("embedded failure guide")
+}
+
 #[tokio::test]
 async fn home_screen() {
     for (w, hh) in SIZES {
         let mut h = Harness::new(w, hh);
-        h.app.home = vec![
-            HomeItem::Resume {
-                session_id: "20261120-2312-restore".into(),
-                runbook: "restore".into(),
-                started: "2026-11-20 23:12".into(),
-                summary: "14/41 steps, 1 in doubt".into(),
-            },
-            HomeItem::Recover,
+        h.app.operator = "alice".into();
+        h.app.environments = vec!["prod".into(), "dr".into()];
+        h.app.home = vec![HomeItem::Resume {
+            session_id: "20261120-2312-restore".into(),
+            runbook: "restore".into(),
+            started: "2026-11-20 23:12".into(),
+            summary: "14/41 steps, 1 in doubt".into(),
+        }];
+        h.app
+            .home
+            .extend(plans().into_iter().map(HomeItem::Failure));
+        h.app.home.extend([
             HomeItem::Start {
                 runbook_id: "backup".into(),
                 title: "Back up BizTalk Server".into(),
@@ -51,6 +61,10 @@ async fn home_screen() {
                 title: "Restore BizTalk Server".into(),
             },
             HomeItem::Drill {
+                scenario: "healthy".into(),
+                title: "Everything is as it should be.".into(),
+            },
+            HomeItem::Drill {
                 scenario: "msgbox-corrupt".into(),
                 title: "MessageBox database corrupt".into(),
             },
@@ -58,10 +72,12 @@ async fn home_screen() {
                 path: "reports/20261101-drill.md".into(),
                 title: "Drill 2026-11-01".into(),
             },
-        ];
+        ]);
         snap!(h, "home");
-        h.press("j");
-        h.press("j");
+        // Past the resume entry and the four failure classes to the first runbook.
+        for _ in 0..5 {
+            h.press("j");
+        }
         h.press("enter");
         snap!(h, "home_start_popup");
         h.press("esc");
@@ -69,6 +85,68 @@ async fn home_screen() {
         h.press("k");
         h.press("enter");
         snap!(h, "home_drill_popup");
+    }
+}
+
+/// Home with the failure classes; the plan of each; starting from a plan; bad input.
+fn form_focus(h: &Harness) -> usize {
+    h.app
+        .popups
+        .last()
+        .and_then(Popup::form)
+        .map_or(99, |f| f.focus)
+}
+
+#[tokio::test]
+async fn home_failure_screens() {
+    for (w, hh) in SIZES {
+        let mut h = Harness::new(w, hh);
+        h.app.operator = "alice".into();
+        h.app.environments = vec!["prod".into()];
+        h.app.home = plans().into_iter().map(HomeItem::Failure).collect();
+        h.app.home.push(HomeItem::Start {
+            runbook_id: "restore".into(),
+            title: "Restore BizTalk Server".into(),
+        });
+        h.press("j");
+        snap!(h, "home_failures");
+        h.press("enter");
+        snap!(h, "failure_plan_sql");
+        h.press("esc");
+        assert!(h.app.popups.is_empty(), "Esc closes the plan");
+        // Three parts: the body scrolls to keep the chosen one in view.
+        h.press("j");
+        h.press("enter");
+        h.press("3");
+        snap!(h, "failure_plan_same_computer_part3");
+        h.press("esc");
+        h.press("k");
+        h.press("enter");
+        h.press("enter");
+        snap!(h, "failure_start_popup");
+        // Wrong input: no name, RTO of "abc"; the problems show and nothing starts.
+        assert_eq!(
+            form_focus(&h),
+            2,
+            "name and environment are filled in: RTO next"
+        );
+        h.press("backtab");
+        h.press("backtab");
+        h.press("ctrl-u");
+        h.press("enter");
+        assert!(matches!(h.app.popups.last(), Some(Popup::Start { .. })));
+        h.type_text("bob");
+        h.press("tab");
+        h.press("tab");
+        h.type_text("abc");
+        h.press("enter");
+        snap!(h, "failure_start_invalid");
+        assert!(matches!(h.app.popups.last(), Some(Popup::Start { .. })));
+        // Esc backs out to the plan, then to Home.
+        h.press("esc");
+        assert!(matches!(h.app.popups.last(), Some(Popup::Plan { .. })));
+        h.press("esc");
+        assert!(h.app.popups.is_empty());
     }
 }
 

@@ -9,7 +9,7 @@ pub enum Check {
     Required,
     /// The exact word (case-sensitive) a destructive step asks for.
     Equals(String),
-    /// Whole minutes, at least 1 (empty allowed when not required).
+    /// Whole minutes, 1 to [`MAX_MINUTES`] (empty allowed when not required).
     Minutes {
         required: bool,
     },
@@ -125,8 +125,10 @@ pub fn validate(check: &Check, value: &str) -> Option<String> {
                 return required.then(|| "required: a number of minutes".to_string());
             }
             match v.parse::<u32>() {
-                Ok(n) if n >= 1 => None,
-                _ => Some("whole minutes, 1 or more (e.g. 240 for 4 hours)".into()),
+                Ok(n) if (1..=MAX_MINUTES).contains(&n) => None,
+                _ => Some(format!(
+                    "whole minutes from 1 to {MAX_MINUTES} (a week), e.g. 240 for 4 hours"
+                )),
             }
         }
         Check::OneOf(opts) => {
@@ -144,6 +146,9 @@ pub fn validate(check: &Check, value: &str) -> Option<String> {
 fn validate_var(var: &Variable, value: &str) -> Option<String> {
     crate::engine::validate_value(var, value).err()
 }
+
+/// The largest RTO/RPO a popup takes: a week. More is a typo, not a target.
+pub const MAX_MINUTES: u32 = 7 * 24 * 60;
 
 /// The longest value a field takes (notes, reasons): enough for a paragraph and a path,
 /// short enough for one journal line.

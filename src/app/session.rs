@@ -105,6 +105,11 @@ fn conn(c: &ExecConn) -> ConnState {
 pub fn open(app: &mut App, engine: Engine) -> Vec<AppEffect> {
     let rb = std::sync::Arc::clone(engine.runbook());
     let o = engine.options().clone();
+    // A plan applies only to the session started for it.
+    app.plan = app
+        .pending_plan
+        .take()
+        .filter(|p| p.current().is_some_and(|part| part.runbook == rb.id));
     let mut run = RunView::new(rb, o.session_id.clone());
     run.vars.clear();
     app.run = Some(run);
@@ -149,6 +154,9 @@ pub fn open(app: &mut App, engine: Engine) -> Vec<AppEffect> {
             .unwrap_or(0);
         super::update::select(app, first);
     }
+    if !started {
+        select_plan_start(app);
+    }
     if let Some(run) = &app.run
         && let Some(d) = run.steps.iter().find(|s| s.mark == StepMark::InDoubt)
     {
@@ -156,6 +164,36 @@ pub fn open(app: &mut App, engine: Engine) -> Vec<AppEffect> {
         app.popups.push(Popup::InDoubt { step, choice: 0 });
     }
     fx
+}
+
+/// With a failure plan, selects the first open step of the plan's first listed section
+/// (steps that do not apply are passed over), else that section's first step.
+pub(crate) fn select_plan_start(app: &mut App) {
+    let Some(part) = app.plan.as_ref().and_then(PlanRun::current) else {
+        return;
+    };
+    let Some(run) = &app.run else { return };
+    let sections: Vec<usize> = part
+        .sections
+        .iter()
+        .filter_map(|s| run.runbook.sections.iter().position(|x| x.id == s.id))
+        .collect();
+    let in_section = |si: usize| {
+        run.steps
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| r.section == si)
+    };
+    let target = sections
+        .iter()
+        .flat_map(|&si| in_section(si))
+        .find(|(_, r)| !r.mark.is_settled())
+        .or_else(|| sections.first().and_then(|&si| in_section(si).next()))
+        .map(|(i, _)| i);
+    if let Some(i) = target {
+        super::update::select(app, i);
+        app.focus = Focus::Steps;
+    }
 }
 
 fn missing_vars(app: &App) -> Vec<String> {

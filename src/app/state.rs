@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::guide::Plan;
 use crate::runbook::expr::AssertOutcome;
 use crate::runbook::model::{Role, Runbook, Step};
 use crate::sql::types::{Progress, ResultSet, Statement};
@@ -360,7 +361,18 @@ pub enum Popup {
     /// Start a runbook or a drill from Home.
     Start {
         kind: StartKind,
+        /// The runbook id or the drill scenario (not editable here).
+        target: String,
+        /// What `target` is, in words (runbook title / scenario description).
+        about: String,
         form: Form,
+        /// Started from a failure plan: which part.
+        plan: Option<PlanRun>,
+    },
+    /// "Something failed?": a failure class's plan; Enter starts the chosen part.
+    Plan {
+        plan: Arc<Plan>,
+        part: usize,
     },
     Message {
         title: String,
@@ -429,15 +441,28 @@ pub enum HomeItem {
         path: String,
         title: String,
     },
-    /// `btsdr recover`: find what failed in the last session.
-    Recover,
+    /// A failure class of the guide (`btsdr recover`): opens its plan.
+    Failure(Arc<Plan>),
+}
+
+/// A failure plan being followed: the plan and the part (runbook) started from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRun {
+    pub plan: Arc<Plan>,
+    pub part: usize,
+}
+
+impl PlanRun {
+    pub fn current(&self) -> Option<&crate::guide::PlanPart> {
+        self.plan.parts.get(self.part)
+    }
 }
 
 impl HomeItem {
     pub fn group(&self) -> &'static str {
         match self {
             HomeItem::Resume { .. } => "Resume an unfinished session",
-            HomeItem::Recover => "Something failed?",
+            HomeItem::Failure(_) => "Something failed? Choose what failed",
             HomeItem::Start { .. } => "Start a runbook",
             HomeItem::Drill { .. } => "Start a drill (simulated servers, nothing real is touched)",
             HomeItem::Report { .. } => "Recent reports",
@@ -454,7 +479,13 @@ pub struct App {
     pub theme: Theme,
     pub no_color: bool,
     pub environment: String,
+    /// Environment names in the configuration (for the Start popup and the status bar).
+    pub environments: Vec<String>,
     pub operator: String,
+    /// The failure plan the open run belongs to (shown on the run screen).
+    pub plan: Option<PlanRun>,
+    /// The plan part a Start request was made for; applied when that session opens.
+    pub pending_plan: Option<PlanRun>,
     pub declared_at: Option<DateTime<Utc>>,
     pub rto: Option<Duration>,
     pub rpo: Option<Duration>,
@@ -492,7 +523,10 @@ impl App {
             theme: Theme::by_name("dark", no_color),
             no_color,
             environment: String::new(),
+            environments: Vec::new(),
             operator: String::new(),
+            plan: None,
+            pending_plan: None,
             declared_at: None,
             rto: None,
             rpo: None,

@@ -220,15 +220,31 @@ fn on_key(app: &mut App, k: KeyEvent) -> Vec<AppEffect> {
                     *choice = c as usize - '1' as usize;
                     return act(app, Action::Submit);
                 }
+                (Popup::Plan { plan, part }, KeyCode::Char(c @ '1'..='9')) => {
+                    let i = c as usize - '1' as usize;
+                    if i < plan.parts.len() {
+                        *part = i;
+                    }
+                    return vec![];
+                }
                 // Reading popups scroll with the same keys as the panes.
-                (Popup::Help { .. } | Popup::Inspect { .. }, KeyCode::Char('j')) => {
+                (
+                    Popup::Help { .. } | Popup::Inspect { .. } | Popup::Plan { .. },
+                    KeyCode::Char('j'),
+                ) => {
                     return act(app, Action::Down);
                 }
-                (Popup::Help { .. } | Popup::Inspect { .. }, KeyCode::Char('k')) => {
+                (
+                    Popup::Help { .. } | Popup::Inspect { .. } | Popup::Plan { .. },
+                    KeyCode::Char('k'),
+                ) => {
                     return act(app, Action::Up);
                 }
                 (
-                    Popup::Help { .. } | Popup::Inspect { .. } | Popup::Message { .. },
+                    Popup::Help { .. }
+                    | Popup::Inspect { .. }
+                    | Popup::Message { .. }
+                    | Popup::Plan { .. },
                     KeyCode::Char('q'),
                 ) => {
                     app.popups.pop();
@@ -311,39 +327,41 @@ fn home_action(app: &mut App, a: Action) -> Vec<AppEffect> {
             };
             match item {
                 HomeItem::Resume { session_id, .. } => {
+                    app.pending_plan = None;
                     return vec![AppEffect::Open(Request::Resume { session_id })];
                 }
-                HomeItem::Recover => return vec![AppEffect::Open(Request::Recover)],
                 HomeItem::Report { path, .. } => {
+                    app.pending_plan = None;
                     return vec![AppEffect::Open(Request::OpenReport { path })];
                 }
-                HomeItem::Start { runbook_id, .. } => {
-                    let form = Form::new(vec![
-                        Field::new("Runbook", Check::Required).value(runbook_id),
-                        Field::new("Your name (journaled with every action)", Check::Required).value(app.operator.clone()),
-                        Field::new("Environment", Check::Required).value(app.environment.clone()).help("As named in the configuration, e.g. prod or dr."),
-                        Field::new("RTO target, minutes", Check::Minutes { required: false }).help("Recovery time objective; the status bar counts against it. Empty: none."),
-                        Field::new("RPO target, minutes", Check::Minutes { required: false }).help("Recovery point objective: how much data loss is acceptable."),
-                    ]);
-                    let mut form = form;
-                    form.focus = if app.operator.is_empty() { 1 } else { 2 };
-                    app.popups.push(Popup::Start {
-                        kind: StartKind::Runbook,
-                        form,
-                    });
+                HomeItem::Failure(plan) => {
+                    // Back to the same plan: offer the part after the one started last.
+                    let part = match &app.plan {
+                        Some(p) if p.plan.id == plan.id && p.part + 1 < plan.parts.len() => {
+                            p.part + 1
+                        }
+                        _ => 0,
+                    };
+                    app.popups.push(Popup::Plan { plan, part });
                 }
-                HomeItem::Drill { scenario, .. } => {
+                HomeItem::Start { runbook_id, title } => {
+                    push_start(app, runbook_id, title, None);
+                }
+                HomeItem::Drill { scenario, title } => {
                     let mut form = Form::new(vec![
-                        Field::new("Scenario", Check::Required).value(scenario),
                         Field::new("Your name (journaled with every action)", Check::Required)
                             .value(app.operator.clone()),
                         Field::new("RTO target, minutes", Check::Minutes { required: false })
-                            .value("240"),
+                            .value("240")
+                            .help(RTO_HELP),
                     ]);
-                    form.focus = 1;
+                    form.focus = usize::from(!app.operator.trim().is_empty());
                     app.popups.push(Popup::Start {
                         kind: StartKind::Drill,
+                        target: scenario,
+                        about: title,
                         form,
+                        plan: None,
                     });
                 }
             }
@@ -352,6 +370,48 @@ fn home_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         _ => {}
     }
     vec![]
+}
+
+const RTO_HELP: &str = "Recovery time objective; the status bar counts against it. Empty: none.";
+
+/// The Start popup for a runbook (from Home or from a failure plan).
+fn push_start(app: &mut App, runbook_id: String, title: String, plan: Option<PlanRun>) {
+    let envs = &app.environments;
+    let env_value = if app.environment.is_empty() && envs.len() == 1 {
+        envs[0].clone()
+    } else {
+        app.environment.clone()
+    };
+    let env_field = if envs.is_empty() {
+        Field::new("Environment", Check::Required).help(
+            "None is configured: add [environments.NAME] to config.toml (README, 'Against real servers'), or start a drill instead.",
+        )
+    } else {
+        Field::new("Environment", Check::OneOf(envs.clone()))
+            .help(format!("Configured: {}.", envs.join(", ")))
+    };
+    let mut form = Form::new(vec![
+        Field::new("Your name (journaled with every action)", Check::Required)
+            .value(app.operator.clone()),
+        env_field.value(env_value),
+        Field::new("RTO target, minutes", Check::Minutes { required: false }).help(RTO_HELP),
+        Field::new("RPO target, minutes", Check::Minutes { required: false })
+            .help("Recovery point objective: how much data loss is acceptable. Empty: none."),
+    ]);
+    // Focus the first field that still needs typing.
+    form.focus = form
+        .fields
+        .iter()
+        .take(2)
+        .position(|f| f.problem().is_some())
+        .unwrap_or(2);
+    app.popups.push(Popup::Start {
+        kind: StartKind::Runbook,
+        target: runbook_id,
+        about: title,
+        form,
+        plan,
+    });
 }
 
 /// Selects step `i` and resets the per-step scroll positions.
@@ -381,7 +441,7 @@ fn out_total(app: &App) -> usize {
 
 fn move_out(app: &mut App, delta: isize) {
     let total = out_total(app);
-    let page = crate::ui::output_rows(app.viewport.0, app.viewport.1).max(ROWS_PAGE_MIN);
+    let page = crate::ui::output_rows_for(app).max(ROWS_PAGE_MIN);
     let cur = app.out_cursor as isize + delta;
     app.out_cursor = cur.clamp(0, total.saturating_sub(1) as isize) as usize;
     // Keep the cursor inside the window.
@@ -402,7 +462,7 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         return vec![];
     };
     let n = run.steps.len();
-    let page = crate::ui::output_rows(app.viewport.0, app.viewport.1) as isize;
+    let page = crate::ui::output_rows_for(app) as isize;
     let selected_id = run.steps.get(app.selected).map(|s| s.id.clone());
     match a {
         Action::Up | Action::Down | Action::Top | Action::Bottom => {
@@ -756,6 +816,10 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 Popup::Find { selected, .. } => {
                     *selected = (*selected as i32 + d.signum()).clamp(0, 9) as usize;
                 }
+                Popup::Plan { plan, part } => {
+                    let last = plan.parts.len().saturating_sub(1) as i32;
+                    *part = (*part as i32 + d.signum()).clamp(0, last.max(0)) as usize;
+                }
                 _ => {
                     if let Some(f) = top.form_mut() {
                         if d > 0 { f.next() } else { f.prev() }
@@ -786,7 +850,13 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 .into_iter()
                 .zip(form.fields.into_iter().map(|f| f.value))
                 .collect();
-            super::session::intent(app, Intent::SetVariables(vals))
+            let started = app.session.as_ref().is_some_and(|s| s.engine.is_started());
+            let fx = super::session::intent(app, Intent::SetVariables(vals));
+            // The variables decide which steps apply: place a plan's selection again.
+            if !started {
+                super::session::select_plan_start(app);
+            }
+            fx
         }
         Popup::TypedConfirm { step, form, .. } => super::session::intent(
             app,
@@ -857,32 +927,73 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 note: form.value(0).trim().to_string(),
             },
         ),
-        Popup::Start { kind, form } => {
+        Popup::Plan { plan, part } => {
+            let (n, startable) = plan.parts.get(part).map_or((String::new(), false), |p| {
+                (p.runbook.clone(), p.startable())
+            });
+            let title = plan
+                .parts
+                .get(part)
+                .map(|p| p.runbook_title.clone())
+                .unwrap_or_default();
+            // The plan stays underneath: Esc on the Start popup comes back to it.
+            let run = PlanRun {
+                plan: std::sync::Arc::clone(&plan),
+                part,
+            };
+            app.popups.push(Popup::Plan { plan, part });
+            if startable {
+                push_start(app, n, title, Some(run));
+            } else {
+                app.notify(
+                    Level::Error,
+                    format!("this build has no runbook `{n}`: the failure guide names it but it cannot be started"),
+                );
+            }
+            vec![]
+        }
+        Popup::Start {
+            kind,
+            target,
+            form,
+            plan,
+            ..
+        } => {
             let mins = |s: &str| s.trim().parse::<u32>().ok();
+            let rto = mins(form.value(if kind == StartKind::Drill { 1 } else { 2 }));
             let req = match kind {
                 StartKind::Runbook => {
-                    app.operator = form.value(1).trim().to_string();
-                    app.environment = form.value(2).trim().to_string();
+                    app.operator = form.value(0).trim().to_string();
+                    // The configured spelling (the field accepts any case). The status bar
+                    // shows it once the session opens.
+                    let typed = form.value(1).trim();
+                    let environment = app
+                        .environments
+                        .iter()
+                        .find(|e| e.eq_ignore_ascii_case(typed))
+                        .cloned()
+                        .unwrap_or_else(|| typed.to_string());
                     Request::Start {
-                        runbook_id: form.value(0).trim().to_string(),
-                        environment: app.environment.clone(),
+                        runbook_id: target,
+                        environment,
                         operator: app.operator.clone(),
-                        rto_minutes: mins(form.value(3)),
-                        rpo_minutes: mins(form.value(4)),
+                        rto_minutes: rto,
+                        rpo_minutes: mins(form.value(3)),
                     }
                 }
                 StartKind::Drill => {
-                    app.operator = form.value(1).trim().to_string();
+                    app.operator = form.value(0).trim().to_string();
                     Request::Drill {
-                        scenario: form.value(0).trim().to_string(),
+                        scenario: target,
                         operator: app.operator.clone(),
-                        rto_minutes: mins(form.value(2)),
+                        rto_minutes: rto,
                     }
                 }
             };
-            if let Some(m) = mins(form.value(if kind == StartKind::Drill { 2 } else { 3 })) {
+            if let Some(m) = rto {
                 app.rto = Some(Duration::minutes(i64::from(m)));
             }
+            app.pending_plan = plan;
             vec![AppEffect::Open(req)]
         }
     }

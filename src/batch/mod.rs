@@ -82,7 +82,10 @@ impl Target {
                 servers.insert(role, s);
             }
         }
-        if env.profile(crate::runbook::model::Role::Destination).is_none() {
+        if env
+            .profile(crate::runbook::model::Role::Destination)
+            .is_none()
+        {
             // No standby configured: its checks do not apply (rather than "cannot connect").
             defaults.push(("use_log_shipping".into(), "false".into()));
         }

@@ -1,4 +1,5 @@
-//! The home screen: resume, recover, start a runbook or a drill, open a report.
+//! The home screen: resume, what failed (failure plans), start a runbook or a drill, open a
+//! report.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -20,29 +21,35 @@ fn label(item: &HomeItem) -> String {
             format!("{runbook} · {session_id} · started {started} · {summary}")
         }
         HomeItem::Start { runbook_id, title } => format!("{title} ({runbook_id})"),
-        HomeItem::Drill { scenario, title } => format!("{title} ({scenario})"),
+        // The name first: it is what `btsdr drill --scenario NAME` takes.
+        HomeItem::Drill { scenario, title } if title.is_empty() => scenario.clone(),
+        HomeItem::Drill { scenario, title } => format!("{scenario} — {title}"),
         HomeItem::Report { path, title } => format!("{title} — {path}"),
-        HomeItem::Recover => {
-            "What failed? Find the last session's failed or interrupted steps".into()
-        }
+        HomeItem::Failure(plan) => plan.label.clone(),
     }
 }
 
-fn explain(item: &HomeItem) -> &'static str {
+/// What the selected item does (the About pane, or the lines under the list when narrow).
+fn explain(item: &HomeItem) -> String {
     match item {
         HomeItem::Resume { .. } => {
-            "Continue where the session stopped. The journal is replayed: finished steps stay finished; a step that was running when btsdr stopped is marked IN DOUBT and you decide what to do (verify, re-run or mark done) before anything else runs."
+            "Continue where the session stopped. The journal is replayed: finished steps stay finished; a step that was running when btsdr stopped is marked IN DOUBT and you decide what to do (verify, re-run or mark done) before anything else runs.".into()
         }
-        HomeItem::Recover => {
-            "Opens the most recent unfinished session at its first failed or in-doubt step, with the error and what to do next."
+        HomeItem::Failure(plan) => {
+            let parts: Vec<&str> = plan.parts.iter().map(|p| p.runbook.as_str()).collect();
+            format!(
+                "{}\nEnter shows the plan ({}) and starts its first runbook.",
+                plan.description,
+                parts.join(" → ")
+            )
         }
         HomeItem::Start { .. } => {
-            "Starts a new session of this runbook against a configured environment. You give your name, the environment, and the RTO/RPO targets; the clock starts when you confirm."
+            "Starts a new session of this runbook against a configured environment. You give your name, the environment, and the RTO/RPO targets; the clock starts when you confirm.".into()
         }
-        HomeItem::Drill { .. } => {
-            "A rehearsal against the built-in simulated SQL Server with the chosen fault scenario. Everything is journaled and marked DRILL; no real server is contacted."
-        }
-        HomeItem::Report { .. } => "Opens the report of a finished session.",
+        HomeItem::Drill { title, .. } => format!(
+            "{title}\nA rehearsal against the built-in simulated SQL Server; everything is journaled and marked DRILL, no real server is contacted."
+        ),
+        HomeItem::Report { .. } => "Opens the report of a finished session.".into(),
     }
 }
 
@@ -59,8 +66,41 @@ pub fn draw(app: &App, body: Rect, buf: &mut Buffer) {
     let block = Block::bordered()
         .border_style(t.border_focus)
         .title(Line::styled(" Home ", t.title));
-    let inner = block.inner(list_area);
+    let mut inner = block.inner(list_area);
     block.render(list_area, buf);
+    // Narrow: no About pane, so the selected item is explained under the list.
+    if info_area.is_none() && inner.height >= 12 {
+        let [list, about] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(4)]).areas(inner);
+        inner = list;
+        let w = usize::from(about.width);
+        buf.set_line(
+            about.x,
+            about.y,
+            &Line::styled("─".repeat(w), t.border),
+            about.width,
+        );
+        let text = app
+            .home
+            .get(app.home_selected)
+            .map(explain)
+            .unwrap_or_default();
+        let mut rows = super::output::wrap_words(&text, w);
+        if rows.len() > 3 {
+            rows.truncate(3);
+            if let Some(last) = rows.last_mut() {
+                *last = clip(&format!("{last} …"), w);
+            }
+        }
+        for (y, r) in rows.iter().enumerate() {
+            buf.set_line(
+                about.x,
+                about.y + 1 + y as u16,
+                &Line::styled(r.clone(), t.dim),
+                about.width,
+            );
+        }
+    }
     let w = usize::from(inner.width);
     let mut lines: Vec<Line> = Vec::new();
     let mut sel_line = 0;
@@ -103,8 +143,13 @@ pub fn draw(app: &App, body: Rect, buf: &mut Buffer) {
         let block = Block::bordered()
             .border_style(t.border)
             .title(Line::styled(" About ", t.text));
-        let text = app.home.get(app.home_selected).map_or("", explain);
-        let mut lines = vec![Line::raw(text), Line::raw("")];
+        let text = app
+            .home
+            .get(app.home_selected)
+            .map(explain)
+            .unwrap_or_default();
+        let mut lines: Vec<Line> = text.lines().map(|l| Line::raw(l.to_string())).collect();
+        lines.push(Line::raw(""));
         lines.push(Line::styled(
             "The journal is written before and after every step: quitting or a crash never loses work.",
             t.dim,

@@ -54,14 +54,16 @@ pub fn view(app: &App, frame: &mut Frame) {
         too_small(area, frame);
         return;
     }
-    let [top, body, hint, status] = Layout::vertical([
+    let [top, plan, body, hint, status] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(plan_rows(app)),
         Constraint::Min(1),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
     .areas(area);
     status::title_bar(app, top, frame.buffer_mut());
+    run::plan_line(app, plan, frame.buffer_mut());
     match app.screen {
         Screen::Home => home::draw(app, body, frame.buffer_mut()),
         Screen::Run => run::draw(app, body, fit, frame.buffer_mut()),
@@ -81,6 +83,25 @@ fn too_small(area: Rect, frame: &mut Frame) {
         Paragraph::new(Line::from(msg)).wrap(Wrap { trim: true }),
         area,
     );
+}
+
+/// Rows the failure-plan line takes under the title bar (0 or 1).
+pub fn plan_rows(app: &App) -> u16 {
+    u16::from(app.screen == Screen::Run && run::plan_for_run(app).is_some())
+}
+
+/// Rows available to the output pane as the app is drawn now (for page up/down).
+pub fn output_rows_for(app: &App) -> usize {
+    let (w, h) = app.viewport;
+    let extra = plan_rows(app);
+    match fit(w, h) {
+        Fit::TooSmall => 1,
+        Fit::Compact => usize::from(h.saturating_sub(5 + extra)).max(1),
+        Fit::Full => {
+            let body = Rect::new(0, 0, w, h.saturating_sub(3 + extra));
+            usize::from(run::panes(body).output.height.saturating_sub(2)).max(1)
+        }
+    }
 }
 
 /// Rows available to the output pane at this terminal size (for page up/down).

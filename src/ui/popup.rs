@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Widget, Wrap};
 
 use crate::app::{Action, App, Form, Mode, Popup, Screen, StartKind};
+use crate::guide::Plan;
 
 use super::text::clip;
 
@@ -44,6 +45,8 @@ pub fn draw_all(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn form_lines(app: &App, form: &Form, w: usize, out: &mut Vec<Line<'static>>) {
     let t = &app.theme;
+    // A failed submit focuses the field at fault, which shows the problem itself.
+    let mut shown_problem = false;
     for (i, f) in form.fields.iter().enumerate() {
         let focused = i == form.focus;
         out.push(Line::from(vec![
@@ -74,6 +77,7 @@ fn form_lines(app: &App, form: &Form, w: usize, out: &mut Vec<Line<'static>>) {
         if focused {
             match f.problem() {
                 Some(p) if !f.value.is_empty() || form.error.is_some() => {
+                    shown_problem = true;
                     out.push(Line::styled(clip(&format!("  ✖ {p}"), w), t.fail));
                 }
                 Some(_) => {}
@@ -81,11 +85,14 @@ fn form_lines(app: &App, form: &Form, w: usize, out: &mut Vec<Line<'static>>) {
                 None => {}
             }
             if !f.help.is_empty() {
-                out.push(Line::styled(format!("  {}", f.help), t.dim));
+                // Wrapped under the field, not back at the border.
+                for part in super::output::wrap_words(&f.help, w.saturating_sub(2)) {
+                    out.push(Line::styled(format!("  {part}"), t.dim));
+                }
             }
         }
     }
-    if let Some(e) = &form.error {
+    if let Some(e) = form.error.as_ref().filter(|_| !shown_problem) {
         out.push(Line::styled(format!("✖ {e}"), t.fail));
     }
 }
@@ -117,9 +124,14 @@ fn frame(
     let t = &app.theme;
     // Height after wrapping, so the last line (the keys) is never cut off.
     let inner_w = usize::from(w.min(area.width.saturating_sub(2)).saturating_sub(2)).max(1);
+    // Word wrapping can take more rows than width / columns.
     let rows: usize = lines
         .iter()
-        .map(|l| l.width().max(1).div_ceil(inner_w))
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            let words = super::output::wrap_words(&text, inner_w).len();
+            l.width().max(1).div_ceil(inner_w).max(words)
+        })
         .sum();
     let h = u16::try_from(rows).unwrap_or(u16::MAX).saturating_add(2);
     let r = centered(area, w, h);
@@ -510,13 +522,53 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             let pw = (area.width.saturating_sub(4)).min(100);
             frame(app, area, buf, pw, l, title, false, *scroll);
         }
-        Popup::Start { kind, form } => {
-            l.push(Line::raw(match kind {
-                StartKind::Runbook => "Start a new session. The RTO clock starts when you confirm.",
-                StartKind::Drill => {
-                    "Start a drill against the simulated servers. Marked DRILL everywhere."
+        Popup::Start {
+            kind,
+            target,
+            about,
+            form,
+            plan,
+        } => {
+            let (what, intro) = match kind {
+                StartKind::Runbook => (
+                    "Runbook: ",
+                    "A new session. The RTO clock starts when you confirm.",
+                ),
+                StartKind::Drill => (
+                    "Scenario: ",
+                    "Simulated servers, nothing real is touched. Marked DRILL everywhere.",
+                ),
+            };
+            let mut head = vec![
+                Span::styled(what, t.dim),
+                Span::styled(target.clone(), t.accent),
+            ];
+            let one_line = super::text::width(&format!("{what}{target} — {about}")) <= w;
+            if one_line && !about.is_empty() {
+                head.push(Span::styled(" — ", t.dim));
+                head.push(Span::raw(about.clone()));
+            }
+            l.push(Line::from(head));
+            // At most two lines: a long scenario description must not push the keys off.
+            let about = if one_line { "" } else { about.as_str() };
+            let mut rows = super::output::wrap_words(about, w);
+            if rows.len() > 2 {
+                rows.truncate(2);
+                if let Some(last) = rows.last_mut() {
+                    *last = clip(&format!("{last} …"), w);
                 }
-            }));
+            }
+            for r in rows.into_iter().filter(|r| !r.is_empty()) {
+                l.push(Line::raw(r));
+            }
+            if let Some(part) = plan.as_ref().and_then(|p| p.current()) {
+                let first = part.sections.first().map_or("", |s| s.title.as_str());
+                l.push(Line::styled(
+                    format!("Plan: starts at “{first}”; the plan stays on screen."),
+                    t.dim,
+                ));
+            }
+            l.push(Line::styled(intro, t.dim));
             l.push(Line::raw(""));
             form_lines(app, form, w, &mut l);
             l.push(keys_line(
@@ -533,6 +585,7 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             };
             frame(app, area, buf, pw, l, title, false, 0);
         }
+        Popup::Plan { plan, part } => draw_plan(app, plan, *part, area, buf),
         Popup::Message { title, text, error } => {
             for line in text.lines() {
                 l.push(Line::raw(line.to_string()));
@@ -542,6 +595,121 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             frame(app, area, buf, pw, l, title, *error, 0);
         }
     }
+}
+
+/// "Something failed?": the failure's runbooks and sections in order, the selected part
+/// highlighted. The body scrolls to keep that part in view; the keys line stays.
+fn draw_plan(app: &App, plan: &Plan, part: usize, area: Rect, buf: &mut Buffer) {
+    let t = &app.theme;
+    let pw: u16 = 90.min(area.width.saturating_sub(4)).max(20.min(area.width));
+    let w = usize::from(pw.saturating_sub(2)).max(1);
+    let wrap = |s: &str, indent: usize| -> Vec<String> {
+        super::output::wrap_words(s, w.saturating_sub(indent))
+            .into_iter()
+            .map(|l| clip(&format!("{}{l}", " ".repeat(indent)), w))
+            .collect()
+    };
+    let mut body: Vec<Line<'static>> = Vec::new();
+    for l in wrap(&plan.description, 0) {
+        body.push(Line::raw(l));
+    }
+    body.push(Line::styled(
+        clip(&format!("Microsoft: {}", plan.reference), w),
+        t.dim,
+    ));
+    body.push(Line::raw(""));
+    // Rows of the selected part, to keep it in view.
+    let mut sel = (0, 0);
+    for (i, p) in plan.parts.iter().enumerate() {
+        let start = body.len();
+        let chosen = i == part;
+        let title = if p.startable() {
+            format!("{}. {} — {}", i + 1, p.runbook, p.runbook_title)
+        } else {
+            format!("{}. {} — not in this build", i + 1, p.runbook)
+        };
+        let head = clip(&format!("{}{title}", if chosen { "› " } else { "  " }), w);
+        if chosen {
+            let pad = w.saturating_sub(super::text::width(&head));
+            body.push(
+                Line::from(vec![Span::raw(head), Span::raw(" ".repeat(pad))]).style(t.selected),
+            );
+        } else {
+            body.push(Line::styled(head, t.title));
+        }
+        let sections: Vec<String> = p
+            .sections
+            .iter()
+            .map(|s| {
+                if s.missing {
+                    format!("{} (missing from this runbook)", s.id)
+                } else {
+                    let n = s.steps;
+                    format!("{} ({n} step{})", s.title, if n == 1 { "" } else { "s" })
+                }
+            })
+            .collect();
+        for l in wrap(&sections.join(" · "), 5) {
+            body.push(Line::styled(l, t.text));
+        }
+        if !p.note.is_empty() {
+            for l in wrap(&p.note, 5) {
+                body.push(Line::styled(l, t.dim));
+            }
+        }
+        if chosen {
+            sel = (start, body.len());
+        }
+    }
+    let keys = {
+        let mut k = keys_line(
+            app,
+            &[
+                (Action::Submit, "start the chosen runbook"),
+                (Action::Back, "back"),
+            ],
+        );
+        k.spans.insert(0, Span::styled("↑↓ or 1-9 choose  ", t.dim));
+        k
+    };
+    // Borders, the keys line and a margin.
+    let room = usize::from(area.height.saturating_sub(5)).max(1);
+    let shown = body.len().min(room);
+    let mut offset = 0;
+    if sel.1 > offset + shown {
+        offset = sel.1 - shown;
+    }
+    if sel.0 < offset {
+        offset = sel.0;
+    }
+    let more_below = offset + shown < body.len();
+    let mut lines: Vec<Line<'static>> = body.into_iter().skip(offset).take(shown).collect();
+    if more_below || offset > 0 {
+        lines.push(Line::styled(
+            format!(
+                "{}{}",
+                if offset > 0 { "↑ more above  " } else { "" },
+                if more_below { "↓ more below" } else { "" }
+            ),
+            t.dim,
+        ));
+    }
+    lines.push(keys);
+    let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let r = centered(area, pw, h);
+    Clear.render(r, buf);
+    let title = clip(
+        &format!(" What failed: {} ", plan.label),
+        usize::from(pw.saturating_sub(4)),
+    );
+    Paragraph::new(lines)
+        .block(
+            Block::bordered()
+                .border_type(BorderType::Rounded)
+                .border_style(t.border_focus)
+                .title(Line::styled(title, t.title)),
+        )
+        .render(r, buf);
 }
 
 /// Steps whose title, id or SQL contains `q` (case-insensitive): `(index, "id — title")`.

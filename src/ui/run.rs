@@ -6,7 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 
-use crate::app::{Action, App, Focus, Popup, Screen, StepMark};
+use crate::app::{Action, App, Focus, PlanRun, Popup, Screen, StepMark};
 use crate::runbook::model::StepBody;
 use crate::ui::theme::Theme;
 
@@ -79,9 +79,60 @@ pub fn draw(app: &App, body: Rect, fit: Fit, buf: &mut Buffer) {
     }
 }
 
+/// The failure plan the open run was started for, if any.
+pub fn plan_for_run(app: &App) -> Option<&PlanRun> {
+    let run = app.run.as_ref()?;
+    app.plan.as_ref().filter(|p| {
+        p.current()
+            .is_some_and(|part| part.runbook == run.runbook.id)
+    })
+}
+
+/// One line under the title bar: this part of the plan and what comes after it.
+pub fn plan_line(app: &App, area: Rect, buf: &mut Buffer) {
+    if area.height == 0 {
+        return;
+    }
+    let Some(p) = plan_for_run(app) else { return };
+    let t = &app.theme;
+    let titles = |part: &crate::guide::PlanPart| {
+        part.sections
+            .iter()
+            .map(|s| s.title.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut spans = vec![Span::styled(
+        format!(" Plan {}/{} ", p.part + 1, p.plan.parts.len()),
+        t.title,
+    )];
+    if let Some(cur) = p.current() {
+        spans.push(Span::styled(format!("{} → ", cur.runbook), t.accent));
+        spans.push(Span::styled(titles(cur), t.text));
+    }
+    for next in p.plan.parts.iter().skip(p.part + 1) {
+        spans.push(Span::styled("; then ", t.dim));
+        spans.push(Span::styled(format!("{} → ", next.runbook), t.dim));
+        spans.push(Span::styled(titles(next), t.dim));
+    }
+    let line = Line::from(spans);
+    buf.set_line(area.x, area.y, &line, area.width);
+    // Clipped: say so at the right edge (the whole plan is on Home, "Something failed?").
+    if line.width() > usize::from(area.width) && area.width > 2 {
+        let x = area.x + area.width - 1;
+        if let Some(c) = buf.cell_mut((x, area.y)) {
+            c.set_symbol("…");
+        }
+    }
+}
+
 fn steps_pane(app: &App, area: Rect, buf: &mut Buffer) {
     let Some(run) = &app.run else { return };
     let t = &app.theme;
+    // With a failure plan, the sections it does not list are dimmed.
+    let plan_sections: Option<Vec<&str>> = plan_for_run(app)
+        .and_then(PlanRun::current)
+        .map(|part| part.sections.iter().map(|s| s.id.as_str()).collect());
     let (done, total) = run.progress(None);
     let pct = (done * 100).checked_div(total).unwrap_or(100);
     let title = format!(" Steps {done}/{total} · {pct}% ");
@@ -104,12 +155,18 @@ fn steps_pane(app: &App, area: Rect, buf: &mut Buffer) {
             let count = format!(" {d}/{n}");
             let title_w = w.saturating_sub(width(&count) + 2);
             let all = d == n;
+            let in_plan = plan_sections
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&sec.id.as_str()));
             lines.push(Line::from(vec![
                 Span::styled(
                     if all { "✔ " } else { "▸ " },
                     if all { t.pass } else { t.accent },
                 ),
-                Span::styled(clip(&sec.title, title_w), t.header),
+                Span::styled(
+                    clip(&sec.title, title_w),
+                    if in_plan { t.header } else { t.dim },
+                ),
                 Span::styled(count, t.dim),
             ]));
         }
@@ -339,6 +396,13 @@ pub fn next_hint(app: &App) -> Vec<(String, bool)> {
             Popup::Help { .. } | Popup::Inspect { .. } | Popup::Message { .. } => {
                 say(back, true);
                 say(" closes this".into(), false);
+            }
+            Popup::Plan { .. } => {
+                say("choose a part with ↑/↓, press ".into(), false);
+                say(submit, true);
+                say(" to start it, ".into(), false);
+                say(back, true);
+                say(" to go back".into(), false);
             }
             Popup::InDoubt { .. } => {
                 say("choose with ↑/↓ and press ".into(), false);

@@ -84,10 +84,11 @@ pub fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
 fn status_spans(app: &App, short: bool) -> Line<'static> {
     let t = &app.theme;
     let mut spans: Vec<Span> = Vec::new();
-    let env = if app.environment.is_empty() {
-        "no environment"
-    } else {
-        app.environment.as_str()
+    let env = match (app.environment.is_empty(), app.environments.len()) {
+        (false, _) => app.environment.clone(),
+        (true, 0) => "no environment configured".to_string(),
+        (true, 1) => "no environment chosen (1 configured)".to_string(),
+        (true, n) => format!("no environment chosen ({n} configured)"),
     };
     spans.push(Span::styled(format!(" {env} "), t.title));
     if !app.conns.is_empty() {
@@ -99,12 +100,14 @@ fn status_spans(app: &App, short: bool) -> Line<'static> {
         }
     }
     spans.push(Span::styled("│ ", t.border));
-    let op = if app.operator.is_empty() {
-        "operator?"
+    if app.operator.trim().is_empty() {
+        spans.push(Span::styled("operator not set ", t.warn));
     } else {
-        app.operator.as_str()
-    };
-    spans.push(Span::styled(format!("op {op} "), t.text));
+        spans.push(Span::styled(
+            format!("op {} ", clip(app.operator.trim(), 24)),
+            t.text,
+        ));
+    }
     if let Some(el) = app.elapsed() {
         spans.push(Span::styled("│ ", t.border));
         let (txt, st) = match app.rto {

@@ -34,13 +34,16 @@ pub enum Reply {
     Progress(Vec<f32>, QueryOutput),
 }
 
+/// A statement that never answers (until cancelled): its id and where its events go.
+type Hanging = (u64, UnboundedSender<ExecEvent>);
+
 /// A scripted executor: the first rule whose text the SQL contains answers (once per rule
 /// if `once`).
 #[derive(Default, Clone)]
 pub struct FakeExec {
     pub rules: Arc<Mutex<VecDeque<(String, Reply, bool)>>>,
     pub sent: Arc<Mutex<Vec<Statement>>>,
-    hanging: Arc<Mutex<Vec<(u64, UnboundedSender<ExecEvent>)>>>,
+    hanging: Arc<Mutex<Vec<Hanging>>>,
 }
 
 impl FakeExec {

@@ -288,7 +288,7 @@ mod tests {
             shape(&t),
             "exec dbo . sp_markall '?' , @p ; select [?] from t"
         );
-        assert!(matches!(&t[7], Tok::Word { text, .. } if text == "a]; DROP DATABASE x"));
+        assert!(matches!(&t[9], Tok::Word { text, .. } if text == "a]; DROP DATABASE x"));
         assert!(lex("SELECT 'x").is_err());
         assert!(lex("SELECT [x").is_err());
     }

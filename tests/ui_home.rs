@@ -1,0 +1,246 @@
+//! Home → "Something failed?" → a failure class → its plan → start → the run screen on the
+//! first step of the plan's first listed section, with the plan shown. The opener builds an
+//! engine for the real embedded runbook over a scripted executor.
+
+mod ui_support;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use btsdr::app::driver::{Opened, Opener};
+use btsdr::app::harness::Harness;
+use btsdr::app::{HomeItem, Popup, Request, Screen};
+use btsdr::engine::{Engine, EngineOptions, Variables};
+use btsdr::guide::Plan;
+use btsdr::journal::JournalWriter;
+use btsdr::runbook::library::Library;
+use ui_support::FakeExec;
+
+/// Opens `Request::Start` sessions of embedded runbooks; remembers the requests.
+struct FakeOpener {
+    lib: Library,
+    dir: PathBuf,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Opener for FakeOpener {
+    fn open(&mut self, req: Request) -> Result<Opened, String> {
+        self.requests.lock().unwrap().push(req.clone());
+        let Request::Start {
+            runbook_id,
+            environment,
+            operator,
+            rto_minutes,
+            rpo_minutes,
+        } = req
+        else {
+            return Err("only Start in this test".into());
+        };
+        let rb = self.lib.get(&runbook_id).ok_or("no such runbook")?;
+        // Every variable the runbook needs, with a value its own rules accept.
+        let mut vars = Variables::from_runbook(&rb);
+        for v in &rb.variables {
+            if btsdr::engine::validate_value(v, vars.get(&v.name).unwrap_or("")).is_ok() {
+                continue;
+            }
+            let candidates = v.choices.iter().map(String::as_str).chain([
+                "SQL01",
+                "BizTalkMgmtDb",
+                "false",
+                "x",
+            ]);
+            for c in candidates {
+                if btsdr::engine::validate_value(v, c).is_ok() {
+                    vars.set(&v.name, c.to_string());
+                    break;
+                }
+            }
+        }
+        let n = self.requests.lock().unwrap().len();
+        let session_id = format!("20261121-0300-{runbook_id}-{n}");
+        let journal = JournalWriter::create(&self.dir.join(format!("{session_id}.jsonl")))
+            .map_err(|e| e.to_string())?;
+        let opts = EngineOptions {
+            operator,
+            environment,
+            session_id,
+            rto_minutes,
+            rpo_minutes,
+            ..EngineOptions::default()
+        };
+        Ok(Opened {
+            engine: Engine::new(rb, vars, opts),
+            journal,
+            executor: Arc::new(FakeExec::default()),
+            files_dir: self.dir.join("out"),
+        })
+    }
+}
+
+fn selected_id(h: &Harness) -> String {
+    h.app
+        .selected_step()
+        .map(|(r, _)| r.id.clone())
+        .unwrap_or_default()
+}
+
+/// Answers the runbook-variables popup (the paths the opener cannot make up) with a UNC path.
+async fn fill_paths(h: &mut Harness) {
+    let n = match h.app.popups.last() {
+        Some(Popup::Variables { names, .. }) => names.len(),
+        _ => return,
+    };
+    for _ in 0..n {
+        h.press("ctrl-u");
+        h.type_text(r"\\backup01\bts\");
+        h.press("tab");
+    }
+    h.press("enter");
+    h.settle().await;
+}
+
+/// The id of the first step of `section` in `runbook`.
+fn first_step(lib: &Library, runbook: &str, section: &str) -> String {
+    let rb = lib.get(runbook).unwrap();
+    let sec = rb.sections.iter().find(|s| s.id == section).unwrap();
+    sec.steps[0].id.clone()
+}
+
+#[tokio::test]
+async fn something_failed_sql_computer_starts_restore_at_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = Library::load(None).unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let opener = FakeOpener {
+        lib: Library::load(None).unwrap(),
+        dir: dir.path().to_path_buf(),
+        requests: Arc::clone(&requests),
+    };
+    let mut h = Harness::with_opener(80, 24, Box::new(opener));
+    h.app.operator = "alice".into();
+    h.app.environments = vec!["prod".into()];
+    h.app.home = Plan::all(&lib)
+        .unwrap()
+        .into_iter()
+        .map(HomeItem::Failure)
+        .collect();
+    h.app.home.push(HomeItem::Start {
+        runbook_id: "restore".into(),
+        title: "Restore BizTalk Server".into(),
+    });
+
+    // "Something failed?" → the SQL Server computer.
+    let sql = h
+        .app
+        .home
+        .iter()
+        .position(|i| {
+            matches!(i, HomeItem::Failure(p)
+                if p.label == "The SQL Server computer (the BizTalk databases) failed")
+        })
+        .expect("the SQL Server computer class is on Home");
+    for _ in 0..sql {
+        h.press("j");
+    }
+    h.press("enter");
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::Plan { part: 0, .. })),
+        "Enter on a failure class shows its plan"
+    );
+    let screen = h.screen();
+    assert!(
+        screen.contains("1. restore — Restore BizTalk Server"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("2. backup — Back up BizTalk Server"),
+        "{screen}"
+    );
+    assert!(screen.contains("Restore your databases"), "{screen}");
+
+    // Enter: the Start popup for `restore`, name and environment filled in; Enter starts.
+    h.press("enter");
+    assert!(matches!(
+        h.app.popups.last(),
+        Some(Popup::Start { target, plan: Some(_), .. }) if target == "restore"
+    ));
+    h.type_text("240");
+    h.press("enter");
+    h.settle().await;
+    assert_eq!(
+        requests.lock().unwrap().last(),
+        Some(&Request::Start {
+            runbook_id: "restore".into(),
+            environment: "prod".into(),
+            operator: "alice".into(),
+            rto_minutes: Some(240),
+            rpo_minutes: None,
+        })
+    );
+    assert_eq!(h.app.screen, Screen::Run);
+    // restore asks for the one value the opener could not make up; the plan's selection
+    // is placed again once the variables decide which steps apply.
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::Variables { names, .. }) if names == &["dr_store"]),
+        "{:?}",
+        h.app.popups
+    );
+    fill_paths(&mut h).await;
+    assert!(h.app.popups.is_empty(), "{:?}", h.app.popups);
+    let run = h.app.run.as_ref().unwrap();
+    assert_eq!(run.runbook.id, "restore");
+    assert_eq!(selected_id(&h), first_step(&lib, "restore", "db"));
+    let screen = h.screen();
+    let plan_line = screen.lines().nth(1).unwrap_or("");
+    assert!(
+        plan_line.starts_with(" Plan 1/2 restore → Restore your databases"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("plan_run_restore_80x24", screen);
+
+    // Home again: the same class now offers the next part, backup, whose first listed
+    // section (`job`) is not the runbook's first (`prep`).
+    h.press("H");
+    assert_eq!(h.app.screen, Screen::Home);
+    h.press("enter");
+    assert!(matches!(
+        h.app.popups.last(),
+        Some(Popup::Plan { part: 1, .. })
+    ));
+    h.press("enter");
+    h.press("enter");
+    h.settle().await;
+    fill_paths(&mut h).await;
+    assert!(h.app.popups.is_empty(), "{:?}", h.app.popups);
+    let run = h.app.run.as_ref().unwrap();
+    assert_eq!(run.runbook.id, "backup");
+    assert_ne!(run.runbook.sections[0].id, "job");
+    assert_eq!(selected_id(&h), first_step(&lib, "backup", "job"));
+    let screen = h.screen();
+    assert!(
+        screen
+            .lines()
+            .nth(1)
+            .unwrap_or("")
+            .starts_with(" Plan 2/2 backup → Configure the Backup BizTalk Server job"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("plan_run_backup_100x30", {
+        h.resize(100, 30);
+        h.screen()
+    });
+
+    // A plain Start from Home carries no plan.
+    h.press("H");
+    h.press("G");
+    h.press("enter");
+    h.press("enter");
+    h.settle().await;
+    fill_paths(&mut h).await;
+    let screen = h.screen();
+    assert!(h.app.plan.is_none(), "{:?}\n{screen}", h.app.popups);
+    assert_eq!(
+        h.screen().lines().nth(1).map(|l| l.contains("Plan ")),
+        Some(false)
+    );
+}
