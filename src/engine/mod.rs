@@ -32,6 +32,9 @@ use crate::runbook::expr::{self, Part};
 use crate::runbook::model::{Escape, Runbook, Step, StepBody};
 use crate::sql::types::{Param, QueryOutput, ResultSet, SqlError, Statement, Value};
 
+/// Rows of a result kept as evidence in the journal (a check's assertions see them all).
+pub const MAX_EVIDENCE_ROWS: usize = 1000;
+
 /// Session settings chosen when it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct EngineOptions {
@@ -1114,6 +1117,18 @@ impl Engine {
         self.live[i].request_id = None;
         self.live[i].progress = None;
         let step = self.step_at(i).clone();
+        // Rows beyond the journal's cap are said in the record's details (the assertions
+        // were evaluated on every row).
+        let total_rows = result
+            .as_ref()
+            .ok()
+            .and_then(|o| o.first())
+            .map_or(0, |s| s.rows.len());
+        let details = if total_rows > MAX_EVIDENCE_ROWS {
+            format!("evidence: the first {MAX_EVIDENCE_ROWS} of {total_rows} rows are journaled")
+        } else {
+            String::new()
+        };
         let ev = match result {
             Ok(output) => match &step.body {
                 StepBody::Check(c) => {
@@ -1183,7 +1198,7 @@ impl Engine {
             }
         };
         let op = self.opts.operator.clone();
-        self.emit(out, now, &op, Some(id), ev, "");
+        self.emit(out, now, &op, Some(id), ev, &details);
         Ok(())
     }
 
@@ -1607,6 +1622,7 @@ impl Engine {
     }
 
     fn redact_set(&self, mut set: ResultSet) -> ResultSet {
+        set.rows.truncate(MAX_EVIDENCE_ROWS);
         for row in &mut set.rows {
             for v in row.iter_mut() {
                 if let Value::Text(s) = v

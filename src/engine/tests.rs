@@ -1414,3 +1414,27 @@ fn debug_output_hides_secrets() {
     let text = format!("{e:?}");
     assert!(text.contains("pwd") && !text.contains(SECRET));
 }
+
+#[test]
+fn journaled_evidence_is_capped_but_assertions_see_every_row() {
+    let mut e = engine();
+    let many: Vec<(String, i64)> = (0..1500).map(|i| (format!("db{i}"), 1)).collect();
+    let data: Vec<(&str, i64)> = many.iter().map(|(n, a)| (n.as_str(), *a)).collect();
+    let fx = run_and_finish(&mut e, "check-jobs", Ok(rows(&data)));
+    let rec = fx
+        .iter()
+        .filter_map(Effect::journal_record)
+        .find(|r| matches!(r.event, Event::StepFinished { .. }))
+        .expect("step finished is journaled");
+    match &rec.event {
+        Event::StepFinished { evidence, .. } => {
+            assert_eq!(
+                evidence.as_ref().map(|s| s.rows.len()),
+                Some(MAX_EVIDENCE_ROWS)
+            );
+        }
+        _ => unreachable!(),
+    }
+    assert!(rec.details.contains("1000 of 1500"), "{}", rec.details);
+    assert_eq!(state(&e, "check-jobs"), &StepState::Passed);
+}
