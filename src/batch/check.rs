@@ -260,7 +260,8 @@ pub async fn check(
         .filter(|s| matches!(s.body, StepBody::Check(_)))
         .collect();
     for id in &opts.only {
-        if !checks.iter().any(|s| &s.id == id) {
+        let builtin = rb.id == "readiness" && id == MASTER_SECRET_CHECK;
+        if !builtin && !checks.iter().any(|s| &s.id == id) {
             let ids: Vec<&str> = checks.iter().map(|s| s.id.as_str()).collect();
             return CheckSummary::setup_error(
                 err,
@@ -540,6 +541,22 @@ pub async fn check(
         summary.results.push(r);
     }
 
+    if rb.id == "readiness"
+        && (opts.only.is_empty() || opts.only.iter().any(|o| o == MASTER_SECRET_CHECK))
+    {
+        let sso = d
+            .engine()
+            .variables()
+            .get("use_sso")
+            .is_none_or(crate::runbook::expr::truthy);
+        summary.results.push(master_secret_recorded(
+            &opts.data_dir,
+            &session_id,
+            sso,
+            opts.target.drill,
+        ));
+    }
+
     // Journal a summary and close the session (unless it stays open for the review).
     let count = |s: CheckStatus| summary.results.iter().filter(|r| r.status == s).count();
     let (pass, fail, error) = (
@@ -775,5 +792,141 @@ mod tests {
         let (s, text) = run(FakeExec::new(|_| Ok(rows(&[1]))), &[("hours", "x")]);
         assert_eq!(s.code, exit::SETUP);
         assert!(text.contains("hours"), "{text}");
+    }
+}
+
+/// Id of the built-in check that the SSO master secret backup is in the change record.
+pub const MASTER_SECRET_CHECK: &str = "changelog.master-secret";
+
+/// The best practices ask to record every change, and the checklists to back up the master
+/// secret: passes when `btsdr changelog` holds a master secret backup (category
+/// `master-secret`, or "master secret" in the text).
+fn master_secret_recorded(
+    data_dir: &std::path::Path,
+    session: &str,
+    sso_in_use: bool,
+    drill: bool,
+) -> CheckResult {
+    let mut r = CheckResult {
+        schema_version: SCHEMA_VERSION,
+        session: session.to_string(),
+        id: MASTER_SECRET_CHECK.into(),
+        title: "The SSO master secret backup is in the change record".into(),
+        runbook: "readiness".into(),
+        server_role: "local".into(),
+        server: crate::journal::Changelog::path(data_dir)
+            .display()
+            .to_string(),
+        status: CheckStatus::Fail,
+        // No query runs: it reads the local change record.
+        duration_ms: None,
+        evidence_line: String::new(),
+        evidence: None,
+        assertions: vec![],
+        error: None,
+        advice: vec![],
+    };
+    if !sso_in_use {
+        r.status = CheckStatus::NotApplicable;
+        r.evidence_line = "Not applicable: Enterprise SSO is not in use (use_sso = false).".into();
+        return r;
+    }
+    if drill {
+        // The change record is the operator's real one; a simulated group has no entry in it.
+        r.status = CheckStatus::NotApplicable;
+        r.evidence_line = "Not applicable in a drill: against a real environment this reads `btsdr changelog` for a master secret backup.".into();
+        return r;
+    }
+    match crate::journal::Changelog::list(data_dir) {
+        Ok(read) => {
+            let found = read.entries.iter().rev().find(|e| {
+                e.category.eq_ignore_ascii_case("master-secret")
+                    || e.what.to_lowercase().contains("master secret")
+            });
+            match found {
+                Some(e) => {
+                    r.status = CheckStatus::Pass;
+                    r.evidence_line = truncate(
+                        &format!(
+                            "#{} {} by {}: {}",
+                            e.seq,
+                            e.time.format("%Y-%m-%d %H:%M"),
+                            e.who,
+                            e.what
+                        ),
+                        240,
+                    );
+                }
+                None => {
+                    r.evidence_line = format!(
+                        "no master secret backup among {} recorded change(s)",
+                        read.entries.len()
+                    );
+                    r.advice.push(
+                        "Back up the master secret on the master secret server (`ssoconfig -backupSecret <file>` as an SSO Administrator), store the file and its password apart, then record it: btsdr changelog add \"Backed up the SSO master secret to <where>\" --category master-secret --who <name>".into(),
+                    );
+                }
+            }
+            if !read.report.is_intact() {
+                r.status = CheckStatus::Fail;
+                r.error = Some(format!("the change record is damaged: {}", read.report));
+                r.advice.push("The change record failed its hash-chain check: find out who changed it (btsdr changelog list).".into());
+            }
+        }
+        Err(e) => {
+            r.status = CheckStatus::Error;
+            r.error = Some(format!("cannot read the change record: {e}"));
+            r.evidence_line = one_line(&format!("cannot read the change record: {e}"));
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod master_secret_tests {
+    use super::*;
+    use crate::journal::{Change, Changelog};
+
+    #[test]
+    fn passes_only_when_the_change_record_holds_a_master_secret_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = master_secret_recorded(dir.path(), "s", true, false);
+        assert_eq!(r.status, CheckStatus::Fail);
+        assert!(
+            r.advice[0].contains("ssoconfig -backupSecret"),
+            "{:?}",
+            r.advice
+        );
+
+        let mut log = Changelog::open(dir.path()).unwrap();
+        let change = |what: &str, category: &str| Change {
+            who: "alice".into(),
+            what: what.into(),
+            category: category.into(),
+            reference: String::new(),
+        };
+        log.add(change("Installed CU6", "hotfix"), chrono::Utc::now())
+            .unwrap();
+        assert_eq!(
+            master_secret_recorded(dir.path(), "s", true, false).status,
+            CheckStatus::Fail
+        );
+        log.add(
+            change("Backed up to \\\\fs01\\sso", "master-secret"),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        let r = master_secret_recorded(dir.path(), "s", true, false);
+        assert_eq!(r.status, CheckStatus::Pass, "{r:?}");
+        assert!(r.evidence_line.contains("alice"));
+
+        assert_eq!(
+            master_secret_recorded(dir.path(), "s", false, false).status,
+            CheckStatus::NotApplicable
+        );
+        assert_eq!(
+            master_secret_recorded(dir.path(), "s", true, true).status,
+            CheckStatus::NotApplicable
+        );
     }
 }
