@@ -217,6 +217,43 @@ impl LiveOpener {
     }
 }
 
+impl LiveOpener {
+    /// Renders a session's HTML report into `<data dir>/reports/` and says where it is (the
+    /// terminal cannot show it).
+    fn write_report(&self, session_id: &str) -> String {
+        let path = match journal::session_path(&self.data_dir, session_id) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let read = match journal::read_records(&path) {
+            Ok(r) => r,
+            Err(e) => return format!("cannot read {}: {e}", path.display()),
+        };
+        let runbook = read.entries.iter().find_map(|r| match &r.event {
+            Event::SessionStarted { runbook_id, .. } => self.library.get(runbook_id),
+            _ => None,
+        });
+        let rep = crate::report::build(
+            &read.entries,
+            runbook.as_deref(),
+            &read.report.to_string(),
+            &read.report.head,
+            read.report.is_intact(),
+        );
+        let dir = self.data_dir.join("reports");
+        let out = dir.join(format!("{session_id}.html"));
+        match std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&out, crate::report::html(&rep)))
+        {
+            Ok(()) => format!(
+                "Report written to {} — open it in a browser to read or print it (`btsdr report {session_id}` prints it as Markdown).",
+                out.display()
+            ),
+            Err(e) => format!("cannot write the report to {}: {e}", out.display()),
+        }
+    }
+}
+
 impl Opener for LiveOpener {
     fn open(&mut self, req: Request) -> Result<Opened, String> {
         match req {
@@ -279,9 +316,7 @@ impl Opener for LiveOpener {
                 let id = open.id.clone();
                 self.resume(&id, None)
             }
-            Request::OpenReport { path } => Err(format!(
-                "reports open outside the terminal: run `btsdr report {path} --format html -o report.html`"
-            )),
+            Request::OpenReport { path } => Err(self.write_report(&path)),
         }
     }
 }
