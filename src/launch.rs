@@ -9,13 +9,17 @@ use chrono::Utc;
 
 use crate::app::Request;
 use crate::app::driver::{Opened, Opener};
-use crate::config::{Config, EnvSecrets, Environment, MapSecrets, SecretSource};
+use crate::config::{Config, EnvSecrets, Environment};
 use crate::engine::{Engine, EngineOptions, Variables};
 use crate::journal::{self, Event, JournalWriter};
 use crate::runbook::library::Library;
 use crate::runbook::model::{Role, Runbook};
 use crate::sim::drill::Drill;
+use crate::sql::deferred::DeferredExecutor;
 use crate::sql::executor::{Executor, TiberiusExecutor};
+
+/// Runbook variable values as `(name, value)`.
+type Vars = Vec<(String, String)>;
 
 /// Environment names of drill sessions: `drill:SCENARIO`.
 pub const DRILL_PREFIX: &str = "drill:";
@@ -28,7 +32,7 @@ pub struct LiveOpener {
     pub config: Config,
     pub data_dir: PathBuf,
     /// Running simulators; dropped (and stopped) with the opener.
-    drills: Vec<Drill>,
+    drills: Arc<std::sync::Mutex<Vec<Drill>>>,
     /// Runbook for drills (`btsdr drill --runbook`).
     pub drill_runbook: String,
     pub dry_run: bool,
@@ -41,7 +45,7 @@ impl LiveOpener {
             library,
             config,
             data_dir,
-            drills: Vec::new(),
+            drills: Arc::default(),
             drill_runbook: DRILL_RUNBOOK.to_string(),
             dry_run: false,
             two_person_rule: false,
@@ -71,24 +75,49 @@ impl LiveOpener {
         })
     }
 
-    fn start_drill(&mut self, scenario: &str) -> Result<usize, String> {
+    /// Starts the simulator for `scenario` in the background and returns an executor that
+    /// queues statements until it listens, plus the scenario's runbook values. The UI is up
+    /// at once; building the scenario's history takes a few hundred milliseconds.
+    fn start_drill(&mut self, scenario: &str) -> Result<(Arc<dyn Executor>, Vars), String> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "internal error: no async runtime".to_string())?;
-        let drill = tokio::task::block_in_place(|| handle.block_on(Drill::start(scenario)))?;
-        self.drills.push(drill);
-        Ok(self.drills.len() - 1)
+        let sc = crate::sim::scenario::Scenario::load(scenario)?;
+        let vars: Vec<(String, String)> = crate::sim::drill::scenario_variables(&sc)
+            .into_iter()
+            .collect();
+        let deferred = DeferredExecutor::new(Role::ALL.to_vec(), "the drill simulator");
+        let ready = deferred.clone();
+        let drills = Arc::clone(&self.drills);
+        handle.spawn(async move {
+            match Drill::start_with(sc, None).await {
+                Ok(drill) => {
+                    let exec = TiberiusExecutor::new(&drill.environment(), &drill.secrets())
+                        .map(|e| Arc::new(e) as Arc<dyn Executor>)
+                        .map_err(|e| e.to_string());
+                    drills
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(drill);
+                    ready.resolve(exec);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the drill simulator did not start");
+                    ready.resolve(Err(format!("the drill simulator did not start: {e}")));
+                }
+            }
+        });
+        Ok((Arc::new(deferred), vars))
     }
 
     fn create(
         &mut self,
         runbook: Arc<Runbook>,
-        env: &Environment,
-        secrets: &dyn SecretSource,
+        env_name: &str,
+        executor: Arc<dyn Executor>,
         mut opts: EngineOptions,
-        extra_vars: &[(String, String)],
+        defaults: &[(String, String)],
+        overrides: &[(String, String)],
     ) -> Result<Opened, String> {
-        let executor: Arc<dyn Executor> =
-            Arc::new(TiberiusExecutor::new(env, secrets).map_err(|e| e.to_string())?);
         let now = Utc::now();
         let (id, writer) =
             journal::create_session(&self.data_dir, now, &runbook.id).map_err(|e| {
@@ -98,17 +127,14 @@ impl LiveOpener {
                 )
             })?;
         opts.session_id = id.clone();
-        opts.environment.clone_from(&env.name);
+        opts.environment = env_name.to_string();
         let mut vars = Variables::from_runbook(&runbook);
-        for role in Role::ALL {
-            if let Some(p) = env.profile(role) {
-                let name = format!("{}_sql_server", role.as_str());
-                if vars.get(&name).is_some_and(str::is_empty) || vars.get(&name).is_none() {
-                    vars.set(&name, p.display_server());
-                }
+        for (k, v) in defaults {
+            if vars.get(k).is_none_or(str::is_empty) {
+                vars.set(k, v.clone());
             }
         }
-        for (k, v) in extra_vars {
+        for (k, v) in overrides {
             vars.set(k, v.clone());
         }
         let engine = Engine::new(runbook, vars, opts);
@@ -178,26 +204,19 @@ impl LiveOpener {
         if let Some(op) = operator {
             opts.operator = op.to_string();
         }
-        let (env, secrets): (Environment, Box<dyn SecretSource>) =
+        let mut vars = Variables::from_runbook(&runbook);
+        let executor: Arc<dyn Executor> =
             if let Some(scenario) = environment.strip_prefix(DRILL_PREFIX).filter(|_| drill) {
-                let i = self.start_drill(scenario)?;
-                let d = &self.drills[i];
-                let mut env = d.environment();
-                env.name = environment.clone();
-                (env, Box::new(d.secrets()))
+                let (exec, drill_vars) = self.start_drill(scenario)?;
+                for (k, v) in drill_vars {
+                    vars.set(&k, v);
+                }
+                exec
             } else {
                 let env = self.environment(&environment)?;
-                let s = EnvSecrets::for_environment(&env);
-                (env, Box::new(s))
+                let secrets = EnvSecrets::for_environment(&env);
+                Arc::new(TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?)
             };
-        let executor: Arc<dyn Executor> =
-            Arc::new(TiberiusExecutor::new(&env, secrets.as_ref()).map_err(|e| e.to_string())?);
-        let mut vars = Variables::from_runbook(&runbook);
-        if drill {
-            for (k, v) in self.drills.last().map(Drill::variables).unwrap_or_default() {
-                vars.set(&k, v);
-            }
-        }
         let engine = Engine::replay(runbook, vars, opts, &read.entries)?;
         let (writer, report) = JournalWriter::open_append(&path)
             .map_err(|e| format!("cannot reopen {}: {e}", path.display()))?;
@@ -276,7 +295,16 @@ impl Opener for LiveOpener {
                     declared_at: Some(Utc::now()),
                     ..EngineOptions::default()
                 };
-                self.create(runbook, &env, &secrets, opts, &[])
+                let executor: Arc<dyn Executor> =
+                    Arc::new(TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?);
+                let servers: Vec<(String, String)> = Role::ALL
+                    .into_iter()
+                    .filter_map(|r| {
+                        env.profile(r)
+                            .map(|p| (format!("{}_sql_server", r.as_str()), p.display_server()))
+                    })
+                    .collect();
+                self.create(runbook, &env.name, executor, opts, &servers, &[])
             }
             Request::Drill {
                 scenario,
@@ -284,12 +312,7 @@ impl Opener for LiveOpener {
                 rto_minutes,
             } => {
                 let runbook = self.runbook(&self.drill_runbook.clone())?;
-                let i = self.start_drill(&scenario)?;
-                let (mut env, secrets, vars) = {
-                    let d = &self.drills[i];
-                    (d.environment(), d.secrets(), d.variables())
-                };
-                env.name = format!("{DRILL_PREFIX}{scenario}");
+                let (executor, vars) = self.start_drill(&scenario)?;
                 let opts = EngineOptions {
                     dry_run: self.dry_run,
                     two_person_rule: self.two_person_rule,
@@ -300,8 +323,8 @@ impl Opener for LiveOpener {
                     declared_at: Some(Utc::now()),
                     ..EngineOptions::default()
                 };
-                let vars: Vec<(String, String)> = vars.into_iter().collect();
-                self.create(runbook, &env, &secrets as &MapSecrets, opts, &vars)
+                let env_name = format!("{DRILL_PREFIX}{scenario}");
+                self.create(runbook, &env_name, executor, opts, &[], &vars)
             }
             Request::Resume { session_id } => self.resume(&session_id, None),
             Request::Recover => {

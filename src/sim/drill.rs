@@ -115,34 +115,7 @@ impl Drill {
 
     /// Runbook variable values that describe this drill's group.
     pub fn variables(&self) -> BTreeMap<String, String> {
-        let g = lock(&self.group);
-        let mut v = BTreeMap::new();
-        let name = |r: super::model::state::InstanceRole| {
-            g.role_instance(r)
-                .map(|i| g.instances[i].server_name.clone())
-                .unwrap_or_default()
-        };
-        v.insert(
-            "source_sql_server".into(),
-            name(super::model::state::InstanceRole::Source),
-        );
-        v.insert(
-            "msgbox_sql_server".into(),
-            name(super::model::state::InstanceRole::Msgbox),
-        );
-        v.insert(
-            "destination_sql_server".into(),
-            name(super::model::state::InstanceRole::Destination),
-        );
-        v.insert("mgmt_db".into(), g.mgmt.db_name.clone());
-        v.insert("backup_path".into(), self.scenario.backup.path.clone());
-        v.insert("mark_name".into(), self.scenario.backup.mark_name.clone());
-        v.insert("dr_store".into(), r"\\FS01\DRStore".into());
-        v.insert(
-            "ls_description".into(),
-            self.scenario.log_shipping.description.clone(),
-        );
-        v
+        scenario_variables(&self.scenario)
     }
 
     /// A ready-to-paste environment block for the config file.
@@ -231,4 +204,27 @@ fn role_of(r: super::model::state::InstanceRole) -> Role {
         super::model::state::InstanceRole::Msgbox => Role::Msgbox,
         super::model::state::InstanceRole::Destination => Role::Destination,
     }
+}
+
+/// Runbook values for a scenario's group (server names, database and backup settings), known
+/// before its history is simulated.
+pub fn scenario_variables(sc: &Scenario) -> BTreeMap<String, String> {
+    let mgmt_db = sc
+        .databases
+        .iter()
+        .find(|d| d.name.to_ascii_lowercase().contains("mgmt"))
+        .map_or("BizTalkMgmtDb".to_string(), |d| d.name.clone());
+    let mut v = BTreeMap::new();
+    v.insert("source_sql_server".into(), sc.servers.source.clone());
+    v.insert("msgbox_sql_server".into(), sc.servers.msgbox.clone());
+    v.insert(
+        "destination_sql_server".into(),
+        sc.servers.destination.clone(),
+    );
+    v.insert("mgmt_db".into(), mgmt_db);
+    v.insert("backup_path".into(), sc.backup.path.clone());
+    v.insert("mark_name".into(), sc.backup.mark_name.clone());
+    v.insert("dr_store".into(), r"\\FS01\DRStore".into());
+    v.insert("ls_description".into(), sc.log_shipping.description.clone());
+    v
 }

@@ -3,6 +3,7 @@
 
 pub mod connect;
 mod convert;
+pub mod deferred;
 pub mod executor;
 pub mod types;
 
