@@ -801,7 +801,7 @@ fn interactive(
         }
         opener.drill_runbook = rb;
     }
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let mut initial = Vec::new();
         let opened = match req {
             Some(r) => match opener.open(r) {
@@ -829,7 +829,11 @@ fn interactive(
                 ExitCode::from(2)
             }
         }
-    })
+    });
+    // The journal is written synchronously; what may still run (a simulator still building
+    // its history, idle connections) must not hold up the exit.
+    rt.shutdown_background();
+    code
 }
 
 /// Home screen entries: unfinished sessions, failure classes, runbooks, drill scenarios,

@@ -33,22 +33,34 @@ impl Library {
                 Err(d) => warnings.extend(d),
             }
         }
-        let raws: Vec<RawRunbook> = user_files
+        // Each file is read once; `uses` resolves against all of them, user files first.
+        let embedded: Vec<(String, &str, Result<RawRunbook, Vec<Diagnostic>>)> =
+            crate::embedded::RUNBOOKS
+                .iter()
+                .map(|(name, text)| {
+                    let origin = format!("embedded:runbooks/{name}");
+                    let raw = loader::read_raw(&origin, text);
+                    (origin, *text, raw)
+                })
+                .collect();
+        let user: Vec<(String, &str, Result<RawRunbook, Vec<Diagnostic>>)> = user_files
             .iter()
-            .map(|(_, t)| t.as_str())
-            .chain(crate::embedded::RUNBOOKS.iter().map(|(_, t)| *t))
-            .filter_map(|t| toml::from_str::<RawRunbook>(t).ok())
+            .map(|(path, text)| {
+                let origin = path.display().to_string();
+                let raw = loader::read_raw(&origin, text);
+                (origin, text.as_str(), raw)
+            })
+            .collect();
+        let raws: Vec<RawRunbook> = user
+            .iter()
+            .chain(embedded.iter())
+            .filter_map(|(_, _, r)| r.as_ref().ok().cloned())
             .collect();
         let resolve = |rb: &str, step: &str| loader::find_raw_step(&raws, rb, step);
         let mut runbooks: Vec<Arc<Runbook>> = Vec::new();
         let mut errors = Vec::new();
-        for (name, text) in crate::embedded::RUNBOOKS {
-            match loader::parse_with(
-                &format!("embedded:runbooks/{name}"),
-                text,
-                Some(&ids),
-                &resolve,
-            ) {
+        for (origin, text, raw) in embedded {
+            match raw.and_then(|raw| loader::validate(&origin, text, raw, Some(&ids), &resolve)) {
                 Ok(rb) => runbooks.push(Arc::new(rb)),
                 Err(d) => errors.extend(d),
             }
@@ -56,19 +68,17 @@ impl Library {
         if !errors.is_empty() {
             return Err(errors);
         }
-        {
-            for (path, text) in &user_files {
-                match loader::parse_with(&path.display().to_string(), text, Some(&ids), &resolve) {
-                    Ok(rb) => {
-                        let rb = Arc::new(rb);
-                        if let Some(slot) = runbooks.iter_mut().find(|r| r.id == rb.id) {
-                            *slot = rb;
-                        } else {
-                            runbooks.push(rb);
-                        }
+        for (origin, text, raw) in user {
+            match raw.and_then(|raw| loader::validate(&origin, text, raw, Some(&ids), &resolve)) {
+                Ok(rb) => {
+                    let rb = Arc::new(rb);
+                    if let Some(slot) = runbooks.iter_mut().find(|r| r.id == rb.id) {
+                        *slot = rb;
+                    } else {
+                        runbooks.push(rb);
                     }
-                    Err(d) => warnings.extend(d),
                 }
+                Err(d) => warnings.extend(d),
             }
         }
         Ok(Library {

@@ -50,22 +50,35 @@ pub fn parse_with(
     rows: Option<&HashSet<String>>,
     resolve: Resolver<'_>,
 ) -> Result<Runbook, Vec<Diagnostic>> {
-    let mut sink = Sink::new(origin, text);
-    let raw = match toml::from_str::<RawRunbook>(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let msg = e.message().trim().replace('\n', " ");
-            let help = if msg.contains("unknown field") {
-                Some("check the spelling against docs/RUNBOOK_FORMAT.md")
-            } else if msg.contains("missing field") {
-                Some("add the field; docs/RUNBOOK_FORMAT.md lists what each part needs")
-            } else {
-                None
-            };
-            sink.at(e.span().unwrap_or(0..0), msg, help);
-            return Err(sink.diags);
-        }
-    };
+    validate(origin, text, read_raw(origin, text)?, rows, resolve)
+}
+
+/// The file's TOML as the raw format, or its syntax/shape diagnostic.
+pub fn read_raw(origin: &str, text: &str) -> Result<RawRunbook, Vec<Diagnostic>> {
+    toml::from_str::<RawRunbook>(text).map_err(|e| {
+        let mut sink = Sink::new(origin, text);
+        let msg = e.message().trim().replace('\n', " ");
+        let help = if msg.contains("unknown field") {
+            Some("check the spelling against docs/RUNBOOK_FORMAT.md")
+        } else if msg.contains("missing field") {
+            Some("add the field; docs/RUNBOOK_FORMAT.md lists what each part needs")
+        } else {
+            None
+        };
+        sink.at(e.span().unwrap_or(0..0), msg, help);
+        sink.diags
+    })
+}
+
+/// Validates a file already read with [`read_raw`] (`text` gives positions and the hash).
+pub fn validate(
+    origin: &str,
+    text: &str,
+    raw: RawRunbook,
+    rows: Option<&HashSet<String>>,
+    resolve: Resolver<'_>,
+) -> Result<Runbook, Vec<Diagnostic>> {
+    let sink = Sink::new(origin, text);
     let mut raw = raw;
     let mut v = Validator { sink, rows };
     v.resolve_uses(&mut raw, resolve);
