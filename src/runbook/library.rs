@@ -34,16 +34,15 @@ impl Library {
             }
         }
         // Each file is read once; `uses` resolves against all of them, user files first.
-        let embedded: Vec<(String, &str, Result<RawRunbook, Vec<Diagnostic>>)> =
-            crate::embedded::RUNBOOKS
-                .iter()
-                .map(|(name, text)| {
-                    let origin = format!("embedded:runbooks/{name}");
-                    let raw = loader::read_raw(&origin, text);
-                    (origin, *text, raw)
-                })
-                .collect();
-        let user: Vec<(String, &str, Result<RawRunbook, Vec<Diagnostic>>)> = user_files
+        let embedded: Vec<ReadFile<'_>> = crate::embedded::RUNBOOKS
+            .iter()
+            .map(|(name, text)| {
+                let origin = format!("embedded:runbooks/{name}");
+                let raw = loader::read_raw(&origin, text);
+                (origin, *text, raw)
+            })
+            .collect();
+        let user: Vec<ReadFile<'_>> = user_files
             .iter()
             .map(|(path, text)| {
                 let origin = path.display().to_string();
@@ -112,6 +111,9 @@ impl Library {
             .collect()
     }
 }
+
+/// A file read as the raw format: origin, text, and the raw runbook or its diagnostics.
+type ReadFile<'a> = (String, &'a str, Result<RawRunbook, Vec<Diagnostic>>);
 
 /// `*.toml` files of a folder, sorted; a missing folder is empty.
 pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
