@@ -128,10 +128,11 @@ impl Executor for DeferredExecutor {
     fn status(&self) -> Vec<(Role, ConnState)> {
         match &*lock(&self.state) {
             State::Ready(e) => e.status(),
+            // Nothing connects until a statement asks (the job then reports Connecting).
             State::Waiting(_) => self
                 .roles
                 .iter()
-                .map(|r| (*r, ConnState::Connecting))
+                .map(|r| (*r, ConnState::Disconnected))
                 .collect(),
             State::Failed(m) => self
                 .roles
@@ -196,7 +197,7 @@ mod tests {
             vec![(2, false)],
             "a queued statement cancels at once"
         );
-        assert_eq!(d.status(), vec![(Role::Source, ConnState::Connecting)]);
+        assert_eq!(d.status(), vec![(Role::Source, ConnState::Disconnected)]);
         d.resolve(Ok(Arc::new(Echo)));
         assert_eq!(finished(&mut rx), vec![(1, true), (3, true)]);
         d.submit(4, stmt(), tx);
