@@ -801,6 +801,20 @@ fn interactive(
         }
         opener.drill_runbook = rb;
     }
+    // Passwords the environment's profiles need and no variable holds are asked for now, on
+    // the plain terminal, before the UI takes it over.
+    if let Some(crate::app::Request::Start { environment, .. }) = &req
+        && let Some(env) = opener.config.environment(environment).cloned()
+    {
+        let known = crate::config::EnvSecrets::for_environment(&env);
+        match crate::config::secrets::prompt_missing(&env, &known) {
+            Ok(p) => opener.prompted = p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let code = rt.block_on(async move {
         let mut initial = Vec::new();
         let opened = match req {

@@ -37,6 +37,8 @@ pub struct LiveOpener {
     pub drill_runbook: String,
     pub dry_run: bool,
     pub two_person_rule: bool,
+    /// Passwords typed at the terminal before the UI started (see `config::secrets`).
+    pub prompted: crate::config::MapSecrets,
 }
 
 impl LiveOpener {
@@ -49,6 +51,7 @@ impl LiveOpener {
             drill_runbook: DRILL_RUNBOOK.to_string(),
             dry_run: false,
             two_person_rule: false,
+            prompted: crate::config::MapSecrets::new(),
         }
     }
 
@@ -214,7 +217,8 @@ impl LiveOpener {
                 exec
             } else {
                 let env = self.environment(&environment)?;
-                let secrets = EnvSecrets::for_environment(&env);
+                let from_env = EnvSecrets::for_environment(&env);
+                let secrets = crate::config::Chain(&from_env, &self.prompted);
                 Arc::new(TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?)
             };
         let engine = Engine::replay(runbook, vars, opts, &read.entries)?;
@@ -295,6 +299,7 @@ impl Opener for LiveOpener {
                     declared_at: Some(Utc::now()),
                     ..EngineOptions::default()
                 };
+                let secrets = crate::config::Chain(&secrets, &self.prompted);
                 let executor: Arc<dyn Executor> =
                     Arc::new(TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?);
                 let servers: Vec<(String, String)> = Role::ALL

@@ -132,8 +132,11 @@ pub async fn target(
                 )
             })?;
             let secrets = EnvSecrets::for_environment(env);
-            let none = crate::config::MapSecrets::new();
-            let t = Target::from_environment(env, &Chain(&secrets, &none))?;
+            // On a terminal, ask for passwords no variable holds; in cron, say which is missing.
+            let typed = tokio::task::block_in_place(|| {
+                crate::config::secrets::prompt_missing(env, &secrets)
+            })?;
+            let t = Target::from_environment(env, &Chain(&secrets, &typed))?;
             Ok((t, None))
         }
         (None, None) => Err("say where to run: --env NAME or --drill SCENARIO".into()),
@@ -152,7 +155,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 pub fn check_main(args: CheckArgs, config: Option<&Path>) -> u8 {
     let mut err = std::io::stderr();
     let fail = |err: &mut std::io::Stderr, m: String| {
-        let _ = writeln!(err, "error: {m}");
+        // Diagnostics that carry a position already say `error:`.
+        if m.contains(": error: ") {
+            let _ = writeln!(err, "{m}");
+        } else {
+            let _ = writeln!(err, "error: {m}");
+        }
         exit::SETUP
     };
     let inp = match inputs(&args.runbook, args.answers.as_deref(), &args.set) {
@@ -202,7 +210,12 @@ pub fn run_main(
 ) -> u8 {
     let mut err = std::io::stderr();
     let fail = |err: &mut std::io::Stderr, m: String| {
-        let _ = writeln!(err, "error: {m}");
+        // Diagnostics that carry a position already say `error:`.
+        if m.contains(": error: ") {
+            let _ = writeln!(err, "{m}");
+        } else {
+            let _ = writeln!(err, "error: {m}");
+        }
         exit::SETUP
     };
     let inp = match inputs(runbook, args.answers.as_deref(), &args.set) {

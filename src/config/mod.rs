@@ -284,7 +284,7 @@ impl Config {
     /// `<config dir>/btsdr/config.toml` (e.g. `~/.config/btsdr/config.toml`,
     /// `%APPDATA%\btsdr\config\config.toml`).
     pub fn default_path() -> Option<PathBuf> {
-        directories::ProjectDirs::from("", "", "btsdr").map(|d| d.config_dir().join("config.toml"))
+        Some(crate::paths::config_dir().join("config.toml"))
     }
 
     /// Loads `explicit` (`--config FILE`, which must exist) or the default file (a missing
@@ -536,7 +536,7 @@ impl Validator<'_, '_> {
                 pw.span(),
                 format!("`password` is not allowed in the config file ({what})"),
                 "passwords are never stored in the file: put the password in an environment \
-                 variable and name it with `password_env = \"VAR\"`, or leave both out to be asked",
+                 variable and name it with `password_env = \"VAR\"`",
             );
         }
 
