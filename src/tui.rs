@@ -173,6 +173,11 @@ pub async fn run(
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
     let mut batch: Vec<Msg> = Vec::with_capacity(128);
+    // Apply what is already queued (an opened session) before the first frame, so it shows
+    // the run screen rather than a Home frame that the frame budget then holds for 16 ms.
+    while let Ok(m) = rx.try_recv() {
+        batch.push(m);
+    }
     let mut quit = false;
     // Benchmark hook (docs/PERFORMANCE.md): leave right after the first run-screen frame.
     let exit_after_first_frame = std::env::var_os("BTSDR_EXIT_AFTER_FIRST_FRAME").is_some();
