@@ -240,3 +240,27 @@ async fn dry_run_sends_nothing() {
     assert!(screen.contains("DRY-RUN"), "{screen}");
     assert!(screen.contains("[DRY ]"), "{screen}");
 }
+
+/// A manual step that asks for evidence keeps its form open (and the typed note) until the
+/// evidence is given, instead of closing and losing the note to a refused confirmation.
+#[tokio::test]
+async fn manual_step_asks_for_its_evidence_in_the_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = demo_harness(80, 24, dir.path(), Arc::new(demo_exec()));
+    h.settle().await;
+    h.press("j");
+    h.press("c");
+    h.type_text("stopped the hosts");
+    h.press("enter");
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::ManualConfirm { .. })),
+        "the form stays open"
+    );
+    let s = h.screen();
+    assert!(s.contains("required"), "{s}");
+    assert!(s.contains("stopped the hosts"), "the note is kept:\n{s}");
+    assert_eq!(mark(&h, "prep.stop-hosts"), StepMark::Pending);
+    h.type_text("Get-Service output saved to CHG-7");
+    h.press("enter");
+    assert_eq!(mark(&h, "prep.stop-hosts"), StepMark::Done);
+}

@@ -648,9 +648,16 @@ pub(crate) fn push_manual(app: &mut App, step: String) {
             _ => None,
         })
         .unwrap_or_default();
+    // The engine refuses a confirmation without evidence when the step asks for some: say
+    // so in the form, where the typed note is kept, not after the popup has closed.
+    let evidence_check = if evidence_help.trim().is_empty() {
+        Check::Any
+    } else {
+        Check::Required
+    };
     let form = Form::new(vec![
         Field::new("Note (what you did, anything unusual)", Check::Required).long(),
-        Field::new("Evidence (output, ticket, file path)", Check::Any)
+        Field::new("Evidence (output, ticket, file path)", evidence_check)
             .help(evidence_help)
             .long(),
     ]);
