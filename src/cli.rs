@@ -150,22 +150,7 @@ pub struct SessionArgs {
     pub two_person: bool,
 }
 
-/// The operator name from the flag, `$BTSDR_OPERATOR` or the OS user.
-pub fn operator_name(flag: Option<&str>) -> String {
-    let env = |k: &str| std::env::var(k).ok();
-    [
-        flag.map(str::to_string),
-        env("BTSDR_OPERATOR"),
-        env("USER"),
-        env("LOGNAME"),
-        env("USERNAME"),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|s| s.trim().to_string())
-    .find(|s| !s.is_empty())
-    .unwrap_or_else(|| "operator".to_string())
-}
+pub use crate::config::operator_name;
 
 #[derive(Debug, Subcommand)]
 pub enum JournalCmd {
@@ -584,33 +569,20 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
             return ExitCode::from(2);
         }
     };
-    let read = match crate::journal::read_records(&path) {
+    let lib = Library::load(Some(&paths::user_runbooks_dir())).ok();
+    let (rep, verified) = match crate::report::from_journal(&path, lib.as_ref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
-    if !read.report.is_intact() {
+    if !verified.is_intact() {
         eprintln!(
-            "warning: {}: {} — the report covers only the records before the damage",
-            path.display(),
-            read.report
+            "warning: {}: {verified} — the report covers only the records before the damage",
+            path.display()
         );
     }
-    let runbook_id = read.entries.iter().find_map(|r| match &r.event {
-        crate::journal::Event::SessionStarted { runbook_id, .. } => Some(runbook_id.clone()),
-        _ => None,
-    });
-    let lib = Library::load(Some(&paths::user_runbooks_dir())).ok();
-    let rb = runbook_id.and_then(|id| lib.as_ref().and_then(|l| l.get(&id)));
-    let rep = crate::report::build(
-        &read.entries,
-        rb.as_deref(),
-        &read.report.to_string(),
-        &read.report.head,
-        read.report.is_intact(),
-    );
     let text = crate::report::render(&rep, fmt);
     match output {
         Some(out) => match std::fs::write(out, text) {

@@ -248,21 +248,10 @@ impl LiveOpener {
             Ok(p) => p,
             Err(e) => return e,
         };
-        let read = match journal::read_records(&path) {
-            Ok(r) => r,
+        let rep = match crate::report::from_journal(&path, Some(&self.library)) {
+            Ok((rep, _)) => rep,
             Err(e) => return format!("cannot read {}: {e}", path.display()),
         };
-        let runbook = read.entries.iter().find_map(|r| match &r.event {
-            Event::SessionStarted { runbook_id, .. } => self.library.get(runbook_id),
-            _ => None,
-        });
-        let rep = crate::report::build(
-            &read.entries,
-            runbook.as_deref(),
-            &read.report.to_string(),
-            &read.report.head,
-            read.report.is_intact(),
-        );
         let dir = self.data_dir.join("reports");
         let out = dir.join(format!("{session_id}.html"));
         match std::fs::create_dir_all(&dir)

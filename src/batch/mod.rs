@@ -129,15 +129,7 @@ impl Target {
     }
 }
 
-/// Who runs the batch: `--operator`, else `$BTSDR_OPERATOR`, else the OS user.
-pub fn operator_name(flag: Option<&str>) -> String {
-    let pick = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    pick(flag.map(str::to_string))
-        .or_else(|| pick(std::env::var("BTSDR_OPERATOR").ok()))
-        .or_else(|| pick(std::env::var("USER").ok()))
-        .or_else(|| pick(std::env::var("USERNAME").ok()))
-        .unwrap_or_else(|| "unknown operator".to_string())
-}
+pub use crate::config::operator_name;
 
 /// SQL Server error numbers that mean "this login may not do that".
 pub const PERMISSION_ERRORS: [u32; 5] = [229, 230, 300, 15247, 916];

@@ -914,6 +914,23 @@ fn ado_trusts_cert(cs: &str) -> bool {
     })
 }
 
+/// The operator name from the flag, `$BTSDR_OPERATOR` or the OS user.
+pub fn operator_name(flag: Option<&str>) -> String {
+    let env = |k: &str| std::env::var(k).ok();
+    [
+        flag.map(str::to_string),
+        env("BTSDR_OPERATOR"),
+        env("USER"),
+        env("LOGNAME"),
+        env("USERNAME"),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| s.trim().to_string())
+    .find(|s| !s.is_empty())
+    .unwrap_or_else(|| "operator".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,30 @@ impl Format {
     }
 }
 
+/// Reads and verifies a session journal and builds its report, with the runbook from
+/// `library` when it has it (titles, sections, order). The verification says whether the
+/// report covers the whole journal.
+pub fn from_journal(
+    path: &std::path::Path,
+    library: Option<&crate::runbook::library::Library>,
+) -> std::io::Result<(Report, crate::journal::VerifyReport)> {
+    let read = crate::journal::read_records(path)?;
+    let runbook = read.entries.iter().find_map(|r| match &r.event {
+        crate::journal::Event::SessionStarted { runbook_id, .. } => {
+            library.and_then(|l| l.get(runbook_id))
+        }
+        _ => None,
+    });
+    let report = build(
+        &read.entries,
+        runbook.as_deref(),
+        &read.report.to_string(),
+        &read.report.head,
+        read.report.is_intact(),
+    );
+    Ok((report, read.report))
+}
+
 pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Markdown => markdown(report),

@@ -7,9 +7,9 @@ use super::exec::{Ctx, ErrMsg, Fail, R};
 use super::media::{biztalk_file, write_backup};
 use super::procs::Args;
 use super::state::{Group, HistoryRow, LogMark, MarkRow};
-use super::value::{dt, int, text};
+use super::value::text;
 use crate::sim::backend::Reply;
-use crate::sql::types::{Column, ResultSet, Value};
+use crate::sql::types::{Column, ResultSet};
 
 pub fn set_compression(ctx: &mut Ctx, a: &Args) -> R<()> {
     ctx.g.mgmt.use_compression = a.flag("bCompression");
@@ -361,20 +361,7 @@ pub fn get_backup_history(ctx: &mut Ctx, a: &Args) -> R<()> {
         .history
         .iter()
         .filter(|h| h.backup_set_id > after)
-        .map(|h| {
-            vec![
-                int(h.backup_id),
-                int(h.backup_set_id),
-                text(&h.mark_name),
-                text(&h.database_name),
-                text(&h.server_name),
-                text(&h.file_name),
-                text(&h.file_location),
-                text(&h.backup_type),
-                dt(h.at),
-                Value::Bool(h.set_complete),
-            ]
-        })
+        .map(|h| h.values())
         .collect();
     let cols = [
         "BackupId",

@@ -394,6 +394,25 @@ pub struct HistoryRow {
     pub set_complete: bool,
 }
 
+impl HistoryRow {
+    /// The row's values in `adm_BackupHistory` column order.
+    pub fn values(&self) -> Vec<crate::sql::types::Value> {
+        use super::value::{dt, int, text};
+        vec![
+            int(self.backup_id),
+            int(self.backup_set_id),
+            text(&self.mark_name),
+            text(&self.database_name),
+            text(&self.server_name),
+            text(&self.file_name),
+            text(&self.file_location),
+            text(&self.backup_type),
+            dt(self.at),
+            crate::sql::types::Value::Bool(self.set_complete),
+        ]
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OtherBackupDb {
     pub default_name: String,

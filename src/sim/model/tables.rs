@@ -792,23 +792,7 @@ fn mgmt_table(ctx: &Ctx, obj: &str) -> Option<Table> {
                 ("BackupDateTime", "datetime"),
                 ("SetComplete", "bit"),
             ],
-            mg.history
-                .iter()
-                .map(|h| {
-                    vec![
-                        int(h.backup_id),
-                        int(h.backup_set_id),
-                        text(&h.mark_name),
-                        text(&h.database_name),
-                        text(&h.server_name),
-                        text(&h.file_name),
-                        text(&h.file_location),
-                        text(&h.backup_type),
-                        dt(h.at),
-                        bit(h.set_complete),
-                    ]
-                })
-                .collect(),
+            mg.history.iter().map(|h| h.values()).collect(),
         ),
         "admv_backupdatabases" => t(
             &[("ServerName", "nvarchar"), ("DatabaseName", "nvarchar")],
@@ -963,21 +947,9 @@ fn master_table(ctx: &Ctx, obj: &str) -> Option<Table> {
             ls.history
                 .iter()
                 .map(|r| {
-                    let h = &r.h;
-                    vec![
-                        int(h.backup_id),
-                        int(h.backup_set_id),
-                        text(&h.mark_name),
-                        text(&h.database_name),
-                        text(&h.server_name),
-                        text(&h.file_name),
-                        text(&h.file_location),
-                        text(&h.backup_type),
-                        dt(h.at),
-                        bit(h.set_complete),
-                        bit(r.restored),
-                        r.restored_at.map_or(Value::Null, dt),
-                    ]
+                    let mut v = r.h.values();
+                    v.extend([bit(r.restored), r.restored_at.map_or(Value::Null, dt)]);
+                    v
                 })
                 .collect(),
         ),
