@@ -37,8 +37,10 @@ pub mod exit {
     pub const NEEDS_OPERATOR: u8 = 3;
 }
 
-/// Connections per server role: independent checks on one server run side by side.
-pub const LANES: usize = 8;
+/// Connections per server role, at most: independent checks on one server run side by side,
+/// each on its own connection (readiness has 11 checks on the source server). Extra connections
+/// open only when statements overlap.
+pub const LANES: usize = 16;
 
 /// Where statements go: an executor plus what to call things in output and the journal.
 pub struct Target {

@@ -13,6 +13,7 @@ use super::value::{as_dt, as_i64, as_text, compare, dt, infer_type, like, truth}
 use super::{media, procs};
 use crate::sim::backend::Reply;
 use crate::sql::types::{Column, ResultSet, Value};
+use std::sync::Arc;
 
 /// One SQL Server error message.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,12 +157,18 @@ impl<'s> Scope<'s> {
     };
 
     fn lookup(&self, parts: &[String]) -> Option<Value> {
+        self.lookup_ref(parts).cloned()
+    }
+
+    /// The value a column name refers to, without copying it.
+    fn lookup_ref(&self, parts: &[String]) -> Option<&'s Value> {
+        static NULL: Value = Value::Null;
         let name = parts.last()?;
         if parts.len() == 1
             && let Some((names, vals)) = self.out
             && let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(name))
         {
-            return vals.get(i).cloned();
+            return vals.get(i);
         }
         let qual = if parts.len() >= 2 {
             Some(&parts[parts.len() - 2])
@@ -172,8 +179,8 @@ impl<'s> Scope<'s> {
             c.eq_ignore_ascii_case(name) && qual.is_none_or(|qq| q.eq_ignore_ascii_case(qq))
         });
         match found {
-            Some(i) => self.vals.get(i).cloned().or(Some(Value::Null)),
-            None => self.parent.and_then(|p| p.lookup(parts)),
+            Some(i) => Some(self.vals.get(i).unwrap_or(&NULL)),
+            None => self.parent.and_then(|p| p.lookup_ref(parts)),
         }
     }
 }
@@ -456,7 +463,7 @@ impl<'g> Ctx<'g> {
 
     // ---- tables --------------------------------------------------------------------------
 
-    fn table(&mut self, tr: &TableRef, parent: Option<&Scope>) -> R<(String, Table)> {
+    fn table(&mut self, tr: &TableRef, parent: Option<&Scope>) -> R<(String, Arc<Table>)> {
         match tr {
             TableRef::Named { parts, alias } => {
                 if parts.len() == 1
@@ -468,15 +475,15 @@ impl<'g> Ctx<'g> {
                         .find(|(n, _)| n.eq_ignore_ascii_case(&parts[0]))
                         .cloned()
                 {
-                    let t = self.select(&q, parent)?;
+                    let t = Arc::new(self.select(&q, parent)?);
                     return Ok((alias.clone().unwrap_or_else(|| parts[0].clone()), t));
                 }
                 let key = parts.join(".").to_ascii_lowercase();
                 let t = match self.b.tcache.get(&key) {
-                    Some(t) => (**t).clone(),
+                    Some(t) => Arc::clone(t),
                     None => {
-                        let t = tables::resolve(self, parts)?;
-                        self.b.tcache.insert(key, std::sync::Arc::new(t.clone()));
+                        let t = Arc::new(tables::resolve(self, parts)?);
+                        self.b.tcache.insert(key, Arc::clone(&t));
                         t
                     }
                 };
@@ -486,7 +493,7 @@ impl<'g> Ctx<'g> {
                 Ok((q, t))
             }
             TableRef::Derived { select, alias } => {
-                Ok((alias.clone(), self.select(select, parent)?))
+                Ok((alias.clone(), Arc::new(self.select(select, parent)?)))
             }
             TableRef::Var { name, alias } => {
                 let t = self
@@ -508,7 +515,10 @@ impl<'g> Ctx<'g> {
                         .collect(),
                     ..t
                 };
-                Ok((alias.clone().unwrap_or_else(|| format!("@{name}")), t))
+                Ok((
+                    alias.clone().unwrap_or_else(|| format!("@{name}")),
+                    Arc::new(t),
+                ))
             }
         }
     }
@@ -571,50 +581,99 @@ impl<'g> Ctx<'g> {
     }
 
     fn select_core(&mut self, sel: &Select, parent: Option<&Scope>) -> R<Table> {
-        // FROM: nested-loop joins.
+        // FROM: nested-loop joins. A row is copied only once it is kept; a query over one
+        // table applies its WHERE before copying (the common case: filter a big catalog view).
         let mut cols: Vec<(String, String)> = Vec::new();
         let mut types: Vec<String> = Vec::new();
         let mut rows: Vec<Vec<Value>> = vec![Vec::new()];
+        let single = sel.from.len() == 1;
+        let mut filtered = false;
+        let mut scratch: Vec<Value> = Vec::new();
         for (kind, tr, on) in &sel.from {
             let (q, t) = self.table(tr, parent)?;
             let mut new_cols = cols.clone();
             new_cols.extend(t.cols.iter().map(|(c, _)| (q.clone(), c.clone())));
             let mut new_rows = Vec::new();
+            let index = on.as_ref().and_then(|c| EquiIndex::build(c, &q, &t));
+            let all: Vec<usize> = if index.is_some() {
+                Vec::new()
+            } else {
+                (0..t.rows.len()).collect()
+            };
             for l in &rows {
                 let mut matched = false;
-                for r in &t.rows {
-                    let mut row = l.clone();
-                    row.extend(r.iter().cloned());
+                let lsc = Scope {
+                    cols: &cols,
+                    vals: l,
+                    group: None,
+                    out: None,
+                    parent,
+                };
+                let candidates: &[usize] = match &index {
+                    Some(ix) => match ix.candidates(&lsc) {
+                        Some(c) => c,
+                        None => &ix.all,
+                    },
+                    None => &all,
+                };
+                for r in candidates.iter().map(|i| &t.rows[*i]) {
+                    // The combined row: `r` itself while nothing is on the left.
+                    let combined: &[Value] = if l.is_empty() {
+                        r
+                    } else {
+                        scratch.clear();
+                        scratch.extend_from_slice(l);
+                        scratch.extend_from_slice(r);
+                        &scratch
+                    };
+                    let sc = Scope {
+                        cols: &new_cols,
+                        vals: combined,
+                        group: None,
+                        out: None,
+                        parent,
+                    };
                     let keep = match on {
-                        Some(cond) => {
-                            let sc = Scope {
-                                cols: &new_cols,
-                                vals: &row,
-                                group: None,
-                                out: None,
-                                parent,
-                            };
-                            truth(&self.eval(cond, &sc)?) == Some(true)
-                        }
+                        Some(cond) => truth(&self.eval(cond, &sc)?) == Some(true),
                         None => true,
                     };
-                    if keep {
-                        matched = true;
-                        new_rows.push(row);
+                    if !keep {
+                        continue;
                     }
+                    matched = true;
+                    if single
+                        && let Some(w) = &sel.where_
+                        && truth(&self.eval(w, &sc)?) != Some(true)
+                    {
+                        continue;
+                    }
+                    new_rows.push(combined.to_vec());
                 }
                 if !matched && *kind == JoinKind::Left {
                     let mut row = l.clone();
                     row.extend(std::iter::repeat_n(Value::Null, t.cols.len()));
+                    if single && let Some(w) = &sel.where_ {
+                        let sc = Scope {
+                            cols: &new_cols,
+                            vals: &row,
+                            group: None,
+                            out: None,
+                            parent,
+                        };
+                        if truth(&self.eval(w, &sc)?) != Some(true) {
+                            continue;
+                        }
+                    }
                     new_rows.push(row);
                 }
             }
+            filtered = single;
             types.extend(t.cols.iter().map(|(_, ty)| ty.clone()));
             cols = new_cols;
             rows = new_rows;
         }
-        // WHERE
-        if let Some(w) = &sel.where_ {
+        // WHERE (unless applied during the scan above)
+        if let Some(w) = sel.where_.as_ref().filter(|_| !filtered) {
             let mut kept = Vec::new();
             for r in rows {
                 let sc = Scope {
@@ -941,6 +1000,19 @@ impl<'g> Ctx<'g> {
 
     // ---- expressions ---------------------------------------------------------------------
 
+    /// An operand of a comparison: columns and literals are borrowed, not copied.
+    fn operand<'a>(&mut self, e: &'a Expr, sc: &Scope<'a>) -> R<std::borrow::Cow<'a, Value>> {
+        use std::borrow::Cow;
+        Ok(match e {
+            Expr::Lit(v) => Cow::Borrowed(v),
+            Expr::Col(parts) => match sc.lookup_ref(parts) {
+                Some(v) => Cow::Borrowed(v),
+                None => Cow::Owned(self.eval(e, sc)?),
+            },
+            _ => Cow::Owned(self.eval(e, sc)?),
+        })
+    }
+
     pub fn eval(&mut self, e: &Expr, sc: &Scope) -> R<Value> {
         Ok(match e {
             Expr::Lit(v) => v.clone(),
@@ -993,8 +1065,8 @@ impl<'g> Ctx<'g> {
                     }
                     _ => {}
                 }
-                let x = self.eval(a, sc)?;
-                let y = self.eval(b, sc)?;
+                let x = self.operand(a, sc)?;
+                let y = self.operand(b, sc)?;
                 match op {
                     BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                         match compare(&x, &y) {
@@ -1531,6 +1603,100 @@ impl<'g> Ctx<'g> {
             _ => Value::Null,
         }
     }
+}
+
+/// An index of a joined table on the text columns an `ON a.x = b.y AND ...` condition
+/// compares with the rows to its left. It only narrows the rows the full condition is then
+/// evaluated on, so it never changes a result; other conditions scan every row.
+struct EquiIndex<'e> {
+    /// Column references to the left of the join, in key order.
+    left: Vec<&'e [String]>,
+    map: HashMap<String, Vec<usize>>,
+    all: Vec<usize>,
+}
+
+impl<'e> EquiIndex<'e> {
+    fn build(on: &'e Expr, q: &str, t: &Table) -> Option<EquiIndex<'e>> {
+        if t.rows.len() < 16 {
+            return None;
+        }
+        let mut pairs: Vec<(usize, &'e [String])> = Vec::new();
+        fn walk<'e>(e: &'e Expr, q: &str, t: &Table, pairs: &mut Vec<(usize, &'e [String])>) {
+            match e {
+                Expr::Bin(BinOp::And, a, b) => {
+                    walk(a, q, t, pairs);
+                    walk(b, q, t, pairs);
+                }
+                Expr::Bin(BinOp::Eq, a, b) => {
+                    if let (Expr::Col(x), Expr::Col(y)) = (&**a, &**b) {
+                        let here = |c: &[String]| -> Option<usize> {
+                            let [qual, name] = c else { return None };
+                            if !qual.eq_ignore_ascii_case(q) {
+                                return None;
+                            }
+                            t.cols
+                                .iter()
+                                .position(|(n, _)| n.eq_ignore_ascii_case(name))
+                        };
+                        let other = |c: &[String]| c.len() == 2 && !c[0].eq_ignore_ascii_case(q);
+                        if let Some(i) = here(x).filter(|_| other(y)) {
+                            pairs.push((i, y));
+                        } else if let Some(i) = here(y).filter(|_| other(x)) {
+                            pairs.push((i, x));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        walk(on, q, t, &mut pairs);
+        if pairs.is_empty() {
+            return None;
+        }
+        let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+        for (n, r) in t.rows.iter().enumerate() {
+            let mut key = String::new();
+            for (i, _) in &pairs {
+                match r.get(*i) {
+                    Some(Value::Text(s)) => key_part(&mut key, s),
+                    // NULL never equals anything: the row cannot match.
+                    Some(Value::Null) | None => {
+                        key.clear();
+                        break;
+                    }
+                    // Not text: compare() may convert; fall back to scanning.
+                    Some(_) => return None,
+                }
+            }
+            if !key.is_empty() {
+                map.entry(key).or_default().push(n);
+            }
+        }
+        Some(EquiIndex {
+            left: pairs.into_iter().map(|(_, l)| l).collect(),
+            map,
+            all: (0..t.rows.len()).collect(),
+        })
+    }
+
+    /// The rows that can match the left row in `sc`; `None` when its keys are not all text.
+    fn candidates(&self, sc: &Scope) -> Option<&[usize]> {
+        let mut key = String::new();
+        for l in &self.left {
+            match sc.lookup_ref(l) {
+                Some(Value::Text(s)) => key_part(&mut key, s),
+                Some(Value::Null) => return Some(&[]),
+                _ => return None,
+            }
+        }
+        Some(self.map.get(&key).map_or(&[][..], Vec::as_slice))
+    }
+}
+
+/// Appends a key part the way the default collation compares text.
+fn key_part(key: &mut String, s: &str) {
+    key.extend(s.trim_end().chars().flat_map(char::to_lowercase));
+    key.push('\u{1f}');
 }
 
 fn keys_equal(a: &[Value], b: &[Value]) -> bool {

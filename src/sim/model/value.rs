@@ -8,8 +8,20 @@ use crate::sql::types::Value;
 
 pub const DT_FMT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 
+/// A datetime in [`DT_FMT`] (written by hand: chrono's formatter is slow for the
+/// thousands of history rows a query materialises).
 pub fn dt(t: NaiveDateTime) -> Value {
-    Value::DateTime(t.format(DT_FMT).to_string())
+    use chrono::{Datelike, Timelike};
+    Value::DateTime(format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() / 1_000_000 % 1000
+    ))
 }
 
 pub fn text(s: impl Into<String>) -> Value {
@@ -88,19 +100,49 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     {
         return x.partial_cmp(&y);
     }
+    if let (Value::DateTime(x), Value::DateTime(y)) = (a, b)
+        && canonical_dt(x)
+        && canonical_dt(y)
+    {
+        // Same fixed-width layout: text order is time order.
+        return Some(x.as_str().cmp(y.as_str()));
+    }
     if (matches!(a, Value::DateTime(_)) || matches!(b, Value::DateTime(_)))
         && let (Some(x), Some(y)) = (as_dt(a), as_dt(b))
     {
         return Some(x.cmp(&y));
     }
-    let x = a.to_string();
-    let y = b.to_string();
-    // Trailing spaces are ignored in SQL Server string comparison.
-    Some(
-        x.trim_end()
-            .to_lowercase()
-            .cmp(&y.trim_end().to_lowercase()),
-    )
+    Some(match (str_of(a), str_of(b)) {
+        (Some(x), Some(y)) => ci_cmp(x, y),
+        _ => ci_cmp(&a.to_string(), &b.to_string()),
+    })
+}
+
+fn str_of(v: &Value) -> Option<&str> {
+    match v {
+        Value::Text(s) | Value::Decimal(s) | Value::DateTime(s) | Value::Guid(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// `yyyy-mm-dd hh:mm:ss.fff`, as the simulator writes every datetime.
+fn canonical_dt(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 23 && b[4] == b'-' && b[7] == b'-' && b[10] == b' ' && b[13] == b':' && b[19] == b'.'
+}
+
+/// Case-insensitive order, trailing spaces ignored (SQL Server's default collation).
+fn ci_cmp(x: &str, y: &str) -> Ordering {
+    let (x, y) = (x.trim_end(), y.trim_end());
+    if x.is_ascii() && y.is_ascii() {
+        x.bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(y.bytes().map(|c| c.to_ascii_lowercase()))
+    } else {
+        x.chars()
+            .flat_map(char::to_lowercase)
+            .cmp(y.chars().flat_map(char::to_lowercase))
+    }
 }
 
 pub fn truth(v: &Value) -> Option<bool> {
@@ -198,6 +240,18 @@ pub fn infer_type(values: &[&Value]) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dt_matches_the_chrono_format() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 3, 4)
+            .and_then(|d| d.and_hms_milli_opt(5, 6, 7, 89))
+            .expect("valid");
+        assert_eq!(
+            super::dt(t),
+            crate::sql::types::Value::DateTime(t.format(super::DT_FMT).to_string())
+        );
+        assert_eq!(super::dt(t).to_string(), "2026-03-04 05:06:07.089");
+    }
+
     use super::*;
 
     #[test]
