@@ -100,7 +100,7 @@ fn answer(step: &str) -> QueryOutput {
                 type_name: "nvarchar".into(),
             })
             .collect(),
-        rows,
+        rows: rows.into(),
     };
     match step {
         "check-jobs" => QueryOutput {

@@ -143,7 +143,8 @@ fn records() -> Vec<Record> {
                             Value::Text("BTS_2026_11_21_01_45_00_017".into()),
                             Value::DateTime("2026-11-21 01:45:00.017".into()),
                         ],
-                    ],
+                    ]
+                    .into(),
                 }),
                 assertions: vec![AssertOutcome {
                     source: "each: stop_at_mark_name == 'x'".into(),

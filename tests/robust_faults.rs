@@ -55,7 +55,7 @@ fn one(name: &str, v: i64) -> Reply {
             name: name.into(),
             type_name: "int".into(),
         }],
-        rows: vec![vec![Value::Int(v)]],
+        rows: vec![vec![Value::Int(v)]].into(),
     })
 }
 

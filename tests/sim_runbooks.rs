@@ -340,7 +340,7 @@ async fn drop_during_restore_surfaces_as_a_dropped_connection() {
         state
             .first()
             .and_then(|s| s.get(0, "state_desc"))
-            .map(ToString::to_string)
+            .map(|v| v.to_string())
             .as_deref(),
         Some("RESTORING")
     );

@@ -11,7 +11,9 @@ use btsdr::runbook::model::Role;
 use btsdr::sim::backend::{Backend, Reply, ReplyFuture, Request, Session};
 use btsdr::sim::tds::TdsServer;
 use btsdr::sql::executor::statement_text;
-use btsdr::sql::types::{Column, Param, QueryOutput, ResultSet, SqlError, Statement, Value};
+use btsdr::sql::types::{
+    Column, Param, QueryOutput, ResultSet, SqlError, Statement, Value, ValueRef,
+};
 use btsdr::sql::{ConnState, ExecEvent, Executor, TiberiusExecutor, run_once};
 use tokio::sync::mpsc;
 
@@ -35,7 +37,7 @@ fn rows(cols: &[(&str, &str)], rows: Vec<Vec<Value>>) -> Reply {
                 type_name: t.to_string(),
             })
             .collect(),
-        rows,
+        rows: rows.into(),
     })
 }
 
@@ -294,7 +296,7 @@ async fn typed_values_arrive_as_values() {
         ]
     );
     assert_eq!(
-        set.rows[0],
+        set.rows.first().expect("a row").to_vec(),
         vec![
             Value::Int(-42),
             Value::Int(9_000_000_000),
@@ -321,7 +323,7 @@ async fn every_result_set_is_collected() {
         out.sets[0].rows,
         vec![vec![Value::Int(1)], vec![Value::Int(2)]]
     );
-    assert_eq!(out.sets[1].get(0, "b"), Some(&Value::Text("x".into())));
+    assert_eq!(out.sets[1].get(0, "b"), Some(ValueRef::Text("x")));
     f.server.shutdown().await;
 }
 
@@ -357,8 +359,9 @@ async fn hostile_parameters_arrive_unchanged() {
     let sent: Vec<Option<Param>> = req.params.iter().map(|(_, v)| v.clone()).collect();
     let want: Vec<Option<Param>> = hostile.iter().map(|(_, p)| Some(p.clone())).collect();
     assert_eq!(sent, want);
-    assert_eq!(out.first().unwrap().rows[0][4], Value::Text(long));
-    assert_eq!(out.first().unwrap().rows[0][5], Value::Int(-9_000_000_000));
+    let row = out.first().unwrap().rows.first().unwrap().to_vec();
+    assert_eq!(row[4], Value::Text(long));
+    assert_eq!(row[5], Value::Int(-9_000_000_000));
     f.server.shutdown().await;
 }
 

@@ -44,7 +44,7 @@ fn set(columns: &[(&str, &str)], rows: Vec<Vec<Value>>) -> Reply {
                 type_name: t.to_string(),
             })
             .collect(),
-        rows,
+        rows: rows.into(),
     })
 }
 

@@ -17,7 +17,7 @@ use crate::engine::{Engine, EngineOptions, Input, StepState, validate_value};
 use crate::journal::create_session;
 use crate::runbook::expr::{Part, parse_template};
 use crate::runbook::model::{Runbook, Step, StepBody};
-use crate::sql::types::{ResultSet, SqlError, Value};
+use crate::sql::types::{ResultSet, Row, SqlError, ValueRef};
 
 /// Version of the JSON object layout (bumped only on incompatible changes).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -194,12 +194,12 @@ fn used_variables(rb: &Runbook, step: &Step) -> Vec<String> {
     out
 }
 
-fn json_value(v: &Value) -> serde_json::Value {
+fn json_value(v: ValueRef<'_>) -> serde_json::Value {
     match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(i) => (*i).into(),
-        Value::Float(f) => serde_json::Number::from_f64(*f)
+        ValueRef::Null => serde_json::Value::Null,
+        ValueRef::Bool(b) => b.into(),
+        ValueRef::Int(i) => i.into(),
+        ValueRef::Float(f) => serde_json::Number::from_f64(f)
             .map(serde_json::Value::Number)
             .unwrap_or_else(|| f.to_string().into()),
         other => other.to_string().into(),
@@ -222,7 +222,7 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// The evidence in one line: `no rows`, `col=v, col=v`, or `N rows; first: col=v, ...`.
 pub fn evidence_line(set: &ResultSet) -> String {
-    let row = |r: &[Value]| {
+    let row = |r: Row<'_>| {
         set.columns
             .iter()
             .zip(r)
@@ -230,10 +230,10 @@ pub fn evidence_line(set: &ResultSet) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let s = match set.rows.as_slice() {
-        [] => "no rows".to_string(),
-        [r] => row(r),
-        [r, ..] => format!("{} rows; first: {}", set.rows.len(), row(r)),
+    let s = match (set.rows.len(), set.rows.first()) {
+        (_, None) => "no rows".to_string(),
+        (1, Some(r)) => row(r),
+        (n, Some(r)) => format!("{n} rows; first: {}", row(r)),
     };
     truncate(&s, 240)
 }
@@ -685,7 +685,7 @@ mod tests {
     use super::*;
     use crate::batch::driver::fake::FakeExec;
     use crate::engine::fixture::sample_runbook;
-    use crate::sql::types::{Column, QueryOutput};
+    use crate::sql::types::{Column, QueryOutput, Value};
 
     fn run(exec: Arc<FakeExec>, sets: &[(&str, &str)]) -> (CheckSummary, String) {
         let dir = tempfile::tempdir().unwrap();

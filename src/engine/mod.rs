@@ -30,7 +30,7 @@ use crate::journal::record::REDACTED;
 pub use crate::journal::record::{Event, Outcome, Record, Resolution};
 use crate::runbook::expr::{self, Part};
 use crate::runbook::model::{Escape, Runbook, Step, StepBody};
-use crate::sql::types::{Param, QueryOutput, ResultSet, SqlError, Statement, Value};
+use crate::sql::types::{Param, QueryOutput, ResultSet, SqlError, Statement, Value, ValueRef};
 
 /// Rows of a result kept as evidence in the journal (a check's assertions see them all).
 pub const MAX_EVIDENCE_ROWS: usize = 1000;
@@ -1623,15 +1623,10 @@ impl Engine {
 
     fn redact_set(&self, mut set: ResultSet) -> ResultSet {
         set.rows.truncate(MAX_EVIDENCE_ROWS);
-        for row in &mut set.rows {
-            for v in row.iter_mut() {
-                if let Value::Text(s) = v
-                    && self.vars.contains_secret(s)
-                {
-                    *s = self.vars.redact(s);
-                }
-            }
-        }
+        set.rows = set.rows.map_values(|v| match v {
+            ValueRef::Text(s) if self.vars.contains_secret(s) => Value::Text(self.vars.redact(s)),
+            other => other.to_value(),
+        });
         set
     }
 }

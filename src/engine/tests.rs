@@ -1253,7 +1253,7 @@ fn full_session(e: &mut Engine) -> Vec<Effect> {
                     name: "one".into(),
                     type_name: "int".into(),
                 }],
-                rows: vec![vec![Value::Int(1)]],
+                rows: vec![vec![Value::Int(1)]].into(),
             }],
             rows_affected: vec![],
         }),

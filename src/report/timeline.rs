@@ -338,7 +338,13 @@ fn find_mark(set: &ResultSet) -> Option<(String, Option<String>)> {
     let name = set
         .column_index("stop_at_mark_name")
         .or_else(|| set.column_index("restored_mark"))?;
-    let row = set.rows.iter().find(|r| !r[name].is_null())?;
-    let time = set.column_index("mark_time").map(|i| row[i].to_string());
-    Some((row[name].to_string(), time))
+    let row = set
+        .rows
+        .iter()
+        .find(|r| r.get(name).is_some_and(|v| !v.is_null()))?;
+    let time = set
+        .column_index("mark_time")
+        .and_then(|i| row.get(i))
+        .map(|v| v.to_string());
+    Some((row.get(name)?.to_string(), time))
 }

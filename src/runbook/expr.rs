@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::sql::types::{ResultSet, Value};
+use crate::sql::types::{ResultSet, Row, ValueRef};
 
 /// A `when` condition: `use_bam`, `not use_sso`, `edition == 'Standard'`, `a and (b or c)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -399,13 +399,13 @@ impl Predicate {
     fn holds(
         &self,
         set: &ResultSet,
-        row: &[Value],
+        row: Row<'_>,
         get: &dyn Fn(&str) -> Option<String>,
     ) -> Result<bool, String> {
         let idx = set
             .column_index(self.column())
             .ok_or_else(|| format!("the query returned no column `{}`", self.column()))?;
-        let v = &row[idx];
+        let v = row.get(idx).unwrap_or(ValueRef::Null);
         Ok(match self {
             Predicate::IsNull(_) => v.is_null(),
             Predicate::NotNull(_) => !v.is_null(),
@@ -445,7 +445,7 @@ fn parse_op_operand(toks: &[Tok]) -> Result<(Op, Operand), String> {
 }
 
 fn compare(
-    v: &Value,
+    v: ValueRef<'_>,
     op: Op,
     operand: &Operand,
     get: &dyn Fn(&str) -> Option<String>,
@@ -530,7 +530,7 @@ impl Assertion {
         let set = set.unwrap_or(&empty);
         let result = match &self.rule {
             Rule::Rows { op, operand } => {
-                compare(&Value::Int(set.rows.len() as i64), *op, operand, get)
+                compare(ValueRef::Int(set.rows.len() as i64), *op, operand, get)
             }
             Rule::Rows2(q, pred) => {
                 let mut res = Ok(match q {
@@ -739,7 +739,8 @@ pub fn render_template(
                 for row in &set.rows {
                     let row_get = |name: &str| -> Option<String> {
                         set.column_index(name)
-                            .map(|i| row[i].to_string())
+                            .and_then(|i| row.get(i))
+                            .map(|v| v.to_string())
                             .or_else(|| get(name))
                     };
                     out.push_str(&render_template(inner, escape, &row_get, rows)?);
@@ -753,7 +754,7 @@ pub fn render_template(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::types::Column;
+    use crate::sql::types::{Column, Value};
 
     fn vars(name: &str) -> Option<String> {
         match name {
@@ -819,7 +820,8 @@ mod tests {
                     Value::Int(30),
                     Value::Null,
                 ],
-            ],
+            ]
+            .into(),
         }
     }
 

@@ -4,13 +4,14 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use futures_util::TryStreamExt;
 use tiberius::{ColumnData, ColumnType, FromSql, QueryItem, QueryStream};
 
-use super::types::{Column, ResultSet, SqlError, Value};
+use super::types::{Column, ResultSet, Rows, SqlError, Value};
 
 /// Reads every result set of a reply.
 pub(crate) async fn collect(
     mut stream: QueryStream<'_>,
 ) -> Result<Vec<ResultSet>, tiberius::error::Error> {
     let mut sets: Vec<(Vec<tiberius::Column>, ResultSet)> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
     while let Some(item) = stream.try_next().await? {
         match item {
             QueryItem::Metadata(m) => {
@@ -23,7 +24,7 @@ pub(crate) async fn collect(
                             type_name: type_name(c.column_type(), None).to_string(),
                         })
                         .collect(),
-                    rows: Vec::new(),
+                    rows: Rows::new(),
                 };
                 sets.push((cols, rs));
             }
@@ -33,10 +34,10 @@ pub(crate) async fn collect(
                         "a row arrived before its columns".into(),
                     ));
                 }
-                let Some((cols, rs)) = sets.last_mut() else {
+                let Some((_, rs)) = sets.last_mut() else {
                     continue;
                 };
-                let mut values = Vec::with_capacity(cols.len());
+                values.clear();
                 for (i, (col, data)) in row.cells().enumerate() {
                     // Nullable int/float/datetime columns only say their width in the data.
                     if let Some(c) = rs.columns.get_mut(i)
@@ -49,11 +50,17 @@ pub(crate) async fn collect(
                     }
                     values.push(value(col.column_type(), data)?);
                 }
-                rs.rows.push(values);
+                rs.rows.push(values.drain(..));
             }
         }
     }
-    Ok(sets.into_iter().map(|(_, rs)| rs).collect())
+    Ok(sets
+        .into_iter()
+        .map(|(_, mut rs)| {
+            rs.rows.shrink_to_fit();
+            rs
+        })
+        .collect())
 }
 
 /// The SQL type name for a column, refined by a value when the type alone is ambiguous.

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{SqlClient, connect};
 use super::convert::{collect, statement_error};
-use super::types::{Param, Progress, QueryOutput, SqlError, Statement, Value};
+use super::types::{Param, Progress, QueryOutput, SqlError, Statement, ValueRef};
 use crate::config::{Environment, Secret, SecretSource, ServerProfile};
 use crate::runbook::model::Role;
 
@@ -389,9 +389,9 @@ async fn open(profile: &ServerProfile, password: Option<&Secret>) -> Result<Conn
                 Ok(sets) => Ok(sets
                     .first()
                     .and_then(|s| s.rows.first())
-                    .and_then(|r| r.first())
+                    .and_then(|r| r.get(0))
                     .and_then(|v| match v {
-                        Value::Int(i) => Some(*i),
+                        ValueRef::Int(i) => Some(i),
                         _ => None,
                     })),
                 Err(e) => spid_error(e, profile),
@@ -573,7 +573,7 @@ fn progress_of(out: &QueryOutput) -> Option<Progress> {
     let percent = set.get(0, "percent_complete")?.as_f64()? as f32;
     let eta_ms = set
         .get(0, "estimated_completion_time")
-        .and_then(Value::as_f64)
+        .and_then(ValueRef::as_f64)
         .filter(|v| *v > 0.0)
         .map(|v| v as u64);
     Some(Progress { percent, eta_ms })

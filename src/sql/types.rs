@@ -5,6 +5,8 @@ use std::fmt;
 
 use crate::runbook::model::Role;
 
+pub use super::rows::{Row, Rows, ValueRef};
+
 /// One value of a result row, already decoded from TDS.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", content = "v")]
@@ -28,34 +30,33 @@ impl Value {
     }
     /// Numeric view for comparisons (bools are 0/1).
     pub fn as_f64(&self) -> Option<f64> {
+        self.as_ref().as_f64()
+    }
+    /// A borrowed view, the form [`Rows`] hands out.
+    pub fn as_ref(&self) -> ValueRef<'_> {
         match self {
-            Value::Bool(b) => Some(f64::from(u8::from(*b))),
-            Value::Int(i) => Some(*i as f64),
-            Value::Float(f) => Some(*f),
-            Value::Decimal(s) | Value::Text(s) => s.trim().parse().ok(),
-            _ => None,
+            Value::Null => ValueRef::Null,
+            Value::Bool(b) => ValueRef::Bool(*b),
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Float(f) => ValueRef::Float(*f),
+            Value::Decimal(s) => ValueRef::Decimal(s),
+            Value::Text(s) => ValueRef::Text(s),
+            Value::DateTime(s) => ValueRef::DateTime(s),
+            Value::Guid(s) => ValueRef::Guid(s),
+            Value::Binary(b) => ValueRef::Binary(b),
         }
+    }
+}
+
+impl From<ValueRef<'_>> for Value {
+    fn from(v: ValueRef<'_>) -> Value {
+        v.to_value()
     }
 }
 
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Null => f.write_str("NULL"),
-            Value::Bool(b) => f.write_str(if *b { "1" } else { "0" }),
-            Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => write!(f, "{x}"),
-            Value::Decimal(s) | Value::Text(s) | Value::DateTime(s) | Value::Guid(s) => {
-                f.write_str(s)
-            }
-            Value::Binary(b) => {
-                f.write_str("0x")?;
-                for byte in b {
-                    write!(f, "{byte:02X}")?;
-                }
-                Ok(())
-            }
-        }
+        self.as_ref().fmt(f)
     }
 }
 
@@ -69,7 +70,7 @@ pub struct Column {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResultSet {
     pub columns: Vec<Column>,
-    pub rows: Vec<Vec<Value>>,
+    pub rows: Rows,
 }
 
 impl ResultSet {
@@ -78,7 +79,7 @@ impl ResultSet {
             .iter()
             .position(|c| c.name.eq_ignore_ascii_case(name))
     }
-    pub fn get(&self, row: usize, column: &str) -> Option<&Value> {
+    pub fn get(&self, row: usize, column: &str) -> Option<ValueRef<'_>> {
         let i = self.column_index(column)?;
         self.rows.get(row).and_then(|r| r.get(i))
     }

@@ -158,15 +158,12 @@ fn locate(parts: &[(Part, usize)], mut i: usize) -> Option<(&Part, usize)> {
 
 /// Column widths from the header, the first rows and the rows on screen (`visible`).
 fn col_widths(set: &ResultSet, visible: std::ops::Range<usize>) -> Vec<usize> {
-    let shown = set
-        .rows
-        .get(visible.start.min(set.rows.len())..visible.end.min(set.rows.len()))
-        .unwrap_or(&[]);
     set.columns
         .iter()
         .enumerate()
         .map(|(c, col)| {
             let mut w = width(&col.name);
+            let shown = set.rows.slice(visible.clone());
             for row in set.rows.iter().take(SAMPLE_ROWS).chain(shown) {
                 if let Some(v) = row.get(c) {
                     w = w.max(width(&v.to_string()));
@@ -210,7 +207,7 @@ pub fn output_line_text(out: &StepOutput, w: usize, i: usize) -> Option<String> 
             .rows
             .get(k)?
             .iter()
-            .map(ToString::to_string)
+            .map(|v| v.to_string())
             .collect::<Vec<_>>()
             .join("\t"),
         Part::Log => out.log.get(k)?.text.clone(),
@@ -387,9 +384,11 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
                         Part::Header(_) => (pad(&set.columns[c].name, room), t.header),
                         Part::Sep(_) => ("─".repeat(room), t.border),
                         _ => {
-                            let v = set.rows[k]
-                                .get(c)
-                                .map(ToString::to_string)
+                            let v = set
+                                .rows
+                                .get(k)
+                                .and_then(|r| r.get(c))
+                                .map(|v| v.to_string())
                                 .unwrap_or_default();
                             let st = if v == "NULL" { t.dim } else { t.text };
                             let st = if is_cursor && c == app.out_col.min(ws.len() - 1) {

@@ -131,7 +131,7 @@ pub fn set(cols: &[&str], rows: Vec<Vec<Value>>) -> QueryOutput {
                     type_name: "nvarchar".into(),
                 })
                 .collect(),
-            rows,
+            rows: rows.into(),
         }],
         rows_affected: vec![],
     }

@@ -2075,7 +2075,7 @@ pub fn to_result_set(t: Table) -> ResultSet {
                         columns.get(i).map_or("nvarchar", |c| c.type_name.as_str()),
                     )
                 })
-                .collect()
+                .collect::<Vec<Value>>()
         })
         .collect();
     ResultSet { columns, rows }

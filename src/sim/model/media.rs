@@ -778,6 +778,6 @@ fn rs(cols: &[(&str, &str)], rows: Vec<Vec<Value>>) -> ResultSet {
                 type_name: t.to_string(),
             })
             .collect(),
-        rows,
+        rows: rows.into(),
     }
 }

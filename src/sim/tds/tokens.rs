@@ -3,7 +3,7 @@
 use chrono::{NaiveDate, NaiveDateTime, Timelike};
 
 use crate::sim::backend::Reply;
-use crate::sql::types::{ResultSet, Value};
+use crate::sql::types::{ResultSet, ValueRef};
 
 /// Server name written into ERROR and INFO tokens.
 pub const SERVER_NAME: &str = "BTSDR-SIM";
@@ -260,7 +260,7 @@ enum ColType {
 impl ColType {
     fn resolve<'a>(
         type_name: &str,
-        values: impl Iterator<Item = &'a Value> + Clone,
+        values: impl Iterator<Item = ValueRef<'a>> + Clone,
     ) -> Result<Self, String> {
         let lower = type_name.trim().to_ascii_lowercase();
         let (base, args) = match lower.split_once('(') {
@@ -274,8 +274,8 @@ impl ColType {
             None => (lower.as_str(), Vec::new()),
         };
         let forced_max = args.first() == Some(&"max");
-        let text_len = |v: &Value| match v {
-            Value::Null => 0,
+        let text_len = |v: ValueRef<'_>| match v {
+            ValueRef::Null => 0,
             other => other.to_string().encode_utf16().count(),
         };
         let longest = || values.clone().map(text_len).max().unwrap_or(0);
@@ -312,7 +312,7 @@ impl ColType {
             "varbinary" | "binary" | "image" => {
                 let long = values
                     .clone()
-                    .any(|v| matches!(v, Value::Binary(b) if b.len() > 8000));
+                    .any(|v| matches!(v, ValueRef::Binary(b) if b.len() > 8000));
                 ColType::VarBinary {
                     max: forced_max || long || base == "image",
                 }
@@ -353,7 +353,7 @@ impl ColType {
         }
     }
 
-    fn value(&self, t: &mut Tokens, v: &Value) -> Result<(), String> {
+    fn value(&self, t: &mut Tokens, v: ValueRef<'_>) -> Result<(), String> {
         let max = matches!(
             self,
             ColType::NVarChar { max: true }
@@ -427,7 +427,7 @@ impl ColType {
             ColType::Date => date3(parse_datetime(v)?.date())?.to_vec(),
             ColType::Guid => guid_wire(&v.to_string())?.to_vec(),
             ColType::VarBinary { .. } => match v {
-                Value::Binary(b) => b.clone(),
+                ValueRef::Binary(b) => b.to_vec(),
                 other => return Err(format!("`{other}` is not binary")),
             },
         };
@@ -466,12 +466,12 @@ impl ColType {
     }
 }
 
-fn as_i64(v: &Value) -> Result<i64, String> {
+fn as_i64(v: ValueRef<'_>) -> Result<i64, String> {
     match v {
-        Value::Int(i) => Ok(*i),
-        Value::Bool(b) => Ok(i64::from(*b)),
-        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(*f as i64),
-        Value::Decimal(s) | Value::Text(s) => s
+        ValueRef::Int(i) => Ok(i),
+        ValueRef::Bool(b) => Ok(i64::from(b)),
+        ValueRef::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(f as i64),
+        ValueRef::Decimal(s) | ValueRef::Text(s) => s
             .trim()
             .parse()
             .map_err(|_| format!("`{s}` is not an integer")),
@@ -479,11 +479,11 @@ fn as_i64(v: &Value) -> Result<i64, String> {
     }
 }
 
-fn as_bool(v: &Value) -> Result<bool, String> {
+fn as_bool(v: ValueRef<'_>) -> Result<bool, String> {
     match v {
-        Value::Bool(b) => Ok(*b),
-        Value::Int(i) => Ok(*i != 0),
-        Value::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+        ValueRef::Bool(b) => Ok(b),
+        ValueRef::Int(i) => Ok(i != 0),
+        ValueRef::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
             "1" | "true" => Ok(true),
             "0" | "false" => Ok(false),
             _ => Err(format!("`{s}` is not a bit")),
@@ -492,9 +492,9 @@ fn as_bool(v: &Value) -> Result<bool, String> {
     }
 }
 
-fn decimal_scale(v: &Value) -> Option<u8> {
+fn decimal_scale(v: ValueRef<'_>) -> Option<u8> {
     match v {
-        Value::Decimal(_) | Value::Text(_) | Value::Float(_) => {
+        ValueRef::Decimal(_) | ValueRef::Text(_) | ValueRef::Float(_) => {
             let s = v.to_string();
             s.split_once('.').map(|(_, f)| f.trim().len().min(38) as u8)
         }
@@ -546,9 +546,9 @@ fn date3(d: NaiveDate) -> Result<[u8; 3], String> {
 }
 
 /// Accepts `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS[.fffffff]` and the same with `T`.
-fn parse_datetime(v: &Value) -> Result<NaiveDateTime, String> {
+fn parse_datetime(v: ValueRef<'_>) -> Result<NaiveDateTime, String> {
     let s = match v {
-        Value::DateTime(s) | Value::Text(s) => s.trim().replacen('T', " ", 1),
+        ValueRef::DateTime(s) | ValueRef::Text(s) => s.trim().replacen('T', " ", 1),
         other => return Err(format!("`{other}` is not a date/time")),
     };
     NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S%.f")
@@ -628,7 +628,7 @@ pub fn cp1252_decode(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::types::Column;
+    use crate::sql::types::{Column, Value};
 
     fn rs(type_name: &str, values: Vec<Value>) -> ResultSet {
         ResultSet {
@@ -708,12 +708,15 @@ mod tests {
     fn datetime_rounds_to_ticks() {
         let mut t = Tokens::default();
         ColType::DateTime
-            .value(&mut t, &Value::DateTime("1900-01-02 00:00:01.5".into()))
+            .value(
+                &mut t,
+                Value::DateTime("1900-01-02 00:00:01.5".into()).as_ref(),
+            )
             .unwrap();
         assert_eq!(t.0, [8, 1, 0, 0, 0, 194, 1, 0, 0]);
         let mut t = Tokens::default();
         ColType::Date
-            .value(&mut t, &Value::DateTime("0001-01-02".into()))
+            .value(&mut t, Value::DateTime("0001-01-02".into()).as_ref())
             .unwrap();
         assert_eq!(t.0, [3, 1, 0, 0]);
     }
