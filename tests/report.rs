@@ -252,6 +252,22 @@ fn missed_rto_and_open_session() {
     assert!(md.contains("no restore to a mark recorded"));
 }
 
+/// An open session within its target is not called "met": the clock is still running.
+#[test]
+fn open_session_within_rto_says_so_far() {
+    let mut recs = records();
+    recs.truncate(7);
+    let r = report::build(&recs, None, "OK", "h", true);
+    assert_eq!(r.rto_met(), Some(true));
+    let md = report::markdown(&r);
+    assert!(md.contains("| RTO so far |"), "{md}");
+    assert!(md.contains("within target so far"), "{md}");
+    assert!(!md.contains("**met**"), "{md}");
+    let html = report::html(&r);
+    assert!(html.contains("RTO so far") && html.contains("within target so far"));
+    assert!(!html.contains("— met"));
+}
+
 #[test]
 fn hostile_text_is_escaped_in_html() {
     let mut recs = records();

@@ -66,7 +66,11 @@ pub fn html(r: &Report) -> String {
     let elapsed = r
         .elapsed_secs()
         .map_or_else(|| "—".to_string(), fmt_duration);
+    let open = r.aborted.is_none() && !r.closed;
     let rto = match (r.rto_minutes, r.rto_met()) {
+        (Some(m), Some(true)) if open => format!(
+            "<span class=\"st warn\">{elapsed} so far — within target so far</span> (target {m} min; the session is still open)"
+        ),
         (Some(m), Some(true)) => {
             format!("<span class=\"st ok\">{elapsed} — met</span> (target {m} min)")
         }
@@ -83,6 +87,7 @@ pub fn html(r: &Report) -> String {
         Some((n, None)) => format!("restored to mark <code>{}</code>", esc(n)),
         None => "no restore to a mark recorded".into(),
     };
+    let rto_label = if open { "RTO so far" } else { "RTO achieved" };
     let session = if let Some(a) = &r.aborted {
         format!("<span class=\"st bad\">aborted</span>: {}", esc(a))
     } else if r.closed {
@@ -92,7 +97,7 @@ pub fn html(r: &Report) -> String {
     };
     let _ = write!(
         o,
-        "<table class=\"kv\"><tr><td>Session</td><td><code>{}</code> — {session}</td></tr><tr><td>Runbook</td><td><code>{}</code> v{} (SHA-256 <code>{}</code>)</td></tr><tr><td>Environment</td><td>{}</td></tr><tr><td>Operators</td><td>{}</td></tr><tr><td>Disaster declared</td><td>{}</td></tr><tr><td>Started / last action</td><td>{} / {}</td></tr><tr><td>RTO achieved</td><td>{rto}</td></tr><tr><td>RPO</td><td>{rpo}{}</td></tr></table>",
+        "<table class=\"kv\"><tr><td>Session</td><td><code>{}</code> — {session}</td></tr><tr><td>Runbook</td><td><code>{}</code> v{} (SHA-256 <code>{}</code>)</td></tr><tr><td>Environment</td><td>{}</td></tr><tr><td>Operators</td><td>{}</td></tr><tr><td>Disaster declared</td><td>{}</td></tr><tr><td>Started / last action</td><td>{} / {}</td></tr><tr><td>{rto_label}</td><td>{rto}</td></tr><tr><td>RPO</td><td>{rpo}{}</td></tr></table>",
         esc(&r.session_id),
         esc(&r.runbook_id),
         esc(&r.version),

@@ -63,13 +63,18 @@ pub fn markdown(r: &Report) -> String {
     let elapsed = r
         .elapsed_secs()
         .map_or_else(|| "—".to_string(), fmt_duration);
+    let open = r.aborted.is_none() && !r.closed;
     let rto = match (r.rto_minutes, r.rto_met()) {
+        (Some(m), Some(true)) if open => format!(
+            "{elapsed} so far against a target of {m} min: within target so far (the session is still open)"
+        ),
         (Some(m), Some(true)) => format!("{elapsed} against a target of {m} min: **met**"),
         (Some(m), Some(false)) => format!("{elapsed} against a target of {m} min: **MISSED**"),
         (Some(m), None) => format!("target {m} min; not measurable yet"),
         (None, _) => format!("{elapsed} (no target set)"),
     };
-    let _ = writeln!(o, "| RTO achieved | {rto} |");
+    let label = if open { "RTO so far" } else { "RTO achieved" };
+    let _ = writeln!(o, "| {label} | {rto} |");
     let rpo = match &r.mark {
         Some((name, Some(time))) => format!("restored to mark `{}` at {}", cell(name), cell(time)),
         Some((name, None)) => format!("restored to mark `{}`", cell(name)),
