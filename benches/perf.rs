@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench --bench perf                 # everything, optimised (bench profile)
 //! cargo bench --bench perf --profile dev   # reuse the dev build (slower, pessimistic)
-//! cargo bench --bench perf -- render keys  # only some: first-frame render keys journal check memory sim100
+//! cargo bench --bench perf -- render keys  # only some: first-frame render keys journal check sessions memory sim100
 //! ```
 //!
 //! Memory figures run in a child process (this binary re-executed with `child NAME`) so the
@@ -102,6 +102,9 @@ fn main() {
     }
     if want("check") {
         run("check", rt.block_on(check_concurrency()));
+    }
+    if want("sessions") {
+        run("sessions", sessions());
     }
     if want("memory") {
         run("memory", child("memory0"));
@@ -612,6 +615,80 @@ fn journal() -> Res<Vec<Row>> {
             stats(v)
         ),
     }])
+}
+
+/// Listing sessions at start-up with a year of daily `btsdr check` sessions (365 closed
+/// journals of 40 records) and one open session: every chain verified (`btsdr sessions`)
+/// against Home's list of open sessions.
+fn sessions() -> Res<Vec<Row>> {
+    use btsdr::engine::{Effect, Input};
+    let dir = tmpdir()?;
+    let sessions = btsdr::journal::sessions_dir(dir.path());
+    std::fs::create_dir_all(&sessions).map_err(|e| e.to_string())?;
+    let rb = big_runbook(40)?;
+    let write = |name: &str, close: bool| -> Res<()> {
+        let mut e = Engine::new(Arc::clone(&rb), Variables::from_runbook(&rb), options());
+        let mut w = JournalWriter::create(&sessions.join(format!("{name}.jsonl")))
+            .map_err(|e| e.to_string())?;
+        let mut inputs = vec![Input::Start];
+        inputs.extend((0..38).map(|i| Input::Note {
+            step: None,
+            text: format!("check {i}: passed, the evidence line of a typical check"),
+        }));
+        if close {
+            inputs.push(Input::Close);
+        }
+        for input in inputs {
+            for fx in e.handle(input, t0()) {
+                if let Effect::Journal { record } = fx {
+                    w.append(record).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    };
+    write("20260101-000000-readiness", true)?;
+    write("20261121-230000-restore", false)?;
+    let closed = sessions.join("20260101-000000-readiness.jsonl");
+    for d in 1..365 {
+        std::fs::copy(
+            &closed,
+            sessions.join(format!("2025{d:04}-000000-readiness.jsonl")),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let time = |f: &dyn Fn() -> usize| -> (Vec<Duration>, usize) {
+        let mut v = Vec::new();
+        let mut n = 0;
+        for _ in 0..7 {
+            let t = Instant::now();
+            n = f();
+            v.push(t.elapsed());
+        }
+        (v, n)
+    };
+    let (all, n_all) = time(&|| {
+        btsdr::journal::list_sessions(dir.path())
+            .map(|l| l.len())
+            .unwrap_or(0)
+    });
+    let (open, n_open) = time(&|| {
+        btsdr::journal::list_open_sessions(dir.path())
+            .map(|l| l.len())
+            .unwrap_or(0)
+    });
+    Ok(vec![
+        Row {
+            metric: format!("list sessions, every chain verified ({n_all} sessions of 40 records)"),
+            goal: "-".into(),
+            measured: stats(all),
+        },
+        Row {
+            metric: format!("Home's open sessions, same directory ({n_open} open)"),
+            goal: "-".into(),
+            measured: stats(open),
+        },
+    ])
 }
 
 /// `btsdr check` (readiness) against 12 databases on 3 servers with 50 ms per query.

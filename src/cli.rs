@@ -827,7 +827,7 @@ fn interactive(
 fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::HomeItem> {
     use crate::app::HomeItem;
     let mut items = Vec::new();
-    let sessions = crate::journal::list_sessions(data_dir).unwrap_or_default();
+    let sessions = crate::journal::list_open_sessions(data_dir).unwrap_or_default();
     for s in sessions
         .iter()
         .filter(|s| s.status == crate::journal::SessionStatus::Open && s.intact)

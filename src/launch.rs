@@ -322,7 +322,8 @@ impl Opener for LiveOpener {
             }
             Request::Resume { session_id } => self.resume(&session_id, None),
             Request::Recover => {
-                let list = journal::list_sessions(&self.data_dir).map_err(|e| e.to_string())?;
+                let list =
+                    journal::list_open_sessions(&self.data_dir).map_err(|e| e.to_string())?;
                 let open = list
                     .iter()
                     .filter(|s| s.status == journal::SessionStatus::Open && s.intact)

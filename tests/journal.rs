@@ -9,8 +9,8 @@ use btsdr::engine::fixture::sample_runbook;
 use btsdr::engine::{Effect, Engine, EngineOptions, Input, StepState, Variables};
 use btsdr::journal::chain::{Problem, verify_bytes};
 use btsdr::journal::{
-    Change, Changelog, Event, JournalWriter, Record, SessionStatus, create_session, list_sessions,
-    read_records, verify,
+    Change, Changelog, Event, JournalWriter, Record, SessionStatus, create_session,
+    list_open_sessions, list_sessions, read_records, verify,
 };
 use btsdr::sql::types::{Column, QueryOutput, ResultSet, Value};
 use chrono::{DateTime, TimeZone, Utc};
@@ -517,6 +517,54 @@ fn sessions_are_listed() {
     let empty = list.iter().find(|s| s.id == id2).unwrap();
     assert_eq!(empty.records, 0);
     assert!(list_sessions(&dir.path().join("none")).unwrap().is_empty());
+
+    // Home's list: the closed session is passed over by its last line, the others are read.
+    let open_ids: Vec<String> = list_open_sessions(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(open_ids.len(), 2, "{open_ids:?}");
+    assert!(open_ids.contains(&id) && open_ids.contains(&id2));
+    // A torn line after the closing record: read in full, still closed, still left out.
+    let closed_path = list.iter().find(|s| s.id == "s").unwrap().path.clone();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&closed_path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"seq\":99,\"ti").unwrap();
+    let again = list_open_sessions(dir.path()).unwrap();
+    assert_eq!(again.len(), 2);
+    // Passed over without reading the chain: a closed session whose middle is damaged is
+    // listed (as damaged) by `btsdr sessions`, never offered for resuming.
+    let text = std::fs::read_to_string(&closed_path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.pop(); // the torn line
+    lines[1] = "garbage";
+    std::fs::write(&closed_path, lines.join("\n") + "\n").unwrap();
+    let full = list_sessions(dir.path()).unwrap();
+    let damaged = full.iter().find(|s| s.id == "s").unwrap();
+    assert!(!damaged.intact);
+    assert!(
+        !list_open_sessions(dir.path())
+            .unwrap()
+            .iter()
+            .any(|s| s.id == "s")
+    );
+    // A session whose last record is not an ending stays listed.
+    let (id3, mut w3) = create_session(dir.path(), t(40), "sample").unwrap();
+    let mut e3 = new_engine();
+    for fx in e3.handle(Input::Start, t(40)) {
+        if let Effect::Journal { record } = fx {
+            w3.append(record).unwrap();
+        }
+    }
+    assert!(
+        list_open_sessions(dir.path())
+            .unwrap()
+            .iter()
+            .any(|s| s.id == id3)
+    );
 }
 
 #[test]

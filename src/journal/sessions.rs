@@ -194,6 +194,56 @@ fn summarize(id: String, path: PathBuf) -> SessionSummary {
 /// Every session in `<data dir>/sessions`, newest first. Unreadable files are listed with
 /// their problem rather than left out.
 pub fn list_sessions(data_dir: &Path) -> io::Result<Vec<SessionSummary>> {
+    list(data_dir, false)
+}
+
+/// The sessions that may still be open, newest first: like [`list_sessions`], but a journal
+/// whose last line closes or aborts the session is passed over without reading and verifying
+/// the whole chain (Home and `recover` only offer open sessions; a year of daily `btsdr check`
+/// sessions must not slow their start). Any doubt about the last line means a full read.
+pub fn list_open_sessions(data_dir: &Path) -> io::Result<Vec<SessionSummary>> {
+    let mut v = list(data_dir, true)?;
+    v.retain(|s| s.status == SessionStatus::Open);
+    Ok(v)
+}
+
+/// Whether the last line of a journal is a `session_closed` or `aborted` record, read from
+/// the end of the file only. Not a verification: a caller that shows the session reads it whole.
+fn ended_by_last_line(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(len) = f.metadata().map(|m| m.len()) else {
+        return false;
+    };
+    if f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return false;
+    }
+    // A complete last line ends with a newline; a torn one is read in full elsewhere.
+    let Some(body) = buf.strip_suffix(b"\n") else {
+        return false;
+    };
+    let line = body.rsplit(|b| *b == b'\n').next().unwrap_or(body);
+    #[derive(serde::Deserialize)]
+    struct Last {
+        event: LastEvent,
+    }
+    #[derive(serde::Deserialize)]
+    struct LastEvent {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_slice::<Last>(line)
+        .is_ok_and(|l| matches!(l.event.kind.as_str(), "session_closed" | "aborted"))
+}
+
+fn list(data_dir: &Path, skip_ended: bool) -> io::Result<Vec<SessionSummary>> {
     let dir = sessions_dir(data_dir);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
@@ -218,6 +268,9 @@ pub fn list_sessions(data_dir: &Path) -> io::Result<Vec<SessionSummary>> {
         else {
             continue;
         };
+        if skip_ended && ended_by_last_line(&path) {
+            continue;
+        }
         out.push(summarize(id, path));
     }
     out.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.id.cmp(&a.id)));
