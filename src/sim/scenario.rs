@@ -515,6 +515,7 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
         utc_offset: Duration::minutes(sc.utc_offset_minutes),
         sched_checked: start,
         dropped_once: Vec::new(),
+        shared_tables: Default::default(),
     };
     let freq = if sc.faults.stale_full {
         "w"

@@ -482,7 +482,7 @@ impl<'g> Ctx<'g> {
                 let t = match self.b.tcache.get(&key) {
                     Some(t) => Arc::clone(t),
                     None => {
-                        let t = Arc::new(tables::resolve(self, parts)?);
+                        let t = self.shared_table(parts)?;
                         self.b.tcache.insert(key, Arc::clone(&t));
                         t
                     }
@@ -521,6 +521,23 @@ impl<'g> Ctx<'g> {
                 ))
             }
         }
+    }
+
+    /// A named table, reused from an earlier statement when it is one of the big catalog
+    /// tables and the rows it is built from are unchanged (`tables::source_hash`).
+    fn shared_table(&mut self, parts: &[String]) -> R<Arc<Table>> {
+        let Some((name, hash)) = tables::source_hash(self, parts) else {
+            return Ok(Arc::new(tables::resolve(self, parts)?));
+        };
+        let slot = (self.inst, name);
+        if let Some((h, t)) = self.g.shared_tables.get(&slot)
+            && *h == hash
+        {
+            return Ok(Arc::clone(t));
+        }
+        let t = Arc::new(tables::resolve(self, parts)?);
+        self.g.shared_tables.insert(slot, (hash, Arc::clone(&t)));
+        Ok(t)
     }
 
     /// Runs a SELECT; the result keeps the output column names and SQL types.

@@ -1,7 +1,7 @@
 //! The state of a simulated BizTalk group's SQL side: every instance's databases, msdb and
 //! logins, BizTalkMgmtDb's backup tables, the backup share, and the log-shipping destination.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDateTime};
 
@@ -172,7 +172,7 @@ pub struct JobHistory {
     pub duration_secs: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct BackupSet {
     pub backup_set_id: i64,
     pub media_set_id: i64,
@@ -193,7 +193,7 @@ pub struct BackupSet {
     pub name: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct LogMark {
     pub database_name: String,
     pub mark_name: String,
@@ -275,7 +275,7 @@ pub struct Configuration {
 }
 
 /// A row of `bts_LogShippingHistory` on the destination (a copy of `adm_BackupHistory`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct LsHistory {
     pub h: HistoryRow,
     pub restored: bool,
@@ -379,7 +379,7 @@ impl Instance {
 }
 
 /// A row of `adm_BackupHistory`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct HistoryRow {
     pub backup_id: i64,
     pub backup_set_id: i64,
@@ -498,6 +498,9 @@ pub struct Group {
     pub sched_checked: NaiveDateTime,
     /// Databases whose RESTORE already dropped the connection once (drop-during-restore).
     pub dropped_once: Vec<String>,
+    /// Big catalog tables built by earlier statements, by (instance, `db.object`), with the
+    /// hash of the rows they were built from (see `tables::source_hash`).
+    pub shared_tables: HashMap<(InstanceId, String), (u64, std::sync::Arc<super::tables::Table>)>,
 }
 
 impl Group {

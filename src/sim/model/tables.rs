@@ -100,6 +100,39 @@ pub fn resolve(ctx: &mut Ctx, parts: &[String]) -> R<Table> {
     found.ok_or_else(|| invalid(parts))
 }
 
+/// For the big catalog tables that only change when backups, marks or log shipping happen:
+/// a key and a hash of the rows they are built from. A statement reuses the table an earlier
+/// one built while the hash is the same, instead of building thousands of rows again. `None`
+/// for every other table (and for a database that is not online: `resolve` says why).
+pub fn source_hash(ctx: &Ctx, parts: &[String]) -> Option<(String, u64)> {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let (db, schema, obj) = split(ctx, parts).ok()?;
+    if !schema.eq_ignore_ascii_case("dbo") {
+        return None;
+    }
+    let inst = ctx.instance();
+    let d = inst.db(&db)?;
+    if d.state != DbState::Online {
+        return None;
+    }
+    let db = d.name.to_ascii_lowercase();
+    let obj = obj.to_ascii_lowercase();
+    // foldhash: several times faster than SipHash over thousands of rows; no adversary here.
+    let mut h = foldhash::fast::FixedState::with_seed(0).build_hasher();
+    match (db.as_str(), obj.as_str()) {
+        ("msdb", "backupset" | "backupmediafamily") => inst.msdb.backupsets.hash(&mut h),
+        ("msdb", "logmarkhistory") => inst.msdb.logmarks.hash(&mut h),
+        ("master", "bts_logshippinghistory") if inst.ls_procs_installed => {
+            inst.log_shipping.history.hash(&mut h)
+        }
+        (_, "adm_backuphistory") if db.eq_ignore_ascii_case(&ctx.g.mgmt.db_name) => {
+            mgmt_of(ctx)?.history.hash(&mut h)
+        }
+        _ => return None,
+    }
+    Some((format!("{db}.{obj}"), h.finish()))
+}
+
 fn sys_table(ctx: &Ctx, db: &str, obj: &str) -> Option<Table> {
     let inst = ctx.instance();
     Some(match obj {
