@@ -177,6 +177,7 @@ impl LiveOpener {
                     dry_run,
                     two_person_rule,
                     session_id,
+                    plan,
                     ..
                 } => Some((
                     runbook_id.clone(),
@@ -192,6 +193,7 @@ impl LiveOpener {
                         rto_minutes: *rto_minutes,
                         rpo_minutes: *rpo_minutes,
                         declared_at: *declared_at,
+                        plan: plan.clone(),
                     },
                 )),
                 _ => None,

@@ -46,6 +46,7 @@ fn records() -> Vec<Record> {
                     name: "mark_name".into(),
                     value: "BTS".into(),
                 }],
+                plan: None,
             },
         ),
         rec(
@@ -257,14 +258,29 @@ fn missed_rto_and_open_session() {
 fn open_session_within_rto_says_so_far() {
     let mut recs = records();
     recs.truncate(7);
+    if let Event::SessionStarted { plan, .. } = &mut recs[0].event {
+        *plan = Some(btsdr::journal::PlanRef {
+            id: "sql-computer".into(),
+            label: "The SQL Server computer failed".into(),
+            part: 0,
+            parts: 2,
+        });
+    }
     let r = report::build(&recs, None, "OK", "h", true);
     assert_eq!(r.rto_met(), Some(true));
     let md = report::markdown(&r);
     assert!(md.contains("| RTO so far |"), "{md}");
     assert!(md.contains("within target so far"), "{md}");
     assert!(!md.contains("**met**"), "{md}");
+    assert!(
+        md.contains("| Failure plan | The SQL Server computer failed — part 1 of 2 |"),
+        "{md}"
+    );
     let html = report::html(&r);
     assert!(html.contains("RTO so far") && html.contains("within target so far"));
+    assert!(
+        html.contains("<td>Failure plan</td><td>The SQL Server computer failed — part 1 of 2</td>")
+    );
     assert!(!html.contains("— met"));
 }
 

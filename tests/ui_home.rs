@@ -244,3 +244,83 @@ async fn something_failed_sql_computer_starts_restore_at_the_plan() {
         Some(false)
     );
 }
+
+/// The plan a session was started from is in its first journal record and comes back when
+/// the session is resumed (after a crash the operator still sees "Plan 1/2 restore").
+#[tokio::test]
+async fn the_plan_is_journaled_and_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = Library::load(None).unwrap();
+    let opener = FakeOpener {
+        lib: Library::load(None).unwrap(),
+        dir: dir.path().to_path_buf(),
+        requests: Arc::new(Mutex::new(Vec::new())),
+    };
+    let home: Vec<HomeItem> = Plan::all(&lib)
+        .unwrap()
+        .into_iter()
+        .map(HomeItem::Failure)
+        .collect();
+    let mut h = Harness::with_opener(80, 24, Box::new(opener));
+    h.app.operator = "alice".into();
+    h.app.environments = vec!["prod".into()];
+    h.app.home = home.clone();
+    let sql = h
+        .app
+        .home
+        .iter()
+        .position(|i| matches!(i, HomeItem::Failure(p) if p.parts.first().is_some_and(|x| x.runbook == "restore")))
+        .expect("a class whose plan starts with restore");
+    for _ in 0..sql {
+        h.press("j");
+    }
+    h.press("enter");
+    h.press("enter");
+    h.press("enter");
+    h.settle().await;
+    fill_paths(&mut h).await;
+    let want = h.app.plan.clone().expect("following the plan");
+    let session = h.app.run.as_ref().unwrap().session_id.clone();
+
+    let path = dir.path().join(format!("{session}.jsonl"));
+    let read = btsdr::journal::read_records(&path).unwrap();
+    let Some(btsdr::journal::Event::SessionStarted { plan: Some(p), .. }) =
+        read.entries.first().map(|r| &r.event)
+    else {
+        panic!("no plan in {:?}", read.entries.first());
+    };
+    assert_eq!(
+        (p.id.as_str(), p.part, p.parts),
+        (want.plan.id.as_str(), 0, want.plan.parts.len())
+    );
+
+    // A new process resumes it: the engine is replayed from the journal, Home lists the
+    // failure classes, and the plan line is back.
+    drop(h); // the first process ends (it held the journal's lock)
+    let rb = lib.get("restore").unwrap();
+    let engine = Engine::replay(
+        Arc::clone(&rb),
+        Variables::from_runbook(&rb),
+        EngineOptions::default(),
+        &read.entries,
+    )
+    .unwrap();
+    let (journal, _) = JournalWriter::open_append(&path).unwrap();
+    let mut h2 = Harness::new(80, 24);
+    h2.app.home = home;
+    h2.open(Opened {
+        engine,
+        journal,
+        executor: Arc::new(FakeExec::default()),
+        files_dir: dir.path().join("out"),
+    });
+    assert_eq!(
+        h2.app.plan.as_ref().map(|p| (&p.plan.id, p.part)),
+        Some((&want.plan.id, 0))
+    );
+    let screen = h2.screen();
+    assert!(
+        screen.lines().nth(1).unwrap_or("").starts_with(" Plan 1/"),
+        "{screen}"
+    );
+}

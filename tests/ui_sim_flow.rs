@@ -38,6 +38,7 @@ fn options(scenario: &str) -> EngineOptions {
         rto_minutes: Some(60),
         rpo_minutes: Some(15),
         declared_at: Some(t0()),
+        plan: None,
     }
 }
 

@@ -102,14 +102,37 @@ fn conn(c: &ExecConn) -> ConnState {
 
 /// Opens a session on the run screen: starts a fresh one (asking for variables first if
 /// needed) or resumes a replayed one (asking about steps in doubt).
-pub fn open(app: &mut App, engine: Engine) -> Vec<AppEffect> {
+pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
     let rb = std::sync::Arc::clone(engine.runbook());
-    let o = engine.options().clone();
-    // A plan applies only to the session started for it.
-    app.plan = app
+    // A plan applies only to the session started for it, and is journaled with its start.
+    let pending = app
         .pending_plan
         .take()
         .filter(|p| p.current().is_some_and(|part| part.runbook == rb.id));
+    if let Some(p) = &pending {
+        engine.set_plan(crate::journal::PlanRef {
+            id: p.plan.id.clone(),
+            label: p.plan.label.clone(),
+            part: p.part,
+            parts: p.plan.parts.len(),
+        });
+    }
+    // A resumed session names its plan in the journal: find it among Home's failure classes.
+    app.plan = pending.or_else(|| {
+        let r = engine.options().plan.as_ref()?;
+        app.home.iter().find_map(|i| match i {
+            super::HomeItem::Failure(p)
+                if p.id == r.id && p.parts.get(r.part).is_some_and(|x| x.runbook == rb.id) =>
+            {
+                Some(super::PlanRun {
+                    plan: std::sync::Arc::clone(p),
+                    part: r.part,
+                })
+            }
+            _ => None,
+        })
+    });
+    let o = engine.options().clone();
     let mut run = RunView::new(rb, o.session_id.clone());
     run.vars.clear();
     app.run = Some(run);

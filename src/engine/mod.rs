@@ -26,6 +26,7 @@ pub use state::{
 };
 pub use vars::{VarValue, Variables, validate_value};
 
+use crate::journal::PlanRef;
 use crate::journal::record::REDACTED;
 pub use crate::journal::record::{Event, Outcome, Record, Resolution};
 use crate::runbook::expr::{self, Part};
@@ -52,6 +53,8 @@ pub struct EngineOptions {
     pub rpo_minutes: Option<u32>,
     /// When the disaster (or drill) was declared.
     pub declared_at: Option<DateTime<Utc>>,
+    /// The failure plan the session is part of, if it was started from one.
+    pub plan: Option<PlanRef>,
 }
 
 /// How a run was asked for.
@@ -149,6 +152,14 @@ impl Engine {
         }
         e.mark_running_in_doubt();
         Ok(e)
+    }
+
+    /// Names the failure plan this session carries out; the session's first record
+    /// (written at `Start`) journals it. Ignored once the session has started.
+    pub fn set_plan(&mut self, plan: PlanRef) {
+        if !self.is_started() {
+            self.opts.plan = Some(plan);
+        }
     }
 
     // ----- read access -------------------------------------------------------------
@@ -609,6 +620,7 @@ impl Engine {
             dry_run: o.dry_run,
             two_person_rule: o.two_person_rule,
             variables: self.vars.redacted(),
+            plan: o.plan.clone(),
         };
         let details = if o.dry_run {
             "dry run: no SQL is sent"
@@ -1267,6 +1279,7 @@ impl Engine {
                 dry_run,
                 two_person_rule,
                 variables,
+                plan,
             } => {
                 if runbook_id != &self.runbook.id {
                     return Err(format!(
@@ -1291,6 +1304,7 @@ impl Engine {
                 self.opts.rto_minutes = *rto_minutes;
                 self.opts.rpo_minutes = *rpo_minutes;
                 self.opts.declared_at = *declared_at;
+                self.opts.plan = plan.clone();
                 self.state.session = Some(SessionInfo {
                     session_id: session_id.clone(),
                     runbook_id: runbook_id.clone(),

@@ -16,7 +16,7 @@ pub use chain::{
     VerifyReport, read_records, verify,
 };
 pub use changelog::{Change, ChangeEntry, Changelog};
-pub use record::{Event, NamedValue, Outcome, Record, Resolution};
+pub use record::{Event, NamedValue, Outcome, PlanRef, Record, Resolution};
 pub use sessions::{
     SessionStatus, SessionSummary, create_session, list_open_sessions, list_sessions,
     new_session_id, session_path, sessions_dir,

@@ -84,6 +84,18 @@ pub enum Resolution {
     MarkDone { note: String },
 }
 
+/// Which part of a failure plan a session carries out, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanRef {
+    /// The failure class id (`assets/failures.toml`).
+    pub id: String,
+    /// Its label, as the operator chose it.
+    pub label: String,
+    /// 0-based part (runbook) of the plan, and how many parts it has.
+    pub part: usize,
+    pub parts: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
@@ -107,6 +119,9 @@ pub enum Event {
         two_person_rule: bool,
         /// In runbook order; secrets redacted.
         variables: Vec<NamedValue>,
+        /// The failure plan this session was started from (Home, "Something failed?").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<PlanRef>,
     },
     /// A variable changed during the session (secret values redacted).
     VariableSet {

@@ -88,6 +88,14 @@ pub fn html(r: &Report) -> String {
         None => "no restore to a mark recorded".into(),
     };
     let rto_label = if open { "RTO so far" } else { "RTO achieved" };
+    let plan = r.plan.as_ref().map_or_else(String::new, |p| {
+        format!(
+            "<tr><td>Failure plan</td><td>{} — part {} of {}</td></tr>",
+            esc(&p.label),
+            p.part + 1,
+            p.parts
+        )
+    });
     let session = if let Some(a) = &r.aborted {
         format!("<span class=\"st bad\">aborted</span>: {}", esc(a))
     } else if r.closed {
@@ -97,7 +105,7 @@ pub fn html(r: &Report) -> String {
     };
     let _ = write!(
         o,
-        "<table class=\"kv\"><tr><td>Session</td><td><code>{}</code> — {session}</td></tr><tr><td>Runbook</td><td><code>{}</code> v{} (SHA-256 <code>{}</code>)</td></tr><tr><td>Environment</td><td>{}</td></tr><tr><td>Operators</td><td>{}</td></tr><tr><td>Disaster declared</td><td>{}</td></tr><tr><td>Started / last action</td><td>{} / {}</td></tr><tr><td>{rto_label}</td><td>{rto}</td></tr><tr><td>RPO</td><td>{rpo}{}</td></tr></table>",
+        "<table class=\"kv\"><tr><td>Session</td><td><code>{}</code> — {session}</td></tr><tr><td>Runbook</td><td><code>{}</code> v{} (SHA-256 <code>{}</code>)</td></tr><tr><td>Environment</td><td>{}</td></tr>{plan}<tr><td>Operators</td><td>{}</td></tr><tr><td>Disaster declared</td><td>{}</td></tr><tr><td>Started / last action</td><td>{} / {}</td></tr><tr><td>{rto_label}</td><td>{rto}</td></tr><tr><td>RPO</td><td>{rpo}{}</td></tr></table>",
         esc(&r.session_id),
         esc(&r.runbook_id),
         esc(&r.version),

@@ -44,6 +44,15 @@ pub fn markdown(r: &Report) -> String {
         short(&r.content_hash)
     );
     let _ = writeln!(o, "| Environment | {} |", cell(&r.environment));
+    if let Some(p) = &r.plan {
+        let _ = writeln!(
+            o,
+            "| Failure plan | {} — part {} of {} |",
+            cell(&p.label),
+            p.part + 1,
+            p.parts
+        );
+    }
     let _ = writeln!(o, "| Operators | {} |", cell(&r.operators.join(", ")));
     let _ = writeln!(o, "| Disaster declared | {} |", t(r.declared_at));
     let _ = writeln!(

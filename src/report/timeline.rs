@@ -76,6 +76,8 @@ pub struct Report {
     pub declared_at: Option<DateTime<Utc>>,
     pub rto_minutes: Option<u32>,
     pub rpo_minutes: Option<u32>,
+    /// The failure plan the session was started from.
+    pub plan: Option<crate::journal::PlanRef>,
     /// The mark the databases were restored to, and its time, when a step's evidence shows it.
     pub mark: Option<(String, Option<String>)>,
     pub steps: Vec<StepLine>,
@@ -168,10 +170,12 @@ pub fn build(
                     declared_at,
                     drill,
                     dry_run,
+                    plan,
                     ..
                 },
                 _,
             ) => {
+                r.plan.clone_from(plan);
                 r.session_id.clone_from(session_id);
                 r.runbook_id.clone_from(runbook_id);
                 r.title.clone_from(title);

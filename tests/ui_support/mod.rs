@@ -177,6 +177,7 @@ pub fn options(drill: bool, dry_run: bool) -> EngineOptions {
         rto_minutes: Some(240),
         rpo_minutes: Some(15),
         declared_at: Some(t0() - chrono::Duration::minutes(42)),
+        plan: None,
     }
 }
 
