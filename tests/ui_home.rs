@@ -324,3 +324,60 @@ async fn the_plan_is_journaled_and_resumed() {
         "{screen}"
     );
 }
+
+/// Home from a run keeps the run: Esc goes back to it, and its own Resume entry does too
+/// (instead of reopening a journal this process holds).
+#[tokio::test]
+async fn home_keeps_the_open_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let opener = FakeOpener {
+        lib: Library::load(None).unwrap(),
+        dir: dir.path().to_path_buf(),
+        requests: Arc::new(Mutex::new(Vec::new())),
+    };
+    let mut h = Harness::with_opener(80, 24, Box::new(opener));
+    h.app.operator = "alice".into();
+    h.app.environments = vec!["prod".into()];
+    h.app.home = vec![HomeItem::Start {
+        runbook_id: "restore".into(),
+        title: "Restore BizTalk Server".into(),
+    }];
+    h.press("enter");
+    h.press("enter");
+    h.settle().await;
+    fill_paths(&mut h).await;
+    assert_eq!(h.app.screen, Screen::Run);
+    let session = h.app.run.as_ref().unwrap().session_id.clone();
+    h.press("j");
+    h.press("j");
+    let selected = selected_id(&h);
+
+    h.press("H");
+    assert_eq!(h.app.screen, Screen::Home);
+    let screen = h.screen();
+    assert!(
+        screen.contains("Esc: back to the open run (restore)"),
+        "{screen}"
+    );
+    h.press("esc");
+    assert_eq!(h.app.screen, Screen::Run);
+    assert_eq!(selected_id(&h), selected, "the cursor is where it was");
+
+    // Home lists this very session as resumable (a second process would): Enter goes back.
+    h.app.home.insert(
+        0,
+        HomeItem::Resume {
+            session_id: session.clone(),
+            runbook: "restore".into(),
+            started: String::new(),
+            summary: String::new(),
+        },
+    );
+    h.press("H");
+    h.app.home_selected = 0;
+    h.press("enter");
+    h.settle().await;
+    assert_eq!(h.app.screen, Screen::Run);
+    assert!(h.app.popups.is_empty(), "{:?}", h.app.popups);
+    assert_eq!(h.app.run.as_ref().unwrap().session_id, session);
+}

@@ -326,6 +326,13 @@ fn home_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 return vec![];
             };
             match item {
+                // The session open in this process: back to it (reopening would find its
+                // journal locked by ourselves).
+                HomeItem::Resume { session_id, .. }
+                    if app.run.as_ref().is_some_and(|r| r.session_id == session_id) =>
+                {
+                    app.screen = Screen::Run;
+                }
                 HomeItem::Resume { session_id, .. } => {
                     app.pending_plan = None;
                     return vec![AppEffect::Open(Request::Resume { session_id })];
@@ -366,7 +373,9 @@ fn home_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 }
             }
         }
-        Action::Home | Action::Back => {}
+        // Home from a run keeps the run open: Esc (or H) goes back to it.
+        Action::Home | Action::Back if app.run.is_some() => app.screen = Screen::Run,
+        Action::Back => app.popups.push(Popup::Quit),
         _ => {}
     }
     vec![]

@@ -63,9 +63,16 @@ pub fn draw(app: &App, body: Rect, buf: &mut Buffer) {
     } else {
         (body, None)
     };
+    let title = match &app.run {
+        Some(run) => clip(
+            &format!(" Home · Esc: back to the open run ({}) ", run.runbook.id),
+            usize::from(list_area.width.saturating_sub(2)),
+        ),
+        None => " Home ".to_string(),
+    };
     let block = Block::bordered()
         .border_style(t.border_focus)
-        .title(Line::styled(" Home ", t.title));
+        .title(Line::styled(title, t.title));
     let mut inner = block.inner(list_area);
     block.render(list_area, buf);
     // Narrow: no About pane, so the selected item is explained under the list.
