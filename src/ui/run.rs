@@ -439,6 +439,10 @@ pub fn next_hint(app: &App) -> Vec<(String, bool)> {
         say("choose with ↑/↓ and press ".into(), false);
         say(k(Mode::Home, Action::Run), true);
         say(" · ".into(), false);
+        if app.run.is_some() {
+            say(k(Mode::Home, Action::Back), true);
+            say(" back to the run · ".into(), false);
+        }
         say(k(Mode::Home, Action::Help), true);
         say(" help · ".into(), false);
         say(k(Mode::Home, Action::Quit), true);
