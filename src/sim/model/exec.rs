@@ -535,6 +535,8 @@ impl<'g> Ctx<'g> {
         {
             return Ok(Arc::clone(t));
         }
+        // Out of date: freed before the new one is built, so two never coexist.
+        self.g.shared_tables.remove(&slot);
         let t = Arc::new(tables::resolve(self, parts)?);
         self.g.shared_tables.insert(slot, (hash, Arc::clone(&t)));
         Ok(t)

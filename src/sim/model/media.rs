@@ -5,7 +5,9 @@ use chrono::NaiveDateTime;
 
 use super::exec::{Ctx, ErrMsg, Fail, LongWork, R, Scope};
 use super::parse::{BackupStmt, Expr, RestoreStmt};
-use super::state::{BackupFile, BackupSet, Database, DbState, Group, InstanceId, RestoreHistory};
+use super::state::{
+    BackupFile, BackupSet, Database, DbState, Group, InstanceId, MarkRow, RestoreHistory,
+};
 use super::value::{as_text, dt, int, text};
 use crate::sim::backend::Reply;
 use crate::sql::types::{Column, ResultSet, Value};
@@ -49,7 +51,7 @@ pub fn write_backup(
     let what = if log { "BACKUP LOG" } else { "BACKUP DATABASE" };
     let now = g.now();
     let server = g.instances[inst].server_name.clone();
-    let Some(d) = g.instances[inst].db(db).cloned() else {
+    let Some(d) = g.instances[inst].db(db).map(Database::without_marklog) else {
         return Err(Fail(vec![
             ErrMsg::new(
                 911,
@@ -294,7 +296,7 @@ pub fn plan_restore(
         RestoreKind::Log => "RESTORE LOG",
         _ => "RESTORE DATABASE",
     };
-    let existing = g.instances[inst].db(db).cloned();
+    let existing = g.instances[inst].db(db).map(Database::without_marklog);
     let file = match device {
         Some(dev) => {
             let Some(f) = g.files.get(&file_key(dev)).cloned() else {
@@ -393,21 +395,52 @@ pub fn begin_restore(g: &mut Group, plan: &RestorePlan) {
     }
 }
 
+/// The source's marks a restored copy takes: the ones after those it already holds, or all.
+enum Marks {
+    Append(Vec<MarkRow>),
+    Replace(Vec<MarkRow>),
+}
+
 /// Applies a planned restore and records msdb.restorehistory; returns the informational messages.
 pub fn apply_restore(g: &mut Group, plan: &RestorePlan) -> Vec<Reply> {
     begin_restore(g, plan);
     let now = g.now();
     let mut out = Vec::new();
-    let src: Option<Database> = plan.file.as_ref().and_then(|f| {
+    // What the copy takes from its source: the settings, and the source's marks. Log
+    // shipping restores every 15 minutes, so a month of marks must not be copied each time:
+    // when the copy already holds a prefix of the source's marks, only the rest is taken.
+    let held: &[MarkRow] = g.instances[plan.inst]
+        .db(&plan.database)
+        .map_or(&[], |d| d.marklog.as_slice());
+    let src: Option<(Database, Marks)> = plan.file.as_ref().and_then(|f| {
         let i = g.find_instance(&f.server_name)?;
-        g.instances[i].db(&f.database_name).cloned()
+        let s = g.instances[i].db(&f.database_name)?;
+        let keep = |m: &&MarkRow| plan.kind == RestoreKind::RecoverOnly || m.lsn <= f.last_lsn;
+        let marks = if s.marklog.len() >= held.len() && s.marklog[..held.len()] == *held {
+            Marks::Append(
+                s.marklog[held.len()..]
+                    .iter()
+                    .filter(keep)
+                    .cloned()
+                    .collect(),
+            )
+        } else {
+            Marks::Replace(s.marklog.iter().filter(keep).cloned().collect())
+        };
+        Some((s.without_marklog(), marks))
     });
     let is_mgmt = plan
         .file
         .as_ref()
         .is_some_and(|f| f.database_name.eq_ignore_ascii_case(&g.mgmt.db_name))
         && plan.inst != g.mgmt.instance;
-    let mgmt_copy = if is_mgmt { Some(g.mgmt.clone()) } else { None };
+    // The management database's contents matter only once the copy is recovered.
+    let may_recover = plan.recovery || matches!(plan.kind, RestoreKind::RecoverOnly);
+    let mgmt_copy = if is_mgmt && may_recover {
+        Some(g.mgmt.clone())
+    } else {
+        None
+    };
     let inst = &mut g.instances[plan.inst];
     let Some(d) = inst.db_mut(&plan.database) else {
         return out;
@@ -464,26 +497,29 @@ pub fn apply_restore(g: &mut Group, plan: &RestorePlan) -> Vec<Reply> {
             }
         }
     }
-    if let Some(src) = &src {
+    if let Some((src, marks)) = src {
         // The copy holds what the source held up to the restored point.
         let upto = d.restored_to.unwrap_or(0);
-        d.marklog = src
-            .marklog
-            .iter()
-            .filter(|m| m.lsn <= upto)
-            .cloned()
-            .collect();
-        d.users = src.users.clone();
-        d.backup_users = src.backup_users.clone();
+        match marks {
+            Marks::Append(rest) => {
+                d.marklog.retain(|m| m.lsn <= upto);
+                d.marklog.extend(rest.into_iter().filter(|m| m.lsn <= upto));
+            }
+            Marks::Replace(all) => {
+                d.marklog = all.into_iter().filter(|m| m.lsn <= upto).collect();
+            }
+        }
+        d.users = src.users;
+        d.backup_users = src.backup_users;
         d.has_marklog = src.has_marklog;
-        d.data_dir = src.data_dir.clone();
-        d.log_dir = src.log_dir.clone();
+        d.data_dir = src.data_dir;
+        d.log_dir = src.log_dir;
         d.restored_from = Some((
             plan.file
                 .as_ref()
                 .map(|f| f.server_name.clone())
                 .unwrap_or_default(),
-            src.name.clone(),
+            src.name,
         ));
     }
     if recovered {

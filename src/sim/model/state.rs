@@ -49,7 +49,7 @@ impl Recovery {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MarkRow {
     pub mark_name: String,
     pub at: NaiveDateTime,
@@ -84,6 +84,27 @@ pub struct Database {
 }
 
 impl Database {
+    /// A copy of everything but the mark log (which can hold a month of marks).
+    pub fn without_marklog(&self) -> Database {
+        Database {
+            id: self.id,
+            name: self.name.clone(),
+            state: self.state,
+            recovery: self.recovery,
+            size_mb: self.size_mb,
+            data_dir: self.data_dir.clone(),
+            log_dir: self.log_dir.clone(),
+            has_marklog: self.has_marklog,
+            marklog: Vec::new(),
+            lsn: self.lsn,
+            log_backed_to: self.log_backed_to,
+            restored_to: self.restored_to,
+            backup_users: self.backup_users.clone(),
+            users: self.users.clone(),
+            restored_from: self.restored_from.clone(),
+        }
+    }
+
     pub fn new(id: i64, name: &str, size_mb: u64) -> Database {
         Database {
             id,
