@@ -10,7 +10,12 @@ pub fn init() -> Option<WorkerGuard> {
     let dir = crate::paths::log_dir();
     std::fs::create_dir_all(&dir).ok()?;
     let appender = tracing_appender::rolling::never(&dir, "btsdr.log");
-    let (writer, guard) = tracing_appender::non_blocking(appender);
+    // The default queue (128,000 lines) is allocated and touched up front: 4 MiB and a
+    // millisecond or two before the first frame. 8,192 lines absorb any burst we log; past
+    // that, lines are dropped rather than the UI blocked (lossy, the default).
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(8_192)
+        .finish(appender);
     let filter = EnvFilter::try_from_env("BTSDR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

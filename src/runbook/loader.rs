@@ -196,8 +196,10 @@ impl Validator<'_> {
                 );
             }
             let pattern = rv.pattern.as_ref().map(|p| p.get_ref().clone());
+            // Parsed, not compiled: compiling every pattern at start-up cost milliseconds
+            // before the first frame; `validate_value` compiles one when it is first used.
             if let Some(p) = &rv.pattern
-                && let Err(e) = Regex::new(&format!("^(?:{})$", p.get_ref()))
+                && let Err(e) = regex_syntax::Parser::new().parse(&format!("^(?:{})$", p.get_ref()))
             {
                 let first = e
                     .to_string()
@@ -1004,15 +1006,32 @@ pub fn validate_value(var: &Variable, value: &str) -> Result<(), String> {
         ));
     }
     if let Some(p) = &var.pattern {
-        match Regex::new(&format!("^(?:{p})$")) {
-            Ok(re) if !re.is_match(value) => {
-                return Err(format!("does not match the expected form `{p}`"));
-            }
-            Err(_) => return Err("the runbook's pattern for this value is invalid".into()),
-            _ => {}
+        match pattern_matches(p, value) {
+            Some(false) => return Err(format!("does not match the expected form `{p}`")),
+            None => return Err("the runbook's pattern for this value is invalid".into()),
+            Some(true) => {}
         }
     }
     Ok(())
+}
+
+/// Whether `value` matches the whole of `pattern`; `None` if the pattern does not compile.
+/// Compiled patterns are kept: the same few are checked on every keystroke of a form.
+fn pattern_matches(pattern: &str, value: &str) -> Option<bool> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Regex>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(re) = cache.get(pattern) {
+        return Some(re.is_match(value));
+    }
+    let re = Regex::new(&format!("^(?:{pattern})$")).ok()?;
+    let matched = re.is_match(value);
+    cache.insert(pattern.to_string(), re);
+    Some(matched)
 }
 
 fn respan<T>(s: Spanned<T>, at: &Range<usize>) -> Spanned<T> {
