@@ -362,3 +362,25 @@ async fn output_pane_with_100k_lines_renders_only_visible_rows() {
     assert!(screen.contains("BizTalkDb99999"), "{screen}");
     assert!(screen.contains("100,0"), "{screen}");
 }
+
+/// At 80 columns a long drill name, three servers and the operator do not fit: the operator
+/// goes before the clock against the RTO does.
+#[tokio::test]
+async fn status_bar_keeps_the_rto_clock_at_80_columns() {
+    let (mut h, _dir, _exec) = demo(80, 24).await;
+    h.app.environment = "drill:drop-during-restore".into();
+    for role in btsdr::runbook::model::Role::ALL {
+        h.app.conns.insert(role, btsdr::app::ConnState::Unknown);
+    }
+    let screen = h.screen();
+    let status = screen.lines().last().unwrap_or("");
+    assert!(status.contains("/RTO 4h 00m"), "{status}");
+    assert!(!status.contains("op alice"), "{status}");
+    h.resize(120, 30);
+    let screen = h.screen();
+    let status = screen.lines().last().unwrap_or("");
+    assert!(
+        status.contains("op alice") && status.contains("of RTO 4h 00m"),
+        "{status}"
+    );
+}

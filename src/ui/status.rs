@@ -72,20 +72,29 @@ fn conn_span(app: &App, role: Role, short: bool) -> Vec<Span<'static>> {
 }
 
 pub fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
-    let full = status_spans(app, false);
-    let line = if full.width() <= usize::from(area.width) {
-        full
-    } else {
-        status_spans(app, true)
-    };
+    // Narrower forms until one fits: short labels, then without the operator (named in the
+    // journal anyway), then a clipped environment name, so the clock against the RTO,
+    // rightmost, is the last thing cut.
+    let w = usize::from(area.width);
+    let line = [(false, true), (true, true), (true, false)]
+        .into_iter()
+        .map(|(short, operator)| status_spans(app, short, operator, usize::MAX))
+        .find(|l| l.width() <= w)
+        .unwrap_or_else(|| {
+            let over = status_spans(app, true, false, usize::MAX)
+                .width()
+                .saturating_sub(w);
+            let env = width(&app.environment);
+            status_spans(app, true, false, env.saturating_sub(over).max(8))
+        });
     buf.set_line(area.x, area.y, &line, area.width);
 }
 
-fn status_spans(app: &App, short: bool) -> Line<'static> {
+fn status_spans(app: &App, short: bool, operator: bool, env_max: usize) -> Line<'static> {
     let t = &app.theme;
     let mut spans: Vec<Span> = Vec::new();
     let env = match (app.environment.is_empty(), app.environments.len()) {
-        (false, _) => app.environment.clone(),
+        (false, _) => clip(&app.environment, env_max),
         (true, 0) => "no environment configured".to_string(),
         (true, 1) => "no environment chosen (1 configured)".to_string(),
         (true, n) => format!("no environment chosen ({n} configured)"),
@@ -99,10 +108,11 @@ fn status_spans(app: &App, short: bool) -> Line<'static> {
             }
         }
     }
-    spans.push(Span::styled("│ ", t.border));
     if app.operator.trim().is_empty() {
+        spans.push(Span::styled("│ ", t.border));
         spans.push(Span::styled("operator not set ", t.warn));
-    } else {
+    } else if operator {
+        spans.push(Span::styled("│ ", t.border));
         spans.push(Span::styled(
             format!("op {} ", clip(app.operator.trim(), 24)),
             t.text,
