@@ -230,17 +230,8 @@ fn ended_by_last_line(path: &Path) -> bool {
         return false;
     };
     let line = body.rsplit(|b| *b == b'\n').next().unwrap_or(body);
-    #[derive(serde::Deserialize)]
-    struct Last {
-        event: LastEvent,
-    }
-    #[derive(serde::Deserialize)]
-    struct LastEvent {
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    serde_json::from_slice::<Last>(line)
-        .is_ok_and(|l| matches!(l.event.kind.as_str(), "session_closed" | "aborted"))
+    serde_json::from_slice::<super::Record>(line)
+        .is_ok_and(|r| matches!(r.event, Event::SessionClosed {} | Event::Aborted { .. }))
 }
 
 fn list(data_dir: &Path, skip_ended: bool) -> io::Result<Vec<SessionSummary>> {

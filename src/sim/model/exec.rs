@@ -606,7 +606,6 @@ impl<'g> Ctx<'g> {
         let mut types: Vec<String> = Vec::new();
         let mut rows: Vec<Vec<Value>> = vec![Vec::new()];
         let single = sel.from.len() == 1;
-        let mut filtered = false;
         let mut scratch: Vec<Value> = Vec::new();
         for (kind, tr, on) in &sel.from {
             let (q, t) = self.table(tr, parent)?;
@@ -614,11 +613,6 @@ impl<'g> Ctx<'g> {
             new_cols.extend(t.cols.iter().map(|(c, _)| (q.clone(), c.clone())));
             let mut new_rows = Vec::new();
             let index = on.as_ref().and_then(|c| EquiIndex::build(c, &q, &t));
-            let all: Vec<usize> = if index.is_some() {
-                Vec::new()
-            } else {
-                (0..t.rows.len()).collect()
-            };
             for l in &rows {
                 let mut matched = false;
                 let lsc = Scope {
@@ -628,14 +622,10 @@ impl<'g> Ctx<'g> {
                     out: None,
                     parent,
                 };
-                let candidates: &[usize] = match &index {
-                    Some(ix) => match ix.candidates(&lsc) {
-                        Some(c) => c,
-                        None => &ix.all,
-                    },
-                    None => &all,
-                };
-                for r in candidates.iter().map(|i| &t.rows[*i]) {
+                // The rows the index names, or every row.
+                let hits = index.as_ref().and_then(|ix| ix.candidates(&lsc));
+                for k in 0..hits.map_or(t.rows.len(), <[usize]>::len) {
+                    let r = &t.rows[hits.map_or(k, |h| h[k])];
                     // The combined row: `r` itself while nothing is on the left.
                     let combined: &[Value] = if l.is_empty() {
                         r
@@ -686,13 +676,12 @@ impl<'g> Ctx<'g> {
                     new_rows.push(row);
                 }
             }
-            filtered = single;
             types.extend(t.cols.iter().map(|(_, ty)| ty.clone()));
             cols = new_cols;
             rows = new_rows;
         }
         // WHERE (unless applied during the scan above)
-        if let Some(w) = sel.where_.as_ref().filter(|_| !filtered) {
+        if let Some(w) = sel.where_.as_ref().filter(|_| !single) {
             let mut kept = Vec::new();
             for r in rows {
                 let sc = Scope {
@@ -1631,7 +1620,6 @@ struct EquiIndex<'e> {
     /// Column references to the left of the join, in key order.
     left: Vec<&'e [String]>,
     map: HashMap<String, Vec<usize>>,
-    all: Vec<usize>,
 }
 
 impl<'e> EquiIndex<'e> {
@@ -1694,7 +1682,6 @@ impl<'e> EquiIndex<'e> {
         Some(EquiIndex {
             left: pairs.into_iter().map(|(_, l)| l).collect(),
             map,
-            all: (0..t.rows.len()).collect(),
         })
     }
 

@@ -415,17 +415,9 @@ pub fn apply_restore(g: &mut Group, plan: &RestorePlan) -> Vec<Reply> {
     let src: Option<(Database, Marks)> = plan.file.as_ref().and_then(|f| {
         let i = g.find_instance(&f.server_name)?;
         let s = g.instances[i].db(&f.database_name)?;
-        let keep = |m: &&MarkRow| plan.kind == RestoreKind::RecoverOnly || m.lsn <= f.last_lsn;
-        let marks = if s.marklog.len() >= held.len() && s.marklog[..held.len()] == *held {
-            Marks::Append(
-                s.marklog[held.len()..]
-                    .iter()
-                    .filter(keep)
-                    .cloned()
-                    .collect(),
-            )
-        } else {
-            Marks::Replace(s.marklog.iter().filter(keep).cloned().collect())
+        let marks = match s.marklog.strip_prefix(held) {
+            Some(rest) => Marks::Append(rest.to_vec()),
+            None => Marks::Replace(s.marklog.clone()),
         };
         Some((s.without_marklog(), marks))
     });

@@ -416,6 +416,20 @@ pub struct HistoryRow {
 }
 
 impl HistoryRow {
+    /// `adm_BackupHistory`'s columns and SQL types, in the order of [`HistoryRow::values`].
+    pub const COLUMNS: [(&'static str, &'static str); 10] = [
+        ("BackupId", "int"),
+        ("BackupSetId", "int"),
+        ("MarkName", "nvarchar"),
+        ("DatabaseName", "nvarchar"),
+        ("ServerName", "nvarchar"),
+        ("BackupFileName", "nvarchar"),
+        ("BackupFileLocation", "nvarchar"),
+        ("BackupType", "nvarchar"),
+        ("BackupDateTime", "datetime"),
+        ("SetComplete", "bit"),
+    ];
+
     /// The row's values in `adm_BackupHistory` column order.
     pub fn values(&self) -> Vec<crate::sql::types::Value> {
         use super::value::{dt, int, text};

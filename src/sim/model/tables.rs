@@ -3,7 +3,7 @@
 
 use super::exec::{Ctx, Fail, R, Scope, cast};
 use super::parse::Expr;
-use super::state::{DbState, InstanceRole, guid};
+use super::state::{DbState, HistoryRow, InstanceRole, guid};
 use super::value::{agent_date, agent_time, dt, int, opt_text, text, truth};
 use crate::sql::types::Value;
 
@@ -813,18 +813,7 @@ fn mgmt_table(ctx: &Ctx, obj: &str) -> Option<Table> {
     let mg = mgmt_of(ctx)?;
     Some(match obj {
         "adm_backuphistory" => t(
-            &[
-                ("BackupId", "int"),
-                ("BackupSetId", "int"),
-                ("MarkName", "nvarchar"),
-                ("DatabaseName", "nvarchar"),
-                ("ServerName", "nvarchar"),
-                ("BackupFileName", "nvarchar"),
-                ("BackupFileLocation", "nvarchar"),
-                ("BackupType", "nvarchar"),
-                ("BackupDateTime", "datetime"),
-                ("SetComplete", "bit"),
-            ],
+            &HistoryRow::COLUMNS,
             mg.history.iter().map(|h| h.values()).collect(),
         ),
         "admv_backupdatabases" => t(
@@ -964,19 +953,10 @@ fn master_table(ctx: &Ctx, obj: &str) -> Option<Table> {
         ),
         "bts_logshippinghistory" => t(
             &[
-                ("BackupId", "int"),
-                ("BackupSetId", "int"),
-                ("MarkName", "nvarchar"),
-                ("DatabaseName", "nvarchar"),
-                ("ServerName", "nvarchar"),
-                ("BackupFileName", "nvarchar"),
-                ("BackupFileLocation", "nvarchar"),
-                ("BackupType", "nvarchar"),
-                ("BackupDateTime", "datetime"),
-                ("SetComplete", "bit"),
-                ("Restored", "bit"),
-                ("RestoredDateTime", "datetime"),
-            ],
+                &HistoryRow::COLUMNS[..],
+                &[("Restored", "bit"), ("RestoredDateTime", "datetime")],
+            ]
+            .concat(),
             ls.history
                 .iter()
                 .map(|r| {
