@@ -757,7 +757,7 @@ fn interactive(
     for w in warnings {
         app.notify(crate::app::Level::Warn, w);
     }
-    app.home = home_items(&lib, &data_dir);
+    app.home = crate::launch::home_items(&lib, &data_dir);
     app.operator = operator_name(session.operator.as_deref());
     app.environments = config.environments.keys().cloned().collect();
     let mut opener = crate::launch::LiveOpener::new(lib, config, data_dir);
@@ -820,98 +820,6 @@ fn interactive(
     // its history, idle connections) must not hold up the exit.
     rt.shutdown_background();
     code
-}
-
-/// Home screen entries: unfinished sessions, failure classes, runbooks, drill scenarios,
-/// reports.
-fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::HomeItem> {
-    use crate::app::HomeItem;
-    let mut items = Vec::new();
-    let sessions = crate::journal::list_open_sessions(data_dir).unwrap_or_default();
-    for s in sessions
-        .iter()
-        .filter(|s| s.status == crate::journal::SessionStatus::Open && s.intact)
-        .rev()
-        .take(5)
-    {
-        items.push(HomeItem::Resume {
-            session_id: s.id.clone(),
-            runbook: s.runbook_id.clone(),
-            started: s
-                .started
-                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or_default(),
-            summary: format!(
-                "{} on {} by {}{}",
-                s.title,
-                s.environment,
-                s.operator,
-                if s.in_doubt > 0 {
-                    format!(", {} in doubt", s.in_doubt)
-                } else {
-                    String::new()
-                }
-            ),
-        });
-    }
-    // "Something failed?": the failure classes, in the documented order.
-    match crate::guide::Plan::all(lib) {
-        Ok(plans) => items.extend(plans.into_iter().map(HomeItem::Failure)),
-        Err(e) => tracing::error!(error = %e, "failure guide unavailable on the home screen"),
-    }
-    for rb in &lib.runbooks {
-        items.push(HomeItem::Start {
-            runbook_id: rb.id.clone(),
-            title: rb.title.clone(),
-        });
-    }
-    // Drills by scenario name (what `--scenario NAME` takes), `healthy` first.
-    let mut drills: Vec<(String, String)> = crate::embedded::ASSETS
-        .iter()
-        .filter(|(n, _)| n.starts_with("scenarios/"))
-        .map(|(name, text)| {
-            let scenario = name
-                .trim_start_matches("scenarios/")
-                .trim_end_matches(".toml")
-                .to_string();
-            let title = crate::sim::scenario::Scenario::parse(text, name)
-                .map(|s| {
-                    s.description
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string()
-                })
-                .unwrap_or_default();
-            (scenario, title)
-        })
-        .collect();
-    drills.sort_by(|a, b| (a.0 != "healthy", &a.0).cmp(&(b.0 != "healthy", &b.0)));
-    items.extend(
-        drills
-            .into_iter()
-            .map(|(scenario, title)| HomeItem::Drill { scenario, title }),
-    );
-    for s in sessions
-        .iter()
-        .filter(|s| s.status != crate::journal::SessionStatus::Open)
-        .rev()
-        .take(5)
-    {
-        items.push(HomeItem::Report {
-            path: s.id.clone(),
-            title: format!(
-                "{} — {} ({})",
-                s.title,
-                s.environment,
-                s.last_activity
-                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                    .unwrap_or_default()
-            ),
-        });
-    }
-    items
 }
 
 fn sim(scenario: &str, listen: std::net::SocketAddr) -> ExitCode {

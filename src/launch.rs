@@ -340,3 +340,99 @@ impl Opener for LiveOpener {
         }
     }
 }
+
+/// Open sessions Home offers to resume.
+pub const HOME_SESSIONS: usize = 5;
+/// Ended sessions Home offers a report of.
+pub const HOME_REPORTS: usize = 5;
+
+/// Home screen entries: unfinished sessions (newest first), failure classes, runbooks, drill
+/// scenarios, reports of the newest ended sessions.
+pub fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::HomeItem> {
+    use crate::app::HomeItem;
+    let mut items = Vec::new();
+    let sessions = crate::journal::list_for_home(data_dir, HOME_REPORTS).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "sessions unavailable on the home screen");
+        Default::default()
+    });
+    // Newest first: the run interrupted last is the likeliest one to resume.
+    for s in sessions
+        .open
+        .iter()
+        .filter(|s| s.intact)
+        .take(HOME_SESSIONS)
+    {
+        items.push(HomeItem::Resume {
+            session_id: s.id.clone(),
+            runbook: s.runbook_id.clone(),
+            started: s
+                .started
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default(),
+            summary: format!(
+                "{} on {} by {}{}",
+                s.title,
+                s.environment,
+                s.operator,
+                if s.in_doubt > 0 {
+                    format!(", {} in doubt", s.in_doubt)
+                } else {
+                    String::new()
+                }
+            ),
+        });
+    }
+    // "Something failed?": the failure classes, in the documented order.
+    match crate::guide::Plan::all(lib) {
+        Ok(plans) => items.extend(plans.into_iter().map(HomeItem::Failure)),
+        Err(e) => tracing::error!(error = %e, "failure guide unavailable on the home screen"),
+    }
+    for rb in &lib.runbooks {
+        items.push(HomeItem::Start {
+            runbook_id: rb.id.clone(),
+            title: rb.title.clone(),
+        });
+    }
+    // Drills by scenario name (what `--scenario NAME` takes), `healthy` first.
+    let mut drills: Vec<(String, String)> = crate::embedded::ASSETS
+        .iter()
+        .filter(|(n, _)| n.starts_with("scenarios/"))
+        .map(|(name, text)| {
+            let scenario = name
+                .trim_start_matches("scenarios/")
+                .trim_end_matches(".toml")
+                .to_string();
+            let title = crate::sim::scenario::Scenario::parse(text, name)
+                .map(|s| {
+                    s.description
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            (scenario, title)
+        })
+        .collect();
+    drills.sort_by(|a, b| (a.0 != "healthy", &a.0).cmp(&(b.0 != "healthy", &b.0)));
+    items.extend(
+        drills
+            .into_iter()
+            .map(|(scenario, title)| HomeItem::Drill { scenario, title }),
+    );
+    for s in &sessions.ended {
+        items.push(HomeItem::Report {
+            path: s.id.clone(),
+            title: format!(
+                "{} — {} ({})",
+                s.title,
+                s.environment,
+                s.last_activity
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    items
+}

@@ -37,25 +37,7 @@ impl Opener for FakeOpener {
             return Err("only Start in this test".into());
         };
         let rb = self.lib.get(&runbook_id).ok_or("no such runbook")?;
-        // Every variable the runbook needs, with a value its own rules accept.
-        let mut vars = Variables::from_runbook(&rb);
-        for v in &rb.variables {
-            if btsdr::engine::validate_value(v, vars.get(&v.name).unwrap_or("")).is_ok() {
-                continue;
-            }
-            let candidates = v.choices.iter().map(String::as_str).chain([
-                "SQL01",
-                "BizTalkMgmtDb",
-                "false",
-                "x",
-            ]);
-            for c in candidates {
-                if btsdr::engine::validate_value(v, c).is_ok() {
-                    vars.set(&v.name, c.to_string());
-                    break;
-                }
-            }
-        }
+        let vars = valid_variables(&rb);
         let n = self.requests.lock().unwrap().len();
         let session_id = format!("20261121-0300-{runbook_id}-{n}");
         let journal = JournalWriter::create(&self.dir.join(format!("{session_id}.jsonl")))
@@ -75,6 +57,28 @@ impl Opener for FakeOpener {
             files_dir: self.dir.join("out"),
         })
     }
+}
+
+/// Every variable the runbook needs, with a value its own rules accept.
+fn valid_variables(rb: &btsdr::runbook::model::Runbook) -> Variables {
+    let mut vars = Variables::from_runbook(rb);
+    for v in &rb.variables {
+        if btsdr::engine::validate_value(v, vars.get(&v.name).unwrap_or("")).is_ok() {
+            continue;
+        }
+        let candidates =
+            v.choices
+                .iter()
+                .map(String::as_str)
+                .chain(["SQL01", "BizTalkMgmtDb", "false", "x"]);
+        for c in candidates {
+            if btsdr::engine::validate_value(v, c).is_ok() {
+                vars.set(&v.name, c.to_string());
+                break;
+            }
+        }
+    }
+    vars
 }
 
 fn selected_id(h: &Harness) -> String {
@@ -380,4 +384,67 @@ async fn home_keeps_the_open_run() {
     assert_eq!(h.app.screen, Screen::Run);
     assert!(h.app.popups.is_empty(), "{:?}", h.app.popups);
     assert_eq!(h.app.run.as_ref().unwrap().session_id, session);
+}
+
+/// Home offers the newest open sessions to resume and reports of the newest ended ones,
+/// from real journals in a data folder.
+#[test]
+fn home_lists_sessions_to_resume_and_recent_reports() {
+    use btsdr::engine::{Effect, Input};
+    use btsdr::journal::{Event, Record, create_session};
+    use chrono::{TimeZone, Utc};
+    let lib = Library::load(None).unwrap();
+    let rb = lib.get("backup").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = valid_variables(&rb);
+    for v in &rb.variables {
+        if btsdr::engine::validate_value(v, vars.get(&v.name).unwrap_or("")).is_err() {
+            vars.set(&v.name, r"\\backup01\biztalk".to_string());
+        }
+    }
+    let session = |sec: u32, close: bool| {
+        let now = Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, sec).unwrap();
+        let (id, mut w) = create_session(dir.path(), now, "backup").unwrap();
+        let mut e = Engine::new(
+            Arc::clone(&rb),
+            vars.clone(),
+            EngineOptions {
+                operator: "amy".into(),
+                environment: "prod".into(),
+                session_id: id.clone(),
+                ..EngineOptions::default()
+            },
+        );
+        for fx in e.handle(Input::Start, now) {
+            if let Effect::Journal { record } = fx {
+                w.append(record).unwrap();
+            }
+        }
+        if close {
+            w.append(Record::new(now, "amy", None, Event::SessionClosed {}))
+                .unwrap();
+        }
+        id
+    };
+    let opened: Vec<String> = (0..7).map(|i| session(i, false)).collect();
+    let closed: Vec<String> = (10..17).map(|i| session(i, true)).collect();
+    let items = btsdr::launch::home_items(&lib, dir.path());
+    let resume: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            HomeItem::Resume { session_id, .. } => Some(session_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let newest_open: Vec<&str> = opened.iter().rev().take(5).map(String::as_str).collect();
+    assert_eq!(resume, newest_open);
+    let reports: Vec<&str> = items
+        .iter()
+        .filter_map(|i| match i {
+            HomeItem::Report { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    let newest_closed: Vec<&str> = closed.iter().rev().take(5).map(String::as_str).collect();
+    assert_eq!(reports, newest_closed);
 }

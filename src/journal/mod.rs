@@ -18,8 +18,8 @@ pub use chain::{
 pub use changelog::{Change, ChangeEntry, Changelog};
 pub use record::{Event, NamedValue, Outcome, PlanRef, Record, Resolution};
 pub use sessions::{
-    SessionStatus, SessionSummary, create_session, list_open_sessions, list_sessions,
-    new_session_id, session_path, sessions_dir,
+    HomeSessions, SessionStatus, SessionSummary, create_session, list_for_home, list_open_sessions,
+    list_sessions, new_session_id, session_path, sessions_dir,
 };
 
 use crate::engine::{Engine, EngineOptions, Variables};

@@ -84,6 +84,9 @@ pub enum SessionStatus {
     Open,
     Closed,
     Aborted,
+    /// No complete record: the program stopped between creating the file and writing the
+    /// session's first record. Nothing to resume or report.
+    Empty,
 }
 
 /// One line of `btsdr sessions`.
@@ -188,13 +191,24 @@ fn summarize(id: String, path: PathBuf) -> SessionSummary {
         }
     }
     s.in_doubt = open.len() + doubt.len();
+    if s.records == 0 && s.problem.is_none() {
+        s.status = SessionStatus::Empty;
+        s.problem = Some(
+            "empty: the program stopped before the session's first record was written; there is nothing to resume or report (the file can be deleted)".into(),
+        );
+    }
     s
 }
 
 /// Every session in `<data dir>/sessions`, newest first. Unreadable files are listed with
 /// their problem rather than left out.
 pub fn list_sessions(data_dir: &Path) -> io::Result<Vec<SessionSummary>> {
-    list(data_dir, false)
+    let mut out: Vec<SessionSummary> = session_files(data_dir)?
+        .into_iter()
+        .map(|(id, path)| summarize(id, path))
+        .collect();
+    out.sort_by(newest_first);
+    Ok(out)
 }
 
 /// The sessions that may still be open, newest first: like [`list_sessions`], but a journal
@@ -202,9 +216,47 @@ pub fn list_sessions(data_dir: &Path) -> io::Result<Vec<SessionSummary>> {
 /// the whole chain (Home and `recover` only offer open sessions; a year of daily `btsdr check`
 /// sessions must not slow their start). Any doubt about the last line means a full read.
 pub fn list_open_sessions(data_dir: &Path) -> io::Result<Vec<SessionSummary>> {
-    let mut v = list(data_dir, true)?;
-    v.retain(|s| s.status == SessionStatus::Open);
-    Ok(v)
+    Ok(list_for_home(data_dir, 0)?.open)
+}
+
+/// What Home shows: the open sessions and the newest ended ones.
+#[derive(Debug, Default)]
+pub struct HomeSessions {
+    /// Open sessions, newest first.
+    pub open: Vec<SessionSummary>,
+    /// Closed or aborted sessions, newest first, at most the number asked for.
+    pub ended: Vec<SessionSummary>,
+}
+
+/// The open sessions (as [`list_open_sessions`]) and the `recent` newest closed or aborted
+/// ones. Only those are read whole: ended sessions are found by their last line and ordered
+/// by id, which starts with the creation time.
+pub fn list_for_home(data_dir: &Path, recent: usize) -> io::Result<HomeSessions> {
+    let mut files = session_files(data_dir)?;
+    // Newest first by id (`YYYYmmdd-HHMMSS-runbook[-n]`).
+    files.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut out = HomeSessions::default();
+    for (id, path) in files {
+        let ended = ended_by_last_line(&path);
+        if ended && out.ended.len() >= recent {
+            continue;
+        }
+        let s = summarize(id, path);
+        match s.status {
+            SessionStatus::Open => out.open.push(s),
+            SessionStatus::Closed | SessionStatus::Aborted if out.ended.len() < recent => {
+                out.ended.push(s)
+            }
+            _ => {}
+        }
+    }
+    out.open.sort_by(newest_first);
+    out.ended.sort_by(newest_first);
+    Ok(out)
+}
+
+fn newest_first(a: &SessionSummary, b: &SessionSummary) -> std::cmp::Ordering {
+    b.started.cmp(&a.started).then_with(|| b.id.cmp(&a.id))
 }
 
 /// Whether the last line of a journal is a `session_closed` or `aborted` record, read from
@@ -234,7 +286,8 @@ fn ended_by_last_line(path: &Path) -> bool {
         .is_ok_and(|r| matches!(r.event, Event::SessionClosed {} | Event::Aborted { .. }))
 }
 
-fn list(data_dir: &Path, skip_ended: bool) -> io::Result<Vec<SessionSummary>> {
+/// `(id, path)` of every `*.jsonl` in the sessions folder (none if it does not exist).
+fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     let dir = sessions_dir(data_dir);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
@@ -252,18 +305,9 @@ fn list(data_dir: &Path, skip_ended: bool) -> io::Result<Vec<SessionSummary>> {
         if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
             continue;
         }
-        let Some(id) = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .map(str::to_string)
-        else {
-            continue;
-        };
-        if skip_ended && ended_by_last_line(&path) {
-            continue;
+        if let Some(id) = path.file_stem().and_then(|s| s.to_str()) {
+            out.push((id.to_string(), path.clone()));
         }
-        out.push(summarize(id, path));
     }
-    out.sort_by(|a, b| b.started.cmp(&a.started).then_with(|| b.id.cmp(&a.id)));
     Ok(out)
 }
