@@ -143,9 +143,43 @@ const DROPPED: &str = "(value not kept: the result holds over 4 GiB of data)";
 ///
 /// Cloning is cheap (the data is shared and copied only when a shared store is changed), so
 /// the engine, the output pane and the journal can each hold a result without copying it.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Rows {
     data: Arc<Data>,
+    /// Short text values already stored, while rows are being added.
+    intern: Option<Box<Intern>>,
+}
+
+impl Clone for Rows {
+    /// Shares the data; the copy starts a fresh table of stored values if it grows.
+    fn clone(&self) -> Rows {
+        Rows {
+            data: Arc::clone(&self.data),
+            intern: None,
+        }
+    }
+}
+
+/// Values at most this long are stored once per result however often they repeat (a state,
+/// a backup type, a server or database name, a date).
+const INTERN_MAX_LEN: usize = 64;
+/// How many distinct values the table remembers (about 80 KB); later ones are stored as they
+/// come.
+const INTERN_MAX_ENTRIES: usize = 4096;
+
+/// Where short text values already sit in the arena, by hash. A hash collision costs only a
+/// missed saving: a match is always checked against the arena.
+#[derive(Default)]
+struct Intern {
+    seen: std::collections::HashMap<u64, (u32, u32)>,
+}
+
+impl Intern {
+    fn key(s: &str) -> Option<u64> {
+        use std::hash::BuildHasher;
+        (s.len() <= INTERN_MAX_LEN)
+            .then(|| foldhash::fast::FixedState::with_seed(0).hash_one(s.as_bytes()))
+    }
 }
 
 #[derive(Clone, Default, PartialEq)]
@@ -179,8 +213,9 @@ impl Rows {
     /// Appends a row.
     pub fn push<V: Into<Value>>(&mut self, row: impl IntoIterator<Item = V>) {
         let d = Arc::make_mut(&mut self.data);
+        let intern = self.intern.get_or_insert_with(Box::default);
         for v in row {
-            d.push_cell(v.into().as_ref());
+            d.push_cell(v.into().as_ref(), intern);
         }
         d.ends.push(d.cells.len());
     }
@@ -188,8 +223,9 @@ impl Rows {
     /// Appends a row of borrowed values.
     pub fn push_refs<'v>(&mut self, row: impl IntoIterator<Item = ValueRef<'v>>) {
         let d = Arc::make_mut(&mut self.data);
+        let intern = self.intern.get_or_insert_with(Box::default);
         for v in row {
-            d.push_cell(v);
+            d.push_cell(v, intern);
         }
         d.ends.push(d.cells.len());
     }
@@ -247,6 +283,7 @@ impl Rows {
 
     /// Gives back the room vectors keep for growth (call once a result is complete).
     pub fn shrink_to_fit(&mut self) {
+        self.intern = None;
         if let Some(d) = Arc::get_mut(&mut self.data) {
             d.cells.shrink_to_fit();
             d.ends.shrink_to_fit();
@@ -266,11 +303,21 @@ impl Rows {
 }
 
 impl Data {
-    fn push_cell(&mut self, v: ValueRef<'_>) {
-        let text = |rows: &mut Data, kind: TextKind, s: &str| -> Cell {
+    fn push_cell(&mut self, v: ValueRef<'_>, intern: &mut Intern) {
+        let mut text = |rows: &mut Data, kind: TextKind, s: &str| -> Cell {
+            let key = Intern::key(s);
+            if let Some(&(start, len)) = key.and_then(|k| intern.seen.get(&k)) {
+                let at = start as usize..start as usize + len as usize;
+                if rows.text.get(at) == Some(s) {
+                    return Cell::Text { kind, start, len };
+                }
+            }
             match (u32::try_from(rows.text.len()), u32::try_from(s.len())) {
                 (Ok(start), Ok(len)) if start.checked_add(len).is_some() => {
                     rows.text.push_str(s);
+                    if let Some(k) = key.filter(|_| intern.seen.len() < INTERN_MAX_ENTRIES) {
+                        intern.seen.entry(k).or_insert((start, len));
+                    }
                     Cell::Text { kind, start, len }
                 }
                 _ => Cell::Dropped,
@@ -597,5 +644,51 @@ mod tests {
         // 4 cells (64 B) + row end (8 B) + 50 B of text, plus vector growth.
         let per_row = rows.heap_bytes() / rows.len();
         assert!(per_row < 250, "{per_row} bytes per row");
+    }
+
+    #[test]
+    fn repeated_short_values_are_stored_once_and_read_back_as_given() {
+        let long = "x".repeat(INTERN_MAX_LEN + 1);
+        let mut rows = Rows::new();
+        let mut want = Vec::new();
+        for i in 0..1_000 {
+            let row = vec![
+                Value::Text("ONLINE".into()),
+                // The same text as another kind keeps its own kind.
+                Value::DateTime("ONLINE".into()),
+                Value::Text(format!("db{}", i % 7)),
+                Value::Text(long.clone()),
+                Value::Text(String::new()),
+            ];
+            rows.push(row.clone());
+            want.push(row);
+        }
+        assert_eq!(rows, want);
+        let distinct = "ONLINE".len() + (0..7).map(|i| format!("db{i}").len()).sum::<usize>();
+        assert_eq!(rows.data.text.len(), distinct + 1_000 * long.len());
+
+        // Past the table's size, values are still stored and read back; a clone that grows
+        // starts its own table and leaves the original as it was.
+        let mut many = Rows::new();
+        let n = INTERN_MAX_ENTRIES + 100;
+        for i in 0..n {
+            many.push(vec![Value::Text(format!("v{i}"))]);
+            many.push(vec![Value::Text(format!("v{i}"))]);
+        }
+        let mut copy = many.clone();
+        copy.push(vec![Value::Text("v0".into())]);
+        assert_eq!(many.len(), 2 * n);
+        for i in 0..n {
+            let v = Value::Text(format!("v{i}"));
+            assert_eq!(many.get(2 * i).and_then(|r| r.get(0)), Some(v.as_ref()));
+            assert_eq!(many.get(2 * i + 1).and_then(|r| r.get(0)), Some(v.as_ref()));
+        }
+        assert_eq!(
+            copy.last().and_then(|r| r.get(0)),
+            Some(ValueRef::Text("v0"))
+        );
+        // The table is dropped once the result is complete.
+        many.shrink_to_fit();
+        assert!(many.intern.is_none());
     }
 }
