@@ -21,8 +21,7 @@ use crate::sql::executor::{Executor, TiberiusExecutor};
 /// Runbook variable values as `(name, value)`.
 type Vars = Vec<(String, String)>;
 
-/// Environment names of drill sessions: `drill:SCENARIO`.
-pub const DRILL_PREFIX: &str = "drill:";
+pub use crate::config::DRILL_PREFIX;
 
 /// The runbook a drill walks through.
 pub const DRILL_RUNBOOK: &str = "backup";
@@ -110,6 +109,31 @@ impl LiveOpener {
             }
         });
         Ok((Arc::new(deferred), vars))
+    }
+
+    /// The simulator of `scenario` this process already runs (a new connection to it), or a
+    /// new one.
+    fn running_drill(&mut self, scenario: &str) -> Result<(Arc<dyn Executor>, Vars), String> {
+        let running = self
+            .drills
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .rev()
+            .find(|d| d.scenario.name == scenario)
+            .map(|d| {
+                let vars = crate::sim::drill::scenario_variables(&d.scenario)
+                    .into_iter()
+                    .collect();
+                (d.environment(), d.secrets(), vars)
+            });
+        match running {
+            Some((env, secrets, vars)) => {
+                let exec = TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?;
+                Ok((Arc::new(exec), vars))
+            }
+            None => self.start_drill(scenario),
+        }
     }
 
     fn create(
@@ -279,6 +303,22 @@ impl Opener for LiveOpener {
                 rpo_minutes,
             } => {
                 let runbook = self.runbook(&runbook_id)?;
+                if let Some(scenario) = environment.strip_prefix(DRILL_PREFIX) {
+                    // A runbook (a failure plan's part) practised on the simulator: later
+                    // parts continue on the group the earlier ones changed.
+                    let (executor, vars) = self.running_drill(scenario)?;
+                    let opts = EngineOptions {
+                        dry_run: self.dry_run,
+                        two_person_rule: self.two_person_rule,
+                        operator,
+                        drill: true,
+                        rto_minutes,
+                        rpo_minutes,
+                        declared_at: Some(Utc::now()),
+                        ..EngineOptions::default()
+                    };
+                    return self.create(runbook, &environment, executor, opts, &[], &vars);
+                }
                 let env = self.environment(&environment)?;
                 let secrets = EnvSecrets::for_environment(&env);
                 let opts = EngineOptions {

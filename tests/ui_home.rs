@@ -448,3 +448,68 @@ fn home_lists_sessions_to_resume_and_recent_reports() {
     let newest_closed: Vec<&str> = closed.iter().rev().take(5).map(String::as_str).collect();
     assert_eq!(reports, newest_closed);
 }
+
+/// With no environment configured, a failure plan is practised on the simulator: the Start
+/// popup offers `drill:SCENARIO` (the first of Home's drills filled in), refuses a name that is
+/// neither, and sends the scenario's spelling whatever case was typed.
+#[tokio::test]
+async fn a_plan_without_environments_is_practised_on_a_drill() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = Library::load(None).unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let opener = FakeOpener {
+        lib: Library::load(None).unwrap(),
+        dir: dir.path().to_path_buf(),
+        requests: Arc::clone(&requests),
+    };
+    let mut h = Harness::with_opener(80, 24, Box::new(opener));
+    h.app.operator = "alice".into();
+    h.app.environments = vec![];
+    h.app.home = Plan::all(&lib)
+        .unwrap()
+        .into_iter()
+        .map(HomeItem::Failure)
+        .collect();
+    for scenario in ["healthy", "job-disabled"] {
+        h.app.home.push(HomeItem::Drill {
+            scenario: scenario.into(),
+            title: String::new(),
+        });
+    }
+    // The first failure class, its plan, its first part's Start popup.
+    h.press("enter");
+    h.press("enter");
+    let env = |h: &Harness| match h.app.popups.last() {
+        Some(Popup::Start { form, .. }) => form.value(1).to_string(),
+        other => panic!("no Start popup: {other:?}"),
+    };
+    assert_eq!(env(&h), "drill:healthy");
+    // Back to the environment field (the RTO is focused): its help says what it takes.
+    h.press("backtab");
+    let screen = h.screen();
+    assert!(screen.contains("drill:SCENARIO"), "{screen}");
+
+    // Something that is neither configured nor a drill is refused in the popup.
+    for _ in 0.."drill:healthy".len() {
+        h.press("backspace");
+    }
+    h.type_text("prod");
+    h.press("enter");
+    assert!(requests.lock().unwrap().is_empty());
+    let screen = h.screen();
+    assert!(
+        screen.contains("one of: drill:healthy, drill:job-disabled"),
+        "{screen}"
+    );
+
+    for _ in 0.."prod".len() {
+        h.press("backspace");
+    }
+    h.type_text("DRILL:Job-Disabled");
+    h.press("enter");
+    h.settle().await;
+    match requests.lock().unwrap().last() {
+        Some(Request::Start { environment, .. }) => assert_eq!(environment, "drill:job-disabled"),
+        other => panic!("{other:?}"),
+    }
+}

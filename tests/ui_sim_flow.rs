@@ -431,3 +431,85 @@ async fn healthy_drill_help_hostile_input_and_resizes() {
     assert!(s.contains("[PASS]"), "{s}");
     drill.shutdown().await;
 }
+
+/// A runbook started on `drill:SCENARIO` (how a failure plan is practised) runs on the
+/// simulator; a plan's later part continues on the group the earlier part changed, while a
+/// drill started from Home builds a fresh group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbooks_started_on_a_drill_environment_share_its_simulator() {
+    use btsdr::app::Request;
+    use btsdr::app::driver::Opener;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = Library::load(None).unwrap();
+    let mut opener =
+        btsdr::launch::LiveOpener::new(lib, btsdr::config::Config::default(), dir.path().into());
+    let start = |runbook: &str| Request::Start {
+        runbook_id: runbook.into(),
+        environment: "drill:job-disabled".into(),
+        operator: "amy".into(),
+        rto_minutes: Some(120),
+        rpo_minutes: None,
+    };
+    // The runbook's default job name, which the scenario's job carries.
+    let job = "Backup BizTalk Server (BizTalkMgmtDb)";
+    let sql = |text: String| Statement {
+        role: Role::Source,
+        database: "msdb".into(),
+        sql: text,
+        params: vec![],
+        timeout_secs: 30,
+        long_running: false,
+    };
+    let enabled = |exec: Arc<dyn Executor>| {
+        let stmt = sql(format!(
+            "SELECT enabled FROM msdb.dbo.sysjobs WHERE name = N'{job}'"
+        ));
+        async move {
+            let out = run_once(&*exec, stmt).await.expect("the simulator answers");
+            out.sets[0]
+                .rows
+                .first()
+                .and_then(|r| r.get(0))
+                .map(|v| v.to_string())
+        }
+    };
+
+    let first = opener
+        .open(start("restore"))
+        .expect("restore opens on the drill");
+    let o = first.engine.options();
+    assert!(o.drill, "a drill session");
+    assert_eq!(o.environment, "drill:job-disabled");
+    assert_eq!(
+        enabled(Arc::clone(&first.executor)).await.as_deref(),
+        Some("0")
+    );
+    run_once(
+        &*first.executor,
+        sql(format!(
+            "EXEC msdb.dbo.sp_update_job @job_name = N'{job}', @enabled = 1"
+        )),
+    )
+    .await
+    .expect("the job is enabled");
+
+    let second = opener
+        .open(start("backup"))
+        .expect("backup opens on the same drill");
+    assert_eq!(
+        enabled(Arc::clone(&second.executor)).await.as_deref(),
+        Some("1")
+    );
+
+    let fresh = opener
+        .open(Request::Drill {
+            scenario: "job-disabled".into(),
+            operator: "amy".into(),
+            rto_minutes: None,
+        })
+        .expect("a new drill");
+    assert_eq!(
+        enabled(Arc::clone(&fresh.executor)).await.as_deref(),
+        Some("0")
+    );
+}

@@ -386,18 +386,44 @@ const RTO_HELP: &str = "Recovery time objective; the status bar counts against i
 /// The Start popup for a runbook (from Home or from a failure plan).
 fn push_start(app: &mut App, runbook_id: String, title: String, plan: Option<PlanRun>) {
     let envs = &app.environments;
-    let env_value = if app.environment.is_empty() && envs.len() == 1 {
-        envs[0].clone()
-    } else {
+    // The simulator's scenarios are environments too, to practise a runbook or a plan.
+    let drills: Vec<String> = app
+        .home
+        .iter()
+        .filter_map(|i| match i {
+            HomeItem::Drill { scenario, .. } => {
+                Some(format!("{}{scenario}", crate::config::DRILL_PREFIX))
+            }
+            _ => None,
+        })
+        .collect();
+    let env_value = if !app.environment.is_empty() {
         app.environment.clone()
+    } else if envs.len() == 1 {
+        envs[0].clone()
+    } else if envs.is_empty() {
+        drills.first().cloned().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let practise = match drills.first() {
+        Some(d) => format!(" Or practise on the simulator: drill:SCENARIO, e.g. {d}."),
+        None => String::new(),
     };
     let env_field = if envs.is_empty() {
-        Field::new("Environment", Check::Required).help(
-            "None is configured: add [environments.NAME] to config.toml (README, 'Against real servers'), or start a drill instead.",
-        )
+        let help = format!(
+            "None is configured: add [environments.NAME] to config.toml (README, 'Against real servers').{practise}"
+        );
+        if drills.is_empty() {
+            Field::new("Environment", Check::Required).help(help)
+        } else {
+            Field::new("Environment", Check::OneOf(drills)).help(help)
+        }
     } else {
-        Field::new("Environment", Check::OneOf(envs.clone()))
-            .help(format!("Configured: {}.", envs.join(", ")))
+        let mut allowed = envs.clone();
+        allowed.extend(drills);
+        Field::new("Environment", Check::OneOf(allowed))
+            .help(format!("Configured: {}.{practise}", envs.join(", ")))
     };
     let mut form = Form::new(vec![
         Field::new("Your name (journaled with every action)", Check::Required)
@@ -983,12 +1009,14 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                     // The configured spelling (the field accepts any case). The status bar
                     // shows it once the session opens.
                     let typed = form.value(1).trim();
-                    let environment = app
-                        .environments
-                        .iter()
-                        .find(|e| e.eq_ignore_ascii_case(typed))
-                        .cloned()
-                        .unwrap_or_else(|| typed.to_string());
+                    let environment = match form.fields.get(1).map(|f| &f.check) {
+                        Some(Check::OneOf(allowed)) => allowed
+                            .iter()
+                            .find(|e| e.eq_ignore_ascii_case(typed))
+                            .cloned(),
+                        _ => None,
+                    }
+                    .unwrap_or_else(|| typed.to_string());
                     Request::Start {
                         runbook_id: target,
                         environment,

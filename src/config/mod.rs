@@ -36,6 +36,9 @@ pub use secrets::{Chain, EnvSecrets, MapSecrets, Secret, SecretSource};
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 15;
 pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 600;
 
+/// Environment names of drill sessions: `drill:SCENARIO` (the built-in simulator).
+pub const DRILL_PREFIX: &str = "drill:";
+
 /// A loaded, validated config file.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
