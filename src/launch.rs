@@ -111,6 +111,26 @@ impl LiveOpener {
         Ok((Arc::new(deferred), vars))
     }
 
+    /// Options of a new session, declared now.
+    fn new_options(
+        &self,
+        operator: String,
+        drill: bool,
+        rto_minutes: Option<u32>,
+        rpo_minutes: Option<u32>,
+    ) -> EngineOptions {
+        EngineOptions {
+            dry_run: self.dry_run,
+            two_person_rule: self.two_person_rule,
+            operator,
+            drill,
+            rto_minutes,
+            rpo_minutes,
+            declared_at: Some(Utc::now()),
+            ..EngineOptions::default()
+        }
+    }
+
     /// The simulator of `scenario` this process already runs (a new connection to it), or a
     /// new one.
     fn running_drill(&mut self, scenario: &str) -> Result<(Arc<dyn Executor>, Vars), String> {
@@ -303,33 +323,16 @@ impl Opener for LiveOpener {
                 rpo_minutes,
             } => {
                 let runbook = self.runbook(&runbook_id)?;
-                if let Some(scenario) = environment.strip_prefix(DRILL_PREFIX) {
+                let drill = environment.strip_prefix(DRILL_PREFIX);
+                let opts = self.new_options(operator, drill.is_some(), rto_minutes, rpo_minutes);
+                if let Some(scenario) = drill {
                     // A runbook (a failure plan's part) practised on the simulator: later
                     // parts continue on the group the earlier ones changed.
                     let (executor, vars) = self.running_drill(scenario)?;
-                    let opts = EngineOptions {
-                        dry_run: self.dry_run,
-                        two_person_rule: self.two_person_rule,
-                        operator,
-                        drill: true,
-                        rto_minutes,
-                        rpo_minutes,
-                        declared_at: Some(Utc::now()),
-                        ..EngineOptions::default()
-                    };
                     return self.create(runbook, &environment, executor, opts, &[], &vars);
                 }
                 let env = self.environment(&environment)?;
                 let secrets = EnvSecrets::for_environment(&env);
-                let opts = EngineOptions {
-                    dry_run: self.dry_run,
-                    two_person_rule: self.two_person_rule,
-                    operator,
-                    rto_minutes,
-                    rpo_minutes,
-                    declared_at: Some(Utc::now()),
-                    ..EngineOptions::default()
-                };
                 let secrets = crate::config::Chain(&secrets, &self.prompted);
                 let executor: Arc<dyn Executor> =
                     Arc::new(TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?);
@@ -349,16 +352,7 @@ impl Opener for LiveOpener {
             } => {
                 let runbook = self.runbook(&self.drill_runbook.clone())?;
                 let (executor, vars) = self.start_drill(&scenario)?;
-                let opts = EngineOptions {
-                    dry_run: self.dry_run,
-                    two_person_rule: self.two_person_rule,
-                    operator,
-                    drill: true,
-                    rto_minutes,
-                    rpo_minutes: Some(15),
-                    declared_at: Some(Utc::now()),
-                    ..EngineOptions::default()
-                };
+                let opts = self.new_options(operator, true, rto_minutes, Some(15));
                 let env_name = format!("{DRILL_PREFIX}{scenario}");
                 self.create(runbook, &env_name, executor, opts, &[], &vars)
             }

@@ -81,6 +81,30 @@ fn valid_variables(rb: &btsdr::runbook::model::Runbook) -> Variables {
     vars
 }
 
+/// An 80x24 harness on Home listing the failure classes, operator `alice`, `envs`
+/// configured, with a [`FakeOpener`] whose requests are returned.
+fn plan_harness(
+    dir: &std::path::Path,
+    envs: &[&str],
+) -> (Harness, Arc<Mutex<Vec<Request>>>, Library) {
+    let lib = Library::load(None).unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let opener = FakeOpener {
+        lib: Library::load(None).unwrap(),
+        dir: dir.to_path_buf(),
+        requests: Arc::clone(&requests),
+    };
+    let mut h = Harness::with_opener(80, 24, Box::new(opener));
+    h.app.operator = "alice".into();
+    h.app.environments = envs.iter().map(|e| e.to_string()).collect();
+    h.app.home = Plan::all(&lib)
+        .unwrap()
+        .into_iter()
+        .map(HomeItem::Failure)
+        .collect();
+    (h, requests, lib)
+}
+
 fn selected_id(h: &Harness) -> String {
     h.app
         .selected_step()
@@ -113,21 +137,7 @@ fn first_step(lib: &Library, runbook: &str, section: &str) -> String {
 #[tokio::test]
 async fn something_failed_sql_computer_starts_restore_at_the_plan() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = Library::load(None).unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let opener = FakeOpener {
-        lib: Library::load(None).unwrap(),
-        dir: dir.path().to_path_buf(),
-        requests: Arc::clone(&requests),
-    };
-    let mut h = Harness::with_opener(80, 24, Box::new(opener));
-    h.app.operator = "alice".into();
-    h.app.environments = vec!["prod".into()];
-    h.app.home = Plan::all(&lib)
-        .unwrap()
-        .into_iter()
-        .map(HomeItem::Failure)
-        .collect();
+    let (mut h, requests, lib) = plan_harness(dir.path(), &["prod"]);
     h.app.home.push(HomeItem::Start {
         runbook_id: "restore".into(),
         title: "Restore BizTalk Server".into(),
@@ -455,21 +465,7 @@ fn home_lists_sessions_to_resume_and_recent_reports() {
 #[tokio::test]
 async fn a_plan_without_environments_is_practised_on_a_drill() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = Library::load(None).unwrap();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let opener = FakeOpener {
-        lib: Library::load(None).unwrap(),
-        dir: dir.path().to_path_buf(),
-        requests: Arc::clone(&requests),
-    };
-    let mut h = Harness::with_opener(80, 24, Box::new(opener));
-    h.app.operator = "alice".into();
-    h.app.environments = vec![];
-    h.app.home = Plan::all(&lib)
-        .unwrap()
-        .into_iter()
-        .map(HomeItem::Failure)
-        .collect();
+    let (mut h, requests, _) = plan_harness(dir.path(), &[]);
     for scenario in ["healthy", "job-disabled"] {
         h.app.home.push(HomeItem::Drill {
             scenario: scenario.into(),
