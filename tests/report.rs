@@ -299,3 +299,16 @@ fn hostile_text_is_escaped_in_html() {
     assert!(!html.contains("<script>alert"));
     assert!(!html.contains("<img src=x"));
 }
+
+#[test]
+fn a_session_that_never_started_has_no_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.jsonl");
+    drop(JournalWriter::create(&path).unwrap());
+    let err = report::from_journal(&path, None).unwrap_err();
+    assert!(err.to_string().contains("never started"), "{err}");
+    // One record is enough for a report.
+    let (mut w, _) = JournalWriter::open_append(&path).unwrap();
+    w.append(records().remove(0)).unwrap();
+    assert!(report::from_journal(&path, None).is_ok());
+}

@@ -40,6 +40,12 @@ pub fn from_journal(
     library: Option<&crate::runbook::library::Library>,
 ) -> std::io::Result<(Report, crate::journal::VerifyReport)> {
     let read = crate::journal::read_records(path)?;
+    if read.entries.is_empty() && read.report.is_intact() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the session never started (the journal has no record), so there is nothing to report",
+        ));
+    }
     let runbook = read.entries.iter().find_map(|r| match &r.event {
         crate::journal::Event::SessionStarted { runbook_id, .. } => {
             library.and_then(|l| l.get(runbook_id))
