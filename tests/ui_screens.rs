@@ -384,3 +384,27 @@ async fn status_bar_keeps_the_rto_clock_at_80_columns() {
         "{status}"
     );
 }
+
+/// A section none of whose steps applies reads "- ... n/a", never a done tick.
+#[tokio::test]
+async fn a_section_that_does_not_apply_is_not_shown_as_done() {
+    use btsdr::engine::{Engine, Variables};
+    let lib = btsdr::runbook::library::Library::load(None).unwrap();
+    let rb = lib.get("restore").unwrap();
+    let mut vars = Variables::from_runbook(&rb);
+    vars.set("use_bam", "false");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(Arc::clone(&rb), vars, options(true, false));
+    let mut h = open_engine(100, 60, dir.path(), Arc::new(FakeExec::default()), engine);
+    h.app.popups.clear();
+    let screen = h.screen();
+    let bam = screen
+        .lines()
+        .find(|l| l.contains("Update references to the BAM"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(
+        bam.contains("│- Update references") && bam.contains(" n/a"),
+        "{bam}"
+    );
+    assert!(!bam.contains('✔'), "{bam}");
+}

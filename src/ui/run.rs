@@ -152,17 +152,23 @@ fn steps_pane(app: &App, area: Rect, buf: &mut Buffer) {
             last_section = row.section;
             let sec = &run.runbook.sections[row.section];
             let (d, n) = run.progress(Some(row.section));
-            let count = format!(" {d}/{n}");
+            // A section none of whose steps applies is not "done": it is not needed.
+            let count = if n == 0 {
+                " n/a".to_string()
+            } else {
+                format!(" {d}/{n}")
+            };
             let title_w = w.saturating_sub(width(&count) + 2);
             let all = d == n;
             let in_plan = plan_sections
                 .as_ref()
                 .is_none_or(|ids| ids.contains(&sec.id.as_str()));
             lines.push(Line::from(vec![
-                Span::styled(
-                    if all { "✔ " } else { "▸ " },
-                    if all { t.pass } else { t.accent },
-                ),
+                match (n, all) {
+                    (0, _) => Span::styled("- ", t.dim),
+                    (_, true) => Span::styled("✔ ", t.pass),
+                    _ => Span::styled("▸ ", t.accent),
+                },
                 Span::styled(
                     clip(&sec.title, title_w),
                     if in_plan { t.header } else { t.dim },
