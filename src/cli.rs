@@ -485,39 +485,76 @@ fn sessions() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(list) => {
-            outln!(
-                "{:<34} {:<18} {:<12} {:<10} {:<8} {:>8}  LAST ACTIVITY",
+            let rows: Vec<([String; 7], Option<String>)> = list
+                .into_iter()
+                .map(|s| {
+                    let status = if s.intact {
+                        format!("{:?}", s.status).to_lowercase()
+                    } else {
+                        "DAMAGED".into()
+                    };
+                    let flags = match (s.drill, s.dry_run) {
+                        (true, true) => " drill,dry-run",
+                        (true, false) => " drill",
+                        (false, true) => " dry-run",
+                        _ => "",
+                    };
+                    let last = s
+                        .last_activity
+                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default();
+                    (
+                        [
+                            s.id,
+                            s.runbook_id,
+                            s.environment,
+                            s.operator,
+                            status,
+                            s.in_doubt.to_string(),
+                            format!("{last}{flags}"),
+                        ],
+                        s.problem,
+                    )
+                })
+                .collect();
+            let header = [
                 "SESSION",
                 "RUNBOOK",
                 "ENV",
                 "OPERATOR",
                 "STATUS",
-                "IN DOUBT"
-            );
-            for s in list {
-                let mut status = format!("{:?}", s.status).to_lowercase();
-                if !s.intact {
-                    status = "DAMAGED".into();
+                "IN DOUBT",
+                "LAST ACTIVITY",
+            ]
+            .map(String::from);
+            let mut w = header.clone().map(|h| h.chars().count());
+            for (r, _) in &rows {
+                for (w, c) in w.iter_mut().zip(r) {
+                    *w = (*w).max(c.chars().count());
                 }
-                let flags = match (s.drill, s.dry_run) {
-                    (true, true) => " drill,dry-run",
-                    (true, false) => " drill",
-                    (false, true) => " dry-run",
-                    _ => "",
-                };
-                outln!(
-                    "{:<34} {:<18} {:<12} {:<10} {:<8} {:>8}  {}{flags}",
-                    s.id,
-                    s.runbook_id,
-                    s.environment,
-                    s.operator,
-                    status,
-                    s.in_doubt,
-                    s.last_activity
-                        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-                        .unwrap_or_default()
-                );
-                if let Some(p) = s.problem {
+            }
+            let line = |r: &[String; 7]| {
+                format!(
+                    "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:<w4$}  {:>w5$}  {}",
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    w0 = w[0],
+                    w1 = w[1],
+                    w2 = w[2],
+                    w3 = w[3],
+                    w4 = w[4],
+                    w5 = w[5],
+                )
+            };
+            outln!("{}", line(&header));
+            for (r, problem) in &rows {
+                outln!("{}", line(r));
+                if let Some(p) = problem {
                     outln!("    problem: {p}");
                 }
             }

@@ -659,3 +659,57 @@ fn home_lists_open_sessions_and_the_newest_ended_ones() {
         Vec::<String>::new()
     );
 }
+
+/// `btsdr sessions` keeps its columns aligned whatever the lengths of names, and says why an
+/// empty journal is listed.
+#[test]
+fn sessions_command_aligns_its_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut w) = create_session(dir.path(), t(10), "sample").unwrap();
+    let rb = sample_runbook();
+    let mut v = Variables::from_runbook(&rb);
+    v.set("pwd", SECRET);
+    let mut e = Engine::new(
+        Arc::new(rb),
+        v,
+        EngineOptions {
+            environment: "drill:drop-during-restore".into(),
+            operator: "a-rather-long-operator-name".into(),
+            ..opts()
+        },
+    );
+    for fx in e.handle(Input::Start, t(10)) {
+        if let Effect::Journal { record } = fx {
+            w.append(record).unwrap();
+        }
+    }
+    drop(w);
+    create_session(dir.path(), t(20), "sample").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_btsdr"))
+        .arg("sessions")
+        .env("BTSDR_DATA_DIR", dir.path())
+        .env("BTSDR_CONFIG_DIR", dir.path().join("config"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let col = |l: &str, s: &str| l.find(s).unwrap_or_else(|| panic!("{s} in {l}\n{text}"));
+    let header = lines[0];
+    let started = lines.iter().find(|l| l.contains("drill:")).unwrap();
+    assert_eq!(
+        col(header, "ENV"),
+        col(started, "drill:drop-during-restore"),
+        "{text}"
+    );
+    assert_eq!(
+        col(header, "OPERATOR"),
+        col(started, "a-rather-long"),
+        "{text}"
+    );
+    assert_eq!(col(header, "STATUS"), col(started, "open"), "{text}");
+    let empty = lines
+        .iter()
+        .position(|l| l.contains(" empty "))
+        .expect(&text);
+    assert!(lines[empty + 1].contains("problem: empty"), "{text}");
+}

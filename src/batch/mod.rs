@@ -114,7 +114,8 @@ impl Target {
             .map(|e| (e.role, format!("{} ({})", e.server_name, e.addr)))
             .collect();
         Ok(Target {
-            environment: env.name.clone(),
+            // As the TUI names drills, so a batch drill session resumes in the TUI.
+            environment: format!("{}{}", crate::config::DRILL_PREFIX, drill.scenario.name),
             drill: true,
             servers,
             defaults: drill.variables().into_iter().collect(),

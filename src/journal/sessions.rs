@@ -305,8 +305,12 @@ fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
         if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
             continue;
         }
-        if let Some(id) = path.file_stem().and_then(|s| s.to_str()) {
-            out.push((id.to_string(), path.clone()));
+        if let Some(id) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .map(str::to_string)
+        {
+            out.push((id, path));
         }
     }
     Ok(out)
