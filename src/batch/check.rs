@@ -614,7 +614,13 @@ pub async fn check(
         );
     }
     let _ = out.flush();
-    if opts.json || opts.progress != ProgressStyle::Quiet {
+    // The summary again on stderr where the one on stdout may not be seen: after JSON, or
+    // when live progress is on the terminal and the table went elsewhere.
+    let table_unseen = {
+        use std::io::IsTerminal;
+        opts.progress == ProgressStyle::Live && !std::io::stdout().is_terminal()
+    };
+    if opts.json || table_unseen {
         let _ = writeln!(
             err,
             "{text} in {:.1} s (session {session_id}, exit {})",
