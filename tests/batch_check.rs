@@ -70,6 +70,17 @@ async fn healthy_passes_and_is_journaled() {
         );
     }
     assert!(out.contains("CHECK") && out.contains("WHAT TO DO"), "{out}");
+    // The opt-in check is not run: no evidence, and what to do says how to run it.
+    let opt_in = s
+        .results
+        .iter()
+        .find(|r| r.id == "daily.verifyonly")
+        .unwrap();
+    assert_eq!(
+        (opt_in.status, opt_in.evidence_line.as_str()),
+        (CheckStatus::Skipped, "not run")
+    );
+    assert!(opt_in.advice.iter().any(|a| a.contains("--include-opt-in")));
     // The run is a closed, intact session.
     let read = btsdr::journal::read_records(s.journal.as_deref().unwrap()).unwrap();
     assert!(read.report.is_intact());

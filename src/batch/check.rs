@@ -484,9 +484,12 @@ pub async fn check(
         };
         if let Some((status, why)) = &p.status {
             r.status = *status;
-            r.evidence_line = why.clone();
             if *status == CheckStatus::Skipped {
+                // The reason is what to do; there is no evidence.
+                r.evidence_line = "not run".into();
                 r.advice.push(why.clone());
+            } else {
+                r.evidence_line = why.clone();
             }
         } else if let Some(t) = refused.get(&p.id) {
             r.error = Some(t.clone());
