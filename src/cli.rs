@@ -527,33 +527,13 @@ fn sessions() -> ExitCode {
                 "LAST ACTIVITY",
             ]
             .map(String::from);
-            let mut w = header.clone().map(|h| h.chars().count());
-            for (r, _) in &rows {
-                for (w, c) in w.iter_mut().zip(r) {
-                    *w = (*w).max(c.chars().count());
-                }
-            }
-            let line = |r: &[String; 7]| {
-                format!(
-                    "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:<w4$}  {:>w5$}  {}",
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    r[5],
-                    r[6],
-                    w0 = w[0],
-                    w1 = w[1],
-                    w2 = w[2],
-                    w3 = w[3],
-                    w4 = w[4],
-                    w5 = w[5],
-                )
-            };
-            outln!("{}", line(&header));
-            for (r, problem) in &rows {
-                outln!("{}", line(r));
+            let cells: Vec<[String; 7]> = std::iter::once(header)
+                .chain(rows.iter().map(|(r, _)| r.clone()))
+                .collect();
+            let mut lines = crate::table::aligned(&cells, &[5]).into_iter();
+            outln!("{}", lines.next().unwrap_or_default());
+            for ((_, problem), line) in rows.iter().zip(lines) {
+                outln!("{line}");
                 if let Some(p) = problem {
                     outln!("    problem: {p}");
                 }

@@ -17,5 +17,6 @@ pub mod report;
 pub mod runbook;
 pub mod sim;
 pub mod sql;
+pub mod table;
 pub mod tui;
 pub mod ui;

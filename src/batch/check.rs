@@ -664,28 +664,9 @@ fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult]) {
             ]
         })
         .collect();
-    let head = ["CHECK", "SERVER", "STATUS", "EVIDENCE", "WHAT TO DO"];
-    let mut w = head.map(|h| h.chars().count());
-    for row in &rows {
-        for (i, c) in row.iter().enumerate().take(4) {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: [&str; 5]| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i < 4 {
-                s.push_str(c);
-                s.push_str(&" ".repeat(w[i] - c.chars().count() + 2));
-            } else {
-                s.push_str(c);
-            }
-        }
-        s.trim_end().to_string()
-    };
-    let _ = writeln!(out, "{}", line(head));
-    for r in &rows {
-        let _ = writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    let head = ["CHECK", "SERVER", "STATUS", "EVIDENCE", "WHAT TO DO"].map(String::from);
+    for line in crate::table::aligned(&[&[head][..], &rows].concat(), &[]) {
+        let _ = writeln!(out, "{line}");
     }
 }
 

@@ -1,0 +1,63 @@
+//! Plain-text tables for command output (`btsdr sessions`, `btsdr check`).
+
+/// Lines of `rows` (the header first) with every column but the last padded to its widest
+/// cell, two spaces apart; columns listed in `right` are right-aligned. Trailing spaces are
+/// trimmed, so the last column may be as long as it likes.
+pub fn aligned<R: AsRef<[String]>>(rows: &[R], right: &[usize]) -> Vec<String> {
+    let cols = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let mut w = vec![0; cols];
+    for r in rows {
+        for (w, c) in w.iter_mut().zip(r.as_ref()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            let r = r.as_ref();
+            let mut line = String::new();
+            for (i, c) in r.iter().enumerate() {
+                let pad = " ".repeat(w[i] - c.chars().count());
+                if i + 1 == r.len() {
+                    line.push_str(c);
+                } else if right.contains(&i) {
+                    line.push_str(&pad);
+                    line.push_str(c);
+                } else {
+                    line.push_str(c);
+                    line.push_str(&pad);
+                }
+                if i + 1 < r.len() {
+                    line.push_str("  ");
+                }
+            }
+            line.trim_end().to_string()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_and_the_last_runs_free() {
+        let rows: Vec<Vec<String>> = [
+            ["ID", "N", "NOTE"],
+            ["a-long-id", "7", "x"],
+            ["b", "1234", "ünïcode is counted in characters"],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+        let lines = aligned(&rows, &[1]);
+        assert_eq!(
+            lines,
+            [
+                "ID            N  NOTE",
+                "a-long-id     7  x",
+                "b          1234  ünïcode is counted in characters",
+            ]
+        );
+        assert!(aligned::<Vec<String>>(&[], &[]).is_empty());
+    }
+}
