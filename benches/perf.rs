@@ -657,25 +657,25 @@ fn sessions() -> Res<Vec<Row>> {
         )
         .map_err(|e| e.to_string())?;
     }
-    let time = |f: &dyn Fn() -> usize| -> (Vec<Duration>, usize) {
+    fn time<T: Default>(f: &dyn Fn() -> T) -> (Vec<Duration>, T) {
         let mut v = Vec::new();
-        let mut n = 0;
+        let mut n = T::default();
         for _ in 0..7 {
             let t = Instant::now();
             n = f();
             v.push(t.elapsed());
         }
         (v, n)
-    };
+    }
     let (all, n_all) = time(&|| {
         btsdr::journal::list_sessions(dir.path())
             .map(|l| l.len())
             .unwrap_or(0)
     });
-    let (open, n_open) = time(&|| {
-        btsdr::journal::list_open_sessions(dir.path())
-            .map(|l| l.len())
-            .unwrap_or(0)
+    let (open, (n_open, n_ended)) = time(&|| {
+        btsdr::journal::list_for_home(dir.path(), btsdr::launch::HOME_REPORTS)
+            .map(|h| (h.open.len(), h.ended.len()))
+            .unwrap_or_default()
     });
     Ok(vec![
         Row {
@@ -684,7 +684,9 @@ fn sessions() -> Res<Vec<Row>> {
             measured: stats(all),
         },
         Row {
-            metric: format!("Home's open sessions, same directory ({n_open} open)"),
+            metric: format!(
+                "Home's sessions, same directory ({n_open} open, {n_ended} newest ended for reports)"
+            ),
             goal: "-".into(),
             measured: stats(open),
         },
