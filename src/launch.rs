@@ -289,26 +289,19 @@ impl LiveOpener {
 impl LiveOpener {
     /// Renders a session's HTML report into `<data dir>/reports/` and says where it is (the
     /// terminal cannot show it).
-    fn write_report(&self, session_id: &str) -> String {
-        let path = match journal::session_path(&self.data_dir, session_id) {
-            Ok(p) => p,
-            Err(e) => return e,
-        };
-        let rep = match crate::report::from_journal(&path, Some(&self.library)) {
-            Ok((rep, _)) => rep,
-            Err(e) => return format!("cannot read {}: {e}", path.display()),
-        };
+    fn write_report(&self, session_id: &str) -> Result<String, String> {
+        let path = journal::session_path(&self.data_dir, session_id)?;
+        let (rep, _) = crate::report::from_journal(&path, Some(&self.library))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let dir = self.data_dir.join("reports");
         let out = dir.join(format!("{session_id}.html"));
-        match std::fs::create_dir_all(&dir)
+        std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(&out, crate::report::html(&rep)))
-        {
-            Ok(()) => format!(
+            .map(|()| format!(
                 "Report written to {} — open it in a browser to read or print it (`btsdr report {session_id}` prints it as Markdown).",
                 out.display()
-            ),
-            Err(e) => format!("cannot write the report to {}: {e}", out.display()),
-        }
+            ))
+            .map_err(|e| format!("cannot write the report to {}: {e}", out.display()))
     }
 }
 
@@ -370,8 +363,15 @@ impl Opener for LiveOpener {
                 let id = open.id.clone();
                 self.resume(&id, None)
             }
-            Request::OpenReport { path } => Err(self.write_report(&path)),
+            // A report is written, not opened as a session: see `report`.
+            Request::OpenReport { path } => Err(format!(
+                "internal error: the report of {path} was asked to open as a session"
+            )),
         }
+    }
+
+    fn report(&mut self, session_id: &str) -> Result<String, String> {
+        self.write_report(session_id)
     }
 }
 

@@ -509,3 +509,52 @@ async fn a_plan_without_environments_is_practised_on_a_drill() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Enter on a recent report writes it and says where, in a popup that stays until dismissed
+/// (not as an error); a report that cannot be written says why, as a problem.
+#[tokio::test]
+async fn a_recent_report_is_written_and_its_path_stays_on_screen() {
+    struct Reports;
+    impl Opener for Reports {
+        fn open(&mut self, _: Request) -> Result<Opened, String> {
+            Err("not in this test".into())
+        }
+        fn report(&mut self, id: &str) -> Result<String, String> {
+            match id {
+                "good" => Ok("Report written to /data/reports/good.html".into()),
+                _ => Err(format!("cannot read {id}")),
+            }
+        }
+    }
+    let mut h = Harness::with_opener(80, 24, Box::new(Reports));
+    h.app.home = ["good", "bad"]
+        .iter()
+        .map(|id| HomeItem::Report {
+            path: id.to_string(),
+            title: format!("review {id}"),
+        })
+        .collect();
+    h.press("enter");
+    h.settle().await;
+    match h.app.popups.last() {
+        Some(Popup::Message { title, text, error }) => {
+            assert_eq!((title.as_str(), *error), ("Report written", false));
+            assert!(text.contains("/data/reports/good.html"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let screen = h.screen();
+    assert!(
+        screen.contains("good.html") && !screen.contains("[ERROR]"),
+        "{screen}"
+    );
+    h.press("esc");
+    h.press("j");
+    h.press("enter");
+    h.settle().await;
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::Message { error: true, text, .. }) if text.contains("cannot read bad")),
+        "{:?}",
+        h.app.popups
+    );
+}

@@ -25,6 +25,13 @@ pub struct Opened {
 /// Opens sessions for Home requests (start, resume, drill, recover) and reports.
 pub trait Opener {
     fn open(&mut self, req: Request) -> Result<Opened, String>;
+
+    /// Writes a session's report where the operator can open it; says where (or why not).
+    fn report(&mut self, session_id: &str) -> Result<String, String> {
+        Err(format!(
+            "the report of {session_id} cannot be written from here: run `btsdr report {session_id}`"
+        ))
+    }
 }
 
 /// An opener that refuses everything (for a driver started on an already open session).
@@ -196,6 +203,10 @@ impl SessionDriver {
                     "copied {n} characters to the clipboard (OSC 52)"
                 ))]
             }
+            AppEffect::Open(Request::OpenReport { path }) => match self.opener.report(&path) {
+                Ok(written) => vec![Msg::ReportWritten(written)],
+                Err(e) => vec![Msg::DriverError(e)],
+            },
             AppEffect::Open(req) => match self.opener.open(req) {
                 Ok(o) => self.install(o),
                 Err(e) => vec![Msg::DriverError(e)],

@@ -26,6 +26,8 @@ pub enum Msg {
     DriverError(String),
     /// A driver-side success worth a short notice (e.g. copied to the clipboard).
     DriverInfo(String),
+    /// A report was written: where, and how to open it (kept on screen until dismissed).
+    ReportWritten(String),
     /// The driver opened a session (new or replayed from its journal).
     Opened(Box<super::session::Session>),
     /// SIGTERM / SIGHUP: leave now (the journal is already on disk).
@@ -159,6 +161,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<AppEffect> {
         }
         Msg::DriverInfo(s) => {
             app.notify(Level::Ok, s);
+            vec![]
+        }
+        Msg::ReportWritten(s) => {
+            app.popups.push(Popup::Message {
+                title: "Report written".into(),
+                text: s,
+                error: false,
+            });
             vec![]
         }
         Msg::Opened(s) => super::session::open(app, s.engine),
