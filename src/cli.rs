@@ -454,7 +454,12 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
             outln!("{}. Runbook `{}` ({})", i + 1, rb.id, rb.title);
             for sid in &g.sections {
                 match rb.sections.iter().find(|s| &s.id == sid) {
-                    Some(s) => outln!("   - {} ({} steps)", s.title, s.steps.len()),
+                    Some(s) => outln!(
+                        "   - {} ({} step{})",
+                        s.title,
+                        s.steps.len(),
+                        if s.steps.len() == 1 { "" } else { "s" }
+                    ),
                     None => outln!("   - {sid} (section missing from this runbook version)"),
                 }
             }
@@ -462,6 +467,10 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
                 outln!("   {}", g.note.trim());
             }
         }
+        let first = chosen.go.first().map_or("restore", |g| g.runbook.as_str());
+        outln!(
+            "\nStart it in `btsdr` (Home → Something failed?), or `btsdr run {first} --env NAME`. To practise first: `btsdr run {first} --drill healthy`."
+        );
         ExitCode::SUCCESS
     })
 }

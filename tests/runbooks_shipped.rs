@@ -212,3 +212,30 @@ references = ["https://learn.microsoft.com/en-us/biztalk/core/checklist-backup-a
     let w = lib.warnings[0].to_string();
     assert!(w.contains("broken.toml:2:"), "{w}");
 }
+
+/// `btsdr recover --failure ID` names the sections in order, counts steps in good English and
+/// ends with how to start (or practise) the first runbook.
+#[test]
+fn recover_prints_the_plan_and_how_to_start_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_btsdr"))
+        .args(["recover", "--failure", "sql-computer"])
+        .env("BTSDR_DATA_DIR", dir.path())
+        .env("BTSDR_CONFIG_DIR", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    let restore = text.find("1. Runbook `restore`").expect(&text);
+    let backup = text.find("2. Runbook `backup`").expect(&text);
+    assert!(restore < backup, "{text}");
+    assert!(
+        text.contains("Restore the master secret (1 step)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("(1 steps)"), "{text}");
+    assert!(
+        text.contains("`btsdr run restore --drill healthy`"),
+        "{text}"
+    );
+}
