@@ -379,12 +379,14 @@ fn hostile_text_in_the_variables_popup_is_validated() {
             assert!(h.app.popups.is_empty(), "{}", h.screen());
         }
     }
-    // Quotes and statement separators are never valid server names. (A lone `]` and a
-    // 10,000-character name are accepted today: reported as validation gaps, and harmless
-    // because values only reach SQL as parameters or through quote_ident.)
+    // Quotes, brackets, statement separators and pasted walls of text are never valid server
+    // names (values only reach SQL as parameters or through quote_ident in any case).
+    let wall = "S".repeat(10_000);
     for bad in [
         "'; DROP DATABASE BizTalkMgmtDb; --",
         "Biz]; DROP DATABASE [x",
+        "]",
+        wall.as_str(),
     ] {
         assert!(
             btsdr::engine::validate_value(&server, bad).is_err(),

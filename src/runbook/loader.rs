@@ -991,6 +991,11 @@ pub fn validate_value(var: &Variable, value: &str) -> Result<(), String> {
         VarKind::Server if value.contains(char::is_whitespace) => {
             return Err("a server name has no spaces".into());
         }
+        VarKind::Server => {
+            if let Some(problem) = server_name_problem(value) {
+                return Err(problem);
+            }
+        }
         _ => {}
     }
     if let Some(min) = var.min_len
@@ -1013,6 +1018,52 @@ pub fn validate_value(var: &Variable, value: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Why `v` is not a SQL Server name: `HOST`, `HOST\INSTANCE`, `HOST,PORT` or
+/// `HOST\INSTANCE,PORT`, optionally after `tcp:`; HOST is a DNS name, an IPv4 address,
+/// `(local)` or `.`.
+fn server_name_problem(v: &str) -> Option<String> {
+    const FORM: &str = "a SQL Server name is HOST, HOST\\INSTANCE or HOST,PORT (e.g. SQLBTS01\\BIZTALK or sqlbts01.contoso.com,1433)";
+    let v = match v.get(..4) {
+        Some(p) if p.eq_ignore_ascii_case("tcp:") => &v[4..],
+        _ => v,
+    };
+    let (rest, port) = match v.rsplit_once(',') {
+        Some((r, p)) => (r, Some(p)),
+        None => (v, None),
+    };
+    if let Some(p) = port
+        && !p.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Some(format!("`{p}` is not a port (1 to 65535): {FORM}"));
+    }
+    let (host, instance) = match rest.split_once('\\') {
+        Some((h, i)) => (h, Some(i)),
+        None => (rest, None),
+    };
+    if let Some(i) = instance {
+        let ok = (1..=16).contains(&i.chars().count())
+            && i.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '$' | '#'));
+        if !ok {
+            return Some(format!(
+                "`{i}` is not an instance name (at most 16 letters, digits, `_`, `$` or `#`): {FORM}"
+            ));
+        }
+    }
+    let ok = host == "(local)"
+        || host == "."
+        || ((1..=253).contains(&host.len())
+            && !host.starts_with(['-', '.'])
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
+    if ok {
+        None
+    } else {
+        Some(format!("`{host}` is not a host name: {FORM}"))
+    }
 }
 
 /// Whether `value` matches the whole of `pattern`; `None` if the pattern does not compile.
@@ -1099,5 +1150,48 @@ fn inherit(st: &mut RawStep, base: RawStep, at: &Range<usize>) {
                 message: respan(a.message, at),
             })
             .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_name_problem;
+
+    #[test]
+    fn server_names() {
+        for ok in [
+            "SQLBTS01",
+            r"SQLBTS01\BIZTALK",
+            "sqlbts01.contoso.com,1433",
+            r"SQLDR01\DR_2,50123",
+            "tcp:10.0.0.5,1433",
+            "(local)",
+            r".\SQLEXPRESS",
+            "localhost",
+        ] {
+            assert_eq!(server_name_problem(ok), None, "{ok}");
+        }
+        for (bad, says) in [
+            ("]", "is not a host name"),
+            ("Biz]; DROP DATABASE [x", "is not a host name"),
+            ("SQL01,0", "is not a port"),
+            ("SQL01,70000", "is not a port"),
+            ("SQL01,", "is not a port"),
+            (r"SQL01\", "is not an instance name"),
+            (
+                r"SQL01\AN_INSTANCE_NAME_TOO_LONG",
+                "is not an instance name",
+            ),
+            (r"SQL01\a\b", "is not an instance name"),
+            ("-sql01", "is not a host name"),
+            ("", "is not a host name"),
+        ] {
+            let p = server_name_problem(bad).unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(
+                p.contains(says) && p.contains("HOST\\INSTANCE"),
+                "{bad}: {p}"
+            );
+        }
+        assert!(server_name_problem(&"a".repeat(10_000)).is_some());
     }
 }
