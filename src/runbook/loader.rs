@@ -1022,7 +1022,7 @@ pub fn validate_value(var: &Variable, value: &str) -> Result<(), String> {
 
 /// Why `v` is not a SQL Server name: `HOST`, `HOST\INSTANCE`, `HOST,PORT` or
 /// `HOST\INSTANCE,PORT`, optionally after `tcp:`; HOST is a DNS name, an IPv4 address,
-/// `(local)` or `.`.
+/// an IPv6 address (bare or in brackets), `(local)` or `.`.
 fn server_name_problem(v: &str) -> Option<String> {
     const FORM: &str = "a SQL Server name is HOST, HOST\\INSTANCE or HOST,PORT (e.g. SQLBTS01\\BIZTALK or sqlbts01.contoso.com,1433)";
     let v = match v.get(..4) {
@@ -1052,8 +1052,14 @@ fn server_name_problem(v: &str) -> Option<String> {
             ));
         }
     }
+    let ipv6 = |h: &str| h.parse::<std::net::Ipv6Addr>().is_ok();
     let ok = host == "(local)"
         || host == "."
+        || ipv6(host)
+        || host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(ipv6)
         || ((1..=253).contains(&host.len())
             && !host.starts_with(['-', '.'])
             && host
@@ -1168,6 +1174,8 @@ mod tests {
             "(local)",
             r".\SQLEXPRESS",
             "localhost",
+            "[::1],1433",
+            "fe80::1",
         ] {
             assert_eq!(server_name_problem(ok), None, "{ok}");
         }
@@ -1184,6 +1192,7 @@ mod tests {
             ),
             (r"SQL01\a\b", "is not an instance name"),
             ("-sql01", "is not a host name"),
+            ("[SQL01]", "is not a host name"),
             ("", "is not a host name"),
         ] {
             let p = server_name_problem(bad).unwrap_or_else(|| panic!("{bad} accepted"));
