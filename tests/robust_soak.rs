@@ -3,7 +3,7 @@
 //! live heap (this test binary counts its allocations): resident size depends on when the
 //! allocator hands pages back to the system, which differs from run to run, so it is
 //! reported, not asserted.
-//! Bounded (about 30 s in a debug build); docs/RELIABILITY.md describes it.
+//! Bounded (about 45 s in a debug build); docs/RELIABILITY.md describes it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
