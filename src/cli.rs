@@ -494,7 +494,7 @@ fn sessions() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(list) => {
-            let rows: Vec<([String; 7], Option<String>)> = list
+            let (rows, problems): (Vec<[String; 7]>, Vec<Option<String>>) = list
                 .into_iter()
                 .map(|s| {
                     let status = if s.intact {
@@ -525,7 +525,7 @@ fn sessions() -> ExitCode {
                         s.problem,
                     )
                 })
-                .collect();
+                .unzip();
             let header = [
                 "SESSION",
                 "RUNBOOK",
@@ -534,14 +534,10 @@ fn sessions() -> ExitCode {
                 "STATUS",
                 "IN DOUBT",
                 "LAST ACTIVITY",
-            ]
-            .map(String::from);
-            let cells: Vec<[String; 7]> = std::iter::once(header)
-                .chain(rows.iter().map(|(r, _)| r.clone()))
-                .collect();
-            let mut lines = crate::table::aligned(&cells, &[5]).into_iter();
+            ];
+            let mut lines = crate::table::aligned(&header, &rows, &[5]).into_iter();
             outln!("{}", lines.next().unwrap_or_default());
-            for ((_, problem), line) in rows.iter().zip(lines) {
+            for (problem, line) in problems.iter().zip(lines) {
                 outln!("{line}");
                 if let Some(p) = problem {
                     outln!("    problem: {p}");

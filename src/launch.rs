@@ -142,10 +142,11 @@ impl LiveOpener {
             .rev()
             .find(|d| d.scenario.name == scenario)
             .map(|d| {
-                let vars = crate::sim::drill::scenario_variables(&d.scenario)
-                    .into_iter()
-                    .collect();
-                (d.environment(), d.secrets(), vars)
+                (
+                    d.environment(),
+                    d.secrets(),
+                    d.variables().into_iter().collect(),
+                )
             });
         match running {
             Some((env, secrets, vars)) => {
@@ -286,25 +287,6 @@ impl LiveOpener {
     }
 }
 
-impl LiveOpener {
-    /// Renders a session's HTML report into `<data dir>/reports/` and says where it is (the
-    /// terminal cannot show it).
-    fn write_report(&self, session_id: &str) -> Result<String, String> {
-        let path = journal::session_path(&self.data_dir, session_id)?;
-        let (rep, _) = crate::report::from_journal(&path, Some(&self.library))
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let dir = self.data_dir.join("reports");
-        let out = dir.join(format!("{session_id}.html"));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&out, crate::report::html(&rep)))
-            .map(|()| format!(
-                "Report written to {} — open it in a browser to read or print it (`btsdr report {session_id}` prints it as Markdown).",
-                out.display()
-            ))
-            .map_err(|e| format!("cannot write the report to {}: {e}", out.display()))
-    }
-}
-
 impl Opener for LiveOpener {
     fn open(&mut self, req: Request) -> Result<Opened, String> {
         match req {
@@ -363,15 +345,24 @@ impl Opener for LiveOpener {
                 let id = open.id.clone();
                 self.resume(&id, None)
             }
-            // A report is written, not opened as a session: see `report`.
-            Request::OpenReport { path } => Err(format!(
-                "internal error: the report of {path} was asked to open as a session"
-            )),
         }
     }
 
+    /// Renders a session's HTML report into `<data dir>/reports/` and says where it is (the
+    /// terminal cannot show it).
     fn report(&mut self, session_id: &str) -> Result<String, String> {
-        self.write_report(session_id)
+        let path = journal::session_path(&self.data_dir, session_id)?;
+        let (rep, _) = crate::report::from_journal(&path, Some(&self.library))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let dir = self.data_dir.join("reports");
+        let out = dir.join(format!("{session_id}.html"));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&out, crate::report::html(&rep)))
+            .map(|()| format!(
+                "Report written to {} — open it in a browser to read or print it (`btsdr report {session_id}` prints it as Markdown).",
+                out.display()
+            ))
+            .map_err(|e| format!("cannot write the report to {}: {e}", out.display()))
     }
 }
 

@@ -1,19 +1,24 @@
 //! Plain-text tables for command output (`btsdr sessions`, `btsdr check`).
 
-/// Lines of `rows` (the header first) with every column but the last padded to its widest
-/// cell, two spaces apart; columns listed in `right` are right-aligned. Trailing spaces are
-/// trimmed, so the last column may be as long as it likes.
-pub fn aligned<R: AsRef<[String]>>(rows: &[R], right: &[usize]) -> Vec<String> {
-    let cols = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+/// The line of `head`, then one per row, with every column but the last padded to its
+/// widest cell, two spaces apart; columns listed in `right` are right-aligned. Trailing
+/// spaces are trimmed, so the last column may be as long as it likes.
+pub fn aligned<R: AsRef<[String]>>(head: &[&str], rows: &[R], right: &[usize]) -> Vec<String> {
+    let lines = || {
+        std::iter::once(head.to_vec()).chain(
+            rows.iter()
+                .map(|r| r.as_ref().iter().map(String::as_str).collect()),
+        )
+    };
+    let cols = lines().map(|r| r.len()).max().unwrap_or(0);
     let mut w = vec![0; cols];
-    for r in rows {
-        for (w, c) in w.iter_mut().zip(r.as_ref()) {
+    for r in lines() {
+        for (w, c) in w.iter_mut().zip(&r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    rows.iter()
+    lines()
         .map(|r| {
-            let r = r.as_ref();
             let mut line = String::new();
             for (i, c) in r.iter().enumerate() {
                 let pad = " ".repeat(w[i] - c.chars().count());
@@ -42,14 +47,13 @@ mod tests {
     #[test]
     fn columns_line_up_and_the_last_runs_free() {
         let rows: Vec<Vec<String>> = [
-            ["ID", "N", "NOTE"],
             ["a-long-id", "7", "x"],
             ["b", "1234", "ünïcode is counted in characters"],
         ]
         .iter()
         .map(|r| r.iter().map(|c| c.to_string()).collect())
         .collect();
-        let lines = aligned(&rows, &[1]);
+        let lines = aligned(&["ID", "N", "NOTE"], &rows, &[1]);
         assert_eq!(
             lines,
             [
@@ -58,6 +62,6 @@ mod tests {
                 "b          1234  ünïcode is counted in characters",
             ]
         );
-        assert!(aligned::<Vec<String>>(&[], &[]).is_empty());
+        assert_eq!(aligned::<Vec<String>>(&["A", "B"], &[], &[]), ["A  B"]);
     }
 }

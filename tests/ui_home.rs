@@ -439,24 +439,17 @@ fn home_lists_sessions_to_resume_and_recent_reports() {
     let opened: Vec<String> = (0..7).map(|i| session(i, false)).collect();
     let closed: Vec<String> = (10..17).map(|i| session(i, true)).collect();
     let items = btsdr::launch::home_items(&lib, dir.path());
-    let resume: Vec<&str> = items
-        .iter()
-        .filter_map(|i| match i {
-            HomeItem::Resume { session_id, .. } => Some(session_id.as_str()),
-            _ => None,
-        })
-        .collect();
-    let newest_open: Vec<&str> = opened.iter().rev().take(5).map(String::as_str).collect();
-    assert_eq!(resume, newest_open);
-    let reports: Vec<&str> = items
-        .iter()
-        .filter_map(|i| match i {
-            HomeItem::Report { path, .. } => Some(path.as_str()),
-            _ => None,
-        })
-        .collect();
-    let newest_closed: Vec<&str> = closed.iter().rev().take(5).map(String::as_str).collect();
-    assert_eq!(reports, newest_closed);
+    let (mut resume, mut reports) = (Vec::new(), Vec::new());
+    for item in &items {
+        match item {
+            HomeItem::Resume { session_id, .. } => resume.push(session_id.as_str()),
+            HomeItem::Report { path, .. } => reports.push(path.as_str()),
+            _ => {}
+        }
+    }
+    let newest = |ids: &[String]| -> Vec<String> { ids.iter().rev().take(5).cloned().collect() };
+    assert_eq!(resume, newest(&opened));
+    assert_eq!(reports, newest(&closed));
 }
 
 /// With no environment configured, a failure plan is practised on the simulator: the Start

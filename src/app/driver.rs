@@ -203,7 +203,7 @@ impl SessionDriver {
                     "copied {n} characters to the clipboard (OSC 52)"
                 ))]
             }
-            AppEffect::Open(Request::OpenReport { path }) => match self.opener.report(&path) {
+            AppEffect::WriteReport { session_id } => match self.opener.report(&session_id) {
                 Ok(written) => vec![Msg::ReportWritten(written)],
                 Err(e) => vec![Msg::DriverError(e)],
             },

@@ -94,9 +94,6 @@ pub enum Request {
         operator: String,
         rto_minutes: Option<u32>,
     },
-    OpenReport {
-        path: String,
-    },
 }
 
 /// Work for the driver.
@@ -120,6 +117,10 @@ pub enum AppEffect {
     /// Copy text with OSC 52 (works over SSH).
     Copy(String),
     Open(Request),
+    /// Write a session's report where the operator can open it (`Opener::report`).
+    WriteReport {
+        session_id: String,
+    },
     Quit,
 }
 
@@ -349,7 +350,7 @@ fn home_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 }
                 HomeItem::Report { path, .. } => {
                     app.pending_plan = None;
-                    return vec![AppEffect::Open(Request::OpenReport { path })];
+                    return vec![AppEffect::WriteReport { session_id: path }];
                 }
                 HomeItem::Failure(plan) => {
                     // Back to the same plan: offer the part after the one started last.
@@ -420,21 +421,20 @@ fn push_start(app: &mut App, runbook_id: String, title: String, plan: Option<Pla
         Some(d) => format!(" Or practise on the simulator: drill:SCENARIO, e.g. {d}."),
         None => String::new(),
     };
-    let env_field = if envs.is_empty() {
-        let help = format!(
+    let help = if envs.is_empty() {
+        format!(
             "None is configured: add [environments.NAME] to config.toml (README, 'Against real servers').{practise}"
-        );
-        if drills.is_empty() {
-            Field::new("Environment", Check::Required).help(help)
-        } else {
-            Field::new("Environment", Check::OneOf(drills)).help(help)
-        }
+        )
     } else {
-        let mut allowed = envs.clone();
-        allowed.extend(drills);
-        Field::new("Environment", Check::OneOf(allowed))
-            .help(format!("Configured: {}.{practise}", envs.join(", ")))
+        format!("Configured: {}.{practise}", envs.join(", "))
     };
+    let allowed: Vec<String> = envs.iter().cloned().chain(drills).collect();
+    let check = if allowed.is_empty() {
+        Check::Required
+    } else {
+        Check::OneOf(allowed)
+    };
+    let env_field = Field::new("Environment", check).help(help);
     let mut form = Form::new(vec![
         Field::new("Your name (journaled with every action)", Check::Required)
             .value(app.operator.clone()),

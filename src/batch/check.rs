@@ -664,8 +664,8 @@ fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult]) {
             ]
         })
         .collect();
-    let head = ["CHECK", "SERVER", "STATUS", "EVIDENCE", "WHAT TO DO"].map(String::from);
-    for line in crate::table::aligned(&[&[head][..], &rows].concat(), &[]) {
+    let head = ["CHECK", "SERVER", "STATUS", "EVIDENCE", "WHAT TO DO"];
+    for line in crate::table::aligned(&head, &rows, &[]) {
         let _ = writeln!(out, "{line}");
     }
 }
