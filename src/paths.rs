@@ -9,16 +9,20 @@ fn project() -> Option<ProjectDirs> {
     ProjectDirs::from("", "", "btsdr")
 }
 
+/// A folder named by an environment variable; an empty value counts as unset (a shell
+/// variable that expanded to nothing must not mean the current folder).
+fn env_dir(value: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    value.filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
 pub fn config_dir() -> PathBuf {
-    std::env::var_os("BTSDR_CONFIG_DIR")
-        .map(PathBuf::from)
+    env_dir(std::env::var_os("BTSDR_CONFIG_DIR"))
         .or_else(|| project().map(|p| p.config_dir().to_path_buf()))
         .unwrap_or_else(|| PathBuf::from(".btsdr/config"))
 }
 
 pub fn data_dir() -> PathBuf {
-    std::env::var_os("BTSDR_DATA_DIR")
-        .map(PathBuf::from)
+    env_dir(std::env::var_os("BTSDR_DATA_DIR"))
         .or_else(|| project().map(|p| p.data_dir().to_path_buf()))
         .unwrap_or_else(|| PathBuf::from(".btsdr/data"))
 }
@@ -30,4 +34,19 @@ pub fn log_dir() -> PathBuf {
 /// User runbooks that override or extend the embedded ones.
 pub fn user_runbooks_dir() -> PathBuf {
     config_dir().join("runbooks")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_dir;
+
+    #[test]
+    fn an_empty_variable_is_unset() {
+        assert_eq!(env_dir(None), None);
+        assert_eq!(env_dir(Some("".into())), None);
+        assert_eq!(
+            env_dir(Some("/srv/btsdr".into())),
+            Some("/srv/btsdr".into())
+        );
+    }
 }
