@@ -110,6 +110,14 @@ pub enum Cmd {
     /// The change record the best practices ask for (service packs, hotfixes, config changes).
     #[command(subcommand)]
     Changelog(ChangelogCmd),
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
+    ///
+    /// PowerShell: `btsdr completions powershell | Out-String | Invoke-Expression`
+    /// (add that line to $PROFILE to keep it).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Ask what failed and show which runbook sections to follow, in order.
     Recover {
         /// Failure id (skips the question): see `btsdr recover --list`.
@@ -155,9 +163,22 @@ pub use crate::config::operator_name;
 #[derive(Debug, Subcommand)]
 pub enum JournalCmd {
     /// Check a journal's hash chain; names the first edited, moved or missing record.
+    /// Exit 0: intact; 1: damaged or tampered (or its head file is missing); 2: cannot read.
     Verify {
         /// Journal file (`<data dir>/sessions/ID.jsonl`) or a session id.
         file: String,
+    },
+    /// Accept a journal whose head file was lost (a crash, a copy without it): re-creates
+    /// the head at the last record that verifies and journals who accepted it and why.
+    AcceptHead {
+        /// Journal file, a session id, or `changelog`.
+        file: String,
+        /// Why the head file is missing (journaled).
+        #[arg(long)]
+        reason: String,
+        /// Who accepts it (default: $BTSDR_OPERATOR, then the OS user).
+        #[arg(long)]
+        operator: Option<String>,
     },
 }
 
@@ -294,12 +315,24 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Cmd::Recover { failure, list }) => recover(failure.as_deref(), list),
         Some(Cmd::Sessions) => sessions(),
         Some(Cmd::Journal(JournalCmd::Verify { file })) => journal_verify(&file),
+        Some(Cmd::Journal(JournalCmd::AcceptHead {
+            file,
+            reason,
+            operator,
+        })) => journal_accept_head(&file, &reason, operator.as_deref()),
         Some(Cmd::Report {
             session,
             format,
             output,
         }) => report(&session, &format, output.as_deref()),
         Some(Cmd::Changelog(c)) => changelog(c),
+        Some(Cmd::Completions { shell }) => {
+            // Into a buffer first: clap_complete panics on a write error (`| head`).
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "btsdr", &mut buf);
+            let _ = std::io::stdout().write_all(&buf);
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -478,10 +511,19 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
 /// A session id or a path to a journal file.
 fn journal_file(arg: &str) -> Result<PathBuf, String> {
     let p = PathBuf::from(arg);
-    if p.exists() || arg.contains('/') || arg.contains('\\') || arg.ends_with(".jsonl") {
-        return Ok(p);
+    let p = if p.exists() || arg.contains('/') || arg.contains('\\') || arg.ends_with(".jsonl") {
+        p
+    } else {
+        crate::journal::session_path(&paths::data_dir(), arg)?
+    };
+    // Never open a device or FIFO as a journal (`/dev/zero` is not "OK: 0 records").
+    match std::fs::metadata(&p) {
+        Ok(m) if !m.is_file() => Err(format!(
+            "{} is not a regular file, so it is not a journal",
+            p.display()
+        )),
+        _ => Ok(p),
     }
-    crate::journal::session_path(&paths::data_dir(), arg)
 }
 
 fn sessions() -> ExitCode {
@@ -579,6 +621,69 @@ fn journal_verify(arg: &str) -> ExitCode {
     }
 }
 
+fn journal_accept_head(arg: &str, reason: &str, operator: Option<&str>) -> ExitCode {
+    use crate::journal::chain::JournalWriter;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        eprintln!("error: --reason is required: say why the head file is missing");
+        return ExitCode::from(2);
+    }
+    let changelog = arg == "changelog";
+    let path = if changelog {
+        crate::journal::changelog::Changelog::path(&paths::data_dir())
+    } else {
+        match journal_file(arg) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let who = crate::config::operator_name(operator);
+    let (mut w, report) = match JournalWriter::open_accepting_lost_head(&path) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = format!(
+        "journal head file re-created at record {} by {who}: {reason}",
+        report.records
+    );
+    let now = chrono::Utc::now();
+    let res = if changelog {
+        w.append_entry(crate::journal::changelog::ChangeEntry {
+            seq: 0,
+            time: now,
+            who: who.clone(),
+            what: text.clone(),
+            category: "journal".into(),
+            reference: String::new(),
+            prev: String::new(),
+            hash: String::new(),
+        })
+    } else {
+        w.append(crate::journal::Record::new(
+            now,
+            &who,
+            None,
+            crate::journal::Event::Note { text: text.clone() },
+        ))
+    };
+    match res {
+        Ok(r) => {
+            outln!("{}: {text} (journaled as #{})", path.display(), r.seq);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode {
     let Some(fmt) = crate::report::Format::parse(format) else {
         eprintln!("error: unknown format `{format}`: use md or html");
@@ -599,18 +704,32 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
             return ExitCode::from(2);
         }
     };
-    if !verified.is_intact() {
+    let damaged = !verified.is_intact();
+    if damaged {
         eprintln!(
-            "warning: {}: {verified} — the report covers only the records before the damage",
+            "error: {}: {verified} — the report covers only the records before the damage",
             path.display()
         );
     }
+    let done = if damaged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
     let text = crate::report::render(&rep, fmt);
     match output {
+        Some(out) if refuse_report_target(out).is_some() => {
+            eprintln!(
+                "error: will not write the report to {}: {}; choose another file",
+                out.display(),
+                refuse_report_target(out).unwrap_or_default()
+            );
+            ExitCode::from(2)
+        }
         Some(out) => match std::fs::write(out, text) {
             Ok(()) => {
                 eprintln!("wrote {}", out.display());
-                ExitCode::SUCCESS
+                done
             }
             Err(e) => {
                 eprintln!("error: cannot write {}: {e}", out.display());
@@ -619,9 +738,25 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
         },
         None => {
             out!("{text}");
-            ExitCode::SUCCESS
+            done
         }
     }
+}
+
+/// Why a report must not be written to `out` (a journal, its sidecars, a link, a device).
+fn refuse_report_target(out: &std::path::Path) -> Option<&'static str> {
+    let meta = std::fs::symlink_metadata(out).ok()?;
+    if meta.file_type().is_symlink() {
+        return Some("it is a symbolic link");
+    }
+    if !meta.is_file() {
+        return Some("it is not a regular file");
+    }
+    let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if matches!(ext, "jsonl" | "head" | "lock") {
+        return Some("it is a journal or one of its sidecar files");
+    }
+    None
 }
 
 fn changelog(cmd: ChangelogCmd) -> ExitCode {
@@ -887,4 +1022,29 @@ fn sim(scenario: &str, listen: std::net::SocketAddr) -> ExitCode {
         drill.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn powershell_completion_names_every_command() {
+        let mut buf = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::PowerShell,
+            &mut Cli::command(),
+            "btsdr",
+            &mut buf,
+        );
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.contains("Register-ArgumentCompleter"), "{text}");
+        for sub in Cli::command().get_subcommands() {
+            assert!(
+                text.contains(&format!("'{}'", sub.get_name())),
+                "completion lacks `{}`",
+                sub.get_name()
+            );
+        }
+    }
 }

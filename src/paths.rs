@@ -1,5 +1,12 @@
 //! Where btsdr keeps things: config (runbooks, keys, environments), data (sessions,
 //! journals, reports) and logs. `BTSDR_CONFIG_DIR` / `BTSDR_DATA_DIR` override them.
+//!
+//! On Windows the config is roaming (`%APPDATA%\btsdr\config`: environments and runbooks
+//! follow the operator to another jump host) and the data is local
+//! (`%LOCALAPPDATA%\btsdr\data`): a journal is fsynced per record, which on a roaming
+//! profile redirected to a file server would stall on the network a disaster may have taken
+//! down, and a roaming sync at logoff could replace a newer journal with an older copy.
+//! On Linux and macOS both are the usual XDG / Application Support folders.
 
 use std::path::PathBuf;
 
@@ -23,7 +30,7 @@ pub fn config_dir() -> PathBuf {
 
 pub fn data_dir() -> PathBuf {
     env_dir(std::env::var_os("BTSDR_DATA_DIR"))
-        .or_else(|| project().map(|p| p.data_dir().to_path_buf()))
+        .or_else(|| project().map(|p| p.data_local_dir().to_path_buf()))
         .unwrap_or_else(|| PathBuf::from(".btsdr/data"))
 }
 

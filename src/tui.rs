@@ -89,9 +89,15 @@ fn enter(opts: &TuiOptions) -> io::Result<(DefaultTerminal, Guard)> {
         prev(info);
     }));
     let mut out = io::stdout();
-    execute!(out, EnableBracketedPaste)?;
-    if opts.mouse {
-        execute!(out, EnableMouseCapture)?;
+    // Best effort: legacy Windows consoles (conhost without VT input) refuse bracketed paste;
+    // a paste then arrives as keys, which the forms accept too.
+    if let Err(e) = execute!(out, EnableBracketedPaste) {
+        tracing::warn!(error = %e, "this terminal does not support bracketed paste");
+    }
+    if opts.mouse
+        && let Err(e) = execute!(out, EnableMouseCapture)
+    {
+        tracing::warn!(error = %e, "this terminal does not support mouse capture");
     }
     Ok((terminal, guard))
 }
@@ -169,6 +175,27 @@ pub async fn run(
             let _ = sig_tx.send(Msg::Shutdown);
         })
     };
+    // Windows console: Ctrl+Break, closing the window, logoff and shutdown leave cleanly
+    // (Ctrl+C arrives as a key in raw mode and asks before quitting, as on Unix).
+    #[cfg(windows)]
+    let signals = {
+        let sig_tx = tx.clone();
+        tokio::spawn(async move {
+            use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_logoff, ctrl_shutdown};
+            let (Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) =
+                (ctrl_break(), ctrl_close(), ctrl_logoff(), ctrl_shutdown())
+            else {
+                return;
+            };
+            tokio::select! {
+                _ = brk.recv() => {}
+                _ = close.recv() => {}
+                _ = logoff.recv() => {}
+                _ = shutdown.recv() => {}
+            }
+            let _ = sig_tx.send(Msg::Shutdown);
+        })
+    };
 
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
@@ -223,7 +250,7 @@ pub async fn run(
     };
     input.abort();
     ticker.abort();
-    #[cfg(unix)]
+    #[cfg(any(unix, windows))]
     signals.abort();
     result
 }

@@ -428,9 +428,108 @@ fn head_file_catches_truncation_and_rewrites() {
             .map(|b| (b.line, b.problem.clone())),
         Some((3, Problem::Missing { head_seq: 3 }))
     );
-    // without a head file: a warning, not tampering
+    // Records deleted from the end together with the head file: a failure, not a warning.
+    fs::remove_file(btsdr::journal::chain::head_path(&path)).unwrap();
+    let report = verify(&path).unwrap();
+    assert_eq!(
+        report.first_bad.map(|b| b.problem),
+        Some(Problem::HeadMissing),
+        "a missing head must fail verification"
+    );
+    // ... or with the head garbled.
+    fs::write(btsdr::journal::chain::head_path(&path), b"{garbage").unwrap();
+    let report = verify(&path).unwrap();
+    assert!(
+        matches!(
+            report.first_bad.map(|b| b.problem),
+            Some(Problem::HeadUnreadable { .. })
+        ),
+        "an unreadable head must fail verification"
+    );
     let report = verify_bytes(&[ls[0], ls[1]].concat(), None);
-    assert!(report.is_intact() && !report.warnings.is_empty());
+    assert!(!report.is_intact());
+}
+
+#[test]
+fn a_resealed_and_extended_chain_fails_against_the_old_head() {
+    // Rewrite record 3 of 3, reseal the chain from there, append one record: the head still
+    // names record 3 (now different), and must be compared although the file is longer.
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = sample_journal(dir.path(), 3);
+    let head = fs::read(btsdr::journal::chain::head_path(&path)).unwrap();
+    let ls = lines(&bytes);
+    fs::write(&path, [ls[0], ls[1]].concat()).unwrap();
+    fs::remove_file(btsdr::journal::chain::head_path(&path)).unwrap();
+    let (mut w, _) = JournalWriter::open_accepting_lost_head(&path).unwrap();
+    for text in ["forged 3", "forged 4"] {
+        w.append(Record::new(
+            t(9),
+            "mallory",
+            None,
+            Event::Note { text: text.into() },
+        ))
+        .unwrap();
+    }
+    drop(w);
+    fs::write(btsdr::journal::chain::head_path(&path), head).unwrap();
+    let report = verify(&path).unwrap();
+    assert_eq!(
+        report.first_bad.map(|b| (b.line, b.problem)),
+        Some((3, Problem::HeadMismatch { seq: 3 }))
+    );
+}
+
+#[test]
+fn a_lost_head_is_accepted_only_explicitly_and_that_is_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = sample_journal(dir.path(), 2);
+    fs::remove_file(btsdr::journal::chain::head_path(&path)).unwrap();
+    let err = JournalWriter::open_append(&path).unwrap_err();
+    assert!(err.to_string().contains("accept-head"), "{err}");
+    let (mut w, report) = JournalWriter::open_accepting_lost_head(&path).unwrap();
+    assert_eq!(report.records, 2);
+    w.append(Record::new(
+        t(5),
+        "bob",
+        None,
+        Event::Note {
+            text: "journal head file re-created: restored from backup without it".into(),
+        },
+    ))
+    .unwrap();
+    drop(w);
+    let report = verify(&path).unwrap();
+    assert!(report.is_intact() && report.records == 3, "{report}");
+    // Nothing to accept on an intact journal, and other damage is never accepted.
+    let err = JournalWriter::open_accepting_lost_head(&path).unwrap_err();
+    assert!(err.to_string().contains("nothing to accept"), "{err}");
+}
+
+#[test]
+fn a_torn_line_is_called_an_interrupted_write_only_when_nothing_else_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, bytes) = sample_journal(dir.path(), 3);
+    let ls = lines(&bytes);
+    // A crash while writing record 3: head at 2, a torn line after it.
+    let mut torn = [ls[0], ls[1]].concat();
+    torn.extend_from_slice(&ls[2][..10]);
+    let head2 = {
+        let text = String::from_utf8(ls[1].to_vec()).unwrap();
+        format!(
+            "{{\"seq\":2,\"line_sha256\":\"{}\"}}",
+            btsdr::journal::chain::sha256_hex(text.trim_end().as_bytes())
+        )
+    };
+    fs::write(&path, &torn).unwrap();
+    fs::write(btsdr::journal::chain::head_path(&path), &head2).unwrap();
+    let report = verify(&path).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert!(report.to_string().contains("interrupted write"), "{report}");
+    // Truncated mid-record with the head deleted: not an interrupted write.
+    fs::remove_file(btsdr::journal::chain::head_path(&path)).unwrap();
+    let report = verify(&path).unwrap();
+    assert!(!report.is_intact());
+    assert!(!report.to_string().contains("not tampering"), "{report}");
 }
 
 #[test]

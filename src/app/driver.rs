@@ -170,8 +170,7 @@ impl SessionDriver {
                     })];
                 };
                 let path = self.files_dir.join(safe);
-                let res = std::fs::create_dir_all(&self.files_dir)
-                    .and_then(|()| std::fs::write(&path, contents));
+                let res = crate::journal::private::write_new(&path, contents.as_bytes());
                 match res {
                     Ok(()) => vec![Msg::Session(SessionMsg::FileWritten {
                         step,

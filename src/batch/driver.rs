@@ -224,8 +224,7 @@ impl Driver {
             .filter(|n| !n.is_empty() && n != "." && n != "..")
             .ok_or_else(|| format!("`{name}` is not a file name"))?;
         let path = self.files_dir.join(safe);
-        std::fs::create_dir_all(&self.files_dir)
-            .and_then(|()| std::fs::write(&path, contents))
+        crate::journal::private::write_new(&path, contents.as_bytes())
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
     }

@@ -18,7 +18,7 @@
 //! the one printed in the sign-off report).
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -97,6 +97,12 @@ pub enum Problem {
     HeadMismatch {
         seq: u64,
     },
+    /// Records exist but the head file does not (it is created with the journal).
+    HeadMissing,
+    /// The head file cannot be read or parsed.
+    HeadUnreadable {
+        error: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -126,6 +132,17 @@ impl fmt::Display for Problem {
             Problem::HeadMismatch { seq } => write!(
                 f,
                 "record {seq} differs from the one the head file recorded: the journal was rewritten"
+            ),
+            Problem::HeadMissing => f.write_str(
+                "the head file is missing, so records deleted from the end cannot be ruled out. \
+                 If it was lost to a crash, accept the journal as it is with \
+                 `btsdr journal accept-head ID --reason TEXT` (journaled)",
+            ),
+            Problem::HeadUnreadable { error } => write!(
+                f,
+                "the head file is unreadable ({error}), so records deleted from the end cannot be \
+                 ruled out. If it was damaged by a crash, accept the journal as it is with \
+                 `btsdr journal accept-head ID --reason TEXT` (journaled)"
             ),
         }
     }
@@ -192,11 +209,15 @@ impl fmt::Display for VerifyReport {
             )?,
         }
         if let Some(t) = &self.torn {
-            write!(
-                f,
-                "; line {} is incomplete ({} bytes, an interrupted write, not tampering)",
-                t.line, t.bytes
-            )?;
+            if self.first_bad.is_none() {
+                write!(
+                    f,
+                    "; line {} is incomplete ({} bytes, an interrupted write, not tampering)",
+                    t.line, t.bytes
+                )?;
+            } else {
+                write!(f, "; line {} is incomplete ({} bytes)", t.line, t.bytes)?;
+            }
         }
         for w in &self.warnings {
             write!(f, "; {w}")?;
@@ -220,12 +241,9 @@ pub fn head_path(path: &Path) -> PathBuf {
 
 fn read_head(path: &Path) -> Result<Option<Head>, String> {
     match fs::read(head_path(path)) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-            format!(
-                "the head file {} is unreadable ({e})",
-                head_path(path).display()
-            )
-        }),
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", head_path(path).display())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!(
             "cannot read the head file {}: {e}",
@@ -250,7 +268,7 @@ fn write_head(file: &mut Option<File>, path: &Path, head: &Head) -> io::Result<(
     }
     if file.is_none() {
         *file = Some(
-            OpenOptions::new()
+            super::private::options()
                 .write(true)
                 .create(true)
                 .truncate(false)
@@ -390,6 +408,7 @@ pub fn verify_bytes(bytes: &[u8], head: Option<&Head>) -> VerifyReport {
     };
     let mut offset = 0usize;
     let mut line_no = 0usize;
+    let mut head_line_sha: Option<String> = None;
     while offset < bytes.len() {
         line_no += 1;
         let rest = &bytes[offset..];
@@ -408,6 +427,9 @@ pub fn verify_bytes(bytes: &[u8], head: Option<&Head>) -> VerifyReport {
                 report.records += 1;
                 report.last_seq = line_no as u64;
                 report.head = sha256_hex(c.text.as_bytes());
+                if head.is_some_and(|h| h.seq == report.last_seq) {
+                    head_line_sha = Some(report.head.clone());
+                }
             }
             Err(b) => {
                 report.first_bad = Some(b);
@@ -416,28 +438,35 @@ pub fn verify_bytes(bytes: &[u8], head: Option<&Head>) -> VerifyReport {
         }
         offset += nl + 1;
     }
-    match head {
-        None if report.records > 0 => report
-            .warnings
-            .push("no head file: deleting records from the end could not be checked".into()),
-        None => {}
+    // Reached only when every line verified (a bad line returns above).
+    let problem = match head {
+        None if report.records > 0 => Some((report.records, Problem::HeadMissing)),
+        None => None,
         Some(h) if h.seq > report.last_seq => {
-            let line = report.last_seq as usize + 1;
-            report.first_bad = Some(BadRecord {
-                line,
-                seq: None,
-                problem: Problem::Missing { head_seq: h.seq },
-            });
+            Some((report.records + 1, Problem::Missing { head_seq: h.seq }))
         }
-        Some(h) if h.seq == report.last_seq && h.line_sha256 != report.head => {
-            report.first_bad = Some(BadRecord {
-                line: h.seq as usize,
-                seq: Some(h.seq),
-                problem: Problem::HeadMismatch { seq: h.seq },
-            });
+        // Always compared, also when the file holds more records than the head names: a
+        // chain resealed after the head's record and extended must not pass.
+        Some(h) if h.seq > 0 && head_line_sha.as_deref() != Some(h.line_sha256.as_str()) => {
+            Some((h.seq as usize, Problem::HeadMismatch { seq: h.seq }))
         }
-        // An older head is normal after a crash between the append and the head update.
-        Some(_) => {}
+        // One record behind is the window between a record's fsync and the head's update.
+        Some(h) if report.last_seq > h.seq + 1 => {
+            report.warnings.push(format!(
+                "the head file names record {} of {}: records after it are not covered by it \
+                 (expected only after a power cut)",
+                h.seq, report.last_seq
+            ));
+            None
+        }
+        Some(_) => None,
+    };
+    if let Some((line, problem)) = problem {
+        let seq = match problem {
+            Problem::Missing { .. } => None,
+            _ => Some(line as u64),
+        };
+        report.first_bad = Some(BadRecord { line, seq, problem });
     }
     report
 }
@@ -450,16 +479,20 @@ pub fn verify(path: &Path) -> io::Result<VerifyReport> {
             format!("cannot read the journal {}: {e}", path.display()),
         )
     })?;
-    let (head, warning) = match read_head(path) {
-        Ok(h) => (h, None),
-        Err(w) => (None, Some(w)),
-    };
-    let mut report = verify_bytes(&bytes, head.as_ref());
-    if let Some(w) = warning {
-        report.warnings.retain(|x| !x.starts_with("no head file"));
-        report.warnings.push(w);
+    match read_head(path) {
+        Ok(head) => Ok(verify_bytes(&bytes, head.as_ref())),
+        Err(error) => {
+            let mut report = verify_bytes(&bytes, None);
+            if let Some(BadRecord {
+                problem: p @ Problem::HeadMissing,
+                ..
+            }) = &mut report.first_bad
+            {
+                *p = Problem::HeadUnreadable { error };
+            }
+            Ok(report)
+        }
     }
-    Ok(report)
 }
 
 /// Records read back, tolerating a torn last line.
@@ -521,9 +554,14 @@ pub struct AppendReceipt {
 /// Appends hash-chained lines, each fsynced before `append` returns.
 #[derive(Debug)]
 pub struct JournalWriter {
+    /// Opened for writing (not `append`: on Windows an append-only handle lacks
+    /// `FILE_WRITE_DATA`, so cutting a torn line with `set_len` would be refused). Every
+    /// write goes at `len`, the end, because the writer is the only one ([`lock_path`]).
     file: File,
     /// The head sidecar, opened at the first append.
     head: Option<File>,
+    /// The lock sidecar, held while the writer lives (`None` for devices).
+    _lock: Option<File>,
     path: PathBuf,
     next_seq: u64,
     prev: String,
@@ -531,13 +569,40 @@ pub struct JournalWriter {
     failed: Option<String>,
 }
 
-/// Locks a regular file against a second writer (devices such as /dev/full are not locked).
-fn lock(file: &File, path: &Path) -> io::Result<()> {
-    if !file.metadata()?.is_file() {
-        return Ok(());
+/// The sidecar `<file>.lock` that a writer holds locked.
+///
+/// The journal itself is never locked: on Windows `LockFileEx` locks are mandatory, so a
+/// locked journal could not be read through any other handle, not even in the same process
+/// (verify on resume, `btsdr report` or `sessions` from a second terminal). Locking a
+/// sidecar keeps one writer at a time and every reader working, on every platform.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// Takes the writer's lock for `path` (devices such as /dev/full are not locked).
+fn lock(path: &Path) -> io::Result<Option<File>> {
+    if !fs::metadata(path)?.is_file() {
+        return Ok(None);
     }
-    match file.try_lock() {
-        Ok(()) => Ok(()),
+    let lock_file = super::private::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(lock_path(path))
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open the lock file {}: {e}",
+                    lock_path(path).display()
+                ),
+            )
+        })?;
+    match lock_file.try_lock() {
+        Ok(()) => Ok(Some(lock_file)),
         Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
             io::ErrorKind::WouldBlock,
             format!(
@@ -545,22 +610,42 @@ fn lock(file: &File, path: &Path) -> io::Result<()> {
                 path.display()
             ),
         )),
-        Err(fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
+        Err(fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => Ok(None),
         Err(fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
-fn sync_dir(path: &Path) -> io::Result<()> {
+/// Makes a newly created file's directory entry durable.
+///
+/// Unix: fsync the folder. Windows cannot open a folder for `FlushFileBuffers` with the
+/// read-only handle `File::open` gives (error 5, access denied); there, `FlushFileBuffers`
+/// on the new file flushes its data and metadata (NTFS logs the file record and the
+/// folder index entry of a create in one transaction, committed by that flush), and the
+/// folder itself is flushed best effort through a handle opened for writing (NTFS allows
+/// it; FAT, SMB shares and Wine may refuse, which is not an error). docs/RELIABILITY.md.
+fn sync_new_entry(path: &Path, file: &File) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    File::open(dir)?.sync_all()
+    #[cfg(windows)]
+    {
+        file.sync_all()?;
+        if let Ok(d) = fs::OpenOptions::new().write(true).open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = file;
+        File::open(dir)?.sync_all()
+    }
 }
 
 impl JournalWriter {
-    /// Creates a new, empty journal (parent directories too) and fsyncs the directory.
-    /// Fails if the file already exists.
+    /// Creates a new, empty journal (parent directories too) and makes its entry durable.
+    /// Fails if the file already exists; a file it created is removed again on failure.
     pub fn create(path: &Path) -> io::Result<JournalWriter> {
         let ctx = |e: io::Error, what: &str| {
             io::Error::new(e.kind(), format!("cannot {what} {}: {e}", path.display()))
@@ -568,16 +653,48 @@ impl JournalWriter {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| ctx(e, "create the folder for"))?;
         }
-        let file = OpenOptions::new()
-            .append(true)
+        let file = super::private::options()
+            .write(true)
             .create_new(true)
             .open(path)
             .map_err(|e| ctx(e, "create the journal"))?;
-        lock(&file, path)?;
-        sync_dir(path).map_err(|e| ctx(e, "sync the folder of"))?;
+        let mut head = None;
+        let mut finish = || -> io::Result<Option<File>> {
+            let lock = lock(path)?;
+            // The head exists from the start, so a missing head always means a lost file.
+            if fs::metadata(path)?.is_file() {
+                write_head(
+                    &mut head,
+                    path,
+                    &Head {
+                        seq: 0,
+                        line_sha256: GENESIS.into(),
+                    },
+                )
+                .map_err(|e| ctx(e, "create the head file of"))?;
+                if let Some(h) = &head {
+                    h.sync_all().map_err(|e| ctx(e, "sync the head file of"))?;
+                }
+            }
+            sync_new_entry(path, &file).map_err(|e| ctx(e, "make durable the entry of"))?;
+            Ok(lock)
+        };
+        let lock = match finish() {
+            Ok(l) => l,
+            Err(e) => {
+                drop(file);
+                if fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                    let _ = fs::remove_file(path);
+                    let _ = fs::remove_file(head_path(path));
+                    let _ = fs::remove_file(lock_path(path));
+                }
+                return Err(e);
+            }
+        };
         Ok(JournalWriter {
             file,
-            head: None,
+            head,
+            _lock: lock,
             path: path.to_path_buf(),
             next_seq: 1,
             prev: GENESIS.into(),
@@ -589,9 +706,23 @@ impl JournalWriter {
     /// Opens an existing journal for appending after verifying its chain. A torn last line is
     /// reported and cut off; any other damage is refused with the first bad record named.
     pub fn open_append(path: &Path) -> io::Result<(JournalWriter, OpenReport)> {
-        let file = OpenOptions::new()
+        Self::open_inner(path, false)
+    }
+
+    /// Opens a journal whose only problem is a missing or unreadable head file (lost to a
+    /// crash, or deleted), re-creating the head at the last record that verifies. The caller
+    /// appends a record saying who accepted the journal as it is, and why; anything else
+    /// wrong is refused as by [`open_append`](Self::open_append).
+    pub fn open_accepting_lost_head(path: &Path) -> io::Result<(JournalWriter, OpenReport)> {
+        Self::open_inner(path, true)
+    }
+
+    fn open_inner(path: &Path, accept_lost_head: bool) -> io::Result<(JournalWriter, OpenReport)> {
+        use std::io::{Seek, SeekFrom};
+        super::private::refuse_link(path)?;
+        let mut file = super::private::options()
             .read(true)
-            .append(true)
+            .write(true)
             .open(path)
             .map_err(|e| {
                 io::Error::new(
@@ -599,8 +730,42 @@ impl JournalWriter {
                     format!("cannot open the journal {}: {e}", path.display()),
                 )
             })?;
-        lock(&file, path)?;
-        let report = verify(path)?;
+        let lock = lock(path)?;
+        let mut report = verify(path)?;
+        let lost_head = matches!(
+            report.first_bad,
+            Some(BadRecord {
+                problem: Problem::HeadMissing | Problem::HeadUnreadable { .. },
+                ..
+            })
+        );
+        let mut head = None;
+        if accept_lost_head {
+            if !lost_head {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    match &report.first_bad {
+                        None => format!(
+                            "{}: the head file is present and matches; nothing to accept",
+                            path.display()
+                        ),
+                        Some(bad) => format!(
+                            "{} failed verification at {bad}: only a lost head file can be accepted",
+                            path.display()
+                        ),
+                    },
+                ));
+            }
+            write_head(
+                &mut head,
+                path,
+                &Head {
+                    seq: report.last_seq,
+                    line_sha256: report.head.clone(),
+                },
+            )?;
+            report = verify(path)?;
+        }
         if let Some(bad) = &report.first_bad {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -616,9 +781,13 @@ impl JournalWriter {
             file.sync_all()?;
             len = t.offset;
         }
+        if file.metadata()?.is_file() {
+            file.seek(SeekFrom::Start(len))?;
+        }
         let w = JournalWriter {
             file,
-            head: None,
+            head,
+            _lock: lock,
             path: path.to_path_buf(),
             next_seq: report.last_seq + 1,
             prev: report.head.clone(),
@@ -671,8 +840,10 @@ impl JournalWriter {
             .write_all(&bytes)
             .and_then(|()| self.file.sync_data());
         if let Err(e) = res {
-            // Best effort: cut a partial line so the file stays a valid chain.
+            // Best effort: cut a partial line so the file stays a valid chain, and write
+            // the next attempt (if any) where it began.
             let _ = self.file.set_len(self.len);
+            let _ = std::io::Seek::seek(&mut self.file, std::io::SeekFrom::Start(self.len));
             let msg = format!(
                 "cannot write the journal {}: {e}. The action was NOT carried out; free space or fix the disk, then resume.",
                 self.path.display()
@@ -710,6 +881,7 @@ mod tests {
     use super::*;
     use crate::journal::record::Event;
     use chrono::{TimeZone, Utc};
+    use std::fs::OpenOptions;
 
     fn rec(text: &str) -> Record {
         let at = Utc
@@ -768,6 +940,62 @@ mod tests {
                 line_sha256: r2.line_sha256
             }
         );
+    }
+
+    #[test]
+    fn readers_are_never_locked_out_by_the_writer() {
+        // Windows locks are mandatory: a locked journal could not be read through another
+        // handle. The writer locks `<file>.lock`, never the journal.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let mut w = JournalWriter::create(&path).unwrap();
+        w.append(rec("one")).unwrap();
+        let reader = File::open(&path).unwrap();
+        assert!(
+            reader.try_lock_shared().is_ok(),
+            "the journal itself is locked"
+        );
+        drop(reader);
+        assert_eq!(verify(&path).unwrap().records, 1);
+        let side = File::open(lock_path(&path)).unwrap();
+        assert!(
+            side.try_lock_shared().is_err(),
+            "the lock sidecar is not held"
+        );
+    }
+
+    #[test]
+    fn a_failed_create_leaves_no_file_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let other = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(lock_path(&path))
+            .unwrap();
+        other.try_lock().unwrap();
+        let err = JournalWriter::create(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        assert!(!path.exists(), "an empty journal was left behind");
+    }
+
+    #[test]
+    fn a_torn_line_is_cut_and_the_next_record_follows_the_last_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let mut w = JournalWriter::create(&path).unwrap();
+        w.append(rec("one")).unwrap();
+        drop(w);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":2,\"tor").unwrap();
+        drop(f);
+        let (mut w, report) = JournalWriter::open_append(&path).unwrap();
+        assert!(report.torn.is_some());
+        w.append(rec("two")).unwrap();
+        drop(w);
+        let v = verify(&path).unwrap();
+        assert!(v.is_intact() && v.records == 2, "{v:?}");
     }
 
     #[test]

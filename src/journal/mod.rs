@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod changelog;
+pub mod private;
 pub mod record;
 pub mod sessions;
 

@@ -301,8 +301,15 @@ fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     };
     let mut out = Vec::new();
     for entry in entries {
-        let path = entry?.path();
+        let entry = entry?;
+        let path = entry.path();
         if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+            continue;
+        }
+        // Only regular files: a FIFO would block the reader forever, a symbolic link could
+        // make a resume append to a file outside the folder. `file_type` does not follow links.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            tracing::warn!(path = %path.display(), "skipped: not a regular file");
             continue;
         }
         if let Some(id) = path

@@ -57,6 +57,13 @@ pub fn html(r: &Report) -> String {
         o.push_str("<span class=\"badge\" style=\"background:#455a64\">DRY RUN</span>");
     }
     o.push_str("</h1>");
+    if !r.intact {
+        let _ = write!(
+            o,
+            "<p class=\"bad\" role=\"alert\" style=\"border:3px solid #b71c1c;padding:.6em;font-size:1.2em\"><b>JOURNAL DAMAGED — DO NOT SIGN.</b> {}. This report covers only the records before the damage; keep the journal as evidence.</p>",
+            esc(&r.journal_status)
+        );
+    }
     let t = |d: Option<chrono::DateTime<chrono::Utc>>| {
         d.map_or_else(
             || "—".to_string(),

@@ -34,6 +34,14 @@ pub fn markdown(r: &Report) -> String {
             &r.title
         }
     );
+    if !r.intact {
+        let _ = writeln!(
+            o,
+            "> **JOURNAL DAMAGED — DO NOT SIGN.** {}. This report covers only the records \
+             before the damage; keep the journal as evidence.\n",
+            r.journal_status
+        );
+    }
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Session | `{}` |", r.session_id);
     let _ = writeln!(
