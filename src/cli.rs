@@ -167,6 +167,21 @@ pub enum JournalCmd {
     Verify {
         /// Journal file (`<data dir>/sessions/ID.jsonl`) or a session id.
         file: String,
+        /// Who may sign (OpenSSH allowed_signers format; default <config dir>/allowed_signers).
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: Option<PathBuf>,
+    },
+    /// Sign a session's journal with your SSH key (ed25519 recommended): the signature
+    /// covers every record so far and is checked offline against allowed_signers.
+    Sign {
+        /// Journal file or session id.
+        file: String,
+        /// OpenSSH private key (e.g. ~/.ssh/id_ed25519); an encrypted key asks for its passphrase.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Your name as allowed_signers lists it (default: $BTSDR_OPERATOR, then the OS user).
+        #[arg(long = "as", value_name = "PRINCIPAL")]
+        principal: Option<String>,
     },
     /// Accept a journal whose head file was lost (a crash, a copy without it): re-creates
     /// the head at the last record that verifies and journals who accepted it and why.
@@ -314,7 +329,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Cmd::Validate { paths }) => validate(&paths),
         Some(Cmd::Recover { failure, list }) => recover(failure.as_deref(), list),
         Some(Cmd::Sessions) => sessions(),
-        Some(Cmd::Journal(JournalCmd::Verify { file })) => journal_verify(&file),
+        Some(Cmd::Journal(JournalCmd::Verify {
+            file,
+            allowed_signers,
+        })) => journal_verify(&file, allowed_signers.as_deref()),
+        Some(Cmd::Journal(JournalCmd::Sign {
+            file,
+            key,
+            principal,
+        })) => journal_sign(&file, &key, principal.as_deref()),
         Some(Cmd::Journal(JournalCmd::AcceptHead {
             file,
             reason,
@@ -597,7 +620,15 @@ fn sessions() -> ExitCode {
     }
 }
 
-fn journal_verify(arg: &str) -> ExitCode {
+/// `<config dir>/allowed_signers` unless a file is named.
+fn allowed_signers_path(file: Option<&std::path::Path>) -> PathBuf {
+    file.map_or_else(
+        || paths::config_dir().join("allowed_signers"),
+        std::path::Path::to_path_buf,
+    )
+}
+
+fn journal_verify(arg: &str, allowed: Option<&std::path::Path>) -> ExitCode {
     let path = match journal_file(arg) {
         Ok(p) => p,
         Err(e) => {
@@ -605,17 +636,97 @@ fn journal_verify(arg: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match crate::journal::verify(&path) {
-        Ok(report) => {
-            outln!("{}: {report}", path.display());
-            if report.is_intact() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
+    let report = match crate::journal::verify(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    outln!("{}: {report}", path.display());
+    let mut ok = report.is_intact();
+    if let Some(problem) = crate::journal::sessions::binding_problem(&path) {
+        outln!("  {problem}");
+        ok = false;
+    }
+    let signers_file = allowed_signers_path(allowed);
+    let signers = match crate::journal::signing::load_allowed_signers(&signers_file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::journal::signing::check_signatures(&path, &signers) {
+        Ok(sigs) if sigs.is_empty() => outln!("  no signatures (sign with `btsdr journal sign`)"),
+        Ok(sigs) => {
+            for s in sigs {
+                outln!(
+                    "  signature by {} over record {}: {}",
+                    if s.principal.is_empty() {
+                        "?"
+                    } else {
+                        &s.principal
+                    },
+                    s.seq,
+                    s.status
+                );
+                ok &= !matches!(s.status, crate::journal::signing::SigStatus::Invalid { .. });
+            }
+            if signers.is_empty() {
+                outln!(
+                    "  (no allowed signers in {}: no signature can be trusted)",
+                    signers_file.display()
+                );
             }
         }
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", path.display());
+            eprintln!(
+                "error: cannot read the signatures of {}: {e}",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn journal_sign(arg: &str, key: &std::path::Path, principal: Option<&str>) -> ExitCode {
+    let path = match journal_file(arg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let principal = crate::config::operator_name(principal);
+    let key = match crate::journal::signing::load_key(key, || {
+        crate::config::secrets::read_hidden(&format!("Passphrase for {}: ", key.display()))
+    }) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::journal::signing::sign(&path, &key, &principal) {
+        Ok(line) => {
+            outln!(
+                "{}: signed by {} over record {} (SHA-256 {}); check with `btsdr journal verify {}`",
+                path.display(),
+                line.principal,
+                line.seq,
+                line.line_sha256,
+                line.session
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }

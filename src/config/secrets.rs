@@ -181,7 +181,7 @@ pub fn prompt_missing(env: &Environment, known: &EnvSecrets) -> Result<MapSecret
 }
 
 /// Reads one line from the terminal without echoing it.
-fn read_hidden(prompt: &str) -> Result<String, String> {
+pub fn read_hidden(prompt: &str) -> Result<String, String> {
     use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers, read};
     use std::io::Write as _;
     eprint!("{prompt}");

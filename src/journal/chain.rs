@@ -103,6 +103,8 @@ pub enum Problem {
     HeadUnreadable {
         error: String,
     },
+    /// The first record starts another session than the file name says.
+    WrongSession,
 }
 
 impl fmt::Display for Problem {
@@ -137,6 +139,9 @@ impl fmt::Display for Problem {
                 "the head file is missing, so records deleted from the end cannot be ruled out. \
                  If it was lost to a crash, accept the journal as it is with \
                  `btsdr journal accept-head ID --reason TEXT` (journaled)",
+            ),
+            Problem::WrongSession => f.write_str(
+                "the first record starts another session than the file name says (renamed or swapped)",
             ),
             Problem::HeadUnreadable { error } => write!(
                 f,
@@ -293,6 +298,18 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     let len = file.metadata()?.len();
     let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.take(len).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The SHA-256 of each complete line of a file, in order (what a signature names).
+pub fn read_file_lines_sha256(path: &Path) -> io::Result<Vec<String>> {
+    let bytes = read_file(path)?;
+    let mut out = Vec::new();
+    let mut rest = &bytes[..];
+    while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        out.push(sha256_hex(&rest[..nl]));
+        rest = &rest[nl + 1..];
+    }
     Ok(out)
 }
 

@@ -9,6 +9,7 @@ pub mod changelog;
 pub mod private;
 pub mod record;
 pub mod sessions;
+pub mod signing;
 
 use std::sync::Arc;
 

@@ -322,3 +322,30 @@ fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     }
     Ok(out)
 }
+
+/// Why a session journal does not belong under its file name: the first record binds the
+/// session id (which names the runbook), so two sessions' files swapped are caught.
+/// `None` when it matches, or when the file is not a session journal (the change log).
+pub fn binding_problem(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_string_lossy().into_owned();
+    if stem == "changelog" {
+        return None;
+    }
+    let read = super::read_records(path).ok()?;
+    let first = read.entries.first()?;
+    match &first.event {
+        Event::SessionStarted {
+            session_id,
+            runbook_id,
+            ..
+        } if session_id != &stem => Some(format!(
+            "this file is named {stem} but its first record starts session {session_id} \
+             (runbook {runbook_id}): it was renamed or swapped with another session's"
+        )),
+        Event::SessionStarted { .. } => None,
+        _ => Some(format!(
+            "the first record of {stem} is not the start of a session: records are missing \
+             from the beginning"
+        )),
+    }
+}

@@ -270,10 +270,21 @@ pub fn html(r: &Report) -> String {
     for (at, name, role) in &r.signoffs {
         let _ = write!(
             o,
-            "<li>Signed off by <b>{}</b> ({}) at {}</li>",
+            "<li>Signed off by <b>{}</b> ({}) at {} — {}</li>",
             esc(name),
             esc(role),
-            at.format("%Y-%m-%d %H:%M:%S UTC")
+            at.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.signoff_status(name)
+        );
+    }
+    for s in &r.signatures {
+        let _ = write!(
+            o,
+            "<li class=\"{}\">SSH signature by <b>{}</b> over record {}: {}</li>",
+            if s.valid { "ok" } else { "bad" },
+            esc(&s.principal),
+            s.seq,
+            esc(&s.status)
         );
     }
     o.push_str("</ul><table class=\"sign\"><tr><th>Name</th><th>Role</th><th>Signature</th><th>Date</th></tr><tr><td></td><td></td><td></td><td></td></tr><tr><td></td><td></td><td></td><td></td></tr></table>");

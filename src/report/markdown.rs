@@ -247,9 +247,16 @@ pub fn markdown(r: &Report) -> String {
     for (at, name, role) in &r.signoffs {
         let _ = writeln!(
             o,
-            "- Signed off by **{name}** ({role}) at {}",
-            at.format("%Y-%m-%d %H:%M:%S UTC")
+            "- Signed off by **{name}** ({role}) at {} — {}",
+            at.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.signoff_status(name)
         );
+    }
+    if !r.signatures.is_empty() {
+        let _ = writeln!(o, "\nSSH signatures of the journal:\n");
+        for s in &r.signatures {
+            let _ = writeln!(o, "- {} over record {}: {}", s.principal, s.seq, s.status);
+        }
     }
     let _ = writeln!(
         o,

@@ -52,14 +52,45 @@ pub fn from_journal(
         }
         _ => None,
     });
-    let report = build(
+    let mut verified = read.report;
+    let mut status = verified.to_string();
+    let binding = crate::journal::sessions::binding_problem(path);
+    if let Some(p) = &binding {
+        status.push_str("; ");
+        status.push_str(p);
+    }
+    let mut report = build(
         &read.entries,
         runbook.as_deref(),
-        &read.report.to_string(),
-        &read.report.head,
-        read.report.is_intact(),
+        &status,
+        &verified.head,
+        verified.is_intact() && binding.is_none(),
     );
-    Ok((report, read.report))
+    if let Some(p) = binding {
+        verified.warnings.push(p);
+        if verified.first_bad.is_none() {
+            verified.first_bad = Some(crate::journal::BadRecord {
+                line: 1,
+                seq: Some(1),
+                problem: crate::journal::Problem::WrongSession,
+            });
+        }
+    }
+    let allowed = crate::journal::signing::load_allowed_signers(
+        &crate::paths::config_dir().join("allowed_signers"),
+    )
+    .unwrap_or_default();
+    report.signatures = crate::journal::signing::check_signatures(path, &allowed)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| timeline::SignatureRow {
+            principal: s.principal,
+            seq: s.seq,
+            valid: s.status.is_valid(),
+            status: s.status.to_string(),
+        })
+        .collect();
+    Ok((report, verified))
 }
 
 pub fn render(report: &Report, format: Format) -> String {

@@ -83,6 +83,9 @@ pub struct Report {
     pub steps: Vec<StepLine>,
     pub notes: Vec<(DateTime<Utc>, String, String)>,
     pub signoffs: Vec<(DateTime<Utc>, String, String)>,
+    /// SSH signatures of the journal (`btsdr journal sign`), as checked against
+    /// allowed_signers when the report was made.
+    pub signatures: Vec<SignatureRow>,
     pub closed: bool,
     pub aborted: Option<String>,
     /// Journal verification summary and final chain hash.
@@ -122,6 +125,30 @@ impl Report {
 
 /// Builds the report. `runbook` supplies titles, sections and order; without it the steps
 /// appear in journal order.
+/// One checked signature, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignatureRow {
+    pub principal: String,
+    pub seq: u64,
+    pub status: String,
+    pub valid: bool,
+}
+
+impl Report {
+    /// How a typed sign-off name stands: signed by an allowed key, or a name only.
+    pub fn signoff_status(&self, name: &str) -> &'static str {
+        if self
+            .signatures
+            .iter()
+            .any(|s| s.valid && s.principal == name)
+        {
+            "signature valid"
+        } else {
+            "unsigned: a typed name only"
+        }
+    }
+}
+
 pub fn build(
     records: &[Record],
     runbook: Option<&Runbook>,
