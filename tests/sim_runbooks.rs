@@ -358,6 +358,7 @@ async fn evidence_of(
     h: &Harness,
     rb: &Runbook,
     vars: &Variables,
+    update_database: bool,
 ) -> (BTreeMap<String, ResultSet>, BTreeMap<String, String>) {
     let mut evidence = BTreeMap::new();
     let mut failures = BTreeMap::new();
@@ -366,9 +367,10 @@ async fn evidence_of(
             continue;
         }
         if let StepBody::Manual(m) = &step.body {
-            if m.commands
-                .iter()
-                .any(|c| c.run.contains("UpdateDatabase.vbs"))
+            if update_database
+                && m.commands
+                    .iter()
+                    .any(|c| c.run.contains("UpdateDatabase.vbs"))
             {
                 h.drill.simulate_update_database();
             }
@@ -442,7 +444,7 @@ async fn update_info_matches(runbook: &str, step_id: &str, sc: Scenario, fixture
     let mut o = BTreeMap::new();
     o.insert("bam_analysis_server".to_string(), "SSASDR01".to_string());
     let vars = variables(&rb, &h.drill, &o);
-    let (evidence, failures) = evidence_of(&h, &rb, &vars).await;
+    let (evidence, failures) = evidence_of(&h, &rb, &vars, true).await;
     h.drill.shutdown().await;
     assert!(
         failures.is_empty(),
@@ -499,4 +501,48 @@ async fn dr_update_info_leaves_out_what_is_not_configured() {
         "update-info-core.xml",
     )
     .await;
+}
+
+/// Without UpdateDatabase.vbs the restored group still names both old instances: db.old-names
+/// must list every adm_Group server column that is set, and the MessageBoxes, which live on the
+/// old MessageBox instance (found only because that name is searched too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_names_finds_every_group_column_and_both_old_instances() {
+    let lib = library();
+    let rb = lib.get("restore").expect("restore");
+    let h = harness("healthy").await;
+    let vars = variables(&rb, &h.drill, &BTreeMap::new());
+    let (evidence, failures) = evidence_of(&h, &rb, &vars, false).await;
+    h.drill.shutdown().await;
+    assert!(
+        failures.contains_key("db.old-names"),
+        "db.old-names passed although UpdateDatabase.vbs never ran: {failures:#?}"
+    );
+    let set = evidence.get("db.old-names").expect("db.old-names rows");
+    let found: BTreeSet<String> = (0..set.rows.len())
+        .filter_map(|i| {
+            let place = set.get(i, "place")?.to_string();
+            let item = set.get(i, "item")?.to_string();
+            Some(format!("{place}.{item}"))
+        })
+        .collect();
+    for want in [
+        "adm_Group.TrackingDBServerName",
+        "adm_Group.SubscriptionDBServerName",
+        "adm_Group.BamDBServerName",
+        "adm_Group.RuleEngineDBServerName",
+        "adm_Group.SSOServerName",
+        "adm_MessageBox.BizTalkMsgBoxDb",
+        "adm_OtherBackupDatabases.SSODB",
+    ] {
+        assert!(
+            found.contains(want),
+            "{want} missing from {found:#?}\n{set:#?}"
+        );
+    }
+    // Tracking Analysis is not configured (''): never reported.
+    assert!(
+        !found.contains("adm_Group.TrackAnalysisServerName"),
+        "{found:#?}"
+    );
 }
