@@ -612,3 +612,56 @@ async fn shared_catalog_tables_follow_new_backups() {
     }
     assert!(!lock(&g).shared_tables.is_empty());
 }
+
+#[tokio::test]
+async fn union_keeps_every_member() {
+    let g = group("healthy");
+    let b = backend(&g, InstanceRole::Source);
+    // Three or more members: each one counts (a chained member used to be dropped).
+    let rs = rows(
+        &run(
+            &b,
+            "master",
+            "SELECT 1 AS n UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4",
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(rs.rows.len(), 4);
+    assert_eq!(int(&rs, 3, "n"), 4);
+}
+
+/// BizTalk's own table scripts: adm_MessageBox.IsMasterMsgBox is an int and the master is -1;
+/// adm_Group has the location columns UpdateDatabase.vbs updates, '' when not configured.
+#[tokio::test]
+async fn mgmt_tables_have_biztalks_columns() {
+    let g = group("healthy");
+    let b = backend(&g, InstanceRole::Source);
+    let rs = rows(
+        &run(
+            &b,
+            "BizTalkMgmtDb",
+            "SELECT DBName, IsMasterMsgBox FROM dbo.adm_MessageBox ORDER BY DBName",
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(int(&rs, 0, "IsMasterMsgBox"), -1);
+    let rs = rows(
+        &run(
+            &b,
+            "BizTalkMgmtDb",
+            "SELECT SubscriptionDBServerName, SubscriptionDBName, RuleEngineDBServerName, BamDBServerName, \
+             TrackAnalysisServerName, TrackAnalysisDBName, SSOServerName FROM dbo.adm_Group",
+            &[],
+        )
+        .await,
+    );
+    let cell = |c: &str| rs.get(0, c).map(|v| v.to_string()).unwrap_or_default();
+    assert_eq!(cell("SubscriptionDBServerName"), "SQLBTS02");
+    assert_eq!(cell("SubscriptionDBName"), "BizTalkMsgBoxDb");
+    assert_eq!(cell("RuleEngineDBServerName"), "SQLBTS01");
+    assert_eq!(cell("BamDBServerName"), "SQLBTS01");
+    assert_eq!(cell("TrackAnalysisServerName"), "");
+    assert_eq!(cell("SSOServerName"), "SQLBTS01");
+}

@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use btsdr::config::{Environment, MapSecrets};
 use btsdr::engine::Variables;
-use btsdr::runbook::expr::{Part, parse_template, quote_ident};
+use btsdr::runbook::expr::{Part, escape_xml, parse_template, quote_ident, render_template};
 use btsdr::runbook::library::Library;
-use btsdr::runbook::model::{Runbook, StepBody};
+use btsdr::runbook::model::{Escape, Runbook, StepBody};
 use btsdr::sim::drill::Drill;
-use btsdr::sim::scenario::{NAMES, Scenario};
+use btsdr::sim::scenario::{DbSpec, NAMES, Scenario};
 use btsdr::sql::executor::{TiberiusExecutor, run_once};
-use btsdr::sql::types::{QueryOutput, SqlError, Statement};
+use btsdr::sql::types::{QueryOutput, ResultSet, SqlError, Statement};
 
 fn library() -> Library {
     match Library::load(None) {
@@ -114,7 +114,10 @@ struct Harness {
 }
 
 async fn harness(name: &str) -> Harness {
-    let mut sc = Scenario::load(name).unwrap_or_else(|e| panic!("{e}"));
+    harness_with(Scenario::load(name).unwrap_or_else(|e| panic!("{e}"))).await
+}
+
+async fn harness_with(mut sc: Scenario) -> Harness {
     sc.clock_speed = 0.0;
     let drill = Drill::start_with(sc, None)
         .await
@@ -347,4 +350,199 @@ async fn drop_during_restore_surfaces_as_a_dropped_connection() {
     let again = run_once(&h.exec, stmt(restore, p)).await;
     assert!(again.is_ok(), "{again:?}");
     h.drill.shutdown().await;
+}
+
+/// Runs a runbook's sql and check steps in order (as `run_procedure`) and keeps each step's
+/// first result set, the evidence a generate step's `#each` reads.
+async fn evidence_of(
+    h: &Harness,
+    rb: &Runbook,
+    vars: &Variables,
+    update_database: bool,
+) -> (BTreeMap<String, ResultSet>, BTreeMap<String, String>) {
+    let mut evidence = BTreeMap::new();
+    let mut failures = BTreeMap::new();
+    for (_, step) in rb.steps() {
+        if !applicable(rb, &step.id, vars) {
+            continue;
+        }
+        if let StepBody::Manual(m) = &step.body {
+            if update_database
+                && m.commands
+                    .iter()
+                    .any(|c| c.run.contains("UpdateDatabase.vbs"))
+            {
+                h.drill.simulate_update_database();
+            }
+            continue;
+        }
+        if step.statement().is_none() {
+            continue;
+        }
+        let r = run_once(&h.exec, statement(rb, &step.id, vars)).await;
+        if let Some(set) = r.as_ref().ok().and_then(|o| o.first()) {
+            evidence.insert(step.id.clone(), set.clone());
+        }
+        if let Err(e) = outcome(rb, &step.id, vars, r) {
+            failures.insert(step.id.clone(), e);
+        }
+    }
+    (evidence, failures)
+}
+
+/// A generate step's file, rendered from the evidence as the engine renders it.
+fn generated(
+    rb: &Runbook,
+    step_id: &str,
+    vars: &Variables,
+    evidence: &BTreeMap<String, ResultSet>,
+) -> String {
+    let Some(StepBody::Generate(g)) = rb.step(step_id).map(|s| &s.body) else {
+        panic!("{}:{step_id} is not a generate step", rb.id);
+    };
+    assert!(matches!(g.escape, Escape::Xml), "{step_id} must escape XML");
+    let parts = parse_template(&g.template).unwrap_or_else(|e| panic!("{step_id}: {e}"));
+    let get = |n: &str| vars.get(n).map(str::to_string);
+    let rows = |s: &str| evidence.get(s).cloned();
+    render_template(&parts, &escape_xml, &get, &rows).unwrap_or_else(|e| panic!("{step_id}: {e}"))
+}
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The healthy group (Rules Engine and BAM configured) with a second, non-master MessageBox
+/// whose name sorts before the master's, so the file must order by master, not by name.
+fn scenario_with_rules_bam_two_msgboxes() -> Scenario {
+    let mut sc = Scenario::load("healthy").unwrap_or_else(|e| panic!("{e}"));
+    let extra: DbSpec =
+        toml::from_str("name = \"ABizTalkMsgBoxDb\"\nrole = \"msgbox\"\nsize_mb = 512")
+            .unwrap_or_else(|e| panic!("{e}"));
+    sc.databases.push(extra);
+    sc
+}
+
+/// The healthy group without the Rules Engine and BAM databases: adm_Group names neither.
+fn scenario_core_only() -> Scenario {
+    let mut sc = Scenario::load("healthy").unwrap_or_else(|e| panic!("{e}"));
+    sc.databases.retain(|d| {
+        !matches!(
+            d.name.as_str(),
+            "BizTalkRuleEngineDb" | "BAMPrimaryImport" | "BAMAlertsApplication"
+        )
+    });
+    sc
+}
+
+/// Runs `runbook` on the scenario and compares its generated update file with the fixture
+/// written from Microsoft's documented SampleUpdateInfo.xml format.
+async fn update_info_matches(runbook: &str, step_id: &str, sc: Scenario, fixture_name: &str) {
+    let lib = library();
+    let rb = lib.get(runbook).expect("runbook");
+    let h = harness_with(sc).await;
+    let mut o = BTreeMap::new();
+    o.insert("bam_analysis_server".to_string(), "SSASDR01".to_string());
+    let vars = variables(&rb, &h.drill, &o);
+    let (evidence, failures) = evidence_of(&h, &rb, &vars, true).await;
+    h.drill.shutdown().await;
+    assert!(
+        failures.is_empty(),
+        "{runbook}: steps failing:\n{failures:#?}"
+    );
+    let got = generated(&rb, step_id, &vars, &evidence);
+    let want = fixture(fixture_name);
+    assert_eq!(
+        got.trim_end(),
+        want.trim_end(),
+        "{runbook}:{step_id} differs from tests/fixtures/{fixture_name}:\n{got}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_update_info_has_rules_engine_bam_and_the_master_first() {
+    update_info_matches(
+        "restore",
+        "db.sample-update-info",
+        scenario_with_rules_bam_two_msgboxes(),
+        "update-info-rules-bam.xml",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_update_info_leaves_out_what_is_not_configured() {
+    update_info_matches(
+        "restore",
+        "db.sample-update-info",
+        scenario_core_only(),
+        "update-info-core.xml",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dr_update_info_has_rules_engine_bam_and_the_master_first() {
+    update_info_matches(
+        "disaster-recovery",
+        "group.sample-update-info",
+        scenario_with_rules_bam_two_msgboxes(),
+        "update-info-rules-bam.xml",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dr_update_info_leaves_out_what_is_not_configured() {
+    update_info_matches(
+        "disaster-recovery",
+        "group.sample-update-info",
+        scenario_core_only(),
+        "update-info-core.xml",
+    )
+    .await;
+}
+
+/// Without UpdateDatabase.vbs the restored group still names both old instances: db.old-names
+/// must list every adm_Group server column that is set, and the MessageBoxes, which live on the
+/// old MessageBox instance (found only because that name is searched too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_names_finds_every_group_column_and_both_old_instances() {
+    let lib = library();
+    let rb = lib.get("restore").expect("restore");
+    let h = harness("healthy").await;
+    let vars = variables(&rb, &h.drill, &BTreeMap::new());
+    let (evidence, failures) = evidence_of(&h, &rb, &vars, false).await;
+    h.drill.shutdown().await;
+    assert!(
+        failures.contains_key("db.old-names"),
+        "db.old-names passed although UpdateDatabase.vbs never ran: {failures:#?}"
+    );
+    let set = evidence.get("db.old-names").expect("db.old-names rows");
+    let found: BTreeSet<String> = (0..set.rows.len())
+        .filter_map(|i| {
+            let place = set.get(i, "place")?.to_string();
+            let item = set.get(i, "item")?.to_string();
+            Some(format!("{place}.{item}"))
+        })
+        .collect();
+    for want in [
+        "adm_Group.TrackingDBServerName",
+        "adm_Group.SubscriptionDBServerName",
+        "adm_Group.BamDBServerName",
+        "adm_Group.RuleEngineDBServerName",
+        "adm_Group.SSOServerName",
+        "adm_MessageBox.BizTalkMsgBoxDb",
+        "adm_OtherBackupDatabases.SSODB",
+    ] {
+        assert!(
+            found.contains(want),
+            "{want} missing from {found:#?}\n{set:#?}"
+        );
+    }
+    // Tracking Analysis is not configured (''): never reported.
+    assert!(
+        !found.contains("adm_Group.TrackAnalysisServerName"),
+        "{found:#?}"
+    );
 }

@@ -1123,8 +1123,12 @@ impl<'a> Parser<'a> {
         }
         while self.eat_kw("union") {
             let all = self.eat_kw("all");
-            let next = self.select()?;
+            let mut next = self.select()?;
+            // `next` already took the members after it: keep them all at this level, in order,
+            // or the third and later members would be dropped.
+            let rest = std::mem::take(&mut next.unions);
             s.unions.push((all, next));
+            s.unions.extend(rest);
         }
         Ok(s)
     }

@@ -849,6 +849,10 @@ fn mgmt_table(ctx: &Ctx, obj: &str) -> Option<Table> {
         "adm_forcefullbackup" if !mg.has_backup_settings => {
             t(&[("ForceFull", "bit")], vec![vec![bit(mg.force_full)]])
         }
+        // adm_Group as BizTalk's table script defines it (every server/database column NOT NULL,
+        // '' when the feature is not configured): SSDT import of BizTalkMgmtDb
+        // (satyaveena/BT dbo/Tables/adm_Group.sql) and the column list UpdateDatabase.vbs
+        // updates. Only the location columns are modelled.
         "adm_group" => {
             let find = |db: &str| {
                 mg.core_dbs
@@ -859,53 +863,60 @@ fn mgmt_table(ctx: &Ctx, obj: &str) -> Option<Table> {
             let (ts, td) = find("BizTalkDTADb").unwrap_or_default();
             let (rs, rd) = find("BizTalkRuleEngineDb").unwrap_or_default();
             let (bs, bd) = find("BAMPrimaryImport").unwrap_or_default();
-            let (ss, sd) = find("SSODB").unwrap_or_default();
+            // Tracking Analysis is an Analysis Services database: no scenario configures it.
+            let (ams, amd) = (String::new(), String::new());
+            // SSOServerName: UpdateDatabase.vbs writes the SSO database's new server here.
+            let ss = mg
+                .others
+                .iter()
+                .find(|o| o.default_name.eq_ignore_ascii_case("SSO"))
+                .map(|o| o.server_name.clone())
+                .or_else(|| find("SSODB").map(|(s, _)| s))
+                .unwrap_or_default();
+            let master = mg.msgboxes.iter().find(|m| m.is_master);
             t(
                 &[
+                    ("Id", "int"),
                     ("Name", "nvarchar"),
                     ("TrackingDBServerName", "nvarchar"),
                     ("TrackingDBName", "nvarchar"),
                     ("SubscriptionDBServerName", "nvarchar"),
                     ("SubscriptionDBName", "nvarchar"),
+                    ("TrackAnalysisServerName", "nvarchar"),
+                    ("TrackAnalysisDBName", "nvarchar"),
                     ("BamDBServerName", "nvarchar"),
                     ("BamDBName", "nvarchar"),
                     ("RuleEngineDBServerName", "nvarchar"),
                     ("RuleEngineDBName", "nvarchar"),
                     ("SSOServerName", "nvarchar"),
-                    ("SSODBName", "nvarchar"),
                 ],
                 vec![vec![
+                    int(1),
                     text(&mg.group_name),
                     text(ts),
                     text(td),
-                    text(
-                        mg.msgboxes
-                            .first()
-                            .map(|m| m.server.clone())
-                            .unwrap_or_default(),
-                    ),
-                    text(
-                        mg.msgboxes
-                            .first()
-                            .map(|m| m.db.clone())
-                            .unwrap_or_default(),
-                    ),
+                    text(master.map(|m| m.server.clone()).unwrap_or_default()),
+                    text(master.map(|m| m.db.clone()).unwrap_or_default()),
+                    text(ams),
+                    text(amd),
                     text(bs),
                     text(bd),
                     text(rs),
                     text(rd),
                     text(ss),
-                    text(sd),
                 ]],
             )
         }
+        // adm_MessageBox: IsMasterMsgBox and DisableNewMsgPublication are INT; the master is -1
+        // (BizTalk 2020 BTS_Administration_Logic.sql: "IsMasterMsgBox is set to -1 for Master
+        // Message Box"; SSDT dbo/Tables/adm_MessageBox.sql).
         "adm_messagebox" => t(
             &[
-                ("id", "int"),
+                ("Id", "int"),
                 ("DBServerName", "nvarchar"),
                 ("DBName", "nvarchar"),
-                ("IsMasterMsgBox", "bit"),
-                ("DisableNewMsgPublication", "bit"),
+                ("DisableNewMsgPublication", "int"),
+                ("IsMasterMsgBox", "int"),
             ],
             mg.msgboxes
                 .iter()
@@ -915,8 +926,8 @@ fn mgmt_table(ctx: &Ctx, obj: &str) -> Option<Table> {
                         int(i as i64 + 1),
                         text(&m.server),
                         text(&m.db),
-                        bit(m.is_master),
-                        bit(false),
+                        int(0),
+                        int(if m.is_master { -1 } else { 0 }),
                     ]
                 })
                 .collect(),
