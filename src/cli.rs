@@ -1031,6 +1031,7 @@ fn interactive(
     let mut opener = crate::launch::LiveOpener::new(lib, config, data_dir);
     opener.dry_run = session.dry_run;
     opener.two_person_rule = session.two_person;
+    opener.operator = Some(crate::config::operator_name(session.operator.as_deref()));
     if let Some(rb) = runbook {
         if opener.library.get(&rb).is_none() {
             eprintln!(

@@ -38,6 +38,9 @@ pub struct LiveOpener {
     pub two_person_rule: bool,
     /// Passwords typed at the terminal before the UI started (see `config::secrets`).
     pub prompted: crate::config::MapSecrets,
+    /// Who is at the keyboard now (`--operator`, `BTSDR_OPERATOR`, the OS user): a resumed
+    /// session's records are attributed to them, and a change of hands is journaled.
+    pub operator: Option<String>,
 }
 
 impl LiveOpener {
@@ -51,6 +54,7 @@ impl LiveOpener {
             dry_run: false,
             two_person_rule: false,
             prompted: crate::config::MapSecrets::new(),
+            operator: None,
         }
     }
 
@@ -268,9 +272,37 @@ impl LiveOpener {
                 let secrets = crate::config::Chain(&from_env, &self.prompted);
                 Arc::new(TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?)
             };
-        let engine = Engine::replay(runbook, vars, opts, &read.entries)?;
-        let (writer, report) = JournalWriter::open_append(&path)
+        let original = opts.operator.clone();
+        let mut engine = Engine::replay(runbook, vars, opts, &read.entries)?;
+        let (mut writer, report) = JournalWriter::open_append(&path)
             .map_err(|e| format!("cannot reopen {}: {e}", path.display()))?;
+        // Attribute what follows to whoever is at the keyboard now, and journal the hand-over.
+        let current = operator
+            .map(str::to_string)
+            .or_else(|| self.operator.clone())
+            .filter(|o| !o.trim().is_empty());
+        if let Some(current) = current.filter(|c| *c != original) {
+            let last = read
+                .entries
+                .iter()
+                .rev()
+                .map(|r| r.operator.as_str())
+                .next()
+                .unwrap_or(&original);
+            if current != last {
+                writer
+                    .append(journal::Record::new(
+                        chrono::Utc::now(),
+                        &current,
+                        None,
+                        Event::Note {
+                            text: format!("hand-over: {last} hands the session to {current}"),
+                        },
+                    ))
+                    .map_err(|e| e.to_string())?;
+            }
+            engine.set_operator(&current);
+        }
         if let Some(t) = report.torn {
             tracing::warn!(
                 line = t.line,

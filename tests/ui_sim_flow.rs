@@ -513,3 +513,57 @@ async fn runbooks_started_on_a_drill_environment_share_its_simulator() {
         Some("0")
     );
 }
+
+/// Resumed by someone else (`BTSDR_OPERATOR=bob`): what follows is bob's, and the hand-over
+/// is journaled, never bob's confirmations under the first operator's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_by_another_operator_is_journaled_as_a_hand_over() {
+    use btsdr::app::Request;
+    use btsdr::app::driver::Opener;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = Library::load(None).unwrap();
+    let mut opener =
+        btsdr::launch::LiveOpener::new(lib, btsdr::config::Config::default(), dir.path().into());
+    let mut first = opener
+        .open(Request::Start {
+            runbook_id: "restore".into(),
+            environment: "drill:healthy".into(),
+            operator: "amy".into(),
+            rto_minutes: None,
+            rpo_minutes: None,
+        })
+        .expect("restore opens on the drill");
+    for fx in first
+        .engine
+        .handle(btsdr::engine::Input::Start, chrono::Utc::now())
+    {
+        if let btsdr::engine::Effect::Journal { record } = fx {
+            first.journal.append(record).expect("journaled");
+        }
+    }
+    let id = first.engine.options().session_id.clone();
+    let path = first.journal.path().to_path_buf();
+    drop(first);
+    opener.operator = Some("bob".into());
+    let resumed = opener
+        .open(Request::Resume {
+            session_id: id.clone(),
+        })
+        .expect("the session resumes");
+    assert_eq!(resumed.engine.options().operator, "bob");
+    drop(resumed);
+    let records = btsdr::journal::read_records(&path).unwrap().entries;
+    let last = records.last().expect("records");
+    assert_eq!(last.operator, "bob");
+    assert!(
+        matches!(&last.event, btsdr::journal::Event::Note { text } if text.contains("amy hands the session to bob")),
+        "{last:?}"
+    );
+    // The same operator again: no second hand-over.
+    let again = opener
+        .open(Request::Resume { session_id: id })
+        .expect("resumes again");
+    drop(again);
+    let n = btsdr::journal::read_records(&path).unwrap().entries.len();
+    assert_eq!(n, records.len());
+}
