@@ -1024,11 +1024,19 @@ impl Engine {
                     .map(|s| s.id.clone())
                     .take(3)
                     .collect();
-                let ev = Event::InDoubtResolved {
-                    by: op.clone(),
-                    resolution: resolution.clone(),
-                };
-                self.emit(out, now, &op, Some(id), ev, "verifying on the server");
+                if checks.is_empty() {
+                    return Err(format!(
+                        "No check in this runbook can tell whether `{id}` took effect: look on the server by hand, then choose re-run or mark done."
+                    ));
+                }
+                // Journaled once: pressing Verify again only repeats the advice.
+                if !self.live[i].verifying {
+                    let ev = Event::InDoubtResolved {
+                        by: op.clone(),
+                        resolution: resolution.clone(),
+                    };
+                    self.emit(out, now, &op, Some(id), ev, "verifying on the server");
+                }
                 if let Some(first) = checks.first().and_then(|c| self.index.get(c)) {
                     self.selected = *first;
                 }
@@ -1324,7 +1332,10 @@ impl Engine {
             }
             Event::VariableSet { name, value } => self.restore_variable(name, value),
             Event::StepStarted { attempt, statement } => {
-                let s = &mut self.state.steps[need_step()?];
+                let idx = need_step()?;
+                self.live[idx].rerun_chosen = false;
+                self.live[idx].verifying = false;
+                let s = &mut self.state.steps[idx];
                 s.state = StepState::Running;
                 s.attempts = *attempt;
                 s.started_at = Some(r.time);
@@ -1394,12 +1405,14 @@ impl Engine {
                 let is_check = matches!(self.step_at(idx).body, StepBody::Check(_));
                 let s = &mut self.state.steps[idx];
                 match resolution {
-                    Resolution::Verify if !is_check => {}
+                    Resolution::Verify if !is_check => self.live[idx].verifying = true,
                     Resolution::Verify | Resolution::Rerun => {
                         s.state = StepState::Pending;
                         s.approvals = Approvals::default();
+                        self.live[idx].rerun_chosen = true;
                     }
                     Resolution::MarkDone { note } => {
+                        self.live[idx].verifying = false;
                         s.state = StepState::Done {
                             by: by.clone(),
                             note: note.clone(),
@@ -1460,12 +1473,17 @@ impl Engine {
         }
     }
 
+    /// After a restart: steps that were running, and steps whose re-run was chosen but never
+    /// started, are in doubt.
     fn mark_running_in_doubt(&mut self) {
         for (s, l) in self.state.steps.iter_mut().zip(self.live.iter_mut()) {
-            if s.state == StepState::Running {
+            let rerun_unstarted = l.rerun_chosen && s.state == StepState::Pending;
+            if s.state == StepState::Running || rerun_unstarted {
                 s.state = StepState::InDoubt;
                 l.request_id = None;
                 l.progress = None;
+                l.rerun_chosen = false;
+                l.awaiting_confirm = false;
             }
         }
     }

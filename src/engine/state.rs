@@ -140,6 +140,11 @@ pub struct StepLive {
     pub rendered: Option<String>,
     /// An AskConfirmDestructive is outstanding.
     pub awaiting_confirm: bool,
+    /// Re-run was chosen for a step in doubt and its new run has not started: after a
+    /// restart the step is in doubt again (the first run's effect is still unknown).
+    pub rerun_chosen: bool,
+    /// Verify was chosen (and journaled) for a step in doubt.
+    pub verifying: bool,
 }
 
 /// What SessionStarted recorded.

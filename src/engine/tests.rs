@@ -1438,3 +1438,59 @@ fn journaled_evidence_is_capped_but_assertions_see_every_row() {
     assert!(rec.details.contains("1000 of 1500"), "{}", rec.details);
     assert_eq!(state(&e, "check-jobs"), &StepState::Passed);
 }
+
+/// Re-run chosen for a step in doubt, then a crash before the re-run started: the step is in
+/// doubt again after replay (one truth for the TUI, `sessions` and the report), and Verify
+/// is journaled once however often it is pressed.
+#[test]
+fn a_rerun_that_never_started_leaves_the_step_in_doubt_and_verify_is_journaled_once() {
+    let rb = Arc::new(sample_runbook());
+    let mut live = Engine::new(Arc::clone(&rb), vars(&rb), opts());
+    let mut fx = live.handle(Input::Start, t(0));
+    fx.extend(confirm_drop(&mut live));
+    let (rid, _) = run_sql(&fx).unwrap();
+    fx.extend(live.handle(
+        Input::SqlFinished {
+            step: "drop-db".into(),
+            request_id: rid,
+            result: Err(SqlError::Dropped {
+                message: "reset".into(),
+            }),
+        },
+        t(4),
+    ));
+    let verify = |e: &mut Engine| {
+        e.handle(
+            Input::ResolveInDoubt {
+                step: "drop-db".into(),
+                resolution: Resolution::Verify,
+            },
+            t(5),
+        )
+    };
+    let first = verify(&mut live);
+    let second = verify(&mut live);
+    assert_eq!(first.iter().filter_map(Effect::journal_record).count(), 1);
+    assert_eq!(
+        second.iter().filter_map(Effect::journal_record).count(),
+        0,
+        "{second:?}"
+    );
+    fx.extend(first);
+    fx.extend(live.handle(
+        Input::ResolveInDoubt {
+            step: "drop-db".into(),
+            resolution: Resolution::Rerun,
+        },
+        t(6),
+    ));
+    assert_eq!(state(&live, "drop-db"), &StepState::Pending);
+    let records: Vec<Record> = fx
+        .iter()
+        .filter_map(Effect::journal_record)
+        .cloned()
+        .collect();
+    let replayed = Engine::replay(Arc::clone(&rb), vars(&rb), opts(), &records).unwrap();
+    assert_eq!(replayed.step_state("drop-db"), Some(&StepState::InDoubt));
+    assert_eq!(replayed.in_doubt(), vec!["drop-db".to_string()]);
+}

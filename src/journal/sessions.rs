@@ -175,8 +175,10 @@ fn summarize(id: String, path: PathBuf) -> SessionSummary {
                     doubt.insert(step);
                 }
             }
+            // Re-run or verify chosen: still in doubt until the new run starts (as the
+            // engine and the report say); marked done settles it.
             Event::InDoubtResolved { resolution, .. }
-                if !matches!(resolution, Resolution::Verify) =>
+                if matches!(resolution, Resolution::MarkDone { .. }) =>
             {
                 doubt.remove(&step);
             }
