@@ -177,9 +177,10 @@ fn summarize(id: String, path: PathBuf) -> SessionSummary {
             }
             // Re-run or verify chosen: still in doubt until the new run starts (as the
             // engine and the report say); marked done settles it.
-            Event::InDoubtResolved { resolution, .. }
-                if matches!(resolution, Resolution::MarkDone { .. }) =>
-            {
+            Event::InDoubtResolved {
+                resolution: Resolution::MarkDone { .. },
+                ..
+            } => {
                 doubt.remove(&step);
             }
             Event::GenerateWritten { .. } | Event::Skipped { .. } | Event::WouldRun { .. } => {
