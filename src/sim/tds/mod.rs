@@ -11,3 +11,13 @@ mod server;
 mod tokens;
 
 pub use server::TdsServer;
+
+/// Runs every decoder of client messages on `payload` (LOGIN7, SQL batch, RPC, transaction
+/// manager requests): the fuzz targets' entry (`fuzz/`). Decoders return errors, never panic.
+#[doc(hidden)]
+pub fn decode_all_for_fuzzing(payload: &[u8]) {
+    let _ = login::parse_login7(payload);
+    let _ = rpc::decode_batch(payload);
+    let _ = rpc::decode_rpc(payload);
+    let _ = rpc::decode_tm(payload);
+}
