@@ -851,14 +851,14 @@ fn sim(scenario: &str, listen: std::net::SocketAddr) -> ExitCode {
     };
     let _log = crate::logging::init();
     rt.block_on(async {
-        let sc = match crate::sim::scenario::Scenario::load(scenario) {
+        let sc = match btsdr_sim::scenario::Scenario::load(scenario) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         };
-        let drill = match crate::sim::drill::Drill::start_with(sc, Some(listen.port())).await {
+        let drill = match btsdr_sim::drill::Drill::start_with(sc, Some(listen.port())).await {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("error: {e}");

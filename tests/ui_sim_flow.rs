@@ -8,14 +8,16 @@ use std::sync::Arc;
 use btsdr::app::driver::Opened;
 use btsdr::app::harness::{Harness, t0};
 use btsdr::app::{Popup, StepMark};
-use btsdr::config::SecretSource;
+use btsdr::config::{DrillConfig, SecretSource};
 use btsdr::engine::{Engine, EngineOptions, Variables};
-use btsdr::journal::{Event, JournalWriter, Outcome, read_records};
+use btsdr::engine::{Event, Outcome};
+use btsdr::journal::{JournalWriter, read_records};
 use btsdr::runbook::library::Library;
-use btsdr::runbook::model::{Role, Runbook};
-use btsdr::sim::drill::Drill;
+use btsdr::runbook::model::Runbook;
 use btsdr::sql::executor::{Executor, TiberiusExecutor, run_once};
-use btsdr::sql::types::Statement;
+use btsdr_sim::drill::Drill;
+use btsdr_types::Role;
+use btsdr_types::Statement;
 
 const SESSION: &str = "20261121-030000-backup";
 

@@ -7,9 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::guide::Plan;
 use crate::runbook::expr::AssertOutcome;
-use crate::runbook::model::{Role, Runbook, Step};
-use crate::sql::types::{Progress, ResultSet, Statement};
+use crate::runbook::model::{Runbook, Step};
 use crate::ui::theme::Theme;
+use btsdr_types::Role;
+use btsdr_types::{Progress, ResultSet, Statement};
 
 use super::form::Form;
 use super::keymap::{Keymap, Mode};

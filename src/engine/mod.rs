@@ -7,6 +7,7 @@
 //! rebuilds exactly the live [`RunState`]; a step started but never finished becomes
 //! [`StepState::InDoubt`].
 
+pub mod events;
 #[doc(hidden)]
 pub mod fixture;
 mod io;
@@ -26,12 +27,11 @@ pub use state::{
 };
 pub use vars::{VarValue, Variables, validate_value};
 
-use crate::journal::PlanRef;
-use crate::journal::record::REDACTED;
-pub use crate::journal::record::{Event, Outcome, Record, Resolution};
 use crate::runbook::expr::{self, Part};
 use crate::runbook::model::{Escape, Runbook, Step, StepBody};
-use crate::sql::types::{Param, QueryOutput, ResultSet, SqlError, Statement, Value, ValueRef};
+use btsdr_types::{Param, QueryOutput, ResultSet, SqlError, Statement, Value, ValueRef};
+use events::REDACTED;
+pub use events::{Event, NamedValue, Outcome, PlanRef, Record, Resolution};
 
 /// Rows of a result kept as evidence in the journal (a check's assertions see them all).
 pub const MAX_EVIDENCE_ROWS: usize = 1000;
@@ -1234,7 +1234,7 @@ impl Engine {
                 "Step `{id}` has no rendered file: generate it again."
             ));
         };
-        let sha256 = crate::journal::chain::sha256_hex(contents.as_bytes());
+        let sha256 = events::sha256_hex(contents.as_bytes());
         let name = self.render_name(&output).unwrap_or(output);
         let op = self.opts.operator.clone();
         self.emit(

@@ -8,8 +8,8 @@ use super::media::{biztalk_file, write_backup};
 use super::procs::Args;
 use super::state::{Group, HistoryRow, LogMark, MarkRow};
 use super::value::text;
-use crate::sim::backend::Reply;
-use crate::sql::types::{Column, ResultSet};
+use crate::backend::Reply;
+use btsdr_types::{Column, ResultSet};
 
 pub fn set_compression(ctx: &mut Ctx, a: &Args) -> R<()> {
     ctx.g.mgmt.use_compression = a.flag("bCompression");
