@@ -253,10 +253,6 @@ impl RunView {
         self.steps.iter().position(|s| s.id == id)
     }
 
-    pub fn row_mut(&mut self, id: &str) -> Option<&mut StepRow> {
-        self.steps.iter_mut().find(|s| s.id == id)
-    }
-
     /// (settled, total) for one section or, with `None`, the whole run.
     pub fn progress(&self, section: Option<usize>) -> (usize, usize) {
         let it = self

@@ -275,12 +275,6 @@ impl Engine {
         self.build_statement(step, true)
     }
 
-    /// Why `Run(step)` would be refused now, if it would.
-    pub fn can_run(&self, step_id: &str) -> Result<(), String> {
-        let i = self.lookup(step_id)?;
-        self.preflight(i, Mode::Run)
-    }
-
     /// What to do next: the first step in doubt, else the first failed, pending or running
     /// step in runbook order; `SignOff` once everything applicable is finished.
     pub fn next_step(&self) -> Option<Next> {
@@ -336,11 +330,6 @@ impl Engine {
             }
             _ => NextAction::Run,
         }
-    }
-
-    /// Changes who is at the keyboard (a shift hand-over).
-    pub fn set_operator(&mut self, name: &str) {
-        self.opts.operator = name.to_string();
     }
 
     // ----- inputs ------------------------------------------------------------------

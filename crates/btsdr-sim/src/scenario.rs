@@ -237,14 +237,6 @@ impl Scenario {
     pub fn parse(text: &str, file: &str) -> Result<Scenario, String> {
         toml::from_str(text).map_err(|e| format!("{file}: {e}"))
     }
-
-    pub fn role_server(&self, role: &str) -> &str {
-        match role {
-            "msgbox" => &self.servers.msgbox,
-            "destination" => &self.servers.destination,
-            _ => &self.servers.source,
-        }
-    }
 }
 
 fn system_dbs(inst: &mut Instance) {

@@ -3,7 +3,7 @@
 
 use chrono::{Datelike, Duration, NaiveDateTime, Timelike};
 
-use super::exec::{Ctx, ErrMsg, Fail, R};
+use super::exec::{Ctx, Fail, R};
 use super::media::{biztalk_file, write_backup};
 use super::procs::Args;
 use super::state::{Group, HistoryRow, LogMark, MarkRow};
@@ -391,11 +391,4 @@ pub fn get_backup_history(ctx: &mut Ctx, a: &Args) -> R<()> {
         rows,
     }));
     Ok(())
-}
-
-/// For messages: the first error of a failure.
-pub fn first_error(f: &Fail) -> ErrMsg {
-    f.0.first()
-        .cloned()
-        .unwrap_or_else(|| ErrMsg::new(50000, "unknown error"))
 }
