@@ -1,4 +1,4 @@
-//! tiberius rows and errors → the plain types of `sql::types`.
+//! tiberius rows and errors → the plain types of `btsdr_types`.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use futures_util::TryStreamExt;
