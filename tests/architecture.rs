@@ -96,6 +96,19 @@ fn crates_depend_only_on_the_layers_below() {
         names.insert(name, dependencies(&m));
     }
     let mut problems = Vec::new();
+    for dir in &members {
+        let m = manifest(&root().join(dir));
+        let inherits = m
+            .get("lints")
+            .and_then(|l| l.get("workspace"))
+            .and_then(|w| w.as_bool())
+            == Some(true);
+        if !inherits {
+            problems.push(format!(
+                "{dir}/Cargo.toml: add `[lints] workspace = true` (the workspace's lints hold every crate)"
+            ));
+        }
+    }
     for (name, deps) in &names {
         let Some((_, allowed)) = CRATE_RULES.iter().find(|(n, _)| n == name) else {
             problems.push(format!(
