@@ -1,4 +1,5 @@
-//! Embeds every `runbooks/*.toml` and `assets/**/*.toml` file: adding one needs no code change.
+//! Embeds every `runbooks/*.toml` and `assets/**/*.toml` file (but `assets/scenarios`, the
+//! simulator's): adding one needs no code change.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -38,6 +39,8 @@ fn main() {
         let base = root.join(dir);
         let mut files = Vec::new();
         collect(&base, &mut files, &base);
+        // Scenarios belong to the simulator crate (crates/btsdr-sim/build.rs embeds them).
+        files.retain(|(rel, _)| !rel.starts_with("scenarios/"));
         for (rel, _) in &files {
             println!("cargo:rerun-if-changed={dir}/{rel}");
         }

@@ -22,14 +22,16 @@ use btsdr::app::harness::{Harness, t0};
 use btsdr::app::{Focus, Level, LogLine, StepOutput};
 use btsdr::batch::check::{CheckOptions, ProgressStyle, check};
 use btsdr::batch::{Answers, Target};
-use btsdr::config::{Secret, SecretSource};
+use btsdr::config::{DrillConfig, Secret, SecretSource};
 use btsdr::engine::{Engine, EngineOptions, Variables};
-use btsdr::journal::{Event, JournalWriter, Record};
-use btsdr::runbook::model::{Role, Runbook};
-use btsdr::sim::drill::Drill;
-use btsdr::sim::scenario::Scenario;
+use btsdr::engine::{Event, Record};
+use btsdr::journal::JournalWriter;
+use btsdr::runbook::model::Runbook;
 use btsdr::sql::executor::{ConnState, ExecEvent, Executor, TiberiusExecutor};
-use btsdr::sql::types::{Column, ResultSet, Statement, Value};
+use btsdr_sim::drill::Drill;
+use btsdr_sim::scenario::Scenario;
+use btsdr_types::Role;
+use btsdr_types::{Column, ResultSet, Statement, Value};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tokio::sync::mpsc::UnboundedSender;
@@ -502,7 +504,7 @@ fn drill_executor(drill: &Drill) -> Res<Arc<dyn Executor>> {
 
 /// The newest full backup of `db` as the simulated history recorded it.
 fn newest_full(drill: &Drill, db: &str) -> Res<String> {
-    let g = btsdr::sim::model::lock(&drill.group);
+    let g = btsdr_sim::model::lock(&drill.group);
     g.files
         .values()
         .filter(|f| f.kind == 'D' && f.database_name.eq_ignore_ascii_case(db))

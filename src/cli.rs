@@ -776,11 +776,11 @@ fn journal_accept_head(arg: &str, reason: &str, operator: Option<&str>) -> ExitC
             hash: String::new(),
         })
     } else {
-        w.append(crate::journal::Record::new(
+        w.append(crate::engine::Record::new(
             now,
             &who,
             None,
-            crate::journal::Event::Note { text: text.clone() },
+            crate::engine::Event::Note { text: text.clone() },
         ))
     };
     match res {
@@ -1098,14 +1098,14 @@ fn sim(scenario: &str, listen: std::net::SocketAddr) -> ExitCode {
     };
     let _log = crate::logging::init();
     rt.block_on(async {
-        let sc = match crate::sim::scenario::Scenario::load(scenario) {
+        let sc = match btsdr_sim::scenario::Scenario::load(scenario) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         };
-        let drill = match crate::sim::drill::Drill::start_with(sc, Some(listen.port())).await {
+        let drill = match btsdr_sim::drill::Drill::start_with(sc, Some(listen.port())).await {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("error: {e}");

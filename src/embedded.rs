@@ -2,7 +2,7 @@
 
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
-/// An embedded asset by relative path (`checklists.toml`, `scenarios/healthy.toml`).
+/// An embedded asset by relative path (`checklists.toml`, `failures.toml`).
 pub fn asset(name: &str) -> Option<&'static str> {
     ASSETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }

@@ -9,14 +9,17 @@ use chrono::Utc;
 
 use crate::app::Request;
 use crate::app::driver::{Opened, Opener};
+use crate::config::DrillConfig;
 use crate::config::{Config, EnvSecrets, Environment};
+use crate::engine::Event;
 use crate::engine::{Engine, EngineOptions, Variables};
-use crate::journal::{self, Event, JournalWriter};
+use crate::journal::{self, JournalWriter};
 use crate::runbook::library::Library;
-use crate::runbook::model::{Role, Runbook};
-use crate::sim::drill::Drill;
+use crate::runbook::model::Runbook;
 use crate::sql::deferred::DeferredExecutor;
 use crate::sql::executor::{Executor, TiberiusExecutor};
+use btsdr_sim::drill::Drill;
+use btsdr_types::Role;
 
 /// Runbook variable values as `(name, value)`.
 type Vars = Vec<(String, String)>;
@@ -87,8 +90,8 @@ impl LiveOpener {
     fn start_drill(&mut self, scenario: &str) -> Result<(Arc<dyn Executor>, Vars), String> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "internal error: no async runtime".to_string())?;
-        let sc = crate::sim::scenario::Scenario::load(scenario)?;
-        let vars: Vec<(String, String)> = crate::sim::drill::scenario_variables(&sc)
+        let sc = btsdr_sim::scenario::Scenario::load(scenario)?;
+        let vars: Vec<(String, String)> = btsdr_sim::drill::scenario_variables(&sc)
             .into_iter()
             .collect();
         let deferred = DeferredExecutor::new(Role::ALL.to_vec(), "the drill simulator");
@@ -291,7 +294,7 @@ impl LiveOpener {
                 .unwrap_or(&original);
             if current != last {
                 writer
-                    .append(journal::Record::new(
+                    .append(crate::engine::Record::new(
                         chrono::Utc::now(),
                         &current,
                         None,
@@ -451,15 +454,11 @@ pub fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::
         });
     }
     // Drills by scenario name (what `--scenario NAME` takes), `healthy` first.
-    let mut drills: Vec<(String, String)> = crate::embedded::ASSETS
+    let mut drills: Vec<(String, String)> = btsdr_sim::scenario::EMBEDDED
         .iter()
-        .filter(|(n, _)| n.starts_with("scenarios/"))
         .map(|(name, text)| {
-            let scenario = name
-                .trim_start_matches("scenarios/")
-                .trim_end_matches(".toml")
-                .to_string();
-            let title = crate::sim::scenario::Scenario::parse(text, name)
+            let scenario = name.to_string();
+            let title = btsdr_sim::scenario::Scenario::parse(text, name)
                 .map(|s| {
                     s.description
                         .lines()

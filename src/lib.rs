@@ -15,7 +15,6 @@ pub mod logging;
 pub mod paths;
 pub mod report;
 pub mod runbook;
-pub mod sim;
 pub mod sql;
 pub mod table;
 pub mod tui;

@@ -1,7 +1,9 @@
 //! Plain-text tables for command output (`btsdr sessions`, `btsdr check`).
 
+use unicode_width::UnicodeWidthStr;
+
 /// The line of `head`, then one per row, with every column but the last padded to its
-/// widest cell, two spaces apart; columns listed in `right` are right-aligned. Trailing
+/// widest cell (in terminal columns: a CJK character takes two), two spaces apart; columns listed in `right` are right-aligned. Trailing
 /// spaces are trimmed, so the last column may be as long as it likes.
 pub fn aligned<R: AsRef<[String]>>(head: &[&str], rows: &[R], right: &[usize]) -> Vec<String> {
     let lines = || {
@@ -14,14 +16,14 @@ pub fn aligned<R: AsRef<[String]>>(head: &[&str], rows: &[R], right: &[usize]) -
     let mut w = vec![0; cols];
     for r in lines() {
         for (w, c) in w.iter_mut().zip(&r) {
-            *w = (*w).max(c.chars().count());
+            *w = (*w).max(c.width());
         }
     }
     lines()
         .map(|r| {
             let mut line = String::new();
             for (i, c) in r.iter().enumerate() {
-                let pad = " ".repeat(w[i] - c.chars().count());
+                let pad = " ".repeat(w[i].saturating_sub(c.width()));
                 if i + 1 == r.len() {
                     line.push_str(c);
                 } else if right.contains(&i) {
@@ -63,5 +65,19 @@ mod tests {
             ]
         );
         assert_eq!(aligned::<Vec<String>>(&["A", "B"], &[], &[]), ["A  B"]);
+    }
+
+    #[test]
+    fn wide_and_combining_characters_pad_by_display_width() {
+        // "日本" takes four columns; "e\u{301}" (e + combining acute) takes one.
+        let rows: Vec<Vec<String>> = vec![
+            vec!["日本".into(), "1".into(), "x".into()],
+            vec!["e\u{301}".into(), "22".into(), "y".into()],
+        ];
+        let lines = aligned(&["ID", "N", "NOTE"], &rows, &[1]);
+        assert_eq!(
+            lines,
+            ["ID     N  NOTE", "日本   1  x", "e\u{301}     22  y"]
+        );
     }
 }

@@ -8,7 +8,7 @@ use btsdr::batch::{Answers, Target};
 use btsdr::config::{Encrypt, Environment, MapSecrets, ServerProfile};
 use btsdr::runbook::library::Library;
 use btsdr::runbook::model::Runbook;
-use btsdr::sim::drill::Drill;
+use btsdr_sim::drill::Drill;
 use serde_json::Value as J;
 
 fn runbook(id: &str) -> Arc<Runbook> {
@@ -97,13 +97,9 @@ async fn healthy_passes_and_is_journaled() {
 /// Every scenario fails exactly the checks it lists (for readiness and every runbook it names).
 #[tokio::test]
 async fn scenarios_fail_exactly_their_expected_checks() {
-    let names: Vec<String> = btsdr::embedded::ASSETS
+    let names: Vec<String> = btsdr_sim::scenario::EMBEDDED
         .iter()
-        .filter_map(|(p, _)| {
-            p.strip_prefix("scenarios/")
-                .and_then(|n| n.strip_suffix(".toml"))
-                .map(str::to_string)
-        })
+        .map(|(n, _)| n.to_string())
         .collect();
     assert!(names.iter().any(|n| n == "healthy"), "scenarios: {names:?}");
     // `btsdr check` runs health checks only; scenarios also list checks that only a full
@@ -183,7 +179,7 @@ async fn unreachable_server_is_exit_2() {
         msgbox: vec![],
         destination: None,
     };
-    let secrets = MapSecrets::new().with(btsdr::runbook::model::Role::Source, "btsdr", "x");
+    let secrets = MapSecrets::new().with(btsdr_types::Role::Source, "btsdr", "x");
     let target = Target::from_environment(&env, &secrets).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut o = opts("readiness", target, dir.path(), false);

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use btsdr::batch::run::{RunOptions, RunSummary, run_batch};
 use btsdr::batch::{Answers, Target};
 use btsdr::runbook::library::Library;
-use btsdr::runbook::model::{Role, StepBody};
-use btsdr::sim::drill::Drill;
+use btsdr::runbook::model::StepBody;
 use btsdr::sql::run_once;
-use btsdr::sql::types::Statement;
+use btsdr_sim::drill::Drill;
+use btsdr_types::Role;
+use btsdr_types::Statement;
 
 /// Manual steps before the first destructive step of the backup runbook.
 const SKIP_EARLY: &str = r#"
@@ -249,6 +250,6 @@ async fn allow_destructive_confirms_and_journals_who() {
         .filter(|r| r.event.name() == "destructive_confirmed")
         .collect();
     assert!(!confirmed.is_empty(), "{out}");
-    assert!(read.entries.iter().any(|r| matches!(&r.event, btsdr::journal::Event::Note { text } if text.contains("--allow-destructive"))));
+    assert!(read.entries.iter().any(|r| matches!(&r.event, btsdr::engine::Event::Note { text } if text.contains("--allow-destructive"))));
     drill.shutdown().await;
 }

@@ -8,11 +8,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use btsdr::engine::Event;
 use btsdr::engine::{Engine, EngineOptions, Variables};
-use btsdr::journal::{Event, read_records, verify};
+use btsdr::journal::{read_records, verify};
 use btsdr::runbook::library::Library;
 use btsdr::runbook::model::StepBody;
-use btsdr::sim::drill::Drill;
+use btsdr_sim::drill::Drill;
 
 const KILLS: usize = 10;
 

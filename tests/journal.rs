@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use btsdr::engine::fixture::sample_runbook;
 use btsdr::engine::{Effect, Engine, EngineOptions, Input, StepState, Variables};
+use btsdr::engine::{Event, Record};
 use btsdr::journal::chain::{Problem, verify_bytes};
 use btsdr::journal::{
-    Change, Changelog, Event, JournalWriter, Record, SessionStatus, create_session, list_for_home,
+    Change, Changelog, JournalWriter, SessionStatus, create_session, list_for_home,
     list_open_sessions, list_sessions, read_records, verify,
 };
-use btsdr::sql::types::{Column, QueryOutput, ResultSet, Value};
+use btsdr_types::{Column, QueryOutput, ResultSet, Value};
 use chrono::{DateTime, TimeZone, Utc};
 
 const SECRET: &str = "Pa55-w0rd-XYZ";

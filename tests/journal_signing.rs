@@ -6,8 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use btsdr::engine::{Event, Record};
+use btsdr::journal::JournalWriter;
 use btsdr::journal::signing::{self, SigStatus};
-use btsdr::journal::{Event, JournalWriter, Record};
 use chrono::{TimeZone, Utc};
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use btsdr::journal::record::{Event, NamedValue, Outcome, Record};
+use btsdr::engine::events::{Event, NamedValue, Outcome, Record};
 use btsdr::journal::{JournalWriter, read_records};
 use btsdr::report::{self, Format};
 use btsdr::runbook::expr::AssertOutcome;
-use btsdr::runbook::model::Role;
-use btsdr::sql::types::{Column, Param, ResultSet, Statement, Value};
+use btsdr_types::Role;
+use btsdr_types::{Column, Param, ResultSet, Statement, Value};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap()
@@ -259,7 +259,7 @@ fn open_session_within_rto_says_so_far() {
     let mut recs = records();
     recs.truncate(7);
     if let Event::SessionStarted { plan, .. } = &mut recs[0].event {
-        *plan = Some(btsdr::journal::PlanRef {
+        *plan = Some(btsdr::engine::PlanRef {
             id: "sql-computer".into(),
             label: "The SQL Server computer failed".into(),
             part: 0,

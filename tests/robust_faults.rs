@@ -12,14 +12,16 @@ use std::time::{Duration, Instant};
 use btsdr::app::driver::Opened;
 use btsdr::app::harness::{Harness, t0};
 use btsdr::app::{Popup, StepMark};
-use btsdr::config::{Encrypt, Environment, MapSecrets, SecretSource, ServerProfile};
+use btsdr::config::{DrillConfig, Encrypt, Environment, MapSecrets, SecretSource, ServerProfile};
 use btsdr::engine::{Engine, EngineOptions, Variables};
-use btsdr::journal::{Event, JournalWriter, Outcome, read_records, verify};
-use btsdr::runbook::model::{Role, Runbook};
-use btsdr::sim::backend::{Backend, Reply, ReplyFuture, Request, Session};
-use btsdr::sim::tds::TdsServer;
+use btsdr::engine::{Event, Outcome};
+use btsdr::journal::{JournalWriter, read_records, verify};
+use btsdr::runbook::model::Runbook;
 use btsdr::sql::executor::{Executor, TiberiusExecutor};
-use btsdr::sql::types::{Column, ResultSet, Value};
+use btsdr_sim::backend::{Backend, Reply, ReplyFuture, Request, Session};
+use btsdr_sim::tds::TdsServer;
+use btsdr_types::Role;
+use btsdr_types::{Column, ResultSet, Value};
 
 /// What the scripted server does with the next statements.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -421,10 +423,10 @@ async fn server_goes_away_and_comes_back_on_the_same_port() {
 /// does not pass, the operator is told the outcome is unknown, and a retry restores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_drop_during_restore_then_retry() {
-    use btsdr::sim::drill::Drill;
+    use btsdr_sim::drill::Drill;
     let drill = Drill::start("drop-during-restore").await.expect("drill");
     let full = {
-        let g = btsdr::sim::model::lock(&drill.group);
+        let g = btsdr_sim::model::lock(&drill.group);
         g.files
             .values()
             .filter(|f| f.kind == 'D' && f.database_name.eq_ignore_ascii_case("SSODB"))

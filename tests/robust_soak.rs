@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use btsdr::app::StepMark;
 use btsdr::app::driver::Opened;
 use btsdr::app::harness::{Harness, t0};
-use btsdr::config::SecretSource;
+use btsdr::config::{DrillConfig, SecretSource};
 use btsdr::engine::{Engine, EngineOptions, Variables};
 use btsdr::journal::{JournalWriter, read_records};
-use btsdr::sim::drill::Drill;
-use btsdr::sim::scenario::Scenario;
 use btsdr::sql::executor::{Executor, TiberiusExecutor};
+use btsdr_sim::drill::Drill;
+use btsdr_sim::scenario::Scenario;
 
 /// Counts the bytes allocated and not yet freed by this test binary.
 struct Counting;

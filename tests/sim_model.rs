@@ -3,11 +3,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use btsdr::sim::backend::{Reply, Request, Session};
-use btsdr::sim::model::state::InstanceRole;
-use btsdr::sim::model::{SharedGroup, SimBackend, jobs, lock};
-use btsdr::sim::scenario::{self, NAMES, Scenario};
-use btsdr::sql::types::{Param, ResultSet, ValueRef};
+use btsdr_sim::backend::{Reply, Request, Session};
+use btsdr_sim::model::state::InstanceRole;
+use btsdr_sim::model::{SharedGroup, SimBackend, jobs, lock};
+use btsdr_sim::scenario::{self, NAMES, Scenario};
+use btsdr_types::{Param, ResultSet, ValueRef};
 
 fn group(name: &str) -> SharedGroup {
     let mut sc = Scenario::load(name).unwrap_or_else(|e| panic!("{e}"));

@@ -4,15 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use btsdr::config::{Environment, MapSecrets};
+use btsdr::config::{DrillConfig, Environment, MapSecrets};
 use btsdr::engine::Variables;
 use btsdr::runbook::expr::{Part, escape_xml, parse_template, quote_ident, render_template};
 use btsdr::runbook::library::Library;
 use btsdr::runbook::model::{Escape, Runbook, StepBody};
-use btsdr::sim::drill::Drill;
-use btsdr::sim::scenario::{DbSpec, NAMES, Scenario};
 use btsdr::sql::executor::{TiberiusExecutor, run_once};
-use btsdr::sql::types::{QueryOutput, ResultSet, SqlError, Statement};
+use btsdr_sim::drill::Drill;
+use btsdr_sim::scenario::{DbSpec, NAMES, Scenario};
+use btsdr_types::{QueryOutput, ResultSet, SqlError, Statement};
 
 fn library() -> Library {
     match Library::load(None) {
@@ -296,7 +296,7 @@ async fn hostile_values_stay_parameters() {
     }
     // The databases are all still there.
     {
-        let g = btsdr::sim::model::lock(&h.drill.group);
+        let g = btsdr_sim::model::lock(&h.drill.group);
         assert!(g.instances.iter().all(|i| i.db("master").is_some()));
         assert!(g.instances[0].db("BizTalkMgmtDb").is_some());
     }
@@ -307,7 +307,7 @@ async fn hostile_values_stay_parameters() {
 async fn drop_during_restore_surfaces_as_a_dropped_connection() {
     let h = harness("drop-during-restore").await;
     let file = {
-        let g = btsdr::sim::model::lock(&h.drill.group);
+        let g = btsdr_sim::model::lock(&h.drill.group);
         let r = g
             .mgmt
             .history
@@ -317,8 +317,8 @@ async fn drop_during_restore_surfaces_as_a_dropped_connection() {
             .expect("a full backup of SSODB");
         format!("{}{}", r.file_location, r.file_name)
     };
-    let stmt = |sql: &str, params: Vec<(String, btsdr::sql::types::Param)>| Statement {
-        role: btsdr::runbook::model::Role::Destination,
+    let stmt = |sql: &str, params: Vec<(String, btsdr_types::Param)>| Statement {
+        role: btsdr_types::Role::Destination,
         database: "master".into(),
         sql: sql.into(),
         params,
@@ -326,7 +326,7 @@ async fn drop_during_restore_surfaces_as_a_dropped_connection() {
         long_running: false,
     };
     let restore = "RESTORE DATABASE [SSODB] FROM DISK = @f WITH NORECOVERY, REPLACE";
-    let p = vec![("f".to_string(), btsdr::sql::types::Param::Text(file))];
+    let p = vec![("f".to_string(), btsdr_types::Param::Text(file))];
     let first = run_once(&h.exec, stmt(restore, p.clone())).await;
     assert!(matches!(first, Err(SqlError::Dropped { .. })), "{first:?}");
     // The outcome is unknown to the client; the server left the database RESTORING.

@@ -4,7 +4,7 @@
 use btsdr::config::{
     Auth, Config, ConfigError, Encrypt, EnvSecrets, MapSecrets, Secret, SecretSource, Target,
 };
-use btsdr::runbook::model::Role;
+use btsdr_types::Role;
 
 const GOOD: &str = r#"
 [ui]

@@ -7,14 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use btsdr::config::{Encrypt, Environment, MapSecrets, ServerProfile};
-use btsdr::runbook::model::Role;
-use btsdr::sim::backend::{Backend, Reply, ReplyFuture, Request, Session};
-use btsdr::sim::tds::TdsServer;
 use btsdr::sql::executor::statement_text;
-use btsdr::sql::types::{
-    Column, Param, QueryOutput, ResultSet, SqlError, Statement, Value, ValueRef,
-};
 use btsdr::sql::{ConnState, ExecEvent, Executor, TiberiusExecutor, run_once};
+use btsdr_sim::backend::{Backend, Reply, ReplyFuture, Request, Session};
+use btsdr_sim::tds::TdsServer;
+use btsdr_types::Role;
+use btsdr_types::{Column, Param, QueryOutput, ResultSet, SqlError, Statement, Value, ValueRef};
 use tokio::sync::mpsc;
 
 #[derive(Default)]

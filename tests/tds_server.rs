@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use btsdr::sim::backend::{Backend, Reply, ReplyFuture, Request, Session};
-use btsdr::sim::tds::TdsServer;
-use btsdr::sql::types::{Column, Param, ResultSet, Value};
+use btsdr_sim::backend::{Backend, Reply, ReplyFuture, Request, Session};
+use btsdr_sim::tds::TdsServer;
+use btsdr_types::{Column, Param, ResultSet, Value};
 use chrono::{NaiveDate, NaiveDateTime};
 use tiberius::error::Error;
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};

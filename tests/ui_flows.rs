@@ -9,7 +9,7 @@ use btsdr::app::harness::Harness;
 use btsdr::app::{Popup, StepMark};
 use btsdr::engine::Engine;
 use btsdr::journal::{JournalWriter, read_records};
-use btsdr::sql::types::SqlError;
+use btsdr_types::SqlError;
 use ui_support::*;
 
 fn mark(h: &Harness, id: &str) -> StepMark {

@@ -298,7 +298,7 @@ async fn the_plan_is_journaled_and_resumed() {
 
     let path = dir.path().join(format!("{session}.jsonl"));
     let read = btsdr::journal::read_records(&path).unwrap();
-    let Some(btsdr::journal::Event::SessionStarted { plan: Some(p), .. }) =
+    let Some(btsdr::engine::Event::SessionStarted { plan: Some(p), .. }) =
         read.entries.first().map(|r| &r.event)
     else {
         panic!("no plan in {:?}", read.entries.first());
@@ -401,7 +401,8 @@ async fn home_keeps_the_open_run() {
 #[test]
 fn home_lists_sessions_to_resume_and_recent_reports() {
     use btsdr::engine::{Effect, Input};
-    use btsdr::journal::{Event, Record, create_session};
+    use btsdr::engine::{Event, Record};
+    use btsdr::journal::create_session;
     use chrono::{TimeZone, Utc};
     let lib = Library::load(None).unwrap();
     let rb = lib.get("backup").unwrap();

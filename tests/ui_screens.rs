@@ -9,7 +9,7 @@ use btsdr::app::harness::Harness;
 use btsdr::app::session::SessionMsg;
 use btsdr::app::{HomeItem, Msg, Popup};
 use btsdr::sql::executor::ExecEvent;
-use btsdr::sql::types::{Progress, SqlError};
+use btsdr_types::{Progress, SqlError};
 use tempfile::TempDir;
 use ui_support::*;
 
@@ -334,7 +334,7 @@ async fn tiny_terminals_never_panic() {
 #[tokio::test]
 async fn output_pane_with_100k_lines_renders_only_visible_rows() {
     let (mut h, _d, exec) = demo(100, 30).await;
-    let rows: Vec<Vec<btsdr::sql::types::Value>> = (0..100_000)
+    let rows: Vec<Vec<btsdr_types::Value>> = (0..100_000)
         .map(|i| vec![text(&format!("BizTalkDb{i}")), text("ONLINE")])
         .collect();
     exec.once(
@@ -369,7 +369,7 @@ async fn output_pane_with_100k_lines_renders_only_visible_rows() {
 async fn status_bar_keeps_the_rto_clock_at_80_columns() {
     let (mut h, _dir, _exec) = demo(80, 24).await;
     h.app.environment = "drill:drop-during-restore".into();
-    for role in btsdr::runbook::model::Role::ALL {
+    for role in btsdr_types::Role::ALL {
         h.app.conns.insert(role, btsdr::app::ConnState::Unknown);
     }
     let screen = h.screen();

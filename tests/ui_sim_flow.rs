@@ -8,14 +8,16 @@ use std::sync::Arc;
 use btsdr::app::driver::Opened;
 use btsdr::app::harness::{Harness, t0};
 use btsdr::app::{Popup, StepMark};
-use btsdr::config::SecretSource;
+use btsdr::config::{DrillConfig, SecretSource};
 use btsdr::engine::{Engine, EngineOptions, Variables};
-use btsdr::journal::{Event, JournalWriter, Outcome, read_records};
+use btsdr::engine::{Event, Outcome};
+use btsdr::journal::{JournalWriter, read_records};
 use btsdr::runbook::library::Library;
-use btsdr::runbook::model::{Role, Runbook};
-use btsdr::sim::drill::Drill;
+use btsdr::runbook::model::Runbook;
 use btsdr::sql::executor::{Executor, TiberiusExecutor, run_once};
-use btsdr::sql::types::Statement;
+use btsdr_sim::drill::Drill;
+use btsdr_types::Role;
+use btsdr_types::Statement;
 
 const SESSION: &str = "20261121-030000-backup";
 
@@ -556,7 +558,7 @@ async fn a_resume_by_another_operator_is_journaled_as_a_hand_over() {
     let last = records.last().expect("records");
     assert_eq!(last.operator, "bob");
     assert!(
-        matches!(&last.event, btsdr::journal::Event::Note { text } if text.contains("amy hands the session to bob")),
+        matches!(&last.event, btsdr::engine::Event::Note { text } if text.contains("amy hands the session to bob")),
         "{last:?}"
     );
     // The same operator again: no second hand-over.

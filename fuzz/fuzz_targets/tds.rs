@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    btsdr::sim::tds::decode_all_for_fuzzing(data);
+    btsdr_sim::tds::decode_all_for_fuzzing(data);
 });

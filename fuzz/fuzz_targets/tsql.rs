@@ -4,8 +4,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(toks) = btsdr::sim::model::lex::lex(text) {
-            let _ = btsdr::sim::model::parse::parse_batch(&toks);
+        if let Ok(toks) = btsdr_sim::model::lex::lex(text) {
+            let _ = btsdr_sim::model::parse::parse_batch(&toks);
         }
     }
 });

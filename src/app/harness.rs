@@ -116,10 +116,6 @@ impl Harness {
         ))));
     }
 
-    pub fn press_mod(&mut self, code: KeyCode, mods: KeyModifiers) {
-        self.send(Msg::Term(Event::Key(KeyEvent::new(code, mods))));
-    }
-
     /// Types each character as a key press.
     pub fn type_text(&mut self, s: &str) {
         for c in s.chars() {

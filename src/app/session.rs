@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::engine::{Effect, Engine, Input, Resolution, StepState};
 use crate::sql::executor::{ConnState as ExecConn, ExecEvent};
-use crate::sql::types::SqlError;
+use btsdr_types::SqlError;
 
 use super::form::{Check, Field, Form};
 use super::state::*;
@@ -110,7 +110,7 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
         .take()
         .filter(|p| p.current().is_some_and(|part| part.runbook == rb.id));
     if let Some(p) = &pending {
-        engine.set_plan(crate::journal::PlanRef {
+        engine.set_plan(crate::engine::PlanRef {
             id: p.plan.id.clone(),
             label: p.plan.label.clone(),
             part: p.part,
@@ -392,15 +392,12 @@ fn input_inner(app: &mut App, inp: Input) -> Vec<AppEffect> {
     out
 }
 
-fn redacted(
-    s: Option<&Session>,
-    st: &crate::sql::types::Statement,
-) -> crate::sql::types::Statement {
+fn redacted(s: Option<&Session>, st: &btsdr_types::Statement) -> btsdr_types::Statement {
     let mut st = st.clone();
     if let Some(s) = s {
         for (name, p) in &mut st.params {
             if s.engine.variables().is_secret(name) {
-                *p = crate::sql::types::Param::Text(crate::journal::record::REDACTED.to_string());
+                *p = btsdr_types::Param::Text(crate::engine::events::REDACTED.to_string());
             }
         }
     }

@@ -7,9 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::guide::Plan;
 use crate::runbook::expr::AssertOutcome;
-use crate::runbook::model::{Role, Runbook, Step};
-use crate::sql::types::{Progress, ResultSet, Statement};
+use crate::runbook::model::{Runbook, Step};
 use crate::ui::theme::Theme;
+use btsdr_types::Role;
+use btsdr_types::{Progress, ResultSet, Statement};
 
 use super::form::Form;
 use super::keymap::{Keymap, Mode};
@@ -250,10 +251,6 @@ impl RunView {
 
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)
-    }
-
-    pub fn row_mut(&mut self, id: &str) -> Option<&mut StepRow> {
-        self.steps.iter_mut().find(|s| s.id == id)
     }
 
     /// (settled, total) for one section or, with `None`, the whole run.

@@ -5,8 +5,9 @@ use crossterm::event::{
     Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind,
 };
 
-use crate::runbook::model::{Role, StepBody};
-use crate::sql::types::Statement;
+use crate::runbook::model::StepBody;
+use btsdr_types::Role;
+use btsdr_types::Statement;
 
 use super::action::Action;
 use super::form::{Check, Field, Form};
@@ -100,7 +101,7 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppEffect {
     /// Append (and fsync) a journal record before performing the effects after it.
-    Journal(Box<crate::journal::record::Record>),
+    Journal(Box<crate::engine::events::Record>),
     /// Send a statement to the executor.
     Submit {
         request_id: u64,

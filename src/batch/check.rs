@@ -17,7 +17,7 @@ use crate::engine::{Engine, EngineOptions, Input, StepState, validate_value};
 use crate::journal::create_session;
 use crate::runbook::expr::{Part, parse_template};
 use crate::runbook::model::{Runbook, Step, StepBody};
-use crate::sql::types::{ResultSet, Row, SqlError, ValueRef};
+use btsdr_types::{ResultSet, Row, SqlError, ValueRef};
 
 /// Version of the JSON object layout (bumped only on incompatible changes).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -637,7 +637,7 @@ pub async fn check(
 impl Target {
     /// `host,port` for a role name (as used in results).
     fn server_role(&self, role: &str) -> String {
-        crate::runbook::model::Role::parse(role)
+        btsdr_types::Role::parse(role)
             .map(|r| self.server(r))
             .unwrap_or_default()
     }
@@ -675,7 +675,7 @@ mod tests {
     use super::*;
     use crate::batch::driver::fake::FakeExec;
     use crate::engine::fixture::sample_runbook;
-    use crate::sql::types::{Column, QueryOutput, Value};
+    use btsdr_types::{Column, QueryOutput, Value};
 
     fn run(exec: Arc<FakeExec>, sets: &[(&str, &str)]) -> (CheckSummary, String) {
         let dir = tempfile::tempdir().unwrap();

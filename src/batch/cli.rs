@@ -10,7 +10,7 @@ use super::run::{RunOptions, run_batch};
 use super::{Target, exit, operator_name};
 use crate::config::{Chain, Config, EnvSecrets};
 use crate::runbook::library::Library;
-use crate::sim::drill::Drill;
+use btsdr_sim::drill::Drill;
 
 /// Flags of `btsdr check` (flatten into the `Check` command).
 #[derive(Debug, Clone, clap::Args)]

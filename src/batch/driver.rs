@@ -18,7 +18,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::engine::{Effect, Engine, Input};
 use crate::journal::JournalWriter;
 use crate::sql::executor::{ExecEvent, Executor};
-use crate::sql::types::{SqlError, Statement};
+use btsdr_types::{SqlError, Statement};
 
 /// Something the caller may want to show or act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -291,9 +291,9 @@ pub(crate) mod fake {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::runbook::model::Role;
     use crate::sql::executor::ConnState;
-    use crate::sql::types::QueryOutput;
+    use btsdr_types::QueryOutput;
+    use btsdr_types::Role;
 
     type Answer = dyn Fn(&Statement) -> Result<QueryOutput, SqlError> + Send + Sync;
 

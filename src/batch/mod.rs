@@ -20,10 +20,10 @@ pub use check::{CheckOptions, CheckResult, CheckStatus, CheckSummary, check};
 pub use driver::{Driver, Happened};
 pub use run::{RunOptions, RunSummary, run_batch};
 
-use crate::config::{Environment, SecretSource};
-use crate::runbook::model::Role;
+use crate::config::{DrillConfig, Environment, SecretSource};
 use crate::sql::executor::{Executor, TiberiusExecutor};
-use crate::sql::types::SqlError;
+use btsdr_types::Role;
+use btsdr_types::SqlError;
 
 /// Exit codes (documented in `docs/CHECK_JSON.md` and `btsdr check --help`).
 pub mod exit {
@@ -84,10 +84,7 @@ impl Target {
                 servers.insert(role, s);
             }
         }
-        if env
-            .profile(crate::runbook::model::Role::Destination)
-            .is_none()
-        {
+        if env.profile(Role::Destination).is_none() {
             // No standby configured: its checks do not apply (rather than "cannot connect").
             defaults.push(("use_log_shipping".into(), "false".into()));
         }
@@ -104,7 +101,7 @@ impl Target {
     /// tokio runtime; keep the `Drill` running while the target is used. Runbook variables
     /// describing the drill's group (`source_sql_server`, `mgmt_db`, `backup_path`...)
     /// become defaults.
-    pub fn from_drill(drill: &crate::sim::drill::Drill) -> Result<Target, String> {
+    pub fn from_drill(drill: &btsdr_sim::drill::Drill) -> Result<Target, String> {
         let env = drill.environment();
         let executor = TiberiusExecutor::with_lanes(&env, &drill.secrets(), LANES)
             .map_err(|e| e.to_string())?;

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use super::answers::{Answers, resolve_variables};
 use super::driver::{Driver, Happened};
 use super::{Target, error_advice, exit};
+use crate::engine::events::REDACTED;
 use crate::engine::{Engine, EngineOptions, Input, NextAction, StepState};
 use crate::journal::create_session;
-use crate::journal::record::REDACTED;
 use crate::runbook::expr::render_text;
 use crate::runbook::model::{Runbook, StepBody};
-use crate::sql::types::{Param, SqlError, Statement};
+use btsdr_types::{Param, SqlError, Statement};
 
 /// Everything a batch run needs, already resolved by the CLI.
 pub struct RunOptions {

@@ -17,6 +17,7 @@
 //! errors; other top-level tables (`[ui]`, `[keys]`) belong to other parts of the app and
 //! are ignored here.
 
+pub mod drill;
 pub mod secrets;
 
 use std::collections::BTreeMap;
@@ -29,8 +30,9 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 
 use crate::runbook::diag::{Diagnostic, Sink};
-use crate::runbook::model::Role;
+use btsdr_types::Role;
 
+pub use drill::DrillConfig;
 pub use secrets::{Chain, EnvSecrets, MapSecrets, Secret, SecretSource};
 
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 15;

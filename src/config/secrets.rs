@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::Environment;
-use crate::runbook::model::Role;
+use btsdr_types::Role;
 
 /// A password held in memory. `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]

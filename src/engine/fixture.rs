@@ -3,9 +3,10 @@
 
 use crate::runbook::expr::{Assertion, Cond};
 use crate::runbook::model::{
-    CheckSpec, Escape, Generate, Loc, Manual, Role, Runbook, Section, SqlSpec, Step, StepBody,
-    VarKind, Variable,
+    CheckSpec, Escape, Generate, Loc, Manual, Runbook, Section, SqlSpec, Step, StepBody, VarKind,
+    Variable,
 };
+use btsdr_types::Role;
 
 fn var(name: &str, kind: VarKind, default: Option<&str>, required: bool) -> Variable {
     Variable {

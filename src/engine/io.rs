@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::journal::record::{Record, Resolution};
-use crate::sql::types::{Progress, QueryOutput, SqlError, Statement};
+use crate::engine::events::{Record, Resolution};
+use btsdr_types::{Progress, QueryOutput, SqlError, Statement};
 
 /// An operator action or a result coming back from the driver.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -7,6 +7,7 @@
 //! rebuilds exactly the live [`RunState`]; a step started but never finished becomes
 //! [`StepState::InDoubt`].
 
+pub mod events;
 #[doc(hidden)]
 pub mod fixture;
 mod io;
@@ -26,12 +27,11 @@ pub use state::{
 };
 pub use vars::{VarValue, Variables, validate_value};
 
-use crate::journal::PlanRef;
-use crate::journal::record::REDACTED;
-pub use crate::journal::record::{Event, Outcome, Record, Resolution};
 use crate::runbook::expr::{self, Part};
 use crate::runbook::model::{Escape, Runbook, Step, StepBody};
-use crate::sql::types::{Param, QueryOutput, ResultSet, SqlError, Statement, Value, ValueRef};
+use btsdr_types::{Param, QueryOutput, ResultSet, SqlError, Statement, Value, ValueRef};
+use events::REDACTED;
+pub use events::{Event, NamedValue, Outcome, PlanRef, Record, Resolution};
 
 /// Rows of a result kept as evidence in the journal (a check's assertions see them all).
 pub const MAX_EVIDENCE_ROWS: usize = 1000;
@@ -275,12 +275,6 @@ impl Engine {
         self.build_statement(step, true)
     }
 
-    /// Why `Run(step)` would be refused now, if it would.
-    pub fn can_run(&self, step_id: &str) -> Result<(), String> {
-        let i = self.lookup(step_id)?;
-        self.preflight(i, Mode::Run)
-    }
-
     /// What to do next: the first step in doubt, else the first failed, pending or running
     /// step in runbook order; `SignOff` once everything applicable is finished.
     pub fn next_step(&self) -> Option<Next> {
@@ -338,7 +332,7 @@ impl Engine {
         }
     }
 
-    /// Changes who is at the keyboard (a shift hand-over).
+    /// Changes who is at the keyboard (a resume by someone else: a shift hand-over).
     pub fn set_operator(&mut self, name: &str) {
         self.opts.operator = name.to_string();
     }
@@ -1242,7 +1236,7 @@ impl Engine {
                 "Step `{id}` has no rendered file: generate it again."
             ));
         };
-        let sha256 = crate::journal::chain::sha256_hex(contents.as_bytes());
+        let sha256 = events::sha256_hex(contents.as_bytes());
         let name = self.render_name(&output).unwrap_or(output);
         let op = self.opts.operator.clone();
         self.emit(

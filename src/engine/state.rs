@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::journal::record::NamedValue;
+use crate::engine::events::NamedValue;
 use crate::runbook::expr::AssertOutcome;
-use crate::sql::types::{ResultSet, Statement};
+use btsdr_types::{ResultSet, Statement};
 
 /// Where a step stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -135,7 +135,7 @@ impl StepRun {
 pub struct StepLive {
     /// The request the step waits for.
     pub request_id: Option<u64>,
-    pub progress: Option<crate::sql::types::Progress>,
+    pub progress: Option<btsdr_types::Progress>,
     /// A generate step's rendered text (may contain secrets, so never journaled).
     pub rendered: Option<String>,
     /// An AskConfirmDestructive is outstanding.

@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::fixture::sample_runbook;
 use super::*;
-use crate::sql::types::{Column, Progress};
+use btsdr_types::{Column, Progress};
 
 const SECRET: &str = "S3cr3t-Pa55!";
 
@@ -1030,10 +1030,7 @@ fn generate_renders_from_check_evidence() {
     let run = e.step_run("gen-config").unwrap();
     assert_eq!(run.state, StepState::Passed);
     let g = run.generated.as_ref().unwrap();
-    assert_eq!(
-        g.sha256,
-        crate::journal::chain::sha256_hex(contents.as_bytes())
-    );
+    assert_eq!(g.sha256, super::events::sha256_hex(contents.as_bytes()));
     assert_eq!(g.path, "/tmp/x.xml");
     // a failed write
     let fx = e.handle(Input::ReVerify("check-jobs".into()), t(5));

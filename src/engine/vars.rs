@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use crate::journal::record::{NamedValue, REDACTED};
+use crate::engine::events::{NamedValue, REDACTED};
 use crate::runbook::expr::truthy;
 use crate::runbook::model::{Runbook, VarKind, Variable};
-use crate::sql::types::Param;
+use btsdr_types::Param;
 
 /// One variable's value. `Debug` shows secrets as `******`.
 #[derive(Clone, PartialEq, Eq, Serialize)]

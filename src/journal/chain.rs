@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::record::{GENESIS, Record};
+use crate::engine::events::{GENESIS, Record};
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -896,7 +896,7 @@ impl JournalWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::record::Event;
+    use crate::engine::events::Event;
     use chrono::{TimeZone, Utc};
     use std::fs::OpenOptions;
 

@@ -7,32 +7,15 @@
 pub mod chain;
 pub mod changelog;
 pub mod private;
-pub mod record;
 pub mod sessions;
 pub mod signing;
-
-use std::sync::Arc;
 
 pub use chain::{
     AppendReceipt, BadRecord, JournalWriter, OpenReport, Problem, ReadResult, TornLine,
     VerifyReport, read_records, verify,
 };
 pub use changelog::{Change, ChangeEntry, Changelog};
-pub use record::{Event, NamedValue, Outcome, PlanRef, Record, Resolution};
 pub use sessions::{
     HomeSessions, SessionStatus, SessionSummary, create_session, list_for_home, list_open_sessions,
     list_sessions, new_session_id, session_path, sessions_dir,
 };
-
-use crate::engine::{Engine, EngineOptions, Variables};
-use crate::runbook::model::Runbook;
-
-/// Rebuilds the engine a session's records describe (see [`Engine::replay`]).
-pub fn replay(
-    runbook: Arc<Runbook>,
-    vars: Variables,
-    opts: EngineOptions,
-    records: &[Record],
-) -> Result<Engine, String> {
-    Engine::replay(runbook, vars, opts, records)
-}

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::chain::{JournalWriter, read_records};
-use super::record::{Event, Outcome, Resolution};
+use crate::engine::events::{Event, Outcome, Resolution};
 
 pub fn sessions_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("sessions")
@@ -285,7 +285,7 @@ fn ended_by_last_line(path: &Path) -> bool {
         return false;
     };
     let line = body.rsplit(|b| *b == b'\n').next().unwrap_or(body);
-    serde_json::from_slice::<super::Record>(line)
+    serde_json::from_slice::<crate::engine::Record>(line)
         .is_ok_and(|r| matches!(r.event, Event::SessionClosed {} | Event::Aborted { .. }))
 }
 

@@ -47,7 +47,7 @@ pub fn from_journal(
         ));
     }
     let runbook = read.entries.iter().find_map(|r| match &r.event {
-        crate::journal::Event::SessionStarted { runbook_id, .. } => {
+        crate::engine::Event::SessionStarted { runbook_id, .. } => {
             library.and_then(|l| l.get(runbook_id))
         }
         _ => None,

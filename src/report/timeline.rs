@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::journal::record::{Event, Outcome, Record};
+use crate::engine::events::{Event, Outcome, Record};
 use crate::runbook::model::Runbook;
-use crate::sql::types::{ResultSet, Statement};
+use btsdr_types::{ResultSet, Statement};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepStatus {
@@ -77,7 +77,7 @@ pub struct Report {
     pub rto_minutes: Option<u32>,
     pub rpo_minutes: Option<u32>,
     /// The failure plan the session was started from.
-    pub plan: Option<crate::journal::PlanRef>,
+    pub plan: Option<crate::engine::PlanRef>,
     /// The mark the databases were restored to, and its time, when a step's evidence shows it.
     pub mark: Option<(String, Option<String>)>,
     pub steps: Vec<StepLine>,
@@ -307,7 +307,7 @@ pub fn build(
             (
                 Event::InDoubtResolved {
                     by,
-                    resolution: crate::journal::record::Resolution::MarkDone { note },
+                    resolution: crate::engine::events::Resolution::MarkDone { note },
                 },
                 Some(l),
             ) => {

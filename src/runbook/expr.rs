@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::sql::types::{ResultSet, Row, ValueRef};
+use btsdr_types::{ResultSet, Row, ValueRef};
 
 /// A `when` condition: `use_bam`, `not use_sso`, `edition == 'Standard'`, `a and (b or c)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -754,7 +754,7 @@ pub fn render_template(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::types::{Column, Value};
+    use btsdr_types::{Column, Value};
 
     fn vars(name: &str) -> Option<String> {
         match name {

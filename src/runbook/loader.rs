@@ -11,10 +11,11 @@ use toml::Spanned;
 use super::diag::{Diagnostic, Sink};
 use super::expr::{self, Assertion, Cond, Part};
 use super::model::{
-    CheckSpec, Command, Escape, Generate, Loc, Manual, Role, Runbook, Section, SqlSpec, Step,
-    StepBody, Variable,
+    CheckSpec, Command, Escape, Generate, Loc, Manual, Runbook, Section, SqlSpec, Step, StepBody,
+    Variable,
 };
 use super::raw::{RawRunbook, RawStep, VarKind};
+use btsdr_types::Role;
 
 /// Finds a step of another runbook for `uses`: `(runbook id, step id)`.
 pub type Resolver<'a> = &'a dyn Fn(&str, &str) -> Option<RawStep>;

@@ -3,10 +3,11 @@
 //! Built by the loader from `raw` after every check passed; never constructed from
 //! unchecked input. `docs/RUNBOOK_FORMAT.md` documents the file format.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::expr::{Assertion, Cond};
 pub use super::raw::{ChecklistRef, VarKind};
+use btsdr_types::Role;
 
 /// Where something was written, for messages (1-based).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -89,38 +90,6 @@ pub struct Manual {
 pub struct Command {
     pub shell: String,
     pub run: String,
-}
-
-/// Server roles a statement can target; an environment maps each to a server profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// The SQL instance hosting BizTalkMgmtDb (and the backup job).
-    Source,
-    /// The instance(s) hosting MessageBox databases.
-    Msgbox,
-    /// The log-shipping destination / DR instance.
-    Destination,
-}
-
-impl Role {
-    pub const ALL: [Role; 3] = [Role::Source, Role::Msgbox, Role::Destination];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Source => "source",
-            Role::Msgbox => "msgbox",
-            Role::Destination => "destination",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A statement as written: `{{ident:var}}` still in place, params by variable name.

@@ -6,8 +6,8 @@ use tiberius::{AuthMethod, Client, EncryptionLevel, SqlBrowser};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
-use super::types::SqlError;
 use crate::config::{Auth, Encrypt, Secret, ServerProfile, Target};
+use btsdr_types::SqlError;
 
 pub type SqlClient = Client<Compat<TcpStream>>;
 

@@ -1,10 +1,10 @@
-//! tiberius rows and errors → the plain types of `sql::types`.
+//! tiberius rows and errors → the plain types of `btsdr_types`.
 
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use futures_util::TryStreamExt;
 use tiberius::{ColumnData, ColumnType, FromSql, QueryItem, QueryStream};
 
-use super::types::{Column, ResultSet, Rows, SqlError, Value};
+use btsdr_types::{Column, ResultSet, Rows, SqlError, Value};
 
 /// Reads every result set of a reply.
 pub(crate) async fn collect(

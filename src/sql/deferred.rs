@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::executor::{ConnState, ExecEvent, Executor};
-use super::types::{SqlError, Statement};
-use crate::runbook::model::Role;
+use btsdr_types::Role;
+use btsdr_types::{SqlError, Statement};
 
 struct Queued {
     id: u64,
@@ -146,7 +146,7 @@ impl Executor for DeferredExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::types::QueryOutput;
+    use btsdr_types::QueryOutput;
     use tokio::sync::mpsc::unbounded_channel;
 
     struct Echo;

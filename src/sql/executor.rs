@@ -28,9 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{SqlClient, connect};
 use super::convert::{collect, statement_error};
-use super::types::{Param, Progress, QueryOutput, SqlError, Statement, ValueRef};
 use crate::config::{Environment, Secret, SecretSource, ServerProfile};
-use crate::runbook::model::Role;
+use btsdr_types::Role;
+use btsdr_types::{Param, Progress, QueryOutput, SqlError, Statement, ValueRef};
 
 /// A role's main connection, for the status bar.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,5 @@ pub mod connect;
 mod convert;
 pub mod deferred;
 pub mod executor;
-pub mod rows;
-pub mod types;
 
 pub use executor::{ConnState, ExecEvent, Executor, TiberiusExecutor, run_once};

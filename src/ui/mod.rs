@@ -103,15 +103,3 @@ pub fn output_rows_for(app: &App) -> usize {
         }
     }
 }
-
-/// Rows available to the output pane at this terminal size (for page up/down).
-pub fn output_rows(w: u16, h: u16) -> usize {
-    match fit(w, h) {
-        Fit::TooSmall => 1,
-        Fit::Compact => usize::from(h.saturating_sub(5)).max(1),
-        Fit::Full => {
-            let body = Rect::new(0, 0, w, h.saturating_sub(3));
-            usize::from(run::panes(body).output.height.saturating_sub(2)).max(1)
-        }
-    }
-}

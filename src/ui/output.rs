@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Widget};
 
 use crate::app::{App, Focus, Level, StepMark, StepOutput};
-use crate::sql::types::ResultSet;
+use btsdr_types::ResultSet;
 
 use super::run::pane_block;
 use super::text::{clip, pad, short_duration, thousands, width};

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Widget};
 
 use crate::app::{App, ConnState, Level, Screen};
-use crate::runbook::model::Role;
+use btsdr_types::Role;
 
 use super::text::{clip, clock, short_duration, width};
 

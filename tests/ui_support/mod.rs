@@ -9,9 +9,10 @@ use btsdr::app::driver::Opened;
 use btsdr::app::harness::{Harness, t0};
 use btsdr::engine::{Engine, EngineOptions, Variables};
 use btsdr::journal::JournalWriter;
-use btsdr::runbook::model::{Role, Runbook};
+use btsdr::runbook::model::Runbook;
 use btsdr::sql::executor::{ConnState, ExecEvent, Executor};
-use btsdr::sql::types::{Column, Progress, QueryOutput, ResultSet, SqlError, Statement, Value};
+use btsdr_types::Role;
+use btsdr_types::{Column, Progress, QueryOutput, ResultSet, SqlError, Statement, Value};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub const DEMO: &str = include_str!("demo.toml");

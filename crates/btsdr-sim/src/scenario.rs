@@ -202,6 +202,14 @@ pub struct FaultSpec {
     pub drop_during_restore: bool,
 }
 
+// `EMBEDDED`: every `assets/scenarios/*.toml` as (name without `.toml`, text); see build.rs.
+include!(concat!(env!("OUT_DIR"), "/scenarios.rs"));
+
+/// An embedded scenario's text by name (`healthy`).
+pub fn embedded(name: &str) -> Option<&'static str> {
+    EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
 pub const NAMES: &[&str] = &[
     "healthy",
     "job-disabled",
@@ -217,7 +225,7 @@ pub const NAMES: &[&str] = &[
 impl Scenario {
     /// Loads an embedded scenario by name (`healthy`, `share-full`...).
     pub fn load(name: &str) -> Result<Scenario, String> {
-        let text = crate::embedded::asset(&format!("scenarios/{name}.toml")).ok_or_else(|| {
+        let text = embedded(name).ok_or_else(|| {
             format!(
                 "there is no scenario named `{name}`; available: {}",
                 NAMES.join(", ")
@@ -228,14 +236,6 @@ impl Scenario {
 
     pub fn parse(text: &str, file: &str) -> Result<Scenario, String> {
         toml::from_str(text).map_err(|e| format!("{file}: {e}"))
-    }
-
-    pub fn role_server(&self, role: &str) -> &str {
-        match role {
-            "msgbox" => &self.servers.msgbox,
-            "destination" => &self.servers.destination,
-            _ => &self.servers.source,
-        }
     }
 }
 

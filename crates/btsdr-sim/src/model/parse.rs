@@ -4,7 +4,7 @@
 //! the executor can answer with an error that names it.
 
 use super::lex::{Tok, render};
-use crate::sql::types::Value;
+use btsdr_types::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::sql::types::{Param, ResultSet};
+use btsdr_types::{Param, ResultSet};
 
 /// A decoded request: a SQL batch (no params) or an `sp_executesql` RPC.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,8 @@
 //! Decoding of client requests: SQL batch, `sp_executesql` RPC, transaction manager
 //! (MS-TDS 2.2.6.6-2.2.6.9).
 
-use crate::sim::backend::Request;
-use crate::sql::types::Param;
+use crate::backend::Request;
+use btsdr_types::Param;
 
 use super::tokens::cp1252_decode;
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::runbook::model::Role;
+use crate::Role;
 
 pub use super::rows::{Row, Rows, ValueRef};
 

@@ -5,7 +5,7 @@ use super::exec::{Ctx, Fail, R, Scope, cast};
 use super::parse::Expr;
 use super::state::{DbState, HistoryRow, InstanceRole, guid};
 use super::value::{agent_date, agent_time, dt, int, opt_text, text, truth};
-use crate::sql::types::Value;
+use btsdr_types::Value;
 
 /// Rows with named, typed columns.
 #[derive(Debug, Clone, Default, PartialEq)]

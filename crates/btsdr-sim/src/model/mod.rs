@@ -26,7 +26,7 @@ use exec::{BatchState, Ctx, Flow};
 use state::{Group, InstanceId, Running};
 
 use super::backend::{Backend, Reply, ReplyFuture, Request, Session};
-use crate::sql::types::{Param, Value};
+use btsdr_types::{Param, Value};
 
 pub type SharedGroup = Arc<Mutex<Group>>;
 

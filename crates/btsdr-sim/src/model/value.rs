@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 use chrono::{NaiveDate, NaiveDateTime};
 
-use crate::sql::types::Value;
+use btsdr_types::Value;
 
 pub const DT_FMT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 
@@ -247,7 +247,7 @@ mod tests {
             .expect("valid");
         assert_eq!(
             super::dt(t),
-            crate::sql::types::Value::DateTime(t.format(super::DT_FMT).to_string())
+            btsdr_types::Value::DateTime(t.format(super::DT_FMT).to_string())
         );
         assert_eq!(super::dt(t).to_string(), "2026-03-04 05:06:07.089");
     }

@@ -431,7 +431,7 @@ impl HistoryRow {
     ];
 
     /// The row's values in `adm_BackupHistory` column order.
-    pub fn values(&self) -> Vec<crate::sql::types::Value> {
+    pub fn values(&self) -> Vec<btsdr_types::Value> {
         use super::value::{dt, int, text};
         vec![
             int(self.backup_id),
@@ -443,7 +443,7 @@ impl HistoryRow {
             text(&self.file_location),
             text(&self.backup_type),
             dt(self.at),
-            crate::sql::types::Value::Bool(self.set_complete),
+            btsdr_types::Value::Bool(self.set_complete),
         ]
     }
 }

@@ -16,7 +16,7 @@ use super::login::{parse_login7, prelogin_reply};
 use super::packet::{self, FrameError, PacketReader};
 use super::rpc::{self, DecodeError, TmRequest};
 use super::tokens::{self, COLLATION, DONE_ATTN, DONE_ERROR, Tokens};
-use crate::sim::backend::{Backend, Reply, Request, Session};
+use crate::backend::{Backend, Reply, Request, Session};
 
 const FIRST_SPID: u16 = 51;
 

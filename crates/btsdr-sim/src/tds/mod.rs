@@ -1,5 +1,5 @@
 //! A TDS 7.4 server (the wire protocol of SQL Server) that answers from any
-//! [`Backend`](crate::sim::backend::Backend), for drills and tests without a real SQL Server.
+//! [`Backend`](crate::backend::Backend), for drills and tests without a real SQL Server.
 //!
 //! Plaintext only (PRELOGIN says encryption is not supported): tiberius clients must set
 //! `EncryptionLevel::NotSupported` and use SQL Server authentication.

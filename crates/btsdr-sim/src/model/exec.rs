@@ -11,8 +11,8 @@ use super::state::{Group, InstanceId};
 use super::tables::{self, Table};
 use super::value::{as_dt, as_i64, as_text, compare, dt, infer_type, like, truth};
 use super::{media, procs};
-use crate::sim::backend::Reply;
-use crate::sql::types::{Column, ResultSet, Value};
+use crate::backend::Reply;
+use btsdr_types::{Column, ResultSet, Value};
 use std::sync::Arc;
 
 /// One SQL Server error message.

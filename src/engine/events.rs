@@ -1,13 +1,20 @@
-//! What one journal line holds: a hash-chained [`Record`] around a tagged [`Event`].
+//! The engine's event vocabulary: what one journal line holds, a hash-chained [`Record`]
+//! around a tagged [`Event`]. The engine builds and applies them; `journal` only stores them.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::runbook::expr::AssertOutcome;
-use crate::sql::types::{ResultSet, Statement};
+use btsdr_types::{ResultSet, Statement};
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Lowercase hex SHA-256 (a generated file's digest in [`Event::GenerateWritten`]).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
 
 /// Shown instead of a secret value everywhere it would be persisted or displayed.
 pub const REDACTED: &str = "******";

@@ -9,8 +9,8 @@ use super::state::{
     BackupFile, BackupSet, Database, DbState, Group, InstanceId, MarkRow, RestoreHistory,
 };
 use super::value::{as_text, dt, int, text};
-use crate::sim::backend::Reply;
-use crate::sql::types::{Column, ResultSet, Value};
+use crate::backend::Reply;
+use btsdr_types::{Column, ResultSet, Value};
 
 fn terminating(kind: &str) -> ErrMsg {
     ErrMsg::new(3013, format!("{kind} is terminating abnormally."))

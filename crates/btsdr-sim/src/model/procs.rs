@@ -7,8 +7,8 @@ use super::exec::{Ctx, ErrMsg, Fail, R, cast};
 use super::state::{DbState, Schedule};
 use super::value::{as_i64, as_text, int, text, truth};
 use super::{biztalk, jobs, logship};
-use crate::sim::backend::Reply;
-use crate::sql::types::{Column, ResultSet, Value};
+use crate::backend::Reply;
+use btsdr_types::{Column, ResultSet, Value};
 
 /// Where a procedure lives.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -3,13 +3,13 @@
 
 use chrono::{Datelike, Duration, NaiveDateTime, Timelike};
 
-use super::exec::{Ctx, ErrMsg, Fail, R};
+use super::exec::{Ctx, Fail, R};
 use super::media::{biztalk_file, write_backup};
 use super::procs::Args;
 use super::state::{Group, HistoryRow, LogMark, MarkRow};
 use super::value::text;
-use crate::sim::backend::Reply;
-use crate::sql::types::{Column, ResultSet};
+use crate::backend::Reply;
+use btsdr_types::{Column, ResultSet};
 
 pub fn set_compression(ctx: &mut Ctx, a: &Args) -> R<()> {
     ctx.g.mgmt.use_compression = a.flag("bCompression");
@@ -391,11 +391,4 @@ pub fn get_backup_history(ctx: &mut Ctx, a: &Args) -> R<()> {
         rows,
     }));
     Ok(())
-}
-
-/// For messages: the first error of a failure.
-pub fn first_error(f: &Fail) -> ErrMsg {
-    f.0.first()
-        .cloned()
-        .unwrap_or_else(|| ErrMsg::new(50000, "unknown error"))
 }

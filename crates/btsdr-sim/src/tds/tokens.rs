@@ -2,8 +2,8 @@
 
 use chrono::{NaiveDate, NaiveDateTime, Timelike};
 
-use crate::sim::backend::Reply;
-use crate::sql::types::{ResultSet, ValueRef};
+use crate::backend::Reply;
+use btsdr_types::{ResultSet, ValueRef};
 
 /// Server name written into ERROR and INFO tokens.
 pub const SERVER_NAME: &str = "BTSDR-SIM";
@@ -628,7 +628,7 @@ pub fn cp1252_decode(b: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::types::{Column, Value};
+    use btsdr_types::{Column, Value};
 
     fn rs(type_name: &str, values: Vec<Value>) -> ResultSet {
         ResultSet {

@@ -1,5 +1,6 @@
 //! A running drill: the scenario's group and one TDS server per simulated instance on
-//! 127.0.0.1, plus what the app needs to connect (an `Environment` and its passwords).
+//! 127.0.0.1, plus what a client needs to connect (endpoints, the drill login). The app turns
+//! those into its `Environment` (`btsdr::config::DrillConfig`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,8 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::model::{SharedGroup, SimBackend, lock};
 use super::scenario::{self, Scenario};
 use super::tds::TdsServer;
-use crate::config::{Encrypt, Environment, MapSecrets, ServerProfile};
-use crate::runbook::model::Role;
+use btsdr_types::Role;
 
 /// One simulated instance as a client reaches it.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,38 +79,6 @@ impl Drill {
 
     pub fn endpoint(&self, role: Role) -> Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.role == role)
-    }
-
-    /// The environment the app connects with (SQL login, no TLS: the simulator has none).
-    pub fn environment(&self) -> Environment {
-        let profile = |role: Role| {
-            self.endpoint(role).map(|e| {
-                let mut p = ServerProfile::sql_login(
-                    &e.addr.ip().to_string(),
-                    Some(e.addr.port()),
-                    &self.user,
-                    Encrypt::NotSupported,
-                );
-                p.password_env = Some("BTSDR_DRILL_PASSWORD".into());
-                p
-            })
-        };
-        Environment {
-            name: format!("drill-{}", self.scenario.name),
-            description: format!("btsdr simulator, scenario {}", self.scenario.name),
-            source: profile(Role::Source),
-            msgbox: profile(Role::Msgbox).into_iter().collect(),
-            destination: profile(Role::Destination),
-        }
-    }
-
-    /// Passwords for `environment()` (the drill login on every role).
-    pub fn secrets(&self) -> MapSecrets {
-        let mut s = MapSecrets::new();
-        for r in Role::ALL {
-            s = s.with(r, &self.user, &self.password);
-        }
-        s
     }
 
     /// Runbook variable values that describe this drill's group.

@@ -1,0 +1,11 @@
+//! The domain types btsdr and its simulator share (the leaf of the workspace: it depends on
+//! no other btsdr crate). A statement goes in as a [`Statement`] for a [`Role`] with
+//! [`Param`]s; a result comes out as [`ResultSet`]s of [`Rows`] or as an [`SqlError`].
+
+mod role;
+pub mod rows;
+pub mod types;
+
+pub use role::Role;
+pub use rows::{Row, Rows, ValueRef};
+pub use types::{Column, Param, Progress, QueryOutput, ResultSet, SqlError, Statement, Value};
