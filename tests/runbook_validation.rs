@@ -254,8 +254,74 @@ fn never_panics_on_garbage() {
         "[[sections]]\nsteps = [1]",
         &"[".repeat(5000),
     ] {
-        let _ = parse("g.toml", text, None);
+        let lines = text.lines().count().max(1);
+        let diags = match parse("g.toml", text, None) {
+            Ok(_) => panic!("{text:?} loaded as a runbook"),
+            Err(d) => d,
+        };
+        assert!(!diags.is_empty(), "{text:?}: an error without a diagnostic");
+        for d in &diags {
+            assert_eq!(d.file, "g.toml", "{text:?}: {d}");
+            assert!(d.line >= 1 && d.line <= lines, "{text:?}: {d}");
+            assert!(d.col >= 1, "{text:?}: {d}");
+            assert!(!d.message.trim().is_empty(), "{text:?}: {d}");
+        }
     }
+}
+
+/// A step whose `when` (line 26 of the file) is `when`, or whose `why` (not spanned: its
+/// diagnostics point at the step id, line 23) is `why`.
+fn nested_step(when: &str, why: &str) -> String {
+    format!(
+        "\n[[sections]]\nid = \"s\"\ntitle = \"S\"\n[[sections.steps]]\nid = \"s.a\"\ntitle = \"A\"\nwhy = \"{why}\"\nwhen = \"{when}\"\nkind = \"manual\"\nrun_on = \"any\"\ninstructions = \"x\"\n"
+    )
+}
+
+/// Hostile nesting (issue 14: 10,000 parentheses or 100,000 `not` overflowed the stack and
+/// aborted every command) is refused with a diagnostic at the value, never a crash. The
+/// test thread has the default 2 MiB stack, as the main thread's work would.
+#[test]
+fn deep_nesting_is_refused_at_its_position() {
+    let parens = format!("{}use_bam{}", "(".repeat(10_000), ")".repeat(10_000));
+    let nots = format!("{}use_bam", "not ".repeat(100_000));
+    let ands = format!("use_bam{}", " and use_bam".repeat(100_000));
+    let each = format!(
+        "{}x{}",
+        "{{#each s.a}}".repeat(200_000),
+        "{{/each}}".repeat(200_000)
+    );
+    for (what, body, line, needle) in [
+        (
+            "parentheses",
+            nested_step(&parens, "w"),
+            26,
+            "nests more than",
+        ),
+        ("not", nested_step(&nots, "w"), 26, "nests more than"),
+        ("and", nested_step(&ands, "w"), 26, "nests more than"),
+        (
+            "#each",
+            nested_step("use_bam", &each),
+            23,
+            "nests more than",
+        ),
+    ] {
+        let out = diags(&body);
+        assert!(
+            out.contains(needle),
+            "{what}: {}",
+            &out[..out.len().min(300)]
+        );
+        let want = format!("t.toml:{line}:");
+        assert!(
+            out.starts_with(&want),
+            "{what}: {}",
+            &out[..out.len().min(300)]
+        );
+    }
+    // Just inside the limit still loads.
+    let ok = format!("{}use_bam{}", "(".repeat(20), ")".repeat(20));
+    assert_eq!(diags(&nested_step(&ok, "w")), "ok");
 }
 
 #[test]

@@ -73,7 +73,11 @@ pub type R<T> = Result<T, Fail>;
 /// Syntax error (102) naming the statement.
 pub fn syntax(msg: &str, sql: &str) -> Fail {
     Fail::one(
-        102,
+        if msg == super::parse::TOO_DEEP {
+            191
+        } else {
+            102
+        },
         format!("{msg} (simulator, statement: {})", excerpt(sql)),
     )
 }
