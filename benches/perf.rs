@@ -262,6 +262,7 @@ fn big_app(dir: &Path, rows: usize, log: usize) -> Res<Harness> {
         .map(|(r, _)| r.id.clone())
         .ok_or("no step selected")?;
     let set = ResultSet {
+        not_kept: 0,
         columns: ["name", "state_desc", "recovery_model_desc", "create_date"]
             .iter()
             .map(|c| Column {

@@ -128,6 +128,7 @@ fn records() -> Vec<Record> {
             Event::StepFinished {
                 outcome: Outcome::Passed,
                 evidence: Some(ResultSet {
+                    not_kept: 0,
                     columns: vec![
                         col("database_name"),
                         col("stop_at_mark_name"),

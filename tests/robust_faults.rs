@@ -51,6 +51,7 @@ impl Scripted {
 
 fn one(name: &str, v: i64) -> Reply {
     Reply::Rows(ResultSet {
+        not_kept: 0,
         columns: vec![Column {
             name: name.into(),
             type_name: "int".into(),

@@ -100,6 +100,13 @@ impl CheckStatus {
 pub struct Evidence {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,
+    /// Rows past the result cap (`max_result_rows` / `max_result_mib`): counted, not kept.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows_not_kept: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -220,6 +227,15 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// What a capped result says about itself: how many rows were kept and how many were not.
+pub fn cap_note(set: &ResultSet) -> String {
+    format!(
+        "result cap reached: {} rows kept, {} more received and not kept (max_result_rows / max_result_mib)",
+        set.rows.len(),
+        set.not_kept
+    )
+}
+
 /// The evidence in one line: `no rows`, `col=v, col=v`, or `N rows; first: col=v, ...`.
 pub fn evidence_line(set: &ResultSet) -> String {
     let row = |r: Row<'_>| {
@@ -235,6 +251,10 @@ pub fn evidence_line(set: &ResultSet) -> String {
         (1, Some(r)) => row(r),
         (n, Some(r)) => format!("{n} rows; first: {}", row(r)),
     };
+    if set.not_kept > 0 {
+        // Said first: the line is cut at 240 characters.
+        return truncate(&format!("{}; {s}", cap_note(set)), 240);
+    }
     truncate(&s, 240)
 }
 
@@ -515,6 +535,7 @@ pub async fn check(
                         .iter()
                         .map(|row| row.iter().map(json_value).collect())
                         .collect(),
+                    rows_not_kept: set.not_kept,
                 });
             }
             match (&run.state, errors.get(&p.id)) {
@@ -717,6 +738,7 @@ mod tests {
     fn rows(ages: &[i64]) -> QueryOutput {
         QueryOutput {
             sets: vec![ResultSet {
+                not_kept: 0,
                 columns: vec![
                     Column {
                         name: "name".into(),

@@ -34,7 +34,13 @@ use crate::runbook::model::Role;
 pub use secrets::{Chain, EnvSecrets, MapSecrets, Secret, SecretSource};
 
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 15;
-pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 600;
+/// Without `statement_timeout_secs` in the config, no ceiling below a step's own largest
+/// `timeout_secs` (86,400): each step's timeout applies. Written, it caps every statement.
+pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 86_400;
+/// Rows of one result kept in memory; the server's further rows are counted, not kept.
+pub const DEFAULT_MAX_RESULT_ROWS: u64 = 100_000;
+/// Memory one result may hold (cells and text); past it rows are counted, not kept.
+pub const DEFAULT_MAX_RESULT_MIB: u64 = 16;
 
 /// Environment names of drill sessions: `drill:SCENARIO` (the built-in simulator).
 pub const DRILL_PREFIX: &str = "drill:";
@@ -99,8 +105,13 @@ pub struct ServerProfile {
     pub encrypt: Option<Encrypt>,
     pub trust_server_certificate: bool,
     pub connect_timeout_secs: u64,
-    /// Used when a statement does not set its own timeout.
+    /// The longest any statement may run: a step's own `timeout_secs` can shorten it, never
+    /// lengthen it (the smaller wins).
     pub statement_timeout_secs: u64,
+    /// Rows of one result kept; the rest are counted (`ResultSet::not_kept`).
+    pub max_result_rows: u64,
+    /// MiB one result may hold in memory; past it rows are counted, not kept.
+    pub max_result_mib: u64,
 }
 
 impl ServerProfile {
@@ -120,6 +131,8 @@ impl ServerProfile {
             trust_server_certificate: false,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             statement_timeout_secs: DEFAULT_STATEMENT_TIMEOUT_SECS,
+            max_result_rows: DEFAULT_MAX_RESULT_ROWS,
+            max_result_mib: DEFAULT_MAX_RESULT_MIB,
         }
     }
 
@@ -485,6 +498,8 @@ struct RawProfile {
     trust_server_certificate: Option<bool>,
     connect_timeout_secs: Option<Spanned<i64>>,
     statement_timeout_secs: Option<Spanned<i64>>,
+    max_result_rows: Option<Spanned<i64>>,
+    max_result_mib: Option<Spanned<i64>>,
 }
 
 /// `msgbox = { ... }` / `[environments.x.msgbox]`, or an array of profiles.
@@ -710,6 +725,20 @@ impl Validator<'_, '_> {
             DEFAULT_STATEMENT_TIMEOUT_SECS,
             7 * 24 * 3600,
         );
+        let max_result_rows = self.count(
+            &p.max_result_rows,
+            "max_result_rows",
+            DEFAULT_MAX_RESULT_ROWS,
+            10_000_000,
+            "rows",
+        );
+        let max_result_mib = self.count(
+            &p.max_result_mib,
+            "max_result_mib",
+            DEFAULT_MAX_RESULT_MIB,
+            4096,
+            "MiB",
+        );
 
         if self.sink.diags.len() > before {
             return None;
@@ -724,6 +753,8 @@ impl Validator<'_, '_> {
             trust_server_certificate: p.trust_server_certificate.unwrap_or(false),
             connect_timeout_secs,
             statement_timeout_secs,
+            max_result_rows,
+            max_result_mib,
         };
         let (line, col) = self.sink.line_col(span.start);
         for w in profile.warnings() {
@@ -733,6 +764,30 @@ impl Validator<'_, '_> {
             ));
         }
         Some(profile)
+    }
+
+    fn count(
+        &mut self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        default: u64,
+        max: u64,
+        unit: &str,
+    ) -> u64 {
+        match v {
+            None => default,
+            Some(s) => match u64::try_from(*s.get_ref()) {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    self.err(
+                        s.span(),
+                        format!("`{key}` is {}, which is out of range", s.get_ref()),
+                        &format!("give a number of {unit} from 1 to {max}"),
+                    );
+                    default
+                }
+            },
+        }
     }
 
     fn secs(&mut self, v: &Option<Spanned<i64>>, key: &str, default: u64, max: u64) -> u64 {

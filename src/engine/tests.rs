@@ -83,6 +83,7 @@ fn kinds(fx: &[Effect]) -> Vec<String> {
 fn rows(data: &[(&str, i64)]) -> QueryOutput {
     QueryOutput {
         sets: vec![ResultSet {
+            not_kept: 0,
             columns: vec![
                 Column {
                     name: "name".into(),
@@ -1249,6 +1250,7 @@ fn full_session(e: &mut Engine) -> Vec<Effect> {
         "after-drop",
         Ok(QueryOutput {
             sets: vec![ResultSet {
+                not_kept: 0,
                 columns: vec![Column {
                     name: "one".into(),
                     type_name: "int".into(),

@@ -562,7 +562,14 @@ impl Assertion {
         let set = set.unwrap_or(&empty);
         let result = match &self.rule {
             Rule::Rows { op, operand } => {
-                compare(ValueRef::Int(set.rows.len() as i64), *op, operand, get)
+                // A capped result still counted every row the server sent.
+                let n = (set.rows.len() as u64).saturating_add(set.not_kept);
+                compare(
+                    ValueRef::Int(i64::try_from(n).unwrap_or(i64::MAX)),
+                    *op,
+                    operand,
+                    get,
+                )
             }
             Rule::Rows2(q, pred) => {
                 let mut res = Ok(match q {
@@ -592,6 +599,18 @@ impl Assertion {
                             _ => {}
                         },
                     }
+                }
+                // The rows not kept could change an undecided answer: say so, never guess.
+                let undecided = match q {
+                    Quantifier::Each | Quantifier::None => res == Ok(true),
+                    Quantifier::Any => res == Ok(false),
+                };
+                if set.not_kept > 0 && undecided {
+                    res = Err(format!(
+                        "the result reached its cap ({} rows kept, {} not kept): raise max_result_rows / max_result_mib or narrow the query",
+                        set.rows.len(),
+                        set.not_kept
+                    ));
                 }
                 if set.rows.is_empty()
                     && set.column_index(pred.column()).is_none()
@@ -832,6 +851,7 @@ mod tests {
 
     fn set() -> ResultSet {
         ResultSet {
+            not_kept: 0,
             columns: vec![
                 Column {
                     name: "name".into(),
@@ -886,6 +906,30 @@ mod tests {
         );
         assert!(Assertion::parse("rows", "'x'", "m").is_err());
         assert!(Assertion::parse("each", "a ~ 1", "m").is_err());
+    }
+
+    /// A result cut at the cap: counts include the rows not kept, and a quantifier the kept
+    /// rows cannot decide is an error, never a pass.
+    #[test]
+    fn capped_results_are_never_guessed() {
+        let mut s = set();
+        s.not_kept = 5;
+        let check = |k: &str, e: &str| Assertion::parse(k, e, "m").unwrap().check(Some(&s), &vars);
+        assert!(check("rows", "== 7").passed);
+        assert!(!check("rows", "<= 2").passed);
+        // Decided by the kept rows.
+        assert!(!check("each", "age_hours <= 26").passed);
+        assert!(check("any", "age_hours <= 26").passed);
+        // Not decided: the rows not kept could change the answer.
+        for (k, e) in [
+            ("each", "age_hours >= 0"),
+            ("none", "name == 'SSODB'"),
+            ("any", "age_hours > 100"),
+        ] {
+            let r = check(k, e);
+            assert!(!r.passed, "{k}: {e}");
+            assert!(r.detail.contains("reached its cap"), "{}", r.detail);
+        }
     }
 
     #[test]

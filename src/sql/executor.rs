@@ -27,7 +27,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
 use super::connect::{SqlClient, connect};
-use super::convert::{collect, statement_error};
+use super::convert::{Limits, collect, statement_error};
 use super::types::{Param, Progress, QueryOutput, SqlError, Statement, ValueRef};
 use crate::config::{Environment, Secret, SecretSource, ServerProfile};
 use crate::runbook::model::Role;
@@ -308,11 +308,7 @@ impl Actor {
             }
         }
 
-        let secs = if job.stmt.timeout_secs > 0 {
-            job.stmt.timeout_secs
-        } else {
-            self.profile.statement_timeout_secs
-        };
+        let secs = effective_timeout(job.stmt.timeout_secs, self.profile.statement_timeout_secs);
         let Some(conn) = self.conn.as_mut() else {
             return Err(SqlError::Protocol {
                 message: "no connection (internal error)".into(),
@@ -320,8 +316,11 @@ impl Actor {
         };
         let spid = conn.spid.filter(|_| job.stmt.long_running);
         let outcome = {
-            let main =
-                tokio::time::timeout(Duration::from_secs(secs), run(&mut conn.client, &job.stmt));
+            let limits = Limits::of(&self.profile);
+            let main = tokio::time::timeout(
+                Duration::from_secs(secs),
+                run(&mut conn.client, &job.stmt, limits),
+            );
             let poll = poll_progress(
                 &mut self.monitor,
                 &self.profile,
@@ -385,7 +384,7 @@ async fn open(profile: &ServerProfile, password: Option<&Secret>) -> Result<Conn
     let limit = std::time::Duration::from_secs(profile.connect_timeout_secs.max(1));
     let ask = async {
         match client.simple_query("SELECT @@SPID AS spid").await {
-            Ok(stream) => match collect(stream).await {
+            Ok(stream) => match collect(stream, Limits::of(profile)).await {
                 Ok(sets) => Ok(sets
                     .first()
                     .and_then(|s| s.rows.first())
@@ -425,8 +424,18 @@ fn spid_error(e: tiberius::error::Error, p: &ServerProfile) -> Result<Option<i64
     }
 }
 
+/// A statement's timeout: the step's own (`step`, 0 = none) shortens the profile's
+/// `statement_timeout_secs`, never lengthens it.
+pub fn effective_timeout(step: u64, profile: u64) -> u64 {
+    match (step, profile) {
+        (0, p) => p,
+        (s, 0) => s,
+        (s, p) => s.min(p),
+    }
+}
+
 /// Sets the database, then runs the statement and reads every result set.
-async fn run(client: &mut SqlClient, stmt: &Statement) -> RunResult {
+async fn run(client: &mut SqlClient, stmt: &Statement, limits: Limits) -> RunResult {
     let (sql, values) = bind(stmt).map_err(|e| (e, false))?;
     let params: Vec<&dyn tiberius::ToSql> = values.iter().map(|v| v.as_ref()).collect();
     let stream = if params.is_empty() {
@@ -435,7 +444,7 @@ async fn run(client: &mut SqlClient, stmt: &Statement) -> RunResult {
         client.query(sql, &params).await
     };
     let sets = match stream {
-        Ok(s) => collect(s).await,
+        Ok(s) => collect(s, limits).await,
         Err(e) => Err(e),
     }
     .map_err(statement_error)?;
@@ -551,7 +560,12 @@ async fn poll_progress(
         let Some(mut client) = monitor.take() else {
             return std::future::pending().await;
         };
-        match tokio::time::timeout(Duration::from_secs(5), run(&mut client, &stmt)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            run(&mut client, &stmt, Limits::of(profile)),
+        )
+        .await
+        {
             Ok(Ok(out)) => {
                 *monitor = Some(client);
                 if let Some(p) = progress_of(&out) {

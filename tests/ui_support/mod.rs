@@ -124,6 +124,7 @@ impl Executor for FakeExec {
 pub fn set(cols: &[&str], rows: Vec<Vec<Value>>) -> QueryOutput {
     QueryOutput {
         sets: vec![ResultSet {
+            not_kept: 0,
             columns: cols
                 .iter()
                 .map(|c| Column {

@@ -2088,7 +2088,11 @@ pub fn to_result_set(t: Table) -> ResultSet {
                 .collect::<Vec<Value>>()
         })
         .collect();
-    ResultSet { columns, rows }
+    ResultSet {
+        not_kept: 0,
+        columns,
+        rows,
+    }
 }
 
 fn conform(v: Value, ty: &str) -> Value {

@@ -1,0 +1,298 @@
+//! A hostile server over real TCP: our own minimal TDS server (this file) that logs the
+//! client in and then streams rows without end, or far more than anyone needs. The app's
+//! `TiberiusExecutor` must keep its memory bounded (this test binary counts its allocations
+//! and records the peak), say that the result was capped, and honour the profile's
+//! `statement_timeout_secs` even when the step asks for longer.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use btsdr::config::{Encrypt, Environment, MapSecrets, ServerProfile};
+use btsdr::runbook::model::Role;
+use btsdr::sim::tds::login::{parse_login7, prelogin_reply};
+use btsdr::sim::tds::packet::{self, PacketReader, frame};
+use btsdr::sim::tds::rpc::decode_batch;
+use btsdr::sim::tds::tokens::Tokens;
+use btsdr::sql::types::{Column, ResultSet, SqlError, Statement, Value};
+use btsdr::sql::{TiberiusExecutor, run_once};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Counts the bytes allocated and not yet freed by this test binary, and their peak.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn grew(by: isize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: every call is passed to the system allocator unchanged; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is the system allocator's.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as above.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as above.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            grew(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const MIB: isize = 1 << 20;
+
+/// Latin1_General_CI_AS, as SQL Server announces it at login.
+const COLLATION: [u8; 5] = [0x09, 0x04, 0xD0, 0x00, 0x34];
+
+fn set(rows: usize) -> ResultSet {
+    let text: String = "x".repeat(100);
+    ResultSet {
+        not_kept: 0,
+        columns: vec![
+            Column {
+                name: "n".into(),
+                type_name: "int".into(),
+            },
+            Column {
+                name: "payload".into(),
+                type_name: "nvarchar".into(),
+            },
+        ],
+        rows: (0..rows)
+            .map(|i| vec![Value::Int(i as i64), Value::Text(text.clone())])
+            .collect::<Vec<_>>()
+            .into(),
+    }
+}
+
+/// COLMETADATA + one ROW, and the bytes of one more ROW (about 210 bytes on the wire).
+fn encoded() -> (Vec<u8>, Vec<u8>) {
+    let mut one = Tokens::default();
+    one.result_set(&set(1)).unwrap();
+    let mut two = Tokens::default();
+    two.result_set(&set(2)).unwrap();
+    let row = two.0[one.0.len()..].to_vec();
+    (one.0, row)
+}
+
+/// Logs anyone in, answers `SELECT @@SPID`, and answers every other statement with
+/// `rows` rows (`None`: without end, until the client goes away).
+async fn hostile(listener: TcpListener, rows: Option<u64>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(serve(stream, rows));
+    }
+}
+
+async fn serve(stream: TcpStream, rows: Option<u64>) -> Result<(), String> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = PacketReader::new(read);
+    let e = |e: std::io::Error| e.to_string();
+    let _prelogin = reader.next_message().await.map_err(|e| e.to_string())?;
+    write
+        .write_all(&frame(packet::REPLY, &prelogin_reply(), 4096, 60, true))
+        .await
+        .map_err(e)?;
+    let Some(login) = reader.next_message().await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    parse_login7(&login.payload)?;
+    let mut t = Tokens::default();
+    t.env_string(1, "master", "master");
+    t.env_bytes(7, &COLLATION, &[]);
+    t.login_ack();
+    t.env_string(4, "4096", "4096");
+    t.done(0, None);
+    write
+        .write_all(&frame(packet::REPLY, &t.0, 4096, 60, true))
+        .await
+        .map_err(e)?;
+    let (head, row) = encoded();
+    let chunk: Vec<u8> = row.repeat(150);
+    while let Some(msg) = reader.next_message().await.map_err(|e| e.to_string())? {
+        if msg.ty != packet::SQL_BATCH && msg.ty != packet::RPC {
+            let mut t = Tokens::default();
+            t.done(0x20, None);
+            write
+                .write_all(&frame(packet::REPLY, &t.0, 4096, 60, true))
+                .await
+                .map_err(e)?;
+            continue;
+        }
+        let spid = msg.ty == packet::SQL_BATCH
+            && decode_batch(&msg.payload).is_ok_and(|r| r.sql.contains("@@SPID"));
+        if spid {
+            let mut t = Tokens::default();
+            t.result_set(&ResultSet {
+                not_kept: 0,
+                columns: vec![Column {
+                    name: "spid".into(),
+                    type_name: "smallint".into(),
+                }],
+                rows: vec![vec![Value::Int(60)]].into(),
+            })?;
+            t.done(0x10, Some(1));
+            write
+                .write_all(&frame(packet::REPLY, &t.0, 4096, 60, true))
+                .await
+                .map_err(e)?;
+            continue;
+        }
+        write
+            .write_all(&frame(packet::REPLY, &head, 4096, 60, false))
+            .await
+            .map_err(e)?;
+        let mut sent: u64 = 1;
+        while rows.is_none_or(|n| sent + 150 <= n) {
+            // A write error means the client went away: the endless case ends here.
+            write
+                .write_all(&frame(packet::REPLY, &chunk, 4096, 60, false))
+                .await
+                .map_err(e)?;
+            sent += 150;
+        }
+        let mut t = Tokens::default();
+        t.done(0x10, Some(sent));
+        write
+            .write_all(&frame(packet::REPLY, &t.0, 4096, 60, true))
+            .await
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
+async fn executor(rows: Option<u64>, tune: impl FnOnce(&mut ServerProfile)) -> TiberiusExecutor {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(hostile(listener, rows));
+    let mut p = ServerProfile::sql_login("127.0.0.1", Some(port), "sa", Encrypt::NotSupported);
+    p.connect_timeout_secs = 5;
+    tune(&mut p);
+    let env = Environment {
+        name: "hostile".into(),
+        description: String::new(),
+        source: Some(p),
+        msgbox: Vec::new(),
+        destination: None,
+    };
+    let secrets = MapSecrets::new().with(Role::Source, "sa", "x");
+    TiberiusExecutor::new(&env, &secrets).unwrap()
+}
+
+fn stmt(timeout_secs: u64) -> Statement {
+    Statement {
+        role: Role::Source,
+        database: String::new(),
+        sql: "SELECT n, payload FROM dbo.everything".into(),
+        params: Vec::new(),
+        timeout_secs,
+        long_running: false,
+    }
+}
+
+/// 600,000 rows (about 126 MB on the wire, ~90 MiB if all were kept): the default cap keeps
+/// 100,000, counts the rest, and the heap's peak stays under 64 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_result_is_capped_and_counted() {
+    let total: u64 = 600_000 / 150 * 150 + 1;
+    let exec = executor(Some(total), |_| {}).await;
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let started = Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(240), run_once(&exec, stmt(0)))
+        .await
+        .expect("the statement did not finish")
+        .expect("the statement failed");
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let set = out.first().expect("a result set");
+    eprintln!(
+        "{total} rows in {:.1} s: kept {}, not kept {}, heap peak +{:.1} MiB",
+        started.elapsed().as_secs_f64(),
+        set.rows.len(),
+        set.not_kept,
+        peak as f64 / MIB as f64
+    );
+    // The byte cap (16 MiB of capacity) comes first for these 100-character rows.
+    assert!(
+        (50_000..=100_000).contains(&set.rows.len()),
+        "{}",
+        set.rows.len()
+    );
+    assert_eq!(set.rows.len() as u64 + set.not_kept, total);
+    assert!(peak < 64 * MIB, "heap peak +{} MiB", peak / MIB);
+    // A small cap from the profile is honoured the same way.
+    let exec = executor(Some(3001), |p| p.max_result_rows = 10).await;
+    let out = run_once(&exec, stmt(0)).await.unwrap();
+    let set = out.first().unwrap();
+    assert_eq!((set.rows.len(), set.not_kept), (10, 2991));
+    let line = btsdr::batch::check::evidence_line(set);
+    assert!(
+        line.starts_with("result cap reached: 10 rows kept, 2991 more"),
+        "{line}"
+    );
+}
+
+/// Rows without end: bounded by the profile's statement_timeout_secs (2 s here), although
+/// the step asks for 600 s (issue 14: the step's timeout won and `check` reached 3.2 GB in
+/// 60 s). Memory stays bounded meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_result_is_bounded_by_the_profile_timeout() {
+    let exec = executor(None, |p| p.statement_timeout_secs = 2).await;
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(30), run_once(&exec, stmt(600)))
+        .await
+        .expect("the profile's 2 s statement timeout was not applied");
+    let took = started.elapsed();
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    eprintln!(
+        "endless stream: {r:?} after {:.1} s, heap peak +{:.1} MiB",
+        took.as_secs_f64(),
+        peak as f64 / MIB as f64
+    );
+    assert!(matches!(r, Err(SqlError::Timeout { secs: 2 })), "{r:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(peak < 64 * MIB, "heap peak +{} MiB", peak / MIB);
+}
+
+#[test]
+fn the_smaller_timeout_wins() {
+    use btsdr::sql::executor::effective_timeout;
+    assert_eq!(effective_timeout(0, 600), 600);
+    assert_eq!(effective_timeout(60, 600), 60);
+    assert_eq!(effective_timeout(600, 60), 60);
+    assert_eq!(effective_timeout(30, 0), 30);
+}
