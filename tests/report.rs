@@ -301,6 +301,86 @@ fn hostile_text_is_escaped_in_html() {
     assert!(!html.contains("<img src=x"));
 }
 
+/// Issue 14: the Markdown report kept `<script>`, `<img onerror>` and raw escape sequences
+/// from names, notes, skip reasons, errors and server values.
+#[test]
+fn hostile_text_is_inert_in_markdown() {
+    let hostile = "x\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J<script>alert(1)</script><img src=x onerror=alert(1)>[click](javascript:alert(1))`|";
+    let at = |m: i64| t0() + Duration::minutes(m);
+    let mut recs = records();
+    recs.insert(
+        recs.len() - 2,
+        Record::new(
+            at(82),
+            hostile,
+            Some("bam.other"),
+            Event::Skipped {
+                by: hostile.into(),
+                reason: hostile.into(),
+            },
+        ),
+    );
+    recs.insert(
+        recs.len() - 2,
+        Record::new(
+            at(83),
+            "bob",
+            Some("db.hostile"),
+            Event::StepFinished {
+                outcome: Outcome::Failed {
+                    error: hostile.into(),
+                },
+                evidence: Some(ResultSet {
+                    not_kept: 0,
+                    columns: vec![col(hostile)],
+                    rows: vec![vec![Value::Text(hostile.into())]].into(),
+                }),
+                assertions: vec![AssertOutcome {
+                    source: hostile.into(),
+                    passed: false,
+                    detail: String::new(),
+                }],
+                rows_affected: vec![],
+            },
+        ),
+    );
+    recs.insert(
+        recs.len() - 1,
+        Record::new(
+            at(97),
+            hostile,
+            None,
+            Event::Note {
+                text: hostile.into(),
+            },
+        ),
+    );
+    recs.insert(
+        recs.len() - 1,
+        Record::new(
+            at(98),
+            hostile,
+            None,
+            Event::SignedOff {
+                name: hostile.into(),
+                role: hostile.into(),
+            },
+        ),
+    );
+    let md = report::markdown(&report::build(&recs, None, hostile, "h", true));
+    for bad in ["\u{1b}", "\u{7}", "<script", "<img"] {
+        assert!(!md.contains(bad), "{bad:?} reached the report:\n{md}");
+    }
+    // No link: every `]` of the value is escaped.
+    assert!(!md.replace("\\]", "").contains("](javascript"), "{md}");
+    // Each hostile value is still there, readable.
+    assert!(
+        md.matches("&lt;script&gt;alert(1)&lt;/script&gt;").count() >= 6,
+        "{md}"
+    );
+    assert!(md.contains("u{1b}\\]52;c;ZXZpbA=="), "{md}");
+}
+
 #[test]
 fn a_session_that_never_started_has_no_report() {
     let dir = tempfile::tempdir().unwrap();

@@ -149,7 +149,7 @@ pub struct CheckSummary {
 
 impl CheckSummary {
     fn setup_error(err: &mut dyn Write, msg: &str, started: Instant) -> CheckSummary {
-        let _ = writeln!(err, "error: {msg}");
+        crate::wln!(err, "error: {msg}");
         CheckSummary {
             code: exit::SETUP,
             session_id: None,
@@ -377,7 +377,7 @@ pub async fn check(
     };
     for h in d.send(Input::Start) {
         if let Happened::Refused(t) | Happened::JournalFailed(t) = h {
-            let _ = writeln!(err, "error: {t}");
+            crate::wln!(err, "error: {t}");
             summary.elapsed = started.elapsed();
             return summary;
         }
@@ -413,7 +413,7 @@ pub async fn check(
                     Happened::Journaled { seq, event, .. }
                         if opts.progress == ProgressStyle::Lines =>
                     {
-                        let _ = writeln!(err, "queued   {} (journal #{seq} {event})", s.id);
+                        crate::wln!(err, "queued   {} (journal #{seq} {event})", s.id);
                     }
                     _ => {}
                 }
@@ -442,7 +442,7 @@ pub async fn check(
                         Happened::Started { step } => {
                             if opts.progress == ProgressStyle::Lines {
                                 let role = role_of(&rb, &step);
-                                let _ = writeln!(err, "running  {step} on {role} ({})", opts.target.server_role(&role));
+                                crate::wln!(err, "running  {step} on {role} ({})", opts.target.server_role(&role));
                             }
                             running.insert(step, Instant::now());
                         }
@@ -452,14 +452,14 @@ pub async fn check(
                             durations.insert(step.clone(), elapsed_ms);
                             if opts.progress == ProgressStyle::Lines {
                                 let state = d.engine().step_state(&step).map(StepState::label).unwrap_or("?");
-                                let _ = writeln!(err, "finished {step}: {state} ({elapsed_ms} ms) [{done}/{total}]");
+                                crate::wln!(err, "finished {step}: {state} ({elapsed_ms} ms) [{done}/{total}]");
                             }
                             if let Some(e) = error {
                                 errors.insert(step, e);
                             }
                         }
                         Happened::JournalFailed(t) => {
-                            let _ = writeln!(err, "\nerror: {t}");
+                            crate::wln!(err, "\nerror: {t}");
                         }
                         _ => {}
                     }
@@ -472,7 +472,7 @@ pub async fn check(
                     .map(|(s, t)| format!("{s} {:.1}s", now.duration_since(*t).as_secs_f64()))
                     .collect();
                 let line = format!("checking [{done}/{total}] {:.1}s: {}", started.elapsed().as_secs_f64(), list.join(", "));
-                let _ = write!(err, "\r\x1b[2K{}", truncate(&line, 150));
+                let _ = write!(err, "\r\x1b[2K{}", crate::plain::plain_line(&truncate(&line, 150)));
                 let _ = err.flush();
             }
         }
@@ -617,16 +617,16 @@ pub async fn check(
         for r in &summary.results {
             match serde_json::to_string(r) {
                 Ok(line) => {
-                    let _ = writeln!(out, "{line}");
+                    let _ = writeln!(out, "{}", crate::plain::json_line(&line));
                 }
                 Err(e) => {
-                    let _ = writeln!(err, "error: cannot encode the result of {}: {e}", r.id);
+                    crate::wln!(err, "error: cannot encode the result of {}: {e}", r.id);
                 }
             }
         }
     } else {
         write_table(out, &summary.results);
-        let _ = writeln!(
+        crate::wln!(
             out,
             "\n{text} in {:.1} s. Session {session_id}{}.",
             summary.elapsed.as_secs_f64(),
@@ -645,7 +645,7 @@ pub async fn check(
         opts.progress == ProgressStyle::Live && !std::io::stdout().is_terminal()
     };
     if opts.json || table_unseen {
-        let _ = writeln!(
+        crate::wln!(
             err,
             "{text} in {:.1} s (session {session_id}, exit {})",
             summary.elapsed.as_secs_f64(),
@@ -687,7 +687,7 @@ fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult]) {
         .collect();
     let head = ["CHECK", "SERVER", "STATUS", "EVIDENCE", "WHAT TO DO"];
     for line in crate::table::aligned(&head, &rows, &[]) {
-        let _ = writeln!(out, "{line}");
+        crate::wln!(out, "{line}");
     }
 }
 

@@ -9,7 +9,7 @@ use super::check::{CheckOptions, ProgressStyle, check};
 use super::run::{RunOptions, run_batch};
 use super::{Target, exit, operator_name};
 use crate::config::{Chain, Config, EnvSecrets};
-use crate::runbook::library::Library;
+use crate::runbook::library::{self, Library};
 use crate::sim::drill::Drill;
 
 /// Flags of `btsdr check` (flatten into the `Check` command).
@@ -80,6 +80,10 @@ fn inputs(runbook: &str, answers: Option<&Path>, set: &[String]) -> Result<Input
             .collect::<Vec<_>>()
             .join("\n")
     })?;
+    // A bad user runbook never blocks the others: said on stderr, then ignored.
+    for w in &lib.warnings {
+        crate::errln!("{w}\n  note: {}", library::IGNORED);
+    }
     let rb = lib.get(runbook).ok_or_else(|| {
         format!(
             "no runbook `{runbook}`. Available: {}",
@@ -157,9 +161,9 @@ pub fn check_main(args: CheckArgs, config: Option<&Path>) -> u8 {
     let fail = |err: &mut std::io::Stderr, m: String| {
         // Diagnostics that carry a position already say `error:`.
         if m.contains(": error: ") {
-            let _ = writeln!(err, "{m}");
+            crate::wln!(err, "{m}");
         } else {
-            let _ = writeln!(err, "error: {m}");
+            crate::wln!(err, "error: {m}");
         }
         exit::SETUP
     };
@@ -212,9 +216,9 @@ pub fn run_main(
     let fail = |err: &mut std::io::Stderr, m: String| {
         // Diagnostics that carry a position already say `error:`.
         if m.contains(": error: ") {
-            let _ = writeln!(err, "{m}");
+            crate::wln!(err, "{m}");
         } else {
-            let _ = writeln!(err, "error: {m}");
+            crate::wln!(err, "error: {m}");
         }
         exit::SETUP
     };
