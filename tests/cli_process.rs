@@ -297,3 +297,78 @@ fn hostile_text_never_reaches_the_terminal_raw() {
     );
     assert_inert(&r, "run --batch");
 }
+
+/// Issue 14: trust_server_certificate, clear text and a config others can read were warned
+/// about in the UI only; what cron runs (`check`, `run --batch`) said nothing.
+#[cfg(unix)]
+#[test]
+fn security_warnings_on_every_batch_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = home();
+    let d = dir.path();
+    probe(d, "SELECT 1 AS one", "== 1");
+    std::fs::write(d.join("answers.toml"), "").unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // 127.0.0.2 is not "loopback" to btsdr's check but reaches this machine on Linux.
+    let cfg = d.join("config/config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[environments.w.source]\nserver = \"127.0.0.2,{port}\"\nauth = \"sql\"\nuser = \"u\"\npassword_env = \"BTSDR_CLI_TEST_PW\"\nencrypt = \"not_supported\"\ntrust_server_certificate = true\nconnect_timeout_secs = 2\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let answers = d.join("answers.toml").to_string_lossy().into_owned();
+    for args in [
+        &["check", "--env", "w", "--runbook", "probe"][..],
+        &[
+            "run",
+            "probe",
+            "--batch",
+            "--env",
+            "w",
+            "--answers",
+            &answers,
+        ],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_btsdr"))
+            .args(args)
+            .env("BTSDR_DATA_DIR", d.join("data"))
+            .env("BTSDR_CONFIG_DIR", d.join("config"))
+            .env("BTSDR_CLI_TEST_PW", "x")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        for needle in [
+            "can be read by other users",
+            "trust_server_certificate is on",
+            "encrypt = \"not_supported\"",
+        ] {
+            assert!(
+                err.lines()
+                    .any(|l| l.starts_with("warning: ") && l.contains(needle)),
+                "{args:?}: no warning with {needle:?} in:\n{err}"
+            );
+        }
+    }
+    // Journaled too, so the report shows them.
+    let mut journaled = 0;
+    for e in std::fs::read_dir(d.join("data/sessions"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if text.contains("security warning") && text.contains("trust_server_certificate") {
+            journaled += 1;
+        }
+    }
+    assert_eq!(
+        journaled, 2,
+        "the check and the run sessions record the warnings"
+    );
+}

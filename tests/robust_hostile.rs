@@ -296,3 +296,21 @@ fn the_smaller_timeout_wins() {
     assert_eq!(effective_timeout(600, 60), 60);
     assert_eq!(effective_timeout(30, 0), 30);
 }
+
+/// Issue 14: btsdr requires encryption by default; against a server that offers none the
+/// error was "Protocol error: Server does not allow..." and the advice "check the server is
+/// up". It now says what is wrong and which key to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_tls_is_named_as_such() {
+    let exec = executor(Some(1), |p| p.encrypt = Some(Encrypt::Required)).await;
+    let e = run_once(&exec, stmt(0)).await.unwrap_err();
+    let SqlError::Connect { message, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!(message, btsdr::sql::connect::NO_TLS);
+    assert!(
+        message.contains("offers no encryption") && message.contains("encrypt = \"not_supported\"")
+    );
+    let advice = btsdr::batch::error_advice(&e);
+    assert!(advice.contains("Enable TLS"), "{advice}");
+}

@@ -382,6 +382,7 @@ pub async fn check(
             return summary;
         }
     }
+    super::journal_warnings(&mut d, &opts.target);
 
     // Submit every runnable check at once.
     let mut planned: Vec<Planned> = Vec::new();
@@ -706,6 +707,7 @@ mod tests {
             servers: BTreeMap::new(),
             defaults: vec![],
             executor: exec,
+            warnings: vec![],
         };
         let opts = CheckOptions {
             runbook: Arc::new(sample_runbook()),

@@ -140,7 +140,14 @@ pub async fn target(
             let typed = tokio::task::block_in_place(|| {
                 crate::config::secrets::prompt_missing(env, &secrets)
             })?;
-            let t = Target::from_environment(env, &Chain(&secrets, &typed))?;
+            let mut t = Target::from_environment(env, &Chain(&secrets, &typed))?;
+            if let Some(w) = &cfg.file_warning {
+                t.warnings.insert(0, w.clone());
+            }
+            // What cron runs says it too, not only the UI.
+            for w in &t.warnings {
+                crate::errln!("warning: {w}");
+            }
             Ok((t, None))
         }
         (None, None) => Err("say where to run: --env NAME or --drill SCENARIO".into()),

@@ -179,6 +179,7 @@ pub async fn run_batch(
             return summary;
         }
     }
+    super::journal_warnings(&mut d, &opts.target);
 
     let total = d.engine().counts().applicable();
     let mut stalls = 0;

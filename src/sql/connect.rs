@@ -11,6 +11,9 @@ use crate::config::{Auth, Encrypt, Secret, ServerProfile, Target};
 
 pub type SqlClient = Client<Compat<TcpStream>>;
 
+/// The connect error when btsdr requires encryption (the default) and the server offers none.
+pub const NO_TLS: &str = "the server offers no encryption (its PRELOGIN answer says TLS is not supported), and btsdr requires it: enable TLS on the SQL Server (a certificate, Force Encryption), or, if the login and all data may cross this network in clear text, set encrypt = \"not_supported\" in this profile";
+
 /// The driver config for `profile`; `password` is needed for `sql` and `windows` auth.
 pub fn driver_config(
     profile: &ServerProfile,
@@ -37,8 +40,14 @@ pub fn driver_config(
             }
             c
         }
-        Target::ConnectionString(cs) => tiberius::Config::from_ado_string(cs)
-            .map_err(|e| connect_err(format!("bad connection string: {e}")))?,
+        // Parsed as tiberius does; `Encrypt` and `TrustServerCertificate` are mapped by
+        // btsdr (into `profile`) and not passed on, so every spelling means what btsdr says.
+        Target::ConnectionString(cs) => {
+            let pairs = crate::config::ado_parse(cs)
+                .map_err(|e| connect_err(format!("bad connection string: {e}")))?;
+            tiberius::Config::from_ado_string(&crate::config::ado_for_driver(&pairs))
+                .map_err(|e| connect_err(format!("bad connection string: {e}")))?
+        }
     };
     cfg.application_name("btsdr");
     if let Some(db) = &profile.database {
@@ -154,6 +163,14 @@ async fn connect_inner(cfg: tiberius::Config, server: &str) -> Result<SqlClient,
                         "TLS failed: {m}; if the server's certificate is self-signed, install its CA \
                          on this machine (or, knowing the risk, set trust_server_certificate = true)"
                     ),
+                });
+            }
+            Err(tiberius::error::Error::Protocol(m))
+                if m.contains("requested encryption level") =>
+            {
+                return Err(SqlError::Connect {
+                    server: server.to_string(),
+                    message: NO_TLS.to_string(),
                 });
             }
             Err(e) => {
