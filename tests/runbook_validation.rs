@@ -391,3 +391,48 @@ uses = "backup:job.state"
 "#,
     );
 }
+
+/// Issue 14: a check step could hold `RESTORE DATABASE ... WITH REPLACE`, and `btsdr check`
+/// sent it without confirmation. Checks are read-only by construction: the loader refuses
+/// it at the statement's own line and column.
+#[test]
+fn check_steps_must_only_read() {
+    let step = |sql: &str| {
+        format!(
+            "\n[[sections]]\nid = \"s\"\ntitle = \"S\"\n[[sections.steps]]\nid = \"s.a\"\ntitle = \"A\"\nwhy = \"w\"\nkind = \"check\"\nserver = \"source\"\ndatabase = \"master\"\nassert = [{{ rows = \">= 0\", message = \"m\" }}]\nsql = {sql}\n"
+        )
+    };
+    // The SQL value starts on line 30; `RESTORE` is on line 32 at col 3.
+    let out = diags(&step(
+        "'''\nSELECT 1 AS one; -- RESTORE in a comment is fine\n  RESTORE DATABASE [BizTalkMgmtDb] FROM DISK = N'x.bak' WITH REPLACE\n'''",
+    ));
+    assert!(
+        out.starts_with("t.toml:32:3: error: check step `s.a` must only read: RESTORE"),
+        "{out}"
+    );
+    for (sql, needle) in [
+        (
+            "\"EXEC msdb.dbo.sp_start_job @job_name = N'x'\"",
+            "sp_start_job",
+        ),
+        ("\"SELECT 1; DELETE FROM dbo.t\"", "DELETE"),
+        ("\"BACKUP LOG x TO DISK = N'y'\"", "BACKUP"),
+        ("\"SELECT * INTO dbo.copy FROM sys.tables\"", "INTO"),
+    ] {
+        let out = diags(&step(sql));
+        assert!(
+            out.contains("must only read") && out.contains(needle),
+            "{sql}: {out}"
+        );
+        assert!(out.starts_with("t.toml:30:"), "{sql}: {out}");
+    }
+    // Reads, the session's own temporary objects and read-only procedures load.
+    for sql in [
+        "\"SELECT name FROM sys.databases WHERE name = N'RESTORE'\"",
+        "\"DECLARE @t TABLE (a int); INSERT INTO @t VALUES (1); SELECT a FROM @t\"",
+        "\"RESTORE VERIFYONLY FROM DISK = N'x.bak'\"",
+        "\"EXEC msdb.dbo.sp_help_job\"",
+    ] {
+        assert_eq!(diags(&step(sql)), "ok", "{sql}");
+    }
+}
