@@ -254,6 +254,33 @@ fn missed_rto_and_open_session() {
     assert!(md.contains("no restore to a mark recorded"));
 }
 
+/// The RTO boundary: a session that ends exactly at its target met it; one second later it
+/// missed it. (The disaster is declared at t0; the session closes at t0 + 96 min.)
+#[test]
+fn rto_exactly_at_the_target_is_met() {
+    let with = |rto: u32, declared: DateTime<Utc>| {
+        let mut recs = records();
+        if let Event::SessionStarted {
+            rto_minutes,
+            declared_at,
+            ..
+        } = &mut recs[0].event
+        {
+            *rto_minutes = Some(rto);
+            *declared_at = Some(declared);
+        }
+        report::build(&recs, None, "OK", "h", true)
+    };
+    let exact = with(96, t0());
+    assert_eq!(exact.elapsed_secs(), Some(96 * 60));
+    assert_eq!(exact.rto_met(), Some(true));
+    assert!(report::markdown(&exact).contains("against a target of 96 min: **met**"));
+    let late = with(96, t0() - Duration::seconds(1));
+    assert_eq!(late.elapsed_secs(), Some(96 * 60 + 1));
+    assert_eq!(late.rto_met(), Some(false));
+    assert!(report::markdown(&late).contains("**MISSED**"));
+}
+
 /// An open session within its target is not called "met": the clock is still running.
 #[test]
 fn open_session_within_rto_says_so_far() {
