@@ -229,7 +229,11 @@ pub fn run(cli: Cli) -> ExitCode {
             interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
         }
         Some(Cmd::Check(args)) => {
-            ExitCode::from(crate::batch::cli::check_main(args, config_path.as_deref()))
+            let _log = crate::logging::init();
+            tracing::info!("btsdr check started");
+            let code = crate::batch::cli::check_main(args, config_path.as_deref());
+            tracing::info!(code, "btsdr check finished");
+            ExitCode::from(code)
         }
         Some(Cmd::Run {
             runbook,
@@ -238,14 +242,18 @@ pub fn run(cli: Cli) -> ExitCode {
             mut batch,
         }) if batch.batch => {
             batch.dry_run = session.dry_run;
-            ExitCode::from(crate::batch::cli::run_main(
+            let _log = crate::logging::init();
+            tracing::info!(runbook = %runbook, "btsdr run --batch started");
+            let code = crate::batch::cli::run_main(
                 &runbook,
                 target.env.as_deref(),
                 target.drill.as_deref(),
                 session.operator.as_deref(),
                 batch,
                 config_path.as_deref(),
-            ))
+            );
+            tracing::info!(code, "btsdr run --batch finished");
+            ExitCode::from(code)
         }
         Some(Cmd::Run {
             runbook,

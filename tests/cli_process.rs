@@ -372,3 +372,52 @@ fn security_warnings_on_every_batch_path() {
         "the check and the run sessions record the warnings"
     );
 }
+
+/// Issue 14: batch commands wrote no log, and the log never rotated. Now one file a day,
+/// at most `logging::MAX_LOG_FILES` kept.
+#[test]
+fn batch_commands_log_and_old_logs_are_pruned() {
+    let dir = home();
+    let d = dir.path();
+    let logs = d.join("data/logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for day in 1..=20 {
+        std::fs::write(logs.join(format!("btsdr.2020-01-{day:02}.log")), "old\n").unwrap();
+    }
+    probe(d, "SELECT 1 AS one", "== 1");
+    std::fs::write(d.join("answers.toml"), "").unwrap();
+    let answers = d.join("answers.toml").to_string_lossy().into_owned();
+    expect(&btsdr(d, &["check", "--drill", "healthy"]), 0, "check");
+    expect(
+        &btsdr(
+            d,
+            &[
+                "run",
+                "probe",
+                "--batch",
+                "--drill",
+                "healthy",
+                "--answers",
+                &answers,
+            ],
+        ),
+        0,
+        "run --batch",
+    );
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        files.len() <= btsdr::logging::MAX_LOG_FILES,
+        "{} log files kept: {files:?}",
+        files.len()
+    );
+    let text: String = files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    assert!(text.contains("btsdr check finished"), "{text}");
+    assert!(text.contains("btsdr run --batch finished"), "{text}");
+}

@@ -147,6 +147,7 @@ pub async fn target(
             // What cron runs says it too, not only the UI.
             for w in &t.warnings {
                 crate::errln!("warning: {w}");
+                tracing::warn!("{w}");
             }
             Ok((t, None))
         }
