@@ -838,7 +838,7 @@ async fn child_sim100() -> Res<String> {
         let pw = drill.password.clone();
         tasks.spawn(async move {
             let secret = Secret::new(pw);
-            let mut c = btsdr::sql::connect::connect(&profile, Some(&secret))
+            let (mut c, _meter) = btsdr::sql::connect::connect(&profile, Some(&secret))
                 .await
                 .map_err(|e| e.to_string())?;
             let mut lat = Vec::new();

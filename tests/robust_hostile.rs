@@ -118,6 +118,8 @@ const HALF_CLOSED: u8 = 3;
 const HALF_OPEN: u8 = 4;
 /// The whole reply, each 32 KB chunk 50 ms late.
 const LATENCY: u8 = 5;
+/// One row whose `nvarchar(max)` value is 128 MiB (tiberius accepts up to 2 GiB).
+const HUGE_VALUE: u8 = 6;
 
 /// Logs anyone in, answers `SELECT @@SPID`, and answers every other statement with
 /// `rows` rows (`None`: without end, until the client goes away), playing `fault`.
@@ -190,6 +192,39 @@ async fn serve(stream: TcpStream, rows: Option<u64>, fault: Arc<AtomicU8>) -> Re
             continue;
         }
         let mode = fault.load(Ordering::SeqCst);
+        if mode == HUGE_VALUE {
+            let mut t = Tokens::default();
+            t.result_set(&ResultSet {
+                not_kept: 0,
+                columns: vec![Column {
+                    name: "big".into(),
+                    type_name: "nvarchar(max)".into(),
+                }],
+                rows: Vec::<Vec<Value>>::new().into(),
+            })?;
+            // ROW, then the value as PLP chunks of unknown total length.
+            t.0.push(0xD1);
+            t.0.extend_from_slice(&0xFFFF_FFFF_FFFF_FFFEu64.to_le_bytes());
+            write
+                .write_all(&frame(packet::REPLY, &t.0, 4096, 60, false))
+                .await
+                .map_err(e)?;
+            let mut chunk = (32_768u32).to_le_bytes().to_vec();
+            chunk.extend("x".repeat(16_384).encode_utf16().flat_map(u16::to_le_bytes));
+            for _ in 0..(128 << 20) / 32_768 {
+                write
+                    .write_all(&frame(packet::REPLY, &chunk, 4096, 60, false))
+                    .await
+                    .map_err(e)?;
+            }
+            let mut t = Tokens(0u32.to_le_bytes().to_vec());
+            t.done(0x10, Some(1));
+            write
+                .write_all(&frame(packet::REPLY, &t.0, 4096, 60, true))
+                .await
+                .map_err(e)?;
+            continue;
+        }
         if mode == PARTIAL_PACKET {
             let whole = frame(packet::REPLY, &head, 4096, 60, false);
             write
@@ -402,8 +437,14 @@ async fn tcp_faults_fail_in_bounded_time_and_the_next_statement_reconnects() {
             .await
             .unwrap_or_else(|_| panic!("{name}: the statement hung"));
         let took = started.elapsed();
-        eprintln!("{name}: {r:?} after {took:?}");
-        let e = r.expect_err(name);
+        let e = match r {
+            Err(e) => e,
+            Ok(o) => panic!(
+                "{name}: passed with {} rows",
+                o.first().map_or(0, |s| s.rows.len())
+            ),
+        };
+        eprintln!("{name}: {e:?} after {took:?}");
         match mode {
             RESET | HALF_CLOSED => assert!(matches!(e, SqlError::Dropped { .. }), "{name}: {e:?}"),
             _ => assert!(matches!(e, SqlError::Timeout { secs: 2 }), "{name}: {e:?}"),
@@ -427,4 +468,44 @@ async fn tcp_faults_fail_in_bounded_time_and_the_next_statement_reconnects() {
     eprintln!("latency: {took:?}");
     assert_eq!(slow.first().unwrap().rows.len() as u64, rows);
     assert!(took >= Duration::from_millis(950), "{took:?}");
+}
+
+/// One value of 128 MiB: tiberius assembles a whole value before handing it over (up to
+/// 2 GiB), so capping kept rows cannot bound it. The connection's read meter (reset at
+/// every row) refuses more than `max_result_mib` for one row; memory stays bounded and the
+/// error says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_single_value_is_refused_past_the_cap() {
+    let fault = Arc::new(AtomicU8::new(HUGE_VALUE));
+    let exec = executor_with(Some(1), fault.clone(), |p| p.statement_timeout_secs = 60).await;
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let started = Instant::now();
+    let r = run_once(&exec, stmt(0)).await;
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    eprintln!(
+        "128 MiB value: {} after {:.1} s, heap peak +{:.1} MiB",
+        match &r {
+            Ok(o) => format!("ok, {} rows", o.first().map_or(0, |s| s.rows.len())),
+            Err(e) => e.to_string(),
+        },
+        started.elapsed().as_secs_f64(),
+        peak as f64 / MIB as f64
+    );
+    // (Never print the Ok value: it is 128 MiB.)
+    let Err(e) = r else {
+        panic!(
+            "a 128 MiB value was accepted (heap peak +{} MiB)",
+            peak / MIB
+        );
+    };
+    assert!(
+        e.to_string().contains("more than 16 MiB for one row"),
+        "{e}"
+    );
+    assert!(peak < 64 * MIB, "heap peak +{} MiB", peak / MIB);
+    // The next statement reconnects and works.
+    fault.store(NO_FAULT, Ordering::SeqCst);
+    let ok = run_once(&exec, stmt(0)).await.expect("the next statement");
+    assert_eq!(ok.first().unwrap().rows.len(), 1);
 }

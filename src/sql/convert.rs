@@ -8,10 +8,12 @@ use super::types::{Column, ResultSet, Rows, SqlError, Value};
 
 /// How much of one result is kept in memory; the server's further rows are read (so the
 /// connection stays usable) and counted in `ResultSet::not_kept`, never stored.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub rows: u64,
     pub bytes: u64,
+    /// The connection's read meter, reset at every row (see `connect::Meter`).
+    pub meter: Option<super::connect::Meter>,
 }
 
 impl Limits {
@@ -19,6 +21,7 @@ impl Limits {
         Limits {
             rows: p.max_result_rows,
             bytes: p.max_result_mib.saturating_mul(1 << 20),
+            meter: None,
         }
     }
 }
@@ -31,6 +34,9 @@ pub(crate) async fn collect(
     let mut sets: Vec<(Vec<tiberius::Column>, ResultSet)> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     while let Some(item) = stream.try_next().await? {
+        if let Some(m) = &limits.meter {
+            m.reset();
+        }
         match item {
             QueryItem::Metadata(m) => {
                 let cols = m.columns().to_vec();

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{SqlClient, connect};
+use super::connect::{Meter, SqlClient, connect};
 use super::convert::{Limits, collect, statement_error};
 use super::types::{Param, Progress, QueryOutput, SqlError, Statement, ValueRef};
 use crate::config::{Environment, Secret, SecretSource, ServerProfile};
@@ -236,6 +236,8 @@ impl Executor for TiberiusExecutor {
 
 struct Conn {
     client: SqlClient,
+    /// Counts what the connection reads (see `connect::Meter`).
+    meter: Meter,
     /// `@@SPID`, for progress polling; `None` if the server did not say.
     spid: Option<i64>,
 }
@@ -316,7 +318,10 @@ impl Actor {
         };
         let spid = conn.spid.filter(|_| job.stmt.long_running);
         let outcome = {
-            let limits = Limits::of(&self.profile);
+            let limits = Limits {
+                meter: Some(conn.meter.clone()),
+                ..Limits::of(&self.profile)
+            };
             let main = tokio::time::timeout(
                 Duration::from_secs(secs),
                 run(&mut conn.client, &job.stmt, limits),
@@ -378,7 +383,7 @@ type RunResult = Result<QueryOutput, (SqlError, bool)>;
 
 /// Connects and asks for the session id.
 async fn open(profile: &ServerProfile, password: Option<&Secret>) -> Result<Conn, SqlError> {
-    let mut client = connect(profile, password).await?;
+    let (mut client, meter) = connect(profile, password).await?;
     // Bounded like the connect itself: a server that logs us in and then stops answering
     // must not leave the step running forever.
     let limit = std::time::Duration::from_secs(profile.connect_timeout_secs.max(1));
@@ -410,7 +415,11 @@ async fn open(profile: &ServerProfile, password: Option<&Secret>) -> Result<Conn
             });
         }
     };
-    Ok(Conn { client, spid })
+    Ok(Conn {
+        client,
+        meter,
+        spid,
+    })
 }
 
 /// A server error for `@@SPID` only costs progress reporting; anything else is a failed connect.
@@ -443,11 +452,27 @@ async fn run(client: &mut SqlClient, stmt: &Statement, limits: Limits) -> RunRes
     } else {
         client.query(sql, &params).await
     };
+    if let Some(m) = &limits.meter {
+        m.reset();
+    }
+    let meter = limits.meter.clone();
     let sets = match stream {
         Ok(s) => collect(s, limits).await,
         Err(e) => Err(e),
     }
-    .map_err(statement_error)?;
+    .map_err(|e| match &meter {
+        // Our own refusal, not a network fault: say so (the connection is dropped).
+        Some(m) if m.tripped() => (
+            SqlError::Protocol {
+                message: format!(
+                    "the server sent more than {} MiB for one row (max_result_mib): the reply was abandoned",
+                    m.limit() >> 20
+                ),
+            },
+            true,
+        ),
+        _ => statement_error(e),
+    })?;
     Ok(QueryOutput {
         sets,
         rows_affected: Vec::new(),
@@ -537,7 +562,7 @@ async fn poll_progress(
     };
     if monitor.is_none() {
         match connect(profile, password).await {
-            Ok(c) => *monitor = Some(c),
+            Ok((c, _)) => *monitor = Some(c),
             Err(e) => {
                 tracing::debug!("progress connection failed: {e}");
                 return std::future::pending().await;
