@@ -358,6 +358,7 @@ pub async fn check(
             session_id: session_id.clone(),
             environment: opts.target.environment.clone(),
             drill: opts.target.drill,
+            security_warnings: opts.target.warnings.clone(),
             ..EngineOptions::default()
         },
     );
@@ -382,7 +383,6 @@ pub async fn check(
             return summary;
         }
     }
-    super::journal_warnings(&mut d, &opts.target);
 
     // Submit every runnable check at once.
     let mut planned: Vec<Planned> = Vec::new();

@@ -25,17 +25,6 @@ use crate::runbook::model::Role;
 use crate::sql::executor::{Executor, TiberiusExecutor};
 use crate::sql::types::SqlError;
 
-/// Journals each of the target's security warnings as a session note (after `Start`), so
-/// the report shows them.
-pub(crate) fn journal_warnings(d: &mut Driver, target: &Target) {
-    for w in &target.warnings {
-        let _ = d.send(crate::engine::Input::Note {
-            step: None,
-            text: format!("security warning: {w}"),
-        });
-    }
-}
-
 /// Exit codes (documented in `docs/CHECK_JSON.md` and `btsdr check --help`).
 pub mod exit {
     /// Everything applicable passed / finished.

@@ -147,6 +147,7 @@ pub async fn run_batch(
             session_id: session_id.clone(),
             environment: opts.target.environment.clone(),
             drill: opts.target.drill,
+            security_warnings: opts.target.warnings.clone(),
             ..EngineOptions::default()
         },
     );
@@ -179,7 +180,6 @@ pub async fn run_batch(
             return summary;
         }
     }
-    super::journal_warnings(&mut d, &opts.target);
 
     let total = d.engine().counts().applicable();
     let mut stalls = 0;

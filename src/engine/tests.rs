@@ -1440,3 +1440,28 @@ fn journaled_evidence_is_capped_but_assertions_see_every_row() {
     assert!(rec.details.contains("1000 of 1500"), "{}", rec.details);
     assert_eq!(state(&e, "check-jobs"), &StepState::Passed);
 }
+
+/// Issue 14: connection security warnings were shown in the UI only; every session (UI,
+/// check, run --batch) now journals them as notes when it starts, so the report shows them.
+#[test]
+fn security_warnings_are_journaled_at_start() {
+    let rb = sample_runbook();
+    let v = vars(&rb);
+    let mut e = Engine::new(
+        Arc::new(rb),
+        v,
+        EngineOptions {
+            security_warnings: vec!["sql01: trust_server_certificate is on".into()],
+            ..opts()
+        },
+    );
+    let fx = e.handle(Input::Start, t(0));
+    assert_eq!(kinds(&fx), ["journal:session_started", "journal:note"]);
+    let Some(Effect::Journal { record }) = fx.get(1) else {
+        panic!("{fx:?}");
+    };
+    assert!(
+        matches!(&record.event, Event::Note { text } if text == "security warning: sql01: trust_server_certificate is on"),
+        "{record:?}"
+    );
+}

@@ -169,6 +169,7 @@ pub fn demo_exec() -> FakeExec {
 
 pub fn options(drill: bool, dry_run: bool) -> EngineOptions {
     EngineOptions {
+        security_warnings: Vec::new(),
         dry_run,
         two_person_rule: false,
         operator: "alice".into(),
