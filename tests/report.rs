@@ -328,6 +328,26 @@ fn hostile_text_is_escaped_in_html() {
     assert!(!html.contains("<img src=x"));
 }
 
+/// A result cut at its cap says so in the report, with how many rows were not kept.
+#[test]
+fn a_capped_result_says_so_in_the_report() {
+    let mut recs = records();
+    for r in &mut recs {
+        if let Event::StepFinished {
+            evidence: Some(set),
+            ..
+        } = &mut r.event
+        {
+            set.not_kept = 12_345;
+        }
+    }
+    let md = report::markdown(&report::build(&recs, None, "OK", "h", true));
+    assert!(
+        md.contains("**Result cap reached:** 12345 more rows were received and not kept"),
+        "{md}"
+    );
+}
+
 /// Issue 14: the Markdown report kept `<script>`, `<img onerror>` and raw escape sequences
 /// from names, notes, skip reasons, errors and server values.
 #[test]

@@ -268,6 +268,13 @@ pub fn markdown(r: &Report) -> String {
             if set.rows.len() > 50 {
                 let _ = writeln!(o, "\n({} more rows in the journal)", set.rows.len() - 50);
             }
+            if set.not_kept > 0 {
+                let _ = writeln!(
+                    o,
+                    "\n**Result cap reached:** {} more rows were received and not kept (max_result_rows / max_result_mib).",
+                    set.not_kept
+                );
+            }
         }
         if !l.note.is_empty() {
             let _ = writeln!(o, "\nNote ({}): {}", text(&l.by), text(&l.note));
