@@ -4,7 +4,9 @@
 //! The T-SQL is scanned as words outside strings, comments and quoted identifiers. Refused:
 //! BACKUP, RESTORE (but the read-only VERIFYONLY, HEADERONLY, FILELISTONLY, LABELONLY), DROP,
 //! ALTER, CREATE, INSERT, UPDATE, DELETE, MERGE, TRUNCATE, SELECT ... INTO, GRANT, REVOKE,
-//! DENY, DBCC, KILL, SHUTDOWN, RECONFIGURE, BULK, and EXEC/EXECUTE of anything but the
+//! DENY, DBCC, KILL, SHUTDOWN, RECONFIGURE, BULK, ENABLE/DISABLE (triggers), RECEIVE/SEND
+//! (Service Broker), OPENQUERY/OPENROWSET/OPENDATASOURCE (statements run on another server),
+//! and EXEC/EXECUTE of anything but the
 //! read-only procedures of [`READ_ONLY_PROCEDURES`]. Table variables (`@t`) and temporary
 //! tables (`#t`) are the session's own: writing them is allowed.
 
@@ -69,6 +71,16 @@ const WRITES: &[&str] = &[
     "shutdown",
     "reconfigure",
     "bulk",
+    // ENABLE / DISABLE TRIGGER change the database.
+    "enable",
+    "disable",
+    // Service Broker: RECEIVE takes messages off a queue, SEND puts them on one.
+    "receive",
+    "send",
+    // Run a statement on another server, which may write there.
+    "openquery",
+    "openrowset",
+    "opendatasource",
 ];
 
 /// RESTORE forms that only read a backup.
@@ -311,6 +323,9 @@ mod tests {
             ("DBCC SHRINKFILE (1)", "DBCC", 0),
             ("GRANT CONTROL SERVER TO x", "GRANT", 0),
             ("KILL 52", "KILL", 0),
+            ("DISABLE TRIGGER t ON dbo.x", "DISABLE", 0),
+            ("RECEIVE TOP (1) * FROM dbo.q", "RECEIVE", 0),
+            ("SELECT * FROM OPENQUERY(srv, 'DELETE x')", "OPENQUERY", 14),
         ] {
             let (off, msg) = check(bad).expect_err(bad);
             assert!(msg.contains(needle), "{bad}: {msg}");
