@@ -264,6 +264,7 @@ fn big_app(dir: &Path, rows: usize, log: usize) -> Res<Harness> {
         .map(|(r, _)| r.id.clone())
         .ok_or("no step selected")?;
     let set = ResultSet {
+        not_kept: 0,
         columns: ["name", "state_desc", "recovery_model_desc", "create_date"]
             .iter()
             .map(|c| Column {
@@ -839,7 +840,7 @@ async fn child_sim100() -> Res<String> {
         let pw = drill.password.clone();
         tasks.spawn(async move {
             let secret = Secret::new(pw);
-            let mut c = btsdr::sql::connect::connect(&profile, Some(&secret))
+            let (mut c, _meter) = btsdr::sql::connect::connect(&profile, Some(&secret))
                 .await
                 .map_err(|e| e.to_string())?;
             let mut lat = Vec::new();

@@ -9,19 +9,27 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::paths;
 
-/// `println!` that ignores a closed pipe (`btsdr show backup | head`).
+/// `println!` through [`crate::plain::plain`] that ignores a closed pipe (`btsdr show backup | head`).
 macro_rules! outln {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            $crate::plain::plain(&format!($($t)*))
+        );
     }};
 }
 
-/// `print!` that ignores a closed pipe.
+/// `print!` through [`crate::plain::plain`] that ignores a closed pipe.
 macro_rules! out {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($t)*);
+        let _ = write!(
+            std::io::stdout(),
+            "{}",
+            $crate::plain::plain(&format!($($t)*))
+        );
     }};
 }
 use crate::runbook::library::{self, Library};
@@ -257,7 +265,11 @@ pub fn run(cli: Cli) -> ExitCode {
             interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
         }
         Some(Cmd::Check(args)) => {
-            ExitCode::from(crate::batch::cli::check_main(args, config_path.as_deref()))
+            let _log = crate::logging::init();
+            tracing::info!("btsdr check started");
+            let code = crate::batch::cli::check_main(args, config_path.as_deref());
+            tracing::info!(code, "btsdr check finished");
+            ExitCode::from(code)
         }
         Some(Cmd::Run {
             runbook,
@@ -266,14 +278,18 @@ pub fn run(cli: Cli) -> ExitCode {
             mut batch,
         }) if batch.batch => {
             batch.dry_run = session.dry_run;
-            ExitCode::from(crate::batch::cli::run_main(
+            let _log = crate::logging::init();
+            tracing::info!(runbook = %runbook, "btsdr run --batch started");
+            let code = crate::batch::cli::run_main(
                 &runbook,
                 target.env.as_deref(),
                 target.drill.as_deref(),
                 session.operator.as_deref(),
                 batch,
                 config_path.as_deref(),
-            ))
+            );
+            tracing::info!(code, "btsdr run --batch finished");
+            ExitCode::from(code)
         }
         Some(Cmd::Run {
             runbook,
@@ -319,7 +335,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
             None => {
-                eprintln!(
+                crate::errln!(
                     "error: no runbook `{runbook}`. Available: {}",
                     lib.ids().join(", ")
                 );
@@ -363,13 +379,13 @@ fn with_library(f: impl FnOnce(&Library) -> ExitCode) -> ExitCode {
     match Library::load(Some(&paths::user_runbooks_dir())) {
         Ok(lib) => {
             for w in &lib.warnings {
-                eprintln!("{w}\n  note: this user runbook was ignored; the embedded one is used");
+                crate::errln!("{w}\n  note: {}", library::IGNORED);
             }
             f(&lib)
         }
         Err(diags) => {
             for d in diags {
-                eprintln!("{d}");
+                crate::errln!("{d}");
             }
             ExitCode::from(2)
         }
@@ -383,7 +399,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             .map(|r| r.id)
             .collect::<std::collections::HashSet<_>>(),
         Err(d) => {
-            d.iter().for_each(|d| eprintln!("{d}"));
+            d.iter().for_each(|d| crate::errln!("{d}"));
             return ExitCode::from(2);
         }
     };
@@ -393,20 +409,21 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
         match Library::load(Some(&paths::user_runbooks_dir())) {
             Ok(lib) => {
                 for w in &lib.warnings {
-                    eprintln!("{w}");
+                    crate::errln!("{w}");
                 }
                 failed += lib.warnings.len();
                 ok += lib.runbooks.len();
                 for r in lib.uncovered_rows() {
-                    eprintln!(
+                    crate::errln!(
                         "warning: checklist row {} ({}) is not covered by any step",
-                        r.id, r.text
+                        r.id,
+                        r.text
                     );
                 }
             }
             Err(d) => {
                 failed += d.len();
-                d.iter().for_each(|d| eprintln!("{d}"));
+                d.iter().for_each(|d| crate::errln!("{d}"));
             }
         }
     }
@@ -424,13 +441,13 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
             Err(d) => {
                 failed += d.len();
                 for d in d {
-                    eprintln!("{d}");
+                    crate::errln!("{d}");
                 }
             }
         }
     }
     if failed > 0 {
-        eprintln!("{failed} problem(s) found; {ok} runbook(s) valid");
+        crate::errln!("{failed} problem(s) found; {ok} runbook(s) valid");
         ExitCode::from(1)
     } else {
         outln!("{ok} runbook(s) valid");
@@ -442,7 +459,7 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
     let failures = match crate::guide::embedded() {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -457,7 +474,7 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
             Some(f) => f,
             None => {
                 let ids: Vec<&str> = failures.iter().map(|f| f.id.as_str()).collect();
-                eprintln!(
+                crate::errln!(
                     "error: unknown failure `{id}`; choose one of: {}",
                     ids.join(", ")
                 );
@@ -473,7 +490,7 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
             let _ = std::io::stdout().flush();
             let mut line = String::new();
             if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim().is_empty() {
-                eprintln!("\nno answer given; run `btsdr recover --failure ID` (see --list)");
+                crate::errln!("\nno answer given; run `btsdr recover --failure ID` (see --list)");
                 return ExitCode::from(2);
             }
             match line
@@ -485,7 +502,7 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
             {
                 Some(f) => f,
                 None => {
-                    eprintln!(
+                    crate::errln!(
                         "`{}` is not one of the choices 1-{}",
                         line.trim(),
                         failures.len()
@@ -504,7 +521,7 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
         );
         for (i, g) in chosen.go.iter().enumerate() {
             let Some(rb) = lib.get(&g.runbook) else {
-                eprintln!("error: failure guide names unknown runbook `{}`", g.runbook);
+                crate::errln!("error: failure guide names unknown runbook `{}`", g.runbook);
                 return ExitCode::from(2);
             };
             outln!("{}. Runbook `{}` ({})", i + 1, rb.id, rb.title);
@@ -611,7 +628,7 @@ fn sessions() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!(
+            crate::errln!(
                 "error: cannot list sessions in {}: {e}",
                 paths::data_dir().display()
             );
@@ -632,14 +649,14 @@ fn journal_verify(arg: &str, allowed: Option<&std::path::Path>) -> ExitCode {
     let path = match journal_file(arg) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::from(2);
         }
     };
     let report = match crate::journal::verify(&path) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", path.display());
+            crate::errln!("error: cannot read {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
@@ -653,7 +670,7 @@ fn journal_verify(arg: &str, allowed: Option<&std::path::Path>) -> ExitCode {
     let signers = match crate::journal::signing::load_allowed_signers(&signers_file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -681,7 +698,7 @@ fn journal_verify(arg: &str, allowed: Option<&std::path::Path>) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!(
+            crate::errln!(
                 "error: cannot read the signatures of {}: {e}",
                 path.display()
             );
@@ -699,7 +716,7 @@ fn journal_sign(arg: &str, key: &std::path::Path, principal: Option<&str>) -> Ex
     let path = match journal_file(arg) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -709,7 +726,7 @@ fn journal_sign(arg: &str, key: &std::path::Path, principal: Option<&str>) -> Ex
     }) {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -726,7 +743,7 @@ fn journal_sign(arg: &str, key: &std::path::Path, principal: Option<&str>) -> Ex
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             ExitCode::from(2)
         }
     }
@@ -736,7 +753,7 @@ fn journal_accept_head(arg: &str, reason: &str, operator: Option<&str>) -> ExitC
     use crate::journal::chain::JournalWriter;
     let reason = reason.trim();
     if reason.is_empty() {
-        eprintln!("error: --reason is required: say why the head file is missing");
+        crate::errln!("error: --reason is required: say why the head file is missing");
         return ExitCode::from(2);
     }
     let changelog = arg == "changelog";
@@ -746,7 +763,7 @@ fn journal_accept_head(arg: &str, reason: &str, operator: Option<&str>) -> ExitC
         match journal_file(arg) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return ExitCode::from(2);
             }
         }
@@ -755,7 +772,7 @@ fn journal_accept_head(arg: &str, reason: &str, operator: Option<&str>) -> ExitC
     let (mut w, report) = match JournalWriter::open_accepting_lost_head(&path) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -789,7 +806,7 @@ fn journal_accept_head(arg: &str, reason: &str, operator: Option<&str>) -> ExitC
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             ExitCode::from(2)
         }
     }
@@ -797,13 +814,13 @@ fn journal_accept_head(arg: &str, reason: &str, operator: Option<&str>) -> ExitC
 
 fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode {
     let Some(fmt) = crate::report::Format::parse(format) else {
-        eprintln!("error: unknown format `{format}`: use md or html");
+        crate::errln!("error: unknown format `{format}`: use md or html");
         return ExitCode::from(2);
     };
     let path = match journal_file(arg) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::errln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -811,13 +828,13 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
     let (rep, verified) = match crate::report::from_journal(&path, lib.as_ref()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot read {}: {e}", path.display());
+            crate::errln!("error: cannot read {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
     let damaged = !verified.is_intact();
     if damaged {
-        eprintln!(
+        crate::errln!(
             "error: {}: {verified} — the report covers only the records before the damage",
             path.display()
         );
@@ -830,7 +847,7 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
     let text = crate::report::render(&rep, fmt);
     match output {
         Some(out) if refuse_report_target(out).is_some() => {
-            eprintln!(
+            crate::errln!(
                 "error: will not write the report to {}: {}; choose another file",
                 out.display(),
                 refuse_report_target(out).unwrap_or_default()
@@ -839,11 +856,11 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
         }
         Some(out) => match std::fs::write(out, text) {
             Ok(()) => {
-                eprintln!("wrote {}", out.display());
+                crate::errln!("wrote {}", out.display());
                 done
             }
             Err(e) => {
-                eprintln!("error: cannot write {}: {e}", out.display());
+                crate::errln!("error: cannot write {}: {e}", out.display());
                 ExitCode::from(2)
             }
         },
@@ -880,7 +897,7 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
             reference,
         } => {
             if what.trim().is_empty() || who.trim().is_empty() {
-                eprintln!(
+                crate::errln!(
                     "error: say what changed and who made the change (--who or BTSDR_OPERATOR)"
                 );
                 return ExitCode::from(2);
@@ -903,7 +920,7 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!(
+                    crate::errln!(
                         "error: cannot record the change in {}: {e}",
                         crate::journal::Changelog::path(&dir).display()
                     );
@@ -936,12 +953,12 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
                 if read.report.is_intact() {
                     ExitCode::SUCCESS
                 } else {
-                    eprintln!("warning: the change log is damaged: {}", read.report);
+                    crate::errln!("warning: the change log is damaged: {}", read.report);
                     ExitCode::from(1)
                 }
             }
             Err(e) => {
-                eprintln!("error: cannot read the change log: {e}");
+                crate::errln!("error: cannot read the change log: {e}");
                 ExitCode::from(2)
             }
         },
@@ -962,7 +979,7 @@ impl SessionArgs {
 
 fn unreachable_target() -> crate::app::Request {
     // clap enforces --env or --drill; keep a clear message rather than a panic.
-    eprintln!("error: say where to run: --env NAME or --drill SCENARIO");
+    crate::errln!("error: say where to run: --env NAME or --drill SCENARIO");
     std::process::exit(2)
 }
 
@@ -971,7 +988,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         .enable_all()
         .build()
         .map_err(|e| {
-            eprintln!("error: cannot start the async runtime: {e}");
+            crate::errln!("error: cannot start the async runtime: {e}");
             ExitCode::from(2)
         })
 }
@@ -980,12 +997,12 @@ fn load_config(path: Option<&std::path::Path>) -> Result<crate::config::Config, 
     match crate::config::Config::load(path) {
         Ok(c) => {
             for w in &c.warnings {
-                eprintln!("{w}");
+                crate::errln!("{w}");
             }
             Ok(c)
         }
         Err(e) => {
-            eprintln!("{e}");
+            crate::errln!("{e}");
             Err(ExitCode::from(2))
         }
     }
@@ -1002,12 +1019,12 @@ fn interactive(
     let lib = match Library::load(Some(&paths::user_runbooks_dir())) {
         Ok(l) => l,
         Err(d) => {
-            d.iter().for_each(|d| eprintln!("{d}"));
+            d.iter().for_each(|d| crate::errln!("{d}"));
             return ExitCode::from(2);
         }
     };
     for w in &lib.warnings {
-        eprintln!("{w}\n  note: this user runbook was ignored; the embedded one is used");
+        crate::errln!("{w}\n  note: {}", library::IGNORED);
     }
     let config = match load_config(config_path) {
         Ok(c) => c,
@@ -1034,7 +1051,7 @@ fn interactive(
     opener.operator = Some(crate::config::operator_name(session.operator.as_deref()));
     if let Some(rb) = runbook {
         if opener.library.get(&rb).is_none() {
-            eprintln!(
+            crate::errln!(
                 "error: no runbook `{rb}`. Available: {}",
                 opener.library.ids().join(", ")
             );
@@ -1051,7 +1068,7 @@ fn interactive(
         match crate::config::secrets::prompt_missing(&env, &known) {
             Ok(p) => opener.prompted = p,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return ExitCode::from(2);
             }
         }
@@ -1062,7 +1079,7 @@ fn interactive(
             Some(r) => match opener.open(r) {
                 Ok(o) => Some(o),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::errln!("error: {e}");
                     return ExitCode::from(2);
                 }
             },
@@ -1075,12 +1092,12 @@ fn interactive(
         match crate::tui::run(app, &mut driver, initial, crate::tui::TuiOptions::default()).await {
             Ok(()) => {
                 if let Some(p) = driver.journal_path() {
-                    eprintln!("The journal is safe at {}. Resume with `btsdr` or report with `btsdr report {}`.", p.display(), p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+                    crate::errln!("The journal is safe at {}. Resume with `btsdr` or report with `btsdr report {}`.", p.display(), p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
                 }
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: the terminal UI failed: {e}");
+                crate::errln!("error: the terminal UI failed: {e}");
                 ExitCode::from(2)
             }
         }
@@ -1101,14 +1118,14 @@ fn sim(scenario: &str, listen: std::net::SocketAddr) -> ExitCode {
         let sc = match btsdr_sim::scenario::Scenario::load(scenario) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return ExitCode::from(2);
             }
         };
         let drill = match btsdr_sim::drill::Drill::start_with(sc, Some(listen.port())).await {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::errln!("error: {e}");
                 return ExitCode::from(2);
             }
         };

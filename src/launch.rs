@@ -118,6 +118,21 @@ impl LiveOpener {
         Ok((Arc::new(deferred), vars))
     }
 
+    /// What the session journals about `env`'s connections (and a config file other users
+    /// can read), as `check` and `run --batch` do.
+    fn security_warnings(&self, env: &Environment) -> Vec<String> {
+        let profiles = env
+            .roles()
+            .into_iter()
+            .flat_map(|r| env.profiles(r).iter().flat_map(|p| p.warnings()));
+        self.config
+            .file_warning
+            .clone()
+            .into_iter()
+            .chain(profiles)
+            .collect()
+    }
+
     /// Options of a new session, declared now.
     fn new_options(
         &self,
@@ -246,6 +261,8 @@ impl LiveOpener {
                         rpo_minutes: *rpo_minutes,
                         declared_at: *declared_at,
                         plan: plan.clone(),
+                        // Journaled when the session started.
+                        security_warnings: Vec::new(),
                     },
                 )),
                 _ => None,
@@ -342,6 +359,8 @@ impl Opener for LiveOpener {
                     return self.create(runbook, &environment, executor, opts, &[], &vars);
                 }
                 let env = self.environment(&environment)?;
+                let mut opts = opts;
+                opts.security_warnings = self.security_warnings(&env);
                 let secrets = EnvSecrets::for_environment(&env);
                 let secrets = crate::config::Chain(&secrets, &self.prompted);
                 let executor: Arc<dyn Executor> =

@@ -13,6 +13,7 @@ pub mod journal;
 pub mod launch;
 pub mod logging;
 pub mod paths;
+pub mod plain;
 pub mod report;
 pub mod runbook;
 pub mod sql;

@@ -1,9 +1,13 @@
 //! A `btsdr run --batch` child killed with SIGKILL at random points never loses a record it
 //! reported as journaled, the chain verifies (a torn last line at most), and replaying the
 //! journal shows the step that was running as in doubt.
+//!
+//! The kill delays come from a seed printed at the start; `BTSDR_CRASH_SEED=N` replays a run.
+//! Besides the random kills, some kills land right after a `step_started` is reported, so
+//! the in-doubt path is always exercised (asserted, not only counted).
 
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +19,10 @@ use btsdr::runbook::library::Library;
 use btsdr::runbook::model::StepBody;
 use btsdr_sim::drill::Drill;
 
+/// Kills at random moments.
 const KILLS: usize = 10;
+/// Kills right after a `step_started` was reported.
+const TARGETED: usize = 4;
 
 struct Child {
     out: String,
@@ -72,6 +79,65 @@ fn spawn(
         let _ = e.read_to_string(&mut err);
     }
     Child { out, err, code }
+}
+
+/// Like [`spawn`], but SIGKILLs the child as soon as it reports its `nth` (1-based)
+/// `step_started` record as journaled.
+fn spawn_kill_at_start(
+    dir: &Path,
+    config: &Path,
+    answers: &Path,
+    password: &str,
+    nth: usize,
+) -> Child {
+    let bin =
+        std::env::var("BTSDR_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_btsdr").to_string());
+    let mut c = Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .args([
+            "run",
+            "backup",
+            "--env",
+            "drill",
+            "--batch",
+            "--allow-destructive",
+            "--operator",
+            "crash-test",
+            "--answers",
+        ])
+        .arg(answers)
+        .env("BTSDR_DATA_DIR", dir.join("data"))
+        .env("BTSDR_CONFIG_DIR", dir.join("config"))
+        .env("BTSDR_DRILL_PASSWORD", password)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("btsdr starts");
+    let mut out = String::new();
+    let mut seen = 0;
+    if let Some(o) = c.stdout.take() {
+        let mut lines = BufReader::new(o);
+        let mut line = String::new();
+        while lines.read_line(&mut line).unwrap_or(0) > 0 {
+            let started = line.starts_with('#') && line.contains(" step_started ");
+            out.push_str(&line);
+            line.clear();
+            if started {
+                seen += 1;
+                if seen == nth {
+                    let _ = c.kill();
+                }
+            }
+        }
+    }
+    let code = c.wait().ok().and_then(|s| s.code());
+    Child {
+        out,
+        err: String::new(),
+        code,
+    }
 }
 
 /// `(seq, event, step)` of every `#SEQ event step` line.
@@ -136,24 +202,38 @@ fn sigkill_never_loses_a_confirmed_record() {
     assert!(!printed(&full.out).is_empty(), "{}\n{}", full.out, full.err);
     eprintln!("full batch run: {total:?}, exit {:?}", full.code);
 
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    let seed = std::env::var("BTSDR_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("crash test seed {seed} (replay with BTSDR_CRASH_SEED={seed})");
+    let mut state = seed | 1;
     let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
     };
     let window = total.as_millis().max(50) as u64;
     let mut in_doubt_seen = 0;
     let mut empty_seen = 0;
-    for i in 0..KILLS {
+    let mut targeted_in_doubt = 0;
+    for i in 0..KILLS + TARGETED {
         let dir = tmp.path().join(format!("kill{i}"));
-        let delay = Duration::from_millis(rand() % window);
-        let c = spawn(&dir, &config, &answers_path, &drill.password, Some(delay));
+        let (c, delay) = if i < KILLS {
+            let delay = Duration::from_millis(rand() % window);
+            let c = spawn(&dir, &config, &answers_path, &drill.password, Some(delay));
+            (c, format!("{delay:?} (seed {seed})"))
+        } else {
+            // The 2nd, 4th, ... step_started: a SQL step is then usually in flight.
+            let nth = 2 + 2 * (i - KILLS);
+            let c = spawn_kill_at_start(&dir, &config, &answers_path, &drill.password, nth);
+            (c, format!("step_started #{nth}"))
+        };
         let Some(id) = c
             .out
             .lines()
@@ -170,7 +250,7 @@ fn sigkill_never_loses_a_confirmed_record() {
         let report = verify(&path).unwrap();
         assert!(
             report.first_bad.is_none(),
-            "kill {i} after {delay:?}: {report}"
+            "kill {i} after {delay}: {report}"
         );
         let read = read_records(&path).unwrap();
         if read.entries.is_empty() {
@@ -220,12 +300,24 @@ fn sigkill_never_loses_a_confirmed_record() {
         )
         .unwrap_or_else(|e| panic!("kill {i}: replay: {e}"));
         let doubt: BTreeSet<String> = engine.in_doubt().into_iter().collect();
-        assert_eq!(doubt, open, "kill {i} after {delay:?}");
+        assert_eq!(doubt, open, "kill {i} after {delay}");
         in_doubt_seen += doubt.len();
+        if i >= KILLS {
+            targeted_in_doubt += doubt.len();
+        }
         // Re-opening for append cuts a torn line and keeps the chain.
         let (_w, rep) = btsdr::journal::JournalWriter::open_append(&path).unwrap();
         assert_eq!(rep.records, read.entries.len());
     }
-    eprintln!("{KILLS} kills, {in_doubt_seen} left a step in doubt, {empty_seen} an empty journal");
+    eprintln!(
+        "{} kills, {in_doubt_seen} left a step in doubt ({targeted_in_doubt} of the {TARGETED} at a step start), {empty_seen} an empty journal",
+        KILLS + TARGETED
+    );
+    // A kill right after a step start must leave that step in doubt at least once, or the
+    // in-doubt replay above was never tested.
+    assert!(
+        targeted_in_doubt > 0,
+        "no kill at a step start left a step in doubt (seed {seed})"
+    );
     rt.block_on(drill.shutdown());
 }

@@ -94,6 +94,7 @@ impl Driver {
 
 fn answer(step: &str) -> QueryOutput {
     let set = |cols: &[&str], rows: Vec<Vec<Value>>| ResultSet {
+        not_kept: 0,
         columns: cols
             .iter()
             .map(|c| Column {

@@ -128,6 +128,7 @@ fn records() -> Vec<Record> {
             Event::StepFinished {
                 outcome: Outcome::Passed,
                 evidence: Some(ResultSet {
+                    not_kept: 0,
                     columns: vec![
                         col("database_name"),
                         col("stop_at_mark_name"),
@@ -253,6 +254,33 @@ fn missed_rto_and_open_session() {
     assert!(md.contains("no restore to a mark recorded"));
 }
 
+/// The RTO boundary: a session that ends exactly at its target met it; one second later it
+/// missed it. (The disaster is declared at t0; the session closes at t0 + 96 min.)
+#[test]
+fn rto_exactly_at_the_target_is_met() {
+    let with = |rto: u32, declared: DateTime<Utc>| {
+        let mut recs = records();
+        if let Event::SessionStarted {
+            rto_minutes,
+            declared_at,
+            ..
+        } = &mut recs[0].event
+        {
+            *rto_minutes = Some(rto);
+            *declared_at = Some(declared);
+        }
+        report::build(&recs, None, "OK", "h", true)
+    };
+    let exact = with(96, t0());
+    assert_eq!(exact.elapsed_secs(), Some(96 * 60));
+    assert_eq!(exact.rto_met(), Some(true));
+    assert!(report::markdown(&exact).contains("against a target of 96 min: **met**"));
+    let late = with(96, t0() - Duration::seconds(1));
+    assert_eq!(late.elapsed_secs(), Some(96 * 60 + 1));
+    assert_eq!(late.rto_met(), Some(false));
+    assert!(report::markdown(&late).contains("**MISSED**"));
+}
+
 /// An open session within its target is not called "met": the clock is still running.
 #[test]
 fn open_session_within_rto_says_so_far() {
@@ -298,6 +326,106 @@ fn hostile_text_is_escaped_in_html() {
     let html = report::html(&report::build(&recs, None, "OK", "h", true));
     assert!(!html.contains("<script>alert"));
     assert!(!html.contains("<img src=x"));
+}
+
+/// A result cut at its cap says so in the report, with how many rows were not kept.
+#[test]
+fn a_capped_result_says_so_in_the_report() {
+    let mut recs = records();
+    for r in &mut recs {
+        if let Event::StepFinished {
+            evidence: Some(set),
+            ..
+        } = &mut r.event
+        {
+            set.not_kept = 12_345;
+        }
+    }
+    let md = report::markdown(&report::build(&recs, None, "OK", "h", true));
+    assert!(
+        md.contains("**Result cap reached:** 12345 more rows were received and not kept"),
+        "{md}"
+    );
+}
+
+/// Issue 14: the Markdown report kept `<script>`, `<img onerror>` and raw escape sequences
+/// from names, notes, skip reasons, errors and server values.
+#[test]
+fn hostile_text_is_inert_in_markdown() {
+    let hostile = "x\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J<script>alert(1)</script><img src=x onerror=alert(1)>[click](javascript:alert(1))`|";
+    let at = |m: i64| t0() + Duration::minutes(m);
+    let mut recs = records();
+    recs.insert(
+        recs.len() - 2,
+        Record::new(
+            at(82),
+            hostile,
+            Some("bam.other"),
+            Event::Skipped {
+                by: hostile.into(),
+                reason: hostile.into(),
+            },
+        ),
+    );
+    recs.insert(
+        recs.len() - 2,
+        Record::new(
+            at(83),
+            "bob",
+            Some("db.hostile"),
+            Event::StepFinished {
+                outcome: Outcome::Failed {
+                    error: hostile.into(),
+                },
+                evidence: Some(ResultSet {
+                    not_kept: 0,
+                    columns: vec![col(hostile)],
+                    rows: vec![vec![Value::Text(hostile.into())]].into(),
+                }),
+                assertions: vec![AssertOutcome {
+                    source: hostile.into(),
+                    passed: false,
+                    detail: String::new(),
+                }],
+                rows_affected: vec![],
+            },
+        ),
+    );
+    recs.insert(
+        recs.len() - 1,
+        Record::new(
+            at(97),
+            hostile,
+            None,
+            Event::Note {
+                text: hostile.into(),
+            },
+        ),
+    );
+    recs.insert(
+        recs.len() - 1,
+        Record::new(
+            at(98),
+            hostile,
+            None,
+            Event::SignedOff {
+                name: hostile.into(),
+                role: hostile.into(),
+            },
+        ),
+    );
+    let md = report::markdown(&report::build(&recs, None, hostile, "h", true));
+    for bad in ["\u{1b}", "\u{7}", "<script", "<img"] {
+        assert!(!md.contains(bad), "{bad:?} reached the report:\n{md}");
+    }
+    // No link: every `]` of the value is escaped.
+    assert!(!md.replace("\\]", "").contains("](javascript"), "{md}");
+    // Each hostile value is still there, readable.
+    assert!(
+        md.matches("&lt;script&gt;alert(1)&lt;/script&gt;").count() >= 6,
+        "{md}"
+    );
+    assert!(md.contains("u{1b}\\]52;c;ZXZpbA=="), "{md}");
 }
 
 #[test]

@@ -53,6 +53,7 @@ impl Scripted {
 
 fn one(name: &str, v: i64) -> Reply {
     Reply::Rows(ResultSet {
+        not_kept: 0,
         columns: vec![Column {
             name: name.into(),
             type_name: "int".into(),
@@ -369,7 +370,23 @@ async fn keys_still_work_while_a_statement_hangs() {
     r.h.press("ctrl-c");
     r.h.press("y");
     r.h.settle().await;
-    assert_ne!(mark(&r.h), StepMark::Running, "{}", r.h.screen());
+    // A cancelled check failed (it is not destructive, so not in doubt), says why, and the
+    // session is free for the next action.
+    assert_eq!(mark(&r.h), StepMark::Failed, "{}", r.h.screen());
+    assert!(!r.h.busy(), "{}", r.h.screen());
+    let err =
+        r.h.app
+            .run
+            .as_ref()
+            .and_then(|run| run.outputs.get("s.one"))
+            .and_then(|o| o.error.clone())
+            .map(|e| e.message)
+            .unwrap_or_default();
+    assert!(err.to_lowercase().contains("cancel"), "{err}");
+    // Put right, a retry passes.
+    r.backend.set(Mode::Normal);
+    run_step(&mut r.h, "r").await;
+    assert_eq!(mark(&r.h), StepMark::Passed, "{}", r.h.screen());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

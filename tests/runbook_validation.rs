@@ -254,8 +254,74 @@ fn never_panics_on_garbage() {
         "[[sections]]\nsteps = [1]",
         &"[".repeat(5000),
     ] {
-        let _ = parse("g.toml", text, None);
+        let lines = text.lines().count().max(1);
+        let diags = match parse("g.toml", text, None) {
+            Ok(_) => panic!("{text:?} loaded as a runbook"),
+            Err(d) => d,
+        };
+        assert!(!diags.is_empty(), "{text:?}: an error without a diagnostic");
+        for d in &diags {
+            assert_eq!(d.file, "g.toml", "{text:?}: {d}");
+            assert!(d.line >= 1 && d.line <= lines, "{text:?}: {d}");
+            assert!(d.col >= 1, "{text:?}: {d}");
+            assert!(!d.message.trim().is_empty(), "{text:?}: {d}");
+        }
     }
+}
+
+/// A step whose `when` (line 26 of the file) is `when`, or whose `why` (not spanned: its
+/// diagnostics point at the step id, line 23) is `why`.
+fn nested_step(when: &str, why: &str) -> String {
+    format!(
+        "\n[[sections]]\nid = \"s\"\ntitle = \"S\"\n[[sections.steps]]\nid = \"s.a\"\ntitle = \"A\"\nwhy = \"{why}\"\nwhen = \"{when}\"\nkind = \"manual\"\nrun_on = \"any\"\ninstructions = \"x\"\n"
+    )
+}
+
+/// Hostile nesting (issue 14: 10,000 parentheses or 100,000 `not` overflowed the stack and
+/// aborted every command) is refused with a diagnostic at the value, never a crash. The
+/// test thread has the default 2 MiB stack, as the main thread's work would.
+#[test]
+fn deep_nesting_is_refused_at_its_position() {
+    let parens = format!("{}use_bam{}", "(".repeat(10_000), ")".repeat(10_000));
+    let nots = format!("{}use_bam", "not ".repeat(100_000));
+    let ands = format!("use_bam{}", " and use_bam".repeat(100_000));
+    let each = format!(
+        "{}x{}",
+        "{{#each s.a}}".repeat(200_000),
+        "{{/each}}".repeat(200_000)
+    );
+    for (what, body, line, needle) in [
+        (
+            "parentheses",
+            nested_step(&parens, "w"),
+            26,
+            "nests more than",
+        ),
+        ("not", nested_step(&nots, "w"), 26, "nests more than"),
+        ("and", nested_step(&ands, "w"), 26, "nests more than"),
+        (
+            "#each",
+            nested_step("use_bam", &each),
+            23,
+            "nests more than",
+        ),
+    ] {
+        let out = diags(&body);
+        assert!(
+            out.contains(needle),
+            "{what}: {}",
+            &out[..out.len().min(300)]
+        );
+        let want = format!("t.toml:{line}:");
+        assert!(
+            out.starts_with(&want),
+            "{what}: {}",
+            &out[..out.len().min(300)]
+        );
+    }
+    // Just inside the limit still loads.
+    let ok = format!("{}use_bam{}", "(".repeat(20), ")".repeat(20));
+    assert_eq!(diags(&nested_step(&ok, "w")), "ok");
 }
 
 #[test]
@@ -324,4 +390,49 @@ id = "s.d"
 uses = "backup:job.state"
 "#,
     );
+}
+
+/// Issue 14: a check step could hold `RESTORE DATABASE ... WITH REPLACE`, and `btsdr check`
+/// sent it without confirmation. Checks are read-only by construction: the loader refuses
+/// it at the statement's own line and column.
+#[test]
+fn check_steps_must_only_read() {
+    let step = |sql: &str| {
+        format!(
+            "\n[[sections]]\nid = \"s\"\ntitle = \"S\"\n[[sections.steps]]\nid = \"s.a\"\ntitle = \"A\"\nwhy = \"w\"\nkind = \"check\"\nserver = \"source\"\ndatabase = \"master\"\nassert = [{{ rows = \">= 0\", message = \"m\" }}]\nsql = {sql}\n"
+        )
+    };
+    // The SQL value starts on line 30; `RESTORE` is on line 32 at col 3.
+    let out = diags(&step(
+        "'''\nSELECT 1 AS one; -- RESTORE in a comment is fine\n  RESTORE DATABASE [BizTalkMgmtDb] FROM DISK = N'x.bak' WITH REPLACE\n'''",
+    ));
+    assert!(
+        out.starts_with("t.toml:32:3: error: check step `s.a` must only read: RESTORE"),
+        "{out}"
+    );
+    for (sql, needle) in [
+        (
+            "\"EXEC msdb.dbo.sp_start_job @job_name = N'x'\"",
+            "sp_start_job",
+        ),
+        ("\"SELECT 1; DELETE FROM dbo.t\"", "DELETE"),
+        ("\"BACKUP LOG x TO DISK = N'y'\"", "BACKUP"),
+        ("\"SELECT * INTO dbo.copy FROM sys.tables\"", "INTO"),
+    ] {
+        let out = diags(&step(sql));
+        assert!(
+            out.contains("must only read") && out.contains(needle),
+            "{sql}: {out}"
+        );
+        assert!(out.starts_with("t.toml:30:"), "{sql}: {out}");
+    }
+    // Reads, the session's own temporary objects and read-only procedures load.
+    for sql in [
+        "\"SELECT name FROM sys.databases WHERE name = N'RESTORE'\"",
+        "\"DECLARE @t TABLE (a int); INSERT INTO @t VALUES (1); SELECT a FROM @t\"",
+        "\"RESTORE VERIFYONLY FROM DISK = N'x.bak'\"",
+        "\"EXEC msdb.dbo.sp_help_job\"",
+    ] {
+        assert_eq!(diags(&step(sql)), "ok", "{sql}");
+    }
 }

@@ -282,6 +282,53 @@ async fn unknown_statements_error_and_name_themselves() {
     );
 }
 
+/// A client's deeply nested T-SQL (issue 14: the simulator's parser recursed without a
+/// limit) gets SQL Server's error 191 instead of overflowing the server's stack; the test
+/// runs on a 2 MiB thread like the server's tokio workers, and the server keeps answering.
+#[test]
+fn deep_nesting_is_error_191_not_a_crash() {
+    let big = |n: usize, s: &str| s.repeat(n);
+    let batches = [
+        format!("SELECT {}1{}", big(10_000, "("), big(10_000, ")")),
+        format!("SELECT 1{}", big(100_000, " + 1")),
+        format!("SELECT {}1", big(100_000, "- ")),
+        format!("IF {}1 = 1 SELECT 1", big(100_000, "NOT ")),
+        format!("SELECT 1 WHERE 1 = 1{}", big(100_000, " AND 1 = 1")),
+        format!("{}SELECT 1", big(10_000, "IF 1 = 1 ")),
+        format!("{}SELECT 1{}", big(10_000, "BEGIN "), big(10_000, " END")),
+        format!(
+            "SELECT 1 WHERE EXISTS {}SELECT 1{}",
+            big(10_000, "(SELECT 1 WHERE EXISTS "),
+            big(10_000, ")")
+        ),
+    ];
+    let child = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let g = group("healthy");
+                let src = backend(&g, InstanceRole::Source);
+                for sql in &batches {
+                    let (n, m) = error(&run(&src, "master", sql, &[]).await);
+                    assert_eq!(n, 191, "{}: {m}", &sql[..40]);
+                    assert!(m.contains("nested too deeply"), "{m}");
+                }
+                // Well inside the limit, and the server still answers.
+                let ok = format!("SELECT {}1{} AS one", big(20, "("), big(20, ")"));
+                assert_eq!(
+                    int(&rows(&run(&src, "master", &ok, &[]).await), 0, "one"),
+                    1
+                );
+            });
+        })
+        .unwrap();
+    child.join().unwrap();
+}
+
 #[tokio::test]
 async fn restore_chain_rules_and_stopatmark() {
     let g = group("healthy");

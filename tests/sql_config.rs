@@ -99,8 +99,9 @@ fn good_file() {
         "user taken from the connection string"
     );
     assert_eq!(
-        mb3.encrypt, None,
-        "a connection string decides its own encryption"
+        mb3.encrypt,
+        Some(Encrypt::Required),
+        "a connection string without `Encrypt` is encrypted, as tiberius and ADO.NET default"
     );
     assert_eq!(mb3.display_server(), "tcp:sql03,1433");
 
@@ -389,4 +390,98 @@ fn secrets_are_redacted_in_debug() {
     let m = MapSecrets::new().with(Role::Source, "sa", "hunter2");
     assert!(!format!("{m:?}").contains("hunter2"));
     assert_eq!(m.password(Role::Source, "sa").as_deref(), Some("hunter2"));
+}
+
+/// Issue 14: `Password=` hidden after a `{...}` value passed the "no passwords" check,
+/// because btsdr split the string differently from tiberius (which then logged in with it).
+#[test]
+fn password_smuggled_past_a_braced_value_is_found() {
+    for cs in [
+        "Server=s;User ID=u;Application Name={;X='};Password=hunter2;Y=''",
+        "Server=s;User ID=u;Application Name={a;b};PWD=hunter2",
+        "Server=s;User ID=u;App='x;y';Password=hunter2",
+    ] {
+        let text = format!(
+            "[environments.a.source]\nconnection_string = \"{}\"\n",
+            cs.replace('"', "\\\"")
+        );
+        let d = bad(&text);
+        assert_eq!(d.len(), 1, "{cs}: {d:?}");
+        assert!(d[0].2.contains("passwords are not allowed"), "{cs}: {d:?}");
+    }
+}
+
+/// Issue 14: `Encrypt=DANGER_PLAINTEXT` logged in in clear text with no warning. Every
+/// spelling is mapped; clear text needs btsdr's own `encrypt = "..."` and is then warned.
+#[test]
+fn every_encrypt_spelling_is_mapped_and_clear_text_needs_the_profile_to_say_so() {
+    let profile = |cs: &str, extra: &str| {
+        format!(
+            "[environments.a.source]\nconnection_string = \"Server=db.example;User ID=u;{cs}\"\n{extra}"
+        )
+    };
+    let encrypt_of = |cs: &str, extra: &str| {
+        let cfg = Config::parse(&profile(cs, extra), "c").unwrap_or_else(|e| panic!("{cs}: {e}"));
+        let p = cfg.environments["a"].source.clone().unwrap();
+        (p.encrypt, p.trust_server_certificate, cfg.warnings)
+    };
+    for cs in [
+        "",
+        "Encrypt=true",
+        "Encrypt=YES",
+        "Encrypt=Mandatory",
+        "encrypt = mandatory ",
+    ] {
+        let (e, trust, w) = encrypt_of(cs, "");
+        assert_eq!(e, Some(Encrypt::Required), "{cs}");
+        assert!(!trust && w.is_empty(), "{cs}: {w:?}");
+    }
+    for (cs, word, needle) in [
+        (
+            "Encrypt=DANGER_PLAINTEXT",
+            "not_supported",
+            "turns encryption off",
+        ),
+        (
+            "Encrypt=danger_plaintext",
+            "not_supported",
+            "turns encryption off",
+        ),
+        ("Encrypt=false", "off", "encrypts only the login"),
+        ("Encrypt=No", "off", "encrypts only the login"),
+        ("Encrypt=Optional", "off", "encrypts only the login"),
+    ] {
+        let d = bad(&profile(cs, ""));
+        assert_eq!(d.len(), 1, "{cs}: {d:?}");
+        assert!(d[0].2.contains(needle), "{cs}: {d:?}");
+        assert_eq!((d[0].0, d[0].1), (2, 21), "{cs}");
+        // Said in btsdr's words too: accepted, and warned about.
+        let (e, _, w) = encrypt_of(cs, &format!("encrypt = \"{word}\"\n"));
+        assert_ne!(e, Some(Encrypt::Required), "{cs}");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("clear text") || w.contains("unencrypted")),
+            "{cs}: {w:?}"
+        );
+    }
+    for cs in [
+        "Encrypt=strict",
+        "Encrypt=maybe",
+        "TrustServerCertificate=perhaps",
+    ] {
+        let d = bad(&profile(cs, ""));
+        assert_eq!(d.len(), 1, "{cs}: {d:?}");
+        assert!(d[0].2.contains("bad connection string"), "{cs}: {d:?}");
+    }
+    for cs in [
+        "TrustServerCertificate=true",
+        "Trust Server Certificate=Yes",
+    ] {
+        let (_, trust, w) = encrypt_of(cs, "");
+        assert!(trust, "{cs}");
+        assert!(
+            w.iter().any(|w| w.contains("trust_server_certificate")),
+            "{cs}: {w:?}"
+        );
+    }
 }

@@ -28,6 +28,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn rows(cols: &[(&str, &str)], rows: Vec<Vec<Value>>) -> Reply {
     Reply::Rows(ResultSet {
+        not_kept: 0,
         columns: cols
             .iter()
             .map(|(n, t)| Column {

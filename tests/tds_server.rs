@@ -37,6 +37,7 @@ impl Drop for DropFlag {
 
 fn set(columns: &[(&str, &str)], rows: Vec<Vec<Value>>) -> Reply {
     Reply::Rows(ResultSet {
+        not_kept: 0,
         columns: columns
             .iter()
             .map(|(n, t)| Column {

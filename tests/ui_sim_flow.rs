@@ -31,6 +31,7 @@ fn backup_runbook() -> Arc<Runbook> {
 
 fn options(scenario: &str) -> EngineOptions {
     EngineOptions {
+        security_warnings: Vec::new(),
         dry_run: false,
         two_person_rule: false,
         operator: "alice".into(),

@@ -100,6 +100,13 @@ impl CheckStatus {
 pub struct Evidence {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,
+    /// Rows past the result cap (`max_result_rows` / `max_result_mib`): counted, not kept.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows_not_kept: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,7 +149,7 @@ pub struct CheckSummary {
 
 impl CheckSummary {
     fn setup_error(err: &mut dyn Write, msg: &str, started: Instant) -> CheckSummary {
-        let _ = writeln!(err, "error: {msg}");
+        crate::wln!(err, "error: {msg}");
         CheckSummary {
             code: exit::SETUP,
             session_id: None,
@@ -220,6 +227,15 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// What a capped result says about itself: how many rows were kept and how many were not.
+pub fn cap_note(set: &ResultSet) -> String {
+    format!(
+        "result cap reached: {} rows kept, {} more received and not kept (max_result_rows / max_result_mib)",
+        set.rows.len(),
+        set.not_kept
+    )
+}
+
 /// The evidence in one line: `no rows`, `col=v, col=v`, or `N rows; first: col=v, ...`.
 pub fn evidence_line(set: &ResultSet) -> String {
     let row = |r: Row<'_>| {
@@ -235,6 +251,10 @@ pub fn evidence_line(set: &ResultSet) -> String {
         (1, Some(r)) => row(r),
         (n, Some(r)) => format!("{n} rows; first: {}", row(r)),
     };
+    if set.not_kept > 0 {
+        // Said first: the line is cut at 240 characters.
+        return truncate(&format!("{}; {s}", cap_note(set)), 240);
+    }
     truncate(&s, 240)
 }
 
@@ -338,6 +358,7 @@ pub async fn check(
             session_id: session_id.clone(),
             environment: opts.target.environment.clone(),
             drill: opts.target.drill,
+            security_warnings: opts.target.warnings.clone(),
             ..EngineOptions::default()
         },
     );
@@ -357,7 +378,7 @@ pub async fn check(
     };
     for h in d.send(Input::Start) {
         if let Happened::Refused(t) | Happened::JournalFailed(t) = h {
-            let _ = writeln!(err, "error: {t}");
+            crate::wln!(err, "error: {t}");
             summary.elapsed = started.elapsed();
             return summary;
         }
@@ -393,7 +414,7 @@ pub async fn check(
                     Happened::Journaled { seq, event, .. }
                         if opts.progress == ProgressStyle::Lines =>
                     {
-                        let _ = writeln!(err, "queued   {} (journal #{seq} {event})", s.id);
+                        crate::wln!(err, "queued   {} (journal #{seq} {event})", s.id);
                     }
                     _ => {}
                 }
@@ -422,7 +443,7 @@ pub async fn check(
                         Happened::Started { step } => {
                             if opts.progress == ProgressStyle::Lines {
                                 let role = role_of(&rb, &step);
-                                let _ = writeln!(err, "running  {step} on {role} ({})", opts.target.server_role(&role));
+                                crate::wln!(err, "running  {step} on {role} ({})", opts.target.server_role(&role));
                             }
                             running.insert(step, Instant::now());
                         }
@@ -432,14 +453,14 @@ pub async fn check(
                             durations.insert(step.clone(), elapsed_ms);
                             if opts.progress == ProgressStyle::Lines {
                                 let state = d.engine().step_state(&step).map(StepState::label).unwrap_or("?");
-                                let _ = writeln!(err, "finished {step}: {state} ({elapsed_ms} ms) [{done}/{total}]");
+                                crate::wln!(err, "finished {step}: {state} ({elapsed_ms} ms) [{done}/{total}]");
                             }
                             if let Some(e) = error {
                                 errors.insert(step, e);
                             }
                         }
                         Happened::JournalFailed(t) => {
-                            let _ = writeln!(err, "\nerror: {t}");
+                            crate::wln!(err, "\nerror: {t}");
                         }
                         _ => {}
                     }
@@ -452,7 +473,7 @@ pub async fn check(
                     .map(|(s, t)| format!("{s} {:.1}s", now.duration_since(*t).as_secs_f64()))
                     .collect();
                 let line = format!("checking [{done}/{total}] {:.1}s: {}", started.elapsed().as_secs_f64(), list.join(", "));
-                let _ = write!(err, "\r\x1b[2K{}", truncate(&line, 150));
+                let _ = write!(err, "\r\x1b[2K{}", crate::plain::plain_line(&truncate(&line, 150)));
                 let _ = err.flush();
             }
         }
@@ -515,6 +536,7 @@ pub async fn check(
                         .iter()
                         .map(|row| row.iter().map(json_value).collect())
                         .collect(),
+                    rows_not_kept: set.not_kept,
                 });
             }
             match (&run.state, errors.get(&p.id)) {
@@ -596,16 +618,16 @@ pub async fn check(
         for r in &summary.results {
             match serde_json::to_string(r) {
                 Ok(line) => {
-                    let _ = writeln!(out, "{line}");
+                    let _ = writeln!(out, "{}", crate::plain::json_line(&line));
                 }
                 Err(e) => {
-                    let _ = writeln!(err, "error: cannot encode the result of {}: {e}", r.id);
+                    crate::wln!(err, "error: cannot encode the result of {}: {e}", r.id);
                 }
             }
         }
     } else {
         write_table(out, &summary.results);
-        let _ = writeln!(
+        crate::wln!(
             out,
             "\n{text} in {:.1} s. Session {session_id}{}.",
             summary.elapsed.as_secs_f64(),
@@ -624,7 +646,7 @@ pub async fn check(
         opts.progress == ProgressStyle::Live && !std::io::stdout().is_terminal()
     };
     if opts.json || table_unseen {
-        let _ = writeln!(
+        crate::wln!(
             err,
             "{text} in {:.1} s (session {session_id}, exit {})",
             summary.elapsed.as_secs_f64(),
@@ -666,7 +688,7 @@ fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult]) {
         .collect();
     let head = ["CHECK", "SERVER", "STATUS", "EVIDENCE", "WHAT TO DO"];
     for line in crate::table::aligned(&head, &rows, &[]) {
-        let _ = writeln!(out, "{line}");
+        crate::wln!(out, "{line}");
     }
 }
 
@@ -685,6 +707,7 @@ mod tests {
             servers: BTreeMap::new(),
             defaults: vec![],
             executor: exec,
+            warnings: vec![],
         };
         let opts = CheckOptions {
             runbook: Arc::new(sample_runbook()),
@@ -717,6 +740,7 @@ mod tests {
     fn rows(ages: &[i64]) -> QueryOutput {
         QueryOutput {
             sets: vec![ResultSet {
+                not_kept: 0,
                 columns: vec![
                     Column {
                         name: "name".into(),

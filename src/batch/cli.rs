@@ -9,7 +9,7 @@ use super::check::{CheckOptions, ProgressStyle, check};
 use super::run::{RunOptions, run_batch};
 use super::{Target, exit, operator_name};
 use crate::config::{Chain, Config, EnvSecrets};
-use crate::runbook::library::Library;
+use crate::runbook::library::{self, Library};
 use btsdr_sim::drill::Drill;
 
 /// Flags of `btsdr check` (flatten into the `Check` command).
@@ -80,6 +80,10 @@ fn inputs(runbook: &str, answers: Option<&Path>, set: &[String]) -> Result<Input
             .collect::<Vec<_>>()
             .join("\n")
     })?;
+    // A bad user runbook never blocks the others: said on stderr, then ignored.
+    for w in &lib.warnings {
+        crate::errln!("{w}\n  note: {}", library::IGNORED);
+    }
     let rb = lib.get(runbook).ok_or_else(|| {
         format!(
             "no runbook `{runbook}`. Available: {}",
@@ -136,7 +140,15 @@ pub async fn target(
             let typed = tokio::task::block_in_place(|| {
                 crate::config::secrets::prompt_missing(env, &secrets)
             })?;
-            let t = Target::from_environment(env, &Chain(&secrets, &typed))?;
+            let mut t = Target::from_environment(env, &Chain(&secrets, &typed))?;
+            if let Some(w) = &cfg.file_warning {
+                t.warnings.insert(0, w.clone());
+            }
+            // What cron runs says it too, not only the UI.
+            for w in &t.warnings {
+                crate::errln!("warning: {w}");
+                tracing::warn!("{w}");
+            }
             Ok((t, None))
         }
         (None, None) => Err("say where to run: --env NAME or --drill SCENARIO".into()),
@@ -157,9 +169,9 @@ pub fn check_main(args: CheckArgs, config: Option<&Path>) -> u8 {
     let fail = |err: &mut std::io::Stderr, m: String| {
         // Diagnostics that carry a position already say `error:`.
         if m.contains(": error: ") {
-            let _ = writeln!(err, "{m}");
+            crate::wln!(err, "{m}");
         } else {
-            let _ = writeln!(err, "error: {m}");
+            crate::wln!(err, "error: {m}");
         }
         exit::SETUP
     };
@@ -212,9 +224,9 @@ pub fn run_main(
     let fail = |err: &mut std::io::Stderr, m: String| {
         // Diagnostics that carry a position already say `error:`.
         if m.contains(": error: ") {
-            let _ = writeln!(err, "{m}");
+            crate::wln!(err, "{m}");
         } else {
-            let _ = writeln!(err, "error: {m}");
+            crate::wln!(err, "error: {m}");
         }
         exit::SETUP
     };

@@ -53,6 +53,9 @@ pub struct Target {
     /// when neither `--set` nor the answers file gives one.
     pub defaults: Vec<(String, String)>,
     pub executor: Arc<dyn Executor>,
+    /// Security warnings about the connections (trust_server_certificate, clear text, a
+    /// config file others can read): printed on stderr and journaled as notes.
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Target {
@@ -88,12 +91,18 @@ impl Target {
             // No standby configured: its checks do not apply (rather than "cannot connect").
             defaults.push(("use_log_shipping".into(), "false".into()));
         }
+        let warnings = env
+            .roles()
+            .into_iter()
+            .flat_map(|role| env.profiles(role).iter().flat_map(|p| p.warnings()))
+            .collect();
         Ok(Target {
             environment: env.name.clone(),
             drill: false,
             servers,
             defaults,
             executor: Arc::new(executor),
+            warnings,
         })
     }
 
@@ -117,6 +126,7 @@ impl Target {
             servers,
             defaults: drill.variables().into_iter().collect(),
             executor: Arc::new(executor),
+            warnings: Vec::new(),
         })
     }
 
@@ -152,6 +162,9 @@ pub fn could_not_run(e: &SqlError) -> bool {
 /// What to do about an error, for people reading a terminal or a monitoring alert.
 pub fn error_advice(e: &SqlError) -> String {
     match e {
+        SqlError::Connect { message, .. } if message == crate::sql::connect::NO_TLS => {
+            "Enable TLS on the server, or set encrypt = \"not_supported\" in this environment's profile if clear text is acceptable on this network.".into()
+        }
         SqlError::Connect { server, .. } => format!(
             "Check that {server} is up and reachable from this machine (SQL Server service, SQL Browser, firewall) and that the environment names the right server."
         ),

@@ -71,7 +71,7 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn line(&mut self, s: &str) {
-        let _ = writeln!(self.out, "{s}");
+        crate::wln!(self.out, "{s}");
         let _ = self.out.flush();
     }
 
@@ -119,18 +119,18 @@ pub async fn run_batch(
     let vars = match resolve_variables(&rb, &opts.answers, &opts.sets, &opts.target.defaults) {
         Ok(v) => v,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            crate::wln!(err, "error: {e}");
             return summary;
         }
     };
     if let Some(m) = super::answers::missing(&rb, &vars, None) {
-        let _ = writeln!(err, "error: {m}");
+        crate::wln!(err, "error: {m}");
         return summary;
     }
     let (session_id, journal) = match create_session(&opts.data_dir, chrono::Utc::now(), &rb.id) {
         Ok(x) => x,
         Err(e) => {
-            let _ = writeln!(err, "error: cannot create the session journal: {e}");
+            crate::wln!(err, "error: cannot create the session journal: {e}");
             return summary;
         }
     };
@@ -147,6 +147,7 @@ pub async fn run_batch(
             session_id: session_id.clone(),
             environment: opts.target.environment.clone(),
             drill: opts.target.drill,
+            security_warnings: opts.target.warnings.clone(),
             ..EngineOptions::default()
         },
     );
@@ -175,7 +176,7 @@ pub async fn run_batch(
     );
     for h in o.show(d.send(Input::Start)) {
         if let Happened::Refused(t) | Happened::JournalFailed(t) = h {
-            let _ = writeln!(err, "error: {t}");
+            crate::wln!(err, "error: {t}");
             return summary;
         }
     }
@@ -184,7 +185,7 @@ pub async fn run_batch(
     let mut stalls = 0;
     loop {
         if let Some(e) = d.halted() {
-            let _ = writeln!(err, "error: {e}\n{resume}");
+            crate::wln!(err, "error: {e}\n{resume}");
             summary.code = exit::SETUP;
             return summary;
         }
@@ -197,7 +198,7 @@ pub async fn run_batch(
                 .filter(|s| matches!(s.state, StepState::Blocked { .. }))
                 .map(|s| s.id.clone())
                 .collect();
-            let _ = writeln!(
+            crate::wln!(
                 err,
                 "error: nothing more can run: steps {} wait for steps that did not finish.\n{resume}",
                 blocked.join(", ")
@@ -250,13 +251,13 @@ pub async fn run_batch(
                     Some(StepState::Failed { error }) => format!("failed: {error}"),
                     _ => "is in doubt: the outcome on the server is unknown; check on the server whether it took effect".into(),
                 };
-                let _ = writeln!(err, "stopped: step {id} ({}) {why}", step.title);
+                crate::wln!(err, "stopped: step {id} ({}) {why}", step.title);
                 if let Some((s, Some(e))) = &o.failed
                     && s == &id
                 {
-                    let _ = writeln!(err, "what to do: {}", error_advice(e));
+                    crate::wln!(err, "what to do: {}", error_advice(e));
                 }
-                let _ = writeln!(err, "{resume}");
+                crate::wln!(err, "{resume}");
                 summary.code = exit::FAILED;
                 summary.stopped_at = Some(id);
                 return summary;
@@ -269,7 +270,7 @@ pub async fn run_batch(
                 skip(&mut d, &mut o, "dry run: manual step not performed");
             }
             NextAction::ConfirmManual => {
-                let _ = write!(o.out, "{}", manual_text(&d, &id));
+                crate::w!(o.out, "{}", manual_text(&d, &id));
                 o.line(&format!(
                     "stopped at manual step {id}: do it, then confirm it in the UI. {resume}"
                 ));
@@ -363,7 +364,7 @@ pub async fn run_batch(
         if d.engine().state().records == records_before && d.in_flight() == 0 {
             stalls += 1;
             if stalls > 2 {
-                let _ = writeln!(
+                crate::wln!(
                     err,
                     "error: step {id} cannot go on in a batch (see the messages above).\n{resume}"
                 );

@@ -36,7 +36,13 @@ pub use drill::DrillConfig;
 pub use secrets::{Chain, EnvSecrets, MapSecrets, Secret, SecretSource};
 
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 15;
-pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 600;
+/// Without `statement_timeout_secs` in the config, no ceiling below a step's own largest
+/// `timeout_secs` (86,400): each step's timeout applies. Written, it caps every statement.
+pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 86_400;
+/// Rows of one result kept in memory; the server's further rows are counted, not kept.
+pub const DEFAULT_MAX_RESULT_ROWS: u64 = 100_000;
+/// Memory one result may hold (cells and text); past it rows are counted, not kept.
+pub const DEFAULT_MAX_RESULT_MIB: u64 = 16;
 
 /// Environment names of drill sessions: `drill:SCENARIO` (the built-in simulator).
 pub const DRILL_PREFIX: &str = "drill:";
@@ -49,6 +55,8 @@ pub struct Config {
     pub environments: BTreeMap<String, Environment>,
     /// Things the UI should show (`file:line:col: warning: ...`); not errors.
     pub warnings: Vec<String>,
+    /// The file can be read by other users (also the first of `warnings`).
+    pub file_warning: Option<String>,
 }
 
 /// One BizTalk group's SQL side.
@@ -101,8 +109,13 @@ pub struct ServerProfile {
     pub encrypt: Option<Encrypt>,
     pub trust_server_certificate: bool,
     pub connect_timeout_secs: u64,
-    /// Used when a statement does not set its own timeout.
+    /// The longest any statement may run: a step's own `timeout_secs` can shorten it, never
+    /// lengthen it (the smaller wins).
     pub statement_timeout_secs: u64,
+    /// Rows of one result kept; the rest are counted (`ResultSet::not_kept`).
+    pub max_result_rows: u64,
+    /// MiB one result may hold in memory; past it rows are counted, not kept.
+    pub max_result_mib: u64,
 }
 
 impl ServerProfile {
@@ -122,6 +135,8 @@ impl ServerProfile {
             trust_server_certificate: false,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             statement_timeout_secs: DEFAULT_STATEMENT_TIMEOUT_SECS,
+            max_result_rows: DEFAULT_MAX_RESULT_ROWS,
+            max_result_mib: DEFAULT_MAX_RESULT_MIB,
         }
     }
 
@@ -166,6 +181,12 @@ impl ServerProfile {
             w.push(format!(
                 "{server}: trust_server_certificate is on: the server's TLS certificate is not \
                  checked, so a machine in the middle could read the login and the data"
+            ));
+        }
+        if self.encrypt == Some(Encrypt::Off) {
+            w.push(format!(
+                "{server}: encrypt = \"off\": only the login is encrypted; every statement and \
+                 result crosses the network in clear text"
             ));
         }
         if self.encrypt == Some(Encrypt::NotSupported) && !self.is_loopback() {
@@ -314,6 +335,7 @@ impl Config {
         let mut cfg = Self::parse(&text, &shown)?;
         cfg.path = Some(path.to_path_buf());
         if let Some(w) = permission_warning(path) {
+            cfg.file_warning = Some(w.clone());
             cfg.warnings.insert(0, w);
         }
         Ok(cfg)
@@ -418,6 +440,7 @@ impl Config {
             return Err(ConfigError::Invalid(sink.diags));
         }
         Ok(Config {
+            file_warning: None,
             path: None,
             environments,
             warnings,
@@ -487,6 +510,8 @@ struct RawProfile {
     trust_server_certificate: Option<bool>,
     connect_timeout_secs: Option<Spanned<i64>>,
     statement_timeout_secs: Option<Spanned<i64>>,
+    max_result_rows: Option<Spanned<i64>>,
+    max_result_mib: Option<Spanned<i64>>,
 }
 
 /// `msgbox = { ... }` / `[environments.x.msgbox]`, or an array of profiles.
@@ -546,6 +571,7 @@ impl Validator<'_, '_> {
         }
 
         let mut cs_auth = None;
+        let mut cs_security: Option<(AdoSecurity, Range<usize>)> = None;
         let target = match (&p.server, &p.connection_string) {
             (Some(s), Some(c)) => {
                 let (ss, cs) = (s.span(), c.span());
@@ -577,8 +603,9 @@ impl Validator<'_, '_> {
                 }
             },
             (None, Some(c)) => match self.connection_string(c) {
-                Some((t, auth)) => {
+                Some((t, auth, sec)) => {
                     cs_auth = auth;
+                    cs_security = Some((sec, c.span()));
                     Some(t)
                 }
                 None => None,
@@ -669,9 +696,8 @@ impl Validator<'_, '_> {
             );
         }
 
-        let encrypt = match &p.encrypt {
-            None if matches!(target, Some(Target::ConnectionString(_))) => None,
-            None => Some(Encrypt::Required),
+        let key_encrypt = match &p.encrypt {
+            None => None,
             Some(e) => match e.get_ref().as_str() {
                 "required" => Some(Encrypt::Required),
                 "off" => Some(Encrypt::Off),
@@ -685,6 +711,47 @@ impl Validator<'_, '_> {
                     None
                 }
             },
+        };
+        // A connection string may lower encryption only when the profile says the same in
+        // btsdr's own words (`encrypt = "off"` / `"not_supported"`); then it is warned about.
+        let encrypt = match (
+            cs_security
+                .as_ref()
+                .and_then(|(s, at)| s.encrypt.map(|e| (e, at))),
+            key_encrypt,
+        ) {
+            (None, k) => Some(k.unwrap_or(Encrypt::Required)),
+            (Some((Encrypt::Required, _)), None | Some(Encrypt::Required)) => {
+                Some(Encrypt::Required)
+            }
+            (Some((cs, _)), Some(k)) if cs == k => Some(k),
+            (Some((cs, at)), k) => {
+                let word = match cs {
+                    Encrypt::Required => "required",
+                    Encrypt::Off => "off",
+                    Encrypt::NotSupported => "not_supported",
+                };
+                let what_cs = match cs {
+                    Encrypt::Required => "requires encryption",
+                    Encrypt::Off => {
+                        "encrypts only the login: every statement and result would cross the network in clear text"
+                    }
+                    Encrypt::NotSupported => {
+                        "turns encryption off: the login and all data would cross the network in clear text"
+                    }
+                };
+                self.err(
+                    at.clone(),
+                    format!(
+                        "the connection string's `Encrypt` {what_cs}, and the profile's `encrypt` {}",
+                        if k.is_some() { "says otherwise" } else { "does not agree" }
+                    ),
+                    &format!(
+                        "if that is really meant, write encrypt = \"{word}\" in this profile too (it is then warned about on every run); otherwise remove `Encrypt` from the connection string"
+                    ),
+                );
+                None
+            }
         };
 
         let database = match &p.database {
@@ -712,6 +779,20 @@ impl Validator<'_, '_> {
             DEFAULT_STATEMENT_TIMEOUT_SECS,
             7 * 24 * 3600,
         );
+        let max_result_rows = self.count(
+            &p.max_result_rows,
+            "max_result_rows",
+            DEFAULT_MAX_RESULT_ROWS,
+            10_000_000,
+            "rows",
+        );
+        let max_result_mib = self.count(
+            &p.max_result_mib,
+            "max_result_mib",
+            DEFAULT_MAX_RESULT_MIB,
+            4096,
+            "MiB",
+        );
 
         if self.sink.diags.len() > before {
             return None;
@@ -723,9 +804,12 @@ impl Validator<'_, '_> {
             password_env,
             database,
             encrypt,
-            trust_server_certificate: p.trust_server_certificate.unwrap_or(false),
+            trust_server_certificate: p.trust_server_certificate.unwrap_or(false)
+                || cs_security.is_some_and(|(s, _)| s.trust_server_certificate),
             connect_timeout_secs,
             statement_timeout_secs,
+            max_result_rows,
+            max_result_mib,
         };
         let (line, col) = self.sink.line_col(span.start);
         for w in profile.warnings() {
@@ -735,6 +819,30 @@ impl Validator<'_, '_> {
             ));
         }
         Some(profile)
+    }
+
+    fn count(
+        &mut self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        default: u64,
+        max: u64,
+        unit: &str,
+    ) -> u64 {
+        match v {
+            None => default,
+            Some(s) => match u64::try_from(*s.get_ref()) {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    self.err(
+                        s.span(),
+                        format!("`{key}` is {}, which is out of range", s.get_ref()),
+                        &format!("give a number of {unit} from 1 to {max}"),
+                    );
+                    default
+                }
+            },
+        }
     }
 
     fn secs(&mut self, v: &Option<Spanned<i64>>, key: &str, default: u64, max: u64) -> u64 {
@@ -754,10 +862,27 @@ impl Validator<'_, '_> {
         }
     }
 
-    /// Checks an ADO.NET string; returns the target and the auth it implies.
-    fn connection_string(&mut self, c: &Spanned<String>) -> Option<(Target, Option<Auth>)> {
+    /// Checks an ADO.NET string; returns the target, the auth it implies and what it says
+    /// about encryption.
+    fn connection_string(
+        &mut self,
+        c: &Spanned<String>,
+    ) -> Option<(Target, Option<Auth>, AdoSecurity)> {
         let s = c.get_ref();
-        let pairs = ado_pairs(s);
+        let bad = |me: &mut Self, e: String| {
+            me.err(
+                c.span(),
+                format!("bad connection string: {e}"),
+                "use the ADO.NET form, e.g. \"Server=tcp:host,1433;Database=master\"",
+            );
+        };
+        let pairs = match ado_parse(s) {
+            Ok(p) => p,
+            Err(e) => {
+                bad(self, e);
+                return None;
+            }
+        };
         if let Some((k, _)) = pairs.iter().find(|(k, _)| k == "password" || k == "pwd") {
             self.err(
                 c.span(),
@@ -766,12 +891,15 @@ impl Validator<'_, '_> {
             );
             return None;
         }
-        if let Err(e) = tiberius::Config::from_ado_string(s) {
-            self.err(
-                c.span(),
-                format!("bad connection string: {e}"),
-                "use the ADO.NET form, e.g. \"Server=tcp:host,1433;Database=master\"",
-            );
+        let security = match ado_security(&pairs) {
+            Ok(sec) => sec,
+            Err(e) => {
+                bad(self, e);
+                return None;
+            }
+        };
+        if let Err(e) = tiberius::Config::from_ado_string(&ado_for_driver(&pairs)) {
+            bad(self, e.to_string());
             return None;
         }
         let integrated = pairs.iter().any(|(k, v)| {
@@ -783,6 +911,7 @@ impl Validator<'_, '_> {
         Some((
             Target::ConnectionString(s.clone()),
             integrated.then_some(Auth::Integrated),
+            security,
         ))
     }
 }
@@ -833,68 +962,185 @@ pub fn parse_server(s: &str) -> Result<Target, String> {
     })
 }
 
-/// `key=value;` pairs of an ADO.NET string, keys lowercased and trimmed. Values may be
-/// quoted with `"` or `'` (doubled quotes inside). Enough to find keys; tiberius parses it.
-pub(crate) fn ado_pairs(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
+/// The key/value pairs of an ADO.NET connection string, parsed exactly as tiberius parses it
+/// (`tiberius::client::config::ado_parser`, 0.13): keys lower-cased, `==` in a key is `=`,
+/// values bare (to `;`, trailing blanks cut), `'...'` or `"..."` (the quote doubled inside),
+/// or `{...}` (to the first `}`). A later key wins, as in tiberius. What tiberius would read
+/// as a separate pair is one here too: a `Password=` after a `{...}` value is found.
+pub fn ado_parse(input: &str) -> Result<Vec<(String, String)>, String> {
+    if !input.is_ascii() {
+        return Err("the connection string contains non-ASCII characters".into());
+    }
+    let b = input.as_bytes();
+    let n = b.len();
+    let mut i = 0;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let trailing = |i: &mut usize, err: &str| -> Result<(), String> {
+        while *i < n && b[*i] != b';' {
+            if !b[*i].is_ascii_whitespace() {
+                return Err(err.to_string());
+            }
+            *i += 1;
+        }
+        Ok(())
+    };
+    while i < n {
+        while i < n && (b[i] == b';' || b[i].is_ascii_whitespace()) {
+            i += 1;
+        }
+        if i >= n {
+            break;
+        }
         let mut key = String::new();
-        for c in chars.by_ref() {
-            if c == '=' || c == ';' {
-                if c == ';' {
-                    key.clear();
+        loop {
+            if i >= n || b[i] == b';' {
+                return Err("key-value pairs must be joined by a `=`".into());
+            }
+            if b[i] == b'=' {
+                if i + 1 < n && b[i + 1] == b'=' {
+                    key.push('=');
+                    i += 2;
                     continue;
                 }
+                i += 1;
                 break;
             }
-            key.push(c);
+            key.push(char::from(b[i]));
+            i += 1;
         }
         let key = key.trim().to_ascii_lowercase();
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
+        if key.is_empty() {
+            return Err("a key in the connection string is empty".into());
         }
-        let mut value = String::new();
-        match chars.peek().copied() {
-            Some(q @ ('"' | '\'')) => {
-                chars.next();
-                while let Some(c) = chars.next() {
-                    if c == q {
-                        if chars.peek() == Some(&q) {
-                            chars.next();
-                            value.push(q);
-                            continue;
-                        }
-                        break;
-                    }
-                    value.push(c);
+        while i < n && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let value = if i < n && (b[i] == b'\'' || b[i] == b'"') {
+            let quote = b[i];
+            i += 1;
+            let mut v = String::new();
+            loop {
+                if i >= n {
+                    return Err("the connection string has an unclosed quote".into());
                 }
-                for c in chars.by_ref() {
-                    if c == ';' {
-                        break;
+                if b[i] == quote {
+                    if i + 1 < n && b[i + 1] == quote {
+                        v.push(char::from(quote));
+                        i += 2;
+                        continue;
                     }
+                    i += 1;
+                    break;
                 }
+                v.push(char::from(b[i]));
+                i += 1;
             }
-            _ => {
-                for c in chars.by_ref() {
-                    if c == ';' {
-                        break;
-                    }
-                    value.push(c);
+            trailing(&mut i, "unexpected characters after a quoted value")?;
+            v
+        } else if i < n && b[i] == b'{' {
+            i += 1;
+            let mut v = String::new();
+            loop {
+                if i >= n {
+                    return Err("the connection string has an unclosed brace `{`".into());
                 }
+                if b[i] == b'}' {
+                    i += 1;
+                    break;
+                }
+                v.push(char::from(b[i]));
+                i += 1;
             }
-        }
-        if key.is_empty() && value.trim().is_empty() && chars.peek().is_none() {
-            break;
-        }
-        if !key.is_empty() {
-            out.push((key, value.trim().to_string()));
-        }
-        if chars.peek().is_none() {
-            break;
+            trailing(&mut i, "unexpected characters after a `{...}` value")?;
+            v
+        } else {
+            let start = i;
+            while i < n && b[i] != b';' {
+                i += 1;
+            }
+            input[start..i].trim_end().to_string()
+        };
+        pairs.retain(|(k, _)| *k != key);
+        pairs.push((key, value));
+        if i < n && b[i] == b';' {
+            i += 1;
         }
     }
-    out
+    Ok(pairs)
+}
+
+/// [`ado_parse`], or no pairs for a string that does not parse (the config refuses those).
+pub(crate) fn ado_pairs(s: &str) -> Vec<(String, String)> {
+    ado_parse(s).unwrap_or_default()
+}
+
+/// The keys btsdr maps itself (see [`ado_security`]); the rest goes to tiberius.
+const SECURITY_KEYS: [&str; 3] = [
+    "encrypt",
+    "trustservercertificate",
+    "trust server certificate",
+];
+
+/// What a connection string says about encryption and certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdoSecurity {
+    /// `None`: no `Encrypt` key (then encryption is required).
+    pub encrypt: Option<Encrypt>,
+    pub trust_server_certificate: bool,
+}
+
+/// Maps every spelling of `Encrypt` and `TrustServerCertificate` explicitly (ADO.NET's
+/// `true/yes/mandatory`, `false/no/optional`, `strict`; tiberius's `DANGER_PLAINTEXT`),
+/// case-insensitively; anything else is an error naming the accepted values.
+pub fn ado_security(pairs: &[(String, String)]) -> Result<AdoSecurity, String> {
+    let mut sec = AdoSecurity {
+        encrypt: None,
+        trust_server_certificate: false,
+    };
+    for (k, v) in pairs {
+        let v = v.trim().to_ascii_lowercase();
+        match k.as_str() {
+            "encrypt" => {
+                sec.encrypt = Some(match v.as_str() {
+                    "true" | "yes" | "mandatory" => Encrypt::Required,
+                    "false" | "no" | "optional" => Encrypt::Off,
+                    "danger_plaintext" => Encrypt::NotSupported,
+                    "strict" => {
+                        return Err("Encrypt=Strict (TDS 8.0) is not supported by btsdr: use Encrypt=Mandatory".into());
+                    }
+                    other => {
+                        return Err(format!(
+                            "Encrypt={other} is not a value btsdr knows: use Mandatory (or True/Yes), Optional (or False/No: the data then crosses the network in clear text)"
+                        ));
+                    }
+                });
+            }
+            "trustservercertificate" | "trust server certificate" => {
+                sec.trust_server_certificate = match v.as_str() {
+                    "true" | "yes" => true,
+                    "false" | "no" => false,
+                    other => {
+                        return Err(format!(
+                            "TrustServerCertificate={other} is not a value btsdr knows: use False (the default) or True"
+                        ));
+                    }
+                };
+            }
+            _ => {}
+        }
+    }
+    Ok(sec)
+}
+
+/// The connection string for tiberius: the pairs without the keys btsdr maps itself, each
+/// value double-quoted, so what tiberius reads is exactly what btsdr checked.
+pub fn ado_for_driver(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .filter(|(k, _)| !SECURITY_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| format!("{}=\"{}\"", k.replace('=', "=="), v.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 fn ado_user(cs: &str) -> Option<String> {

@@ -184,7 +184,7 @@ pub fn prompt_missing(env: &Environment, known: &EnvSecrets) -> Result<MapSecret
 pub fn read_hidden(prompt: &str) -> Result<String, String> {
     use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers, read};
     use std::io::Write as _;
-    eprint!("{prompt}");
+    eprint!("{}", crate::plain::plain(prompt));
     let _ = std::io::stderr().flush();
     crossterm::terminal::enable_raw_mode().map_err(|e| format!("cannot read the password: {e}"))?;
     let mut s = String::new();

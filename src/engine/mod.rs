@@ -55,6 +55,10 @@ pub struct EngineOptions {
     pub declared_at: Option<DateTime<Utc>>,
     /// The failure plan the session is part of, if it was started from one.
     pub plan: Option<PlanRef>,
+    /// Security warnings about the connections (trust_server_certificate, clear text, a
+    /// config file others can read): journaled as notes when the session starts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_warnings: Vec<String>,
 }
 
 /// How a run was asked for.
@@ -622,6 +626,10 @@ impl Engine {
             ""
         };
         self.emit(out, now, &o.operator, None, ev, details);
+        for w in &o.security_warnings {
+            let text = format!("security warning: {w}");
+            self.emit(out, now, &o.operator, None, Event::Note { text }, "");
+        }
         Ok(())
     }
 

@@ -83,6 +83,7 @@ fn kinds(fx: &[Effect]) -> Vec<String> {
 fn rows(data: &[(&str, i64)]) -> QueryOutput {
     QueryOutput {
         sets: vec![ResultSet {
+            not_kept: 0,
             columns: vec![
                 Column {
                     name: "name".into(),
@@ -1246,6 +1247,7 @@ fn full_session(e: &mut Engine) -> Vec<Effect> {
         "after-drop",
         Ok(QueryOutput {
             sets: vec![ResultSet {
+                not_kept: 0,
                 columns: vec![Column {
                     name: "one".into(),
                     type_name: "int".into(),
@@ -1490,4 +1492,29 @@ fn a_rerun_that_never_started_leaves_the_step_in_doubt_and_verify_is_journaled_o
     let replayed = Engine::replay(Arc::clone(&rb), vars(&rb), opts(), &records).unwrap();
     assert_eq!(replayed.step_state("drop-db"), Some(&StepState::InDoubt));
     assert_eq!(replayed.in_doubt(), vec!["drop-db".to_string()]);
+}
+
+/// Issue 14: connection security warnings were shown in the UI only; every session (UI,
+/// check, run --batch) now journals them as notes when it starts, so the report shows them.
+#[test]
+fn security_warnings_are_journaled_at_start() {
+    let rb = sample_runbook();
+    let v = vars(&rb);
+    let mut e = Engine::new(
+        Arc::new(rb),
+        v,
+        EngineOptions {
+            security_warnings: vec!["sql01: trust_server_certificate is on".into()],
+            ..opts()
+        },
+    );
+    let fx = e.handle(Input::Start, t(0));
+    assert_eq!(kinds(&fx), ["journal:session_started", "journal:note"]);
+    let Some(Effect::Journal { record }) = fx.get(1) else {
+        panic!("{fx:?}");
+    };
+    assert!(
+        matches!(&record.event, Event::Note { text } if text == "security warning: sql01: trust_server_certificate is on"),
+        "{record:?}"
+    );
 }

@@ -12,9 +12,54 @@ fn t(d: Option<chrono::DateTime<chrono::Utc>>) -> String {
     )
 }
 
-/// Escapes a table cell.
+/// Untrusted text (server values, errors, names, notes) as inert Markdown: control
+/// characters made visible, HTML's `& < >` as entities (no `<script>` or `<img onerror>`
+/// reaches a renderer), the Markdown that makes links, code, emphasis and table cells
+/// (brackets, backticks, `*`, `|`, backslash) backslash-escaped, one line.
+pub fn text(s: &str) -> String {
+    let s = crate::plain::plain_line(s);
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '[' | ']' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A table cell: [`text`].
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    text(s)
+}
+
+/// An inline code span; text that could close it (a backtick) is written as [`text`].
+fn code(s: &str) -> String {
+    let s = crate::plain::plain_line(s);
+    if s.contains('`') || s.trim().is_empty() {
+        text(&s)
+    } else {
+        format!("`{s}`")
+    }
+}
+
+/// A fenced block: the fence is longer than any run of backticks inside.
+fn fenced(lang: &str, body: &str) -> String {
+    let body = crate::plain::plain(body);
+    let mut longest = 0;
+    let mut run = 0;
+    for c in body.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}{lang}\n{}\n{fence}", body.trim())
 }
 
 pub fn markdown(r: &Report) -> String {
@@ -28,28 +73,28 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(
         o,
         "# {}{mode}\n",
-        if r.title.is_empty() {
+        text(if r.title.is_empty() {
             &r.runbook_id
         } else {
             &r.title
-        }
+        })
     );
     if !r.intact {
         let _ = writeln!(
             o,
             "> **JOURNAL DAMAGED — DO NOT SIGN.** {}. This report covers only the records \
              before the damage; keep the journal as evidence.\n",
-            r.journal_status
+            text(&r.journal_status)
         );
     }
     let _ = writeln!(o, "| | |\n|---|---|");
-    let _ = writeln!(o, "| Session | `{}` |", r.session_id);
+    let _ = writeln!(o, "| Session | {} |", code(&r.session_id));
     let _ = writeln!(
         o,
-        "| Runbook | `{}` v{} (content SHA-256 `{}`) |",
-        r.runbook_id,
-        r.version,
-        short(&r.content_hash)
+        "| Runbook | {} v{} (content SHA-256 {}) |",
+        code(&r.runbook_id),
+        text(&r.version),
+        code(short(&r.content_hash))
     );
     let _ = writeln!(o, "| Environment | {} |", cell(&r.environment));
     if let Some(p) = &r.plan {
@@ -93,8 +138,8 @@ pub fn markdown(r: &Report) -> String {
     let label = if open { "RTO so far" } else { "RTO achieved" };
     let _ = writeln!(o, "| {label} | {rto} |");
     let rpo = match &r.mark {
-        Some((name, Some(time))) => format!("restored to mark `{}` at {}", cell(name), cell(time)),
-        Some((name, None)) => format!("restored to mark `{}`", cell(name)),
+        Some((name, Some(time))) => format!("restored to mark {} at {}", code(name), cell(time)),
+        Some((name, None)) => format!("restored to mark {}", code(name)),
         None => "no restore to a mark recorded".to_string(),
     };
     let rpo_target = super::rpo_note(r);
@@ -126,10 +171,10 @@ pub fn markdown(r: &Report) -> String {
             .unwrap_or_else(|| "—".into());
         let _ = writeln!(
             o,
-            "| {} | {} `{}` | {} | {started} | {dur} | {} |",
+            "| {} | {} {} | {} | {started} | {dur} | {} |",
             i + 1,
             cell(&l.title),
-            l.id,
+            code(&l.id),
             l.status.label(),
             cell(&l.by)
         );
@@ -150,46 +195,60 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(o, "## Failures, skips and open questions\n");
         for l in problems {
             let why = match l.status {
-                StepStatus::Skipped => format!("skipped by {}: {}", l.by, l.skip_reason),
+                StepStatus::Skipped => {
+                    format!("skipped by {}: {}", text(&l.by), text(&l.skip_reason))
+                }
                 StepStatus::Failed | StepStatus::InDoubt => l
                     .error
-                    .clone()
-                    .unwrap_or_else(|| "started, no outcome recorded".into()),
+                    .as_deref()
+                    .map_or_else(|| "started, no outcome recorded".into(), text),
                 s => format!(
                     "{}; then {} on attempt {}",
-                    l.failed_attempts.join("; "),
+                    text(&l.failed_attempts.join("; ")),
                     s.label(),
                     l.attempts
                 ),
             };
-            let _ = writeln!(o, "- **{}** `{}` — {}", l.title, l.id, why.trim());
+            let _ = writeln!(
+                o,
+                "- **{}** {} — {}",
+                text(&l.title),
+                code(&l.id),
+                why.trim()
+            );
         }
         o.push('\n');
     }
 
     let _ = writeln!(o, "## Evidence\n");
     for l in r.steps.iter().filter(|l| l.status != StepStatus::NotRun) {
-        let _ = writeln!(o, "### {} `{}` — {}\n", l.title, l.id, l.status.label());
+        let _ = writeln!(
+            o,
+            "### {} {} — {}\n",
+            text(&l.title),
+            code(&l.id),
+            l.status.label()
+        );
         if let Some(s) = &l.statement {
             let _ = writeln!(
                 o,
-                "On the {} server, database `{}`:\n\n```sql\n{}\n```",
+                "On the {} server, database {}:\n\n{}",
                 s.role,
-                s.database,
-                s.sql.trim()
+                code(&s.database),
+                fenced("sql", &s.sql)
             );
             if !s.params.is_empty() {
                 let ps: Vec<String> = s
                     .params
                     .iter()
-                    .map(|(n, v)| format!("@{n} = {v}"))
+                    .map(|(n, v)| format!("@{} = {}", text(n), text(&v.to_string())))
                     .collect();
                 let _ = writeln!(o, "Parameters: {}", ps.join(", "));
             }
             o.push('\n');
         }
         for (ok, text) in &l.assertions {
-            let _ = writeln!(o, "- {} {}", if *ok { "✔" } else { "✘" }, text);
+            let _ = writeln!(o, "- {} {}", if *ok { "✔" } else { "✘" }, self::text(text));
         }
         if let Some(set) = &l.evidence
             && !set.columns.is_empty()
@@ -217,15 +276,22 @@ pub fn markdown(r: &Report) -> String {
             if set.rows.len() > 50 {
                 let _ = writeln!(o, "\n({} more rows in the journal)", set.rows.len() - 50);
             }
+            if set.not_kept > 0 {
+                let _ = writeln!(
+                    o,
+                    "\n**Result cap reached:** {} more rows were received and not kept (max_result_rows / max_result_mib).",
+                    set.not_kept
+                );
+            }
         }
         if !l.note.is_empty() {
-            let _ = writeln!(o, "\nNote ({}): {}", l.by, l.note);
+            let _ = writeln!(o, "\nNote ({}): {}", text(&l.by), text(&l.note));
         }
         if !l.manual_evidence.is_empty() {
-            let _ = writeln!(o, "\nEvidence recorded: {}", l.manual_evidence);
+            let _ = writeln!(o, "\nEvidence recorded: {}", text(&l.manual_evidence));
         }
         if let Some((name, sha)) = &l.file {
-            let _ = writeln!(o, "\nWrote `{name}` (SHA-256 `{sha}`)");
+            let _ = writeln!(o, "\nWrote {} (SHA-256 {})", code(name), code(sha));
         }
         o.push('\n');
     }
@@ -233,21 +299,30 @@ pub fn markdown(r: &Report) -> String {
     if !r.notes.is_empty() {
         let _ = writeln!(o, "## Notes\n");
         for (at, who, text) in &r.notes {
-            let _ = writeln!(o, "- {} {}: {}", at.format("%H:%M:%S"), who, text);
+            let _ = writeln!(
+                o,
+                "- {} {}: {}",
+                at.format("%H:%M:%S"),
+                self::text(who),
+                self::text(text)
+            );
         }
         o.push('\n');
     }
 
     let _ = writeln!(
         o,
-        "## Journal\n\n{}\n\nFinal hash: `{}`\n",
-        r.journal_status, r.final_hash
+        "## Journal\n\n{}\n\nFinal hash: {}\n",
+        text(&r.journal_status),
+        code(&r.final_hash)
     );
     let _ = writeln!(o, "## Sign-off\n");
     for (at, name, role) in &r.signoffs {
         let _ = writeln!(
             o,
-            "- Signed off by **{name}** ({role}) at {} — {}",
+            "- Signed off by **{}** ({}) at {} — {}",
+            text(name),
+            text(role),
             at.format("%Y-%m-%d %H:%M:%S UTC"),
             r.signoff_status(name)
         );
@@ -255,7 +330,13 @@ pub fn markdown(r: &Report) -> String {
     if !r.signatures.is_empty() {
         let _ = writeln!(o, "\nSSH signatures of the journal:\n");
         for s in &r.signatures {
-            let _ = writeln!(o, "- {} over record {}: {}", s.principal, s.seq, s.status);
+            let _ = writeln!(
+                o,
+                "- {} over record {}: {}",
+                text(&s.principal),
+                s.seq,
+                text(&s.status)
+            );
         }
     }
     let _ = writeln!(

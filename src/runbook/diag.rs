@@ -85,6 +85,11 @@ impl<'a> Sink<'a> {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         self.index.line_col(offset)
     }
+
+    /// The file's text.
+    pub fn source(&self) -> &'a str {
+        self.index.text
+    }
 }
 
 #[cfg(test)]

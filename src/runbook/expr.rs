@@ -6,6 +6,11 @@ use serde::Serialize;
 
 use btsdr_types::{ResultSet, Row, ValueRef};
 
+/// Deepest nesting a condition (`(`, `not`, and/or chains) or a template (`{{#each}}`) may
+/// have. Everything built from them (evaluation, printing, dropping) recurses, so an
+/// unbounded depth from a hostile file would overflow the stack.
+pub const MAX_DEPTH: usize = 32;
+
 /// A `when` condition: `use_bam`, `not use_sso`, `edition == 'Standard'`, `a and (b or c)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Cond {
@@ -21,7 +26,11 @@ pub enum Cond {
 impl Cond {
     pub fn parse(src: &str) -> Result<Cond, String> {
         let toks = tokenize(src)?;
-        let mut p = CondParser { toks, pos: 0 };
+        let mut p = CondParser {
+            toks,
+            pos: 0,
+            depth: 0,
+        };
         let c = p.or()?;
         if let Some(t) = p.toks.get(p.pos) {
             return Err(format!("unexpected `{}` in condition", t.text()));
@@ -182,34 +191,55 @@ pub fn is_ident(s: &str) -> bool {
 struct CondParser {
     toks: Vec<Tok>,
     pos: usize,
+    /// Depth of the tree built so far (parentheses, `not`, and each `and`/`or` link).
+    depth: usize,
 }
 
 impl CondParser {
     fn peek_word(&self, w: &str) -> bool {
         matches!(self.toks.get(self.pos), Some(Tok::Ident(s)) if s.eq_ignore_ascii_case(w))
     }
+    /// Goes one level deeper, or refuses past [`MAX_DEPTH`].
+    fn deeper(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "the condition nests more than {MAX_DEPTH} levels deep (parentheses, `not`, `and`, `or`): split it or simplify it"
+            ));
+        }
+        Ok(())
+    }
     fn or(&mut self) -> Result<Cond, String> {
+        let outer = self.depth;
         let mut left = self.and()?;
         while self.peek_word("or") {
             self.pos += 1;
+            self.deeper()?;
             let right = self.and()?;
             left = Cond::Or(Box::new(left), Box::new(right));
         }
+        self.depth = outer;
         Ok(left)
     }
     fn and(&mut self) -> Result<Cond, String> {
+        let outer = self.depth;
         let mut left = self.not()?;
         while self.peek_word("and") {
             self.pos += 1;
+            self.deeper()?;
             let right = self.not()?;
             left = Cond::And(Box::new(left), Box::new(right));
         }
+        self.depth = outer;
         Ok(left)
     }
     fn not(&mut self) -> Result<Cond, String> {
         if self.peek_word("not") {
             self.pos += 1;
-            return Ok(Cond::Not(Box::new(self.not()?)));
+            self.deeper()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Cond::Not(Box::new(inner)));
         }
         self.atom()
     }
@@ -217,7 +247,9 @@ impl CondParser {
         match self.toks.get(self.pos).cloned() {
             Some(Tok::LParen) => {
                 self.pos += 1;
+                self.deeper()?;
                 let c = self.or()?;
+                self.depth -= 1;
                 if self.toks.get(self.pos) != Some(&Tok::RParen) {
                     return Err("a `)` is missing".into());
                 }
@@ -530,7 +562,14 @@ impl Assertion {
         let set = set.unwrap_or(&empty);
         let result = match &self.rule {
             Rule::Rows { op, operand } => {
-                compare(ValueRef::Int(set.rows.len() as i64), *op, operand, get)
+                // A capped result still counted every row the server sent.
+                let n = (set.rows.len() as u64).saturating_add(set.not_kept);
+                compare(
+                    ValueRef::Int(i64::try_from(n).unwrap_or(i64::MAX)),
+                    *op,
+                    operand,
+                    get,
+                )
             }
             Rule::Rows2(q, pred) => {
                 let mut res = Ok(match q {
@@ -560,6 +599,18 @@ impl Assertion {
                             _ => {}
                         },
                     }
+                }
+                // The rows not kept could change an undecided answer: say so, never guess.
+                let undecided = match q {
+                    Quantifier::Each | Quantifier::None => res == Ok(true),
+                    Quantifier::Any => res == Ok(false),
+                };
+                if set.not_kept > 0 && undecided {
+                    res = Err(format!(
+                        "the result reached its cap ({} rows kept, {} not kept): raise max_result_rows / max_result_mib or narrow the query",
+                        set.rows.len(),
+                        set.not_kept
+                    ));
                 }
                 if set.rows.is_empty()
                     && set.column_index(pred.column()).is_none()
@@ -623,6 +674,11 @@ pub fn parse_template(src: &str) -> Result<Vec<Part>, String> {
         })?;
         let tag = after[..end].trim();
         if let Some(step) = tag.strip_prefix("#each ") {
+            if stack.len() > MAX_DEPTH {
+                return Err(format!(
+                    "`{{{{#each}}}}` nests more than {MAX_DEPTH} levels deep: simplify the template"
+                ));
+            }
             stack.push((step.trim().to_string(), Vec::new()));
         } else if tag == "/each" {
             if stack.len() < 2 {
@@ -795,6 +851,7 @@ mod tests {
 
     fn set() -> ResultSet {
         ResultSet {
+            not_kept: 0,
             columns: vec![
                 Column {
                     name: "name".into(),
@@ -849,6 +906,30 @@ mod tests {
         );
         assert!(Assertion::parse("rows", "'x'", "m").is_err());
         assert!(Assertion::parse("each", "a ~ 1", "m").is_err());
+    }
+
+    /// A result cut at the cap: counts include the rows not kept, and a quantifier the kept
+    /// rows cannot decide is an error, never a pass.
+    #[test]
+    fn capped_results_are_never_guessed() {
+        let mut s = set();
+        s.not_kept = 5;
+        let check = |k: &str, e: &str| Assertion::parse(k, e, "m").unwrap().check(Some(&s), &vars);
+        assert!(check("rows", "== 7").passed);
+        assert!(!check("rows", "<= 2").passed);
+        // Decided by the kept rows.
+        assert!(!check("each", "age_hours <= 26").passed);
+        assert!(check("any", "age_hours <= 26").passed);
+        // Not decided: the rows not kept could change the answer.
+        for (k, e) in [
+            ("each", "age_hours >= 0"),
+            ("none", "name == 'SSODB'"),
+            ("any", "age_hours > 100"),
+        ] {
+            let r = check(k, e);
+            assert!(!r.passed, "{k}: {e}");
+            assert!(r.detail.contains("reached its cap"), "{}", r.detail);
+        }
     }
 
     #[test]

@@ -11,6 +11,10 @@ use super::loader;
 use super::model::Runbook;
 use super::raw::RawRunbook;
 
+/// What happens to a user runbook file with problems, for messages.
+pub const IGNORED: &str =
+    "this user runbook file was ignored (an embedded runbook with the same id stays in use)";
+
 #[derive(Debug, Default)]
 pub struct Library {
     pub runbooks: Vec<Arc<Runbook>>,

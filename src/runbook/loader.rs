@@ -81,7 +81,11 @@ pub fn validate(
 ) -> Result<Runbook, Vec<Diagnostic>> {
     let sink = Sink::new(origin, text);
     let mut raw = raw;
-    let mut v = Validator { sink, rows };
+    let mut v = Validator {
+        sink,
+        rows,
+        runbook_id: raw.id.get_ref().clone(),
+    };
     v.resolve_uses(&mut raw, resolve);
     let rb = v.runbook(raw, origin, text);
     if v.sink.diags.is_empty() {
@@ -96,6 +100,53 @@ pub fn validate(
 struct Validator<'a> {
     sink: Sink<'a>,
     rows: Option<&'a HashSet<String>>,
+    /// The id of the runbook being validated (set first).
+    runbook_id: String,
+}
+
+/// Check steps (runbook id, step id) allowed to run dynamic SQL through sp_executesql, with
+/// why; nothing else about them is exempt.
+const DYNAMIC_SQL_CHECKS: &[(&str, &str)] = &[
+    // Counts unfinished BAM activity instances: the activity tables have per-deployment
+    // names, so the query is built from sys.tables with QUOTENAME and runs through
+    // sp_executesql; it only SELECTs. (Issue 17's runbook helper may rewrite it.)
+    ("restore", "bam.incomplete"),
+    // The same step, inherited with `uses = "restore:bam.incomplete"`.
+    ("disaster-recovery", "notjob.incomplete"),
+];
+
+/// Where `sub` (a byte offset into the value of the string at `at`) is in the file: exact
+/// for literal strings ('...' and '''...'''), else the start of the value.
+fn offset_in_value(text: &str, at: &Range<usize>, value: &str, sub: usize) -> usize {
+    let Some(raw) = text.get(at.clone()) else {
+        return at.start;
+    };
+    let (delim, rest) = if let Some(r) = raw
+        .strip_prefix("'''")
+        .or_else(|| raw.strip_prefix("\"\"\""))
+    {
+        (3, r)
+    } else if raw.starts_with(['\'', '"']) {
+        (1, &raw[1..])
+    } else {
+        return at.start;
+    };
+    // A newline right after an opening triple quote is not part of the value.
+    let skip = if delim == 3 {
+        if rest.starts_with("\r\n") {
+            2
+        } else {
+            usize::from(rest.starts_with('\n'))
+        }
+    } else {
+        0
+    };
+    let prefix = &value[..sub.min(value.len())];
+    if rest[skip..].starts_with(prefix) {
+        at.start + delim + skip + sub
+    } else {
+        at.start
+    }
 }
 
 fn span<T>(s: &Spanned<T>) -> Range<usize> {
@@ -344,6 +395,21 @@ impl Validator<'_> {
             origin: origin.to_string(),
             content_hash: hex::encode(Sha256::digest(text.as_bytes())),
         })
+    }
+
+    /// A check step's SQL may only read (see [`super::readonly`]).
+    fn read_only(&mut self, sql: &Spanned<String>, step: &str) {
+        let exempt = DYNAMIC_SQL_CHECKS.contains(&(self.runbook_id.as_str(), step));
+        if let Err((off, msg)) = super::readonly::check(sql.get_ref())
+            && !(exempt && msg.contains("sp_executesql"))
+        {
+            let at = offset_in_value(self.sink.source(), &span(sql), sql.get_ref(), off);
+            self.err(
+                at..at,
+                format!("check step `{step}` must only read: {msg}"),
+                Some("`btsdr check` runs checks unattended: put statements that change anything in a `sql` step (with `destructive = true` where it applies)"),
+            );
+        }
     }
 
     fn cond(&mut self, w: &Spanned<String>, kinds: &HashMap<String, VarKind>) -> Option<Cond> {
@@ -691,6 +757,9 @@ impl Validator<'_> {
                 let sql = match &st.sql {
                     Some(s) => {
                         self.sql(s, &st.params, kinds);
+                        if kind == "check" {
+                            self.read_only(s, &id);
+                        }
                         s.get_ref().clone()
                     }
                     None => {

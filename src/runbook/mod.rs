@@ -9,3 +9,4 @@ pub mod loader;
 pub mod model;
 pub mod print;
 pub mod raw;
+pub mod readonly;

@@ -6,17 +6,42 @@ use tiberius::{ColumnData, ColumnType, FromSql, QueryItem, QueryStream};
 
 use btsdr_types::{Column, ResultSet, Rows, SqlError, Value};
 
-/// Reads every result set of a reply.
+/// How much of one result is kept in memory; the server's further rows are read (so the
+/// connection stays usable) and counted in `ResultSet::not_kept`, never stored.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub rows: u64,
+    pub bytes: u64,
+    /// The connection's read meter, reset at every row (see `connect::Meter`).
+    pub meter: Option<super::connect::Meter>,
+}
+
+impl Limits {
+    pub fn of(p: &crate::config::ServerProfile) -> Limits {
+        Limits {
+            rows: p.max_result_rows,
+            bytes: p.max_result_mib.saturating_mul(1 << 20),
+            meter: None,
+        }
+    }
+}
+
+/// Reads every result set of a reply, keeping at most `limits` of each.
 pub(crate) async fn collect(
     mut stream: QueryStream<'_>,
+    limits: Limits,
 ) -> Result<Vec<ResultSet>, tiberius::error::Error> {
     let mut sets: Vec<(Vec<tiberius::Column>, ResultSet)> = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     while let Some(item) = stream.try_next().await? {
+        if let Some(m) = &limits.meter {
+            m.reset();
+        }
         match item {
             QueryItem::Metadata(m) => {
                 let cols = m.columns().to_vec();
                 let rs = ResultSet {
+                    not_kept: 0,
                     columns: cols
                         .iter()
                         .map(|c| Column {
@@ -37,6 +62,15 @@ pub(crate) async fn collect(
                 let Some((_, rs)) = sets.last_mut() else {
                     continue;
                 };
+                // Once over a limit, every further row is only counted: memory stays bounded
+                // however long the server goes on.
+                if rs.not_kept > 0
+                    || rs.rows.len() as u64 >= limits.rows
+                    || rs.rows.heap_bytes() as u64 >= limits.bytes
+                {
+                    rs.not_kept = rs.not_kept.saturating_add(1);
+                    continue;
+                }
                 values.clear();
                 for (i, (col, data)) in row.cells().enumerate() {
                     // Nullable int/float/datetime columns only say their width in the data.

@@ -26,8 +26,8 @@ use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{SqlClient, connect};
-use super::convert::{collect, statement_error};
+use super::connect::{Meter, SqlClient, connect};
+use super::convert::{Limits, collect, statement_error};
 use crate::config::{Environment, Secret, SecretSource, ServerProfile};
 use btsdr_types::Role;
 use btsdr_types::{Param, Progress, QueryOutput, SqlError, Statement, ValueRef};
@@ -236,6 +236,8 @@ impl Executor for TiberiusExecutor {
 
 struct Conn {
     client: SqlClient,
+    /// Counts what the connection reads (see `connect::Meter`).
+    meter: Meter,
     /// `@@SPID`, for progress polling; `None` if the server did not say.
     spid: Option<i64>,
 }
@@ -308,11 +310,7 @@ impl Actor {
             }
         }
 
-        let secs = if job.stmt.timeout_secs > 0 {
-            job.stmt.timeout_secs
-        } else {
-            self.profile.statement_timeout_secs
-        };
+        let secs = effective_timeout(job.stmt.timeout_secs, self.profile.statement_timeout_secs);
         let Some(conn) = self.conn.as_mut() else {
             return Err(SqlError::Protocol {
                 message: "no connection (internal error)".into(),
@@ -320,8 +318,14 @@ impl Actor {
         };
         let spid = conn.spid.filter(|_| job.stmt.long_running);
         let outcome = {
-            let main =
-                tokio::time::timeout(Duration::from_secs(secs), run(&mut conn.client, &job.stmt));
+            let limits = Limits {
+                meter: Some(conn.meter.clone()),
+                ..Limits::of(&self.profile)
+            };
+            let main = tokio::time::timeout(
+                Duration::from_secs(secs),
+                run(&mut conn.client, &job.stmt, limits),
+            );
             let poll = poll_progress(
                 &mut self.monitor,
                 &self.profile,
@@ -379,13 +383,13 @@ type RunResult = Result<QueryOutput, (SqlError, bool)>;
 
 /// Connects and asks for the session id.
 async fn open(profile: &ServerProfile, password: Option<&Secret>) -> Result<Conn, SqlError> {
-    let mut client = connect(profile, password).await?;
+    let (mut client, meter) = connect(profile, password).await?;
     // Bounded like the connect itself: a server that logs us in and then stops answering
     // must not leave the step running forever.
     let limit = std::time::Duration::from_secs(profile.connect_timeout_secs.max(1));
     let ask = async {
         match client.simple_query("SELECT @@SPID AS spid").await {
-            Ok(stream) => match collect(stream).await {
+            Ok(stream) => match collect(stream, Limits::of(profile)).await {
                 Ok(sets) => Ok(sets
                     .first()
                     .and_then(|s| s.rows.first())
@@ -411,7 +415,11 @@ async fn open(profile: &ServerProfile, password: Option<&Secret>) -> Result<Conn
             });
         }
     };
-    Ok(Conn { client, spid })
+    Ok(Conn {
+        client,
+        meter,
+        spid,
+    })
 }
 
 /// A server error for `@@SPID` only costs progress reporting; anything else is a failed connect.
@@ -425,8 +433,18 @@ fn spid_error(e: tiberius::error::Error, p: &ServerProfile) -> Result<Option<i64
     }
 }
 
+/// A statement's timeout: the step's own (`step`, 0 = none) shortens the profile's
+/// `statement_timeout_secs`, never lengthens it.
+pub fn effective_timeout(step: u64, profile: u64) -> u64 {
+    match (step, profile) {
+        (0, p) => p,
+        (s, 0) => s,
+        (s, p) => s.min(p),
+    }
+}
+
 /// Sets the database, then runs the statement and reads every result set.
-async fn run(client: &mut SqlClient, stmt: &Statement) -> RunResult {
+async fn run(client: &mut SqlClient, stmt: &Statement, limits: Limits) -> RunResult {
     let (sql, values) = bind(stmt).map_err(|e| (e, false))?;
     let params: Vec<&dyn tiberius::ToSql> = values.iter().map(|v| v.as_ref()).collect();
     let stream = if params.is_empty() {
@@ -434,11 +452,27 @@ async fn run(client: &mut SqlClient, stmt: &Statement) -> RunResult {
     } else {
         client.query(sql, &params).await
     };
+    if let Some(m) = &limits.meter {
+        m.reset();
+    }
+    let meter = limits.meter.clone();
     let sets = match stream {
-        Ok(s) => collect(s).await,
+        Ok(s) => collect(s, limits).await,
         Err(e) => Err(e),
     }
-    .map_err(statement_error)?;
+    .map_err(|e| match &meter {
+        // Our own refusal, not a network fault: say so (the connection is dropped).
+        Some(m) if m.tripped() => (
+            SqlError::Protocol {
+                message: format!(
+                    "the server sent more than {} MiB for one row (max_result_mib): the reply was abandoned",
+                    m.limit() >> 20
+                ),
+            },
+            true,
+        ),
+        _ => statement_error(e),
+    })?;
     Ok(QueryOutput {
         sets,
         rows_affected: Vec::new(),
@@ -528,7 +562,7 @@ async fn poll_progress(
     };
     if monitor.is_none() {
         match connect(profile, password).await {
-            Ok(c) => *monitor = Some(c),
+            Ok((c, _)) => *monitor = Some(c),
             Err(e) => {
                 tracing::debug!("progress connection failed: {e}");
                 return std::future::pending().await;
@@ -551,7 +585,12 @@ async fn poll_progress(
         let Some(mut client) = monitor.take() else {
             return std::future::pending().await;
         };
-        match tokio::time::timeout(Duration::from_secs(5), run(&mut client, &stmt)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            run(&mut client, &stmt, Limits::of(profile)),
+        )
+        .await
+        {
             Ok(Ok(out)) => {
                 *monitor = Some(client);
                 if let Some(p) = progress_of(&out) {

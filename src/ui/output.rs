@@ -243,13 +243,18 @@ pub fn output_columns(out: &StepOutput, w: usize, i: usize) -> usize {
 
 fn set_title(out: &StepOutput, s: usize) -> String {
     let set = &out.sets[s];
-    format!(
+    let title = format!(
         "Result set {} of {} · {} rows × {} columns",
         s + 1,
         out.sets.len(),
         thousands(set.rows.len()),
         set.columns.len()
-    )
+    );
+    if set.not_kept > 0 {
+        format!("{title} · CAP REACHED: {} more rows not kept", set.not_kept)
+    } else {
+        title
+    }
 }
 
 pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {

@@ -125,6 +125,7 @@ impl Executor for FakeExec {
 pub fn set(cols: &[&str], rows: Vec<Vec<Value>>) -> QueryOutput {
     QueryOutput {
         sets: vec![ResultSet {
+            not_kept: 0,
             columns: cols
                 .iter()
                 .map(|c| Column {
@@ -169,6 +170,7 @@ pub fn demo_exec() -> FakeExec {
 
 pub fn options(drill: bool, dry_run: bool) -> EngineOptions {
     EngineOptions {
+        security_warnings: Vec::new(),
         dry_run,
         two_person_rule: false,
         operator: "alice".into(),

@@ -71,6 +71,14 @@ pub struct Column {
 pub struct ResultSet {
     pub columns: Vec<Column>,
     pub rows: Rows,
+    /// Rows the server sent past the result cap (`max_result_rows` / `max_result_mib`):
+    /// counted, not kept. Non-zero means `rows` is only the beginning of the result.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_kept: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ResultSet {

@@ -338,6 +338,7 @@ pub fn get_backup_databases(ctx: &mut Ctx, a: &Args) -> R<()> {
         .map(|(s, d)| vec![text(s), text(d)])
         .collect();
     ctx.b.out.push(Reply::Rows(ResultSet {
+        not_kept: 0,
         columns: vec![
             Column {
                 name: "ServerName".into(),
@@ -380,6 +381,7 @@ pub fn get_backup_history(ctx: &mut Ctx, a: &Args) -> R<()> {
         "datetime", "bit",
     ];
     ctx.b.out.push(Reply::Rows(ResultSet {
+        not_kept: 0,
         columns: cols
             .iter()
             .zip(types)

@@ -73,7 +73,11 @@ pub type R<T> = Result<T, Fail>;
 /// Syntax error (102) naming the statement.
 pub fn syntax(msg: &str, sql: &str) -> Fail {
     Fail::one(
-        102,
+        if msg == super::parse::TOO_DEEP {
+            191
+        } else {
+            102
+        },
         format!("{msg} (simulator, statement: {})", excerpt(sql)),
     )
 }
@@ -2084,7 +2088,11 @@ pub fn to_result_set(t: Table) -> ResultSet {
                 .collect::<Vec<Value>>()
         })
         .collect();
-    ResultSet { columns, rows }
+    ResultSet {
+        not_kept: 0,
+        columns,
+        rows,
+    }
 }
 
 fn conform(v: Value, ty: &str) -> Value {

@@ -799,6 +799,7 @@ pub fn restore(ctx: &mut Ctx, r: &RestoreStmt) -> R<()> {
 
 fn rs(cols: &[(&str, &str)], rows: Vec<Vec<Value>>) -> ResultSet {
     ResultSet {
+        not_kept: 0,
         columns: cols
             .iter()
             .map(|(n, t)| Column {

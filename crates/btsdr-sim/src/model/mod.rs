@@ -98,7 +98,7 @@ impl SimBackend {
             Ok(s) => s,
             Err(e) => {
                 return vec![error_reply(
-                    102,
+                    if e == parse::TOO_DEEP { 191 } else { 102 },
                     format!(
                         "{e} (btsdr simulator, statement: {})",
                         lex::excerpt(&request.sql)

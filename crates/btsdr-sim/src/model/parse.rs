@@ -187,7 +187,17 @@ pub enum Stmt {
 pub struct Parser<'a> {
     t: &'a [Tok],
     pos: usize,
+    /// Nesting of statements, queries and expressions so far; see [`MAX_DEPTH`].
+    depth: usize,
 }
+
+/// Deepest nesting the parser accepts. Parsing, running and dropping a statement recurse,
+/// so a client's 10,000 parentheses would otherwise overflow the server's stack. SQL Server
+/// refuses such text with error 191 ("nested too deeply").
+pub const MAX_DEPTH: usize = 64;
+
+/// SQL Server's message for error 191.
+pub const TOO_DEEP: &str = "Some part of your SQL statement is nested too deeply. Rewrite the query or break it up into smaller queries.";
 
 type PResult<T> = Result<T, String>;
 
@@ -295,7 +305,20 @@ const RESERVED: &[&str] = &[
 
 impl<'a> Parser<'a> {
     pub fn new(t: &'a [Tok]) -> Self {
-        Parser { t, pos: 0 }
+        Parser {
+            t,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    /// One level deeper, or error 191's text past [`MAX_DEPTH`]; pair with `self.depth -= 1`.
+    fn enter(&mut self) -> PResult<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(TOO_DEEP.into());
+        }
+        Ok(())
     }
 
     fn peek(&self) -> Option<&'a Tok> {
@@ -406,6 +429,13 @@ impl<'a> Parser<'a> {
     }
 
     pub fn stmt(&mut self) -> PResult<Stmt> {
+        self.enter()?;
+        let s = self.stmt_inner();
+        self.depth -= 1;
+        s
+    }
+
+    fn stmt_inner(&mut self) -> PResult<Stmt> {
         self.skip_semis();
         let Some(first) = self.peek() else {
             return Err("Incorrect syntax near the end of the batch".into());
@@ -1011,6 +1041,13 @@ impl<'a> Parser<'a> {
     // ---- SELECT --------------------------------------------------------------------------
 
     pub fn select(&mut self) -> PResult<Select> {
+        self.enter()?;
+        let s = self.select_inner();
+        self.depth -= 1;
+        s
+    }
+
+    fn select_inner(&mut self) -> PResult<Select> {
         if self.eat_sym("(") {
             let s = self.select()?;
             self.expect_sym(")")?;
@@ -1223,27 +1260,41 @@ impl<'a> Parser<'a> {
     // ---- expressions ---------------------------------------------------------------------
 
     pub fn expr(&mut self) -> PResult<Expr> {
-        self.or()
+        self.enter()?;
+        let e = self.or();
+        self.depth -= 1;
+        e
     }
+    // Each link of a left-nested chain (`a OR b OR c`) deepens the tree by one, so the
+    // chains below count as nesting too.
     fn or(&mut self) -> PResult<Expr> {
+        let outer = self.depth;
         let mut l = self.and()?;
         while self.eat_kw("or") {
+            self.enter()?;
             let r = self.and()?;
             l = Expr::Bin(BinOp::Or, Box::new(l), Box::new(r));
         }
+        self.depth = outer;
         Ok(l)
     }
     fn and(&mut self) -> PResult<Expr> {
+        let outer = self.depth;
         let mut l = self.not()?;
         while self.eat_kw("and") {
+            self.enter()?;
             let r = self.not()?;
             l = Expr::Bin(BinOp::And, Box::new(l), Box::new(r));
         }
+        self.depth = outer;
         Ok(l)
     }
     fn not(&mut self) -> PResult<Expr> {
         if self.eat_kw("not") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.enter()?;
+            let e = self.not();
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(e?)));
         }
         self.cmp()
     }
@@ -1313,6 +1364,7 @@ impl<'a> Parser<'a> {
         Ok(l)
     }
     fn add(&mut self) -> PResult<Expr> {
+        let outer = self.depth;
         let mut l = self.mul()?;
         loop {
             let op = if self.sym("+") {
@@ -1323,12 +1375,15 @@ impl<'a> Parser<'a> {
                 break;
             };
             self.pos += 1;
+            self.enter()?;
             let r = self.mul()?;
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
+        self.depth = outer;
         Ok(l)
     }
     fn mul(&mut self) -> PResult<Expr> {
+        let outer = self.depth;
         let mut l = self.unary()?;
         loop {
             let op = if self.sym("*") {
@@ -1341,17 +1396,21 @@ impl<'a> Parser<'a> {
                 break;
             };
             self.pos += 1;
+            self.enter()?;
             let r = self.unary()?;
             l = Expr::Bin(op, Box::new(l), Box::new(r));
         }
+        self.depth = outer;
         Ok(l)
     }
     fn unary(&mut self) -> PResult<Expr> {
-        if self.eat_sym("-") {
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
-        }
-        if self.eat_sym("+") {
-            return self.unary();
+        let neg = self.sym("-");
+        if neg || self.sym("+") {
+            self.pos += 1;
+            self.enter()?;
+            let e = self.unary();
+            self.depth -= 1;
+            return if neg { Ok(Expr::Neg(Box::new(e?))) } else { e };
         }
         self.primary()
     }

@@ -712,6 +712,7 @@ fn configure(ctx: &mut Ctx, a: &Args) -> R<()> {
 fn config_rows(ctx: &Ctx, only: Option<&str>, show_adv: bool) -> ResultSet {
     let cols = ["name", "minimum", "maximum", "config_value", "run_value"];
     ResultSet {
+        not_kept: 0,
         columns: cols
             .iter()
             .enumerate()

@@ -4,11 +4,13 @@
 //! Plaintext only (PRELOGIN says encryption is not supported): tiberius clients must set
 //! `EncryptionLevel::NotSupported` and use SQL Server authentication.
 
-mod login;
-mod packet;
-mod rpc;
+// The codec pieces are public so tests can play a misbehaving server (endless results,
+// cut packets) with the same encoding.
+pub mod login;
+pub mod packet;
+pub mod rpc;
 mod server;
-mod tokens;
+pub mod tokens;
 
 pub use server::TdsServer;
 

@@ -632,6 +632,7 @@ mod tests {
 
     fn rs(type_name: &str, values: Vec<Value>) -> ResultSet {
         ResultSet {
+            not_kept: 0,
             columns: vec![Column {
                 name: "c".into(),
                 type_name: type_name.into(),
