@@ -278,6 +278,32 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
         "{s}"
     );
     insta::assert_snapshot!("sim_resume_in_doubt", stable(&s));
+    // A step in doubt blocks every other changing step (checks may still run): put the
+    // question aside, try another destructive step, and be refused before any confirmation.
+    h.press("esc");
+    go_to(&mut h, "store.dest-adhoc");
+    h.press("enter");
+    h.settle().await;
+    assert!(
+        !matches!(h.app.popups.last(), Some(Popup::TypedConfirm { .. })),
+        "a destructive step was offered while another is in doubt:\n{}",
+        h.screen()
+    );
+    assert_eq!(mark(&h, "store.dest-adhoc"), StepMark::Pending);
+    let said: Vec<String> = h.app.notices.iter().map(|n| n.text.clone()).collect();
+    assert!(
+        said.iter()
+            .any(|t| t.contains("job.configure") && t.contains("in doubt")),
+        "{said:?}\n{}",
+        h.screen()
+    );
+    go_to(&mut h, "job.configure");
+    h.press("enter");
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::InDoubt { .. })),
+        "{}",
+        h.screen()
+    );
     // Re-run it: destructive, so the word is asked again.
     h.press("2");
     assert!(
