@@ -559,3 +559,123 @@ async fn old_names_finds_every_group_column_and_both_old_instances() {
         "{found:#?}"
     );
 }
+
+/// End to end, `]` in an identifier: every check step of the shipped runbooks that names a
+/// database through `{{ident:x}}` is started by the engine (its own rendering) with a hostile
+/// value and sent to the simulator over TCP. SQL Server must see one bracket-quoted name (an
+/// answer about that name, never a syntax error), and nothing else may run: `master` stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bracket_in_an_identifier_never_changes_the_statement() {
+    use btsdr::engine::{Effect, Engine, EngineOptions, Input};
+    let lib = library();
+    let h = harness("healthy").await;
+    let hostile = "Biz]Talk]; DROP DATABASE master; --";
+    let (mut sent, mut with_ident) = (0, BTreeSet::new());
+    for rb in &lib.runbooks {
+        for (_, step) in rb.steps() {
+            let StepBody::Check(c) = &step.body else {
+                continue;
+            };
+            let idents: Vec<String> = parse_template(&c.sql)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| match p {
+                    Part::Ident(n) => Some(n),
+                    _ => None,
+                })
+                .collect();
+            for name in idents {
+                let mut o = BTreeMap::new();
+                o.insert(name.clone(), hostile.to_string());
+                let mut vars = variables(rb, &h.drill, &o);
+                if !applicable(rb, &step.id, &vars) {
+                    continue;
+                }
+                // The shipped variable rules already refuse `]` in names; take the rule off
+                // so the quoting itself is what is tested (and fill what a start requires).
+                let mut open = (**rb).clone();
+                for v in open.variables.iter_mut() {
+                    let unset = vars.get(&v.name).is_none_or(str::is_empty);
+                    if v.name == name || (v.required && unset) {
+                        v.pattern = None;
+                        v.min_len = None;
+                        v.max_len = None;
+                        v.choices.clear();
+                    }
+                    if v.required && unset {
+                        vars.set(&v.name, "placeholder".to_string());
+                    }
+                }
+                let rb = std::sync::Arc::new(open);
+                let mut e = Engine::new(
+                    rb,
+                    vars,
+                    EngineOptions {
+                        operator: "t".into(),
+                        session_id: "s".into(),
+                        environment: "drill:healthy".into(),
+                        drill: true,
+                        ..EngineOptions::default()
+                    },
+                );
+                let started = e.handle(Input::Start, chrono::Utc::now());
+                assert!(
+                    !started.iter().any(|f| matches!(f, Effect::Refused { .. })),
+                    "{}: {started:?}",
+                    step.id
+                );
+                let fx = e.handle(Input::Run(step.id.clone()), chrono::Utc::now());
+                let Some(mut stmt) = fx.into_iter().find_map(|f| match f {
+                    Effect::RunSql { statement, .. } => Some(statement),
+                    _ => None,
+                }) else {
+                    continue; // waits for another step: not startable on its own
+                };
+                assert!(
+                    stmt.sql.contains("[Biz]]Talk]]; DROP DATABASE master; --]"),
+                    "{}:{} did not bracket-quote {name}: {}",
+                    rb_id(&lib, &step.id),
+                    step.id,
+                    stmt.sql
+                );
+                stmt.timeout_secs = stmt.timeout_secs.min(60);
+                sent += 1;
+                with_ident.insert(format!("{}:{name}", step.id));
+                match run_once(&h.exec, stmt).await {
+                    Err(SqlError::Server {
+                        number, message, ..
+                    }) if [102, 105, 156].contains(&number) => panic!(
+                        "{}: the value changed the statement's shape: {message}",
+                        step.id
+                    ),
+                    Ok(_) | Err(SqlError::Server { .. }) => {}
+                    Err(e) => panic!("{}: not an answer: {e}", step.id),
+                }
+            }
+        }
+    }
+    assert!(
+        sent >= 3,
+        "only {sent} statements with identifiers were sent"
+    );
+    let master = Statement {
+        role: btsdr_types::Role::Source,
+        database: "master".into(),
+        sql: "SELECT name FROM sys.databases WHERE name = N'master'".into(),
+        params: vec![],
+        timeout_secs: 30,
+        long_running: false,
+    };
+    let out = run_once(&h.exec, master)
+        .await
+        .expect("the simulator answers");
+    assert_eq!(out.sets[0].rows.len(), 1, "master was dropped");
+    eprintln!("identifiers: {sent} statements sent for {with_ident:?}");
+}
+
+fn rb_id<'a>(lib: &'a Library, step: &str) -> &'a str {
+    lib.runbooks
+        .iter()
+        .find(|r| r.step(step).is_some())
+        .map_or("?", |r| r.id.as_str())
+}

@@ -221,13 +221,24 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
         s.contains("sp_update_jobstep"),
         "the statement is shown:\n{s}"
     );
-    h.type_text("configure");
-    h.press("enter");
-    assert!(matches!(
-        h.app.popups.last(),
-        Some(Popup::TypedConfirm { .. })
-    ));
-    h.press("ctrl-u");
+    // Near misses never start it: case, a letter short, a space, an extra character.
+    for near in [
+        "configure",
+        "CONFIGUR",
+        " CONFIGURE",
+        "CONFIGURE!",
+        "CONFIGURE CONFIGURE",
+    ] {
+        h.type_text(near);
+        h.press("enter");
+        assert!(
+            matches!(h.app.popups.last(), Some(Popup::TypedConfirm { .. })),
+            "`{near}` was accepted:\n{}",
+            h.screen()
+        );
+        assert_eq!(mark(&h, "job.configure"), StepMark::Pending, "`{near}`");
+        h.press("ctrl-u");
+    }
     h.type_text("CONFIGURE");
     h.press("enter");
     assert_eq!(mark(&h, "job.configure"), StepMark::Running);
