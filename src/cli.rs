@@ -109,7 +109,7 @@ pub enum Cmd {
     Journal(JournalCmd),
     /// Render a session's report.
     Report {
-        /// Session id (see `btsdr sessions`) or a journal file path.
+        /// Session id (see `btsdr sessions`), `latest` (the newest session) or a journal file path.
         session: String,
         /// md or html.
         #[arg(long, default_value = "md")]
@@ -175,9 +175,11 @@ pub use crate::config::operator_name;
 pub enum JournalCmd {
     /// Check a journal's hash chain; names the first edited, moved or missing record.
     /// Exit 0: intact; 1: damaged or tampered (or its head file is missing); 2: cannot read.
+    /// Without FILE: every session journal and the change log, one line each.
     Verify {
-        /// Journal file (`<data dir>/sessions/ID.jsonl`) or a session id.
-        file: String,
+        /// Journal file (`<data dir>/sessions/ID.jsonl`), a session id, `latest` (the newest
+        /// session) or `changelog`; none: all of them.
+        file: Option<String>,
         /// Who may sign (OpenSSH allowed_signers format; default <config dir>/allowed_signers).
         #[arg(long, value_name = "FILE")]
         allowed_signers: Option<PathBuf>,
@@ -375,7 +377,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Cmd::Journal(JournalCmd::Verify {
             file,
             allowed_signers,
-        })) => journal_verify(&file, allowed_signers.as_deref()),
+        })) => journal_verify(file.as_deref(), allowed_signers.as_deref()),
         Some(Cmd::Journal(JournalCmd::Sign {
             file,
             key,
@@ -575,8 +577,27 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
     })
 }
 
-/// A session id or a path to a journal file.
+/// What `latest` names: the session started last.
+pub const LATEST: &str = "latest";
+
+/// The journal of the session started last (`latest`).
+fn latest_session() -> Result<PathBuf, String> {
+    let data = paths::data_dir();
+    let list = crate::journal::list_sessions(&data)
+        .map_err(|e| format!("cannot list sessions in {}: {e}", data.display()))?;
+    list.into_iter().next().map(|s| s.path).ok_or_else(|| {
+        format!(
+            "no sessions yet in {}, so there is no `{LATEST}`; start one with `btsdr drill`",
+            crate::journal::sessions_dir(&data).display()
+        )
+    })
+}
+
+/// A session id, `latest`, or a path to a journal file (`./latest` for a file of that name).
 fn journal_file(arg: &str) -> Result<PathBuf, String> {
+    if arg == LATEST {
+        return latest_session();
+    }
     let p = PathBuf::from(arg);
     let p = if p.exists() || arg.contains('/') || arg.contains('\\') || arg.ends_with(".jsonl") {
         p
@@ -672,27 +693,7 @@ fn allowed_signers_path(file: Option<&std::path::Path>) -> PathBuf {
     )
 }
 
-fn journal_verify(arg: &str, allowed: Option<&std::path::Path>) -> ExitCode {
-    let path = match journal_file(arg) {
-        Ok(p) => p,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let report = match crate::journal::verify(&path) {
-        Ok(r) => r,
-        Err(e) => {
-            crate::errln!("error: cannot read {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    };
-    outln!("{}: {report}", path.display());
-    let mut ok = report.is_intact();
-    if let Some(problem) = crate::journal::sessions::binding_problem(&path) {
-        outln!("  {problem}");
-        ok = false;
-    }
+fn journal_verify(arg: Option<&str>, allowed: Option<&std::path::Path>) -> ExitCode {
     let signers_file = allowed_signers_path(allowed);
     let signers = match crate::journal::signing::load_allowed_signers(&signers_file) {
         Ok(s) => s,
@@ -701,41 +702,162 @@ fn journal_verify(arg: &str, allowed: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match crate::journal::signing::check_signatures(&path, &signers) {
-        Ok(sigs) if sigs.is_empty() => outln!("  no signatures (sign with `btsdr journal sign`)"),
-        Ok(sigs) => {
-            for s in sigs {
-                outln!(
-                    "  signature by {} over record {}: {}",
-                    if s.principal.is_empty() {
-                        "?"
-                    } else {
-                        &s.principal
-                    },
-                    s.seq,
-                    s.status
-                );
-                ok &= !matches!(s.status, crate::journal::signing::SigStatus::Invalid { .. });
+    let Some(arg) = arg else {
+        return verify_all(&signers, &signers_file);
+    };
+    let path = if arg == "changelog" {
+        crate::journal::Changelog::path(&paths::data_dir())
+    } else {
+        match journal_file(arg) {
+            Ok(p) => p,
+            Err(e) => {
+                crate::errln!("error: {e}");
+                return ExitCode::from(2);
             }
-            if signers.is_empty() {
+        }
+    };
+    match verify_one(&path, &signers) {
+        Ok(v) => {
+            outln!("{}: {}", path.display(), v.report);
+            for line in &v.details {
+                outln!("  {line}");
+            }
+            if v.signatures == 0 {
+                outln!("  no signatures (sign with `btsdr journal sign`)");
+            } else if signers.is_empty() {
                 outln!(
                     "  (no allowed signers in {}: no signature can be trusted)",
                     signers_file.display()
                 );
             }
+            if v.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
-            crate::errln!(
-                "error: cannot read the signatures of {}: {e}",
-                path.display()
-            );
-            return ExitCode::from(2);
+            crate::errln!("error: {e}");
+            ExitCode::from(2)
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
+}
+
+/// What [`verify_one`] found in one journal.
+struct Verified {
+    /// The chain's verdict, as one line.
+    report: String,
+    /// The session binding's problem and each signature's status.
+    details: Vec<String>,
+    signatures: usize,
+    ok: bool,
+}
+
+/// Checks a journal's chain, its binding to its file name and its signatures.
+fn verify_one(
+    path: &std::path::Path,
+    signers: &[crate::journal::signing::AllowedSigner],
+) -> Result<Verified, String> {
+    let report =
+        crate::journal::verify(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut ok = report.is_intact();
+    let mut details = Vec::new();
+    if let Some(problem) = crate::journal::sessions::binding_problem(path) {
+        details.push(problem);
+        ok = false;
+    }
+    let sigs = crate::journal::signing::check_signatures(path, signers)
+        .map_err(|e| format!("cannot read the signatures of {}: {e}", path.display()))?;
+    for s in &sigs {
+        details.push(format!(
+            "signature by {} over record {}: {}",
+            if s.principal.is_empty() {
+                "?"
+            } else {
+                &s.principal
+            },
+            s.seq,
+            s.status
+        ));
+        ok &= !matches!(s.status, crate::journal::signing::SigStatus::Invalid { .. });
+    }
+    Ok(Verified {
+        report: report.to_string(),
+        details,
+        signatures: sigs.len(),
+        ok,
+    })
+}
+
+/// `btsdr journal verify` without a file: every session journal (oldest first) and the
+/// change log, one line each; exit 1 if any fails, 2 if one cannot be read.
+fn verify_all(
+    signers: &[crate::journal::signing::AllowedSigner],
+    signers_file: &std::path::Path,
+) -> ExitCode {
+    let data = paths::data_dir();
+    let mut files = match crate::journal::sessions::session_files(&data) {
+        Ok(f) => f,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    files.sort();
+    let mut paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+    let changelog = crate::journal::Changelog::path(&data);
+    if changelog.is_file() {
+        paths.push(changelog);
+    }
+    if paths.is_empty() {
+        outln!(
+            "No journals yet in {}: nothing to verify.",
+            crate::journal::sessions_dir(&data).display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let (mut failed, mut unreadable) = (0usize, 0usize);
+    for path in &paths {
+        match verify_one(path, signers) {
+            Ok(v) => {
+                let mut line = format!(
+                    "{} {}: {}",
+                    if v.ok { "ok    " } else { "FAILED" },
+                    path.display(),
+                    v.report
+                );
+                if v.signatures > 0 {
+                    line.push_str(&format!("; {} signature(s)", v.signatures));
+                }
+                for d in v.details.iter().filter(|_| !v.ok) {
+                    line.push_str(&format!("; {d}"));
+                }
+                outln!("{line}");
+                failed += usize::from(!v.ok);
+            }
+            Err(e) => {
+                outln!("FAILED {}: {e}", path.display());
+                unreadable += 1;
+            }
+        }
+    }
+    outln!(
+        "{} journal(s): {} intact, {failed} failed, {unreadable} unreadable{}",
+        paths.len(),
+        paths.len() - failed - unreadable,
+        if signers.is_empty() {
+            format!(
+                " (no allowed signers in {}: no signature can be trusted)",
+                signers_file.display()
+            )
+        } else {
+            String::new()
+        }
+    );
+    if failed > 0 || unreadable > 0 {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

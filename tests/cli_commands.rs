@@ -153,3 +153,79 @@ async fn a_ui_session_journals_the_set_values() {
         Some("false")
     );
 }
+
+/// A started session journal of `runbook` in `<dir>/data`, begun at 23:00:`sec`.
+fn session(dir: &Path, sec: u32, runbook: &str) -> (String, std::path::PathBuf) {
+    use btsdr::engine::{Effect, Engine, EngineOptions, Input, Variables};
+    use chrono::TimeZone;
+    let lib = btsdr::runbook::library::Library::load(None).unwrap();
+    let rb = lib.get(runbook).unwrap();
+    let now = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 21, 23, 0, sec)
+        .single()
+        .unwrap();
+    let (id, mut w) = btsdr::journal::create_session(&dir.join("data"), now, runbook).unwrap();
+    let opts = EngineOptions {
+        session_id: id.clone(),
+        environment: "prod".into(),
+        operator: "amy".into(),
+        ..EngineOptions::default()
+    };
+    // The drill's values fill what the runbook needs before it can start.
+    let sc = btsdr_sim::scenario::Scenario::load("healthy").unwrap();
+    let mut vars = Variables::from_runbook(&rb);
+    for (k, v) in btsdr_sim::drill::scenario_variables(&sc) {
+        vars.set(&k, v);
+    }
+    let mut e = Engine::new(rb.clone(), vars, opts);
+    let fxs = e.handle(Input::Start, now);
+    assert!(!fxs.is_empty(), "the session starts");
+    for fx in fxs {
+        if let Effect::Journal { record } = fx {
+            w.append(record).unwrap();
+        }
+    }
+    (id, w.path().to_path_buf())
+}
+
+/// `journal verify` alone checks every journal and the change log, one line each, and fails
+/// when one does; `latest` names the session started last.
+#[test]
+fn verify_every_journal_and_latest() {
+    let dir = home();
+    let d = dir.path();
+    let r = btsdr(d, &["journal", "verify"]);
+    expect(&r, 0, "nothing to verify");
+    assert!(r.out.contains("nothing to verify"), "{}", r.out);
+    let r = btsdr(d, &["report", "latest"]);
+    expect(&r, 2, "no latest yet");
+    assert!(r.err.contains("no sessions yet"), "{}", r.err);
+
+    // Started in this order; the ids sort the other way (by runbook name at the same second).
+    let (old, old_path) = session(d, 10, "restore");
+    let (new, _) = session(d, 20, "backup");
+    let r = btsdr(d, &["changelog", "add", "installed CU6", "--who", "amy"]);
+    expect(&r, 0, "a change");
+    let r = btsdr(d, &["journal", "verify"]);
+    expect(&r, 0, "all intact");
+    let lines: Vec<&str> = r.out.lines().collect();
+    assert_eq!(lines.len(), 4, "three journals and a total: {}", r.out);
+    assert!(lines[..3].iter().all(|l| l.starts_with("ok")), "{}", r.out);
+    assert!(r.out.contains(&old) && r.out.contains(&new) && r.out.contains("changelog"));
+
+    let r = btsdr(d, &["journal", "verify", "latest"]);
+    expect(&r, 0, "latest verifies");
+    assert!(r.out.contains(&new) && !r.out.contains(&old), "{}", r.out);
+    let r = btsdr(d, &["report", "latest"]);
+    expect(&r, 0, "report latest");
+    assert!(r.out.contains(&new), "{}", r.out);
+
+    // An edited record in the older session: that line fails, the others stay ok, exit 1.
+    let text = std::fs::read_to_string(&old_path).unwrap();
+    std::fs::write(&old_path, text.replacen("\"amy\"", "\"eve\"", 1)).unwrap();
+    let r = btsdr(d, &["journal", "verify"]);
+    expect(&r, 1, "one damaged");
+    let failed: Vec<&str> = r.out.lines().filter(|l| l.starts_with("FAILED")).collect();
+    assert_eq!(failed.len(), 1, "{}", r.out);
+    assert!(failed[0].contains(&old), "{}", r.out);
+}
