@@ -92,10 +92,20 @@ pub enum Cmd {
     },
     /// List the available runbooks.
     List,
-    /// Print a runbook as a Markdown checklist.
+    /// Print a runbook as a Markdown checklist. With --env, --drill or --set its
+    /// `{{...}}` placeholders are filled for a paper checklist (a blank where no value is known).
     Show {
         /// Runbook id (see `btsdr list`).
         runbook: String,
+        /// Fill in the servers of this environment from the config file.
+        #[arg(long, conflicts_with = "drill")]
+        env: Option<String>,
+        /// Fill in the values of this drill scenario's simulated group.
+        #[arg(long, value_name = "SCENARIO")]
+        drill: Option<String>,
+        /// Set a runbook variable (repeatable; over the environment's or scenario's values).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
     },
     /// Validate runbook files (default: the embedded and user runbooks).
     Validate {
@@ -358,17 +368,38 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }),
-        Some(Cmd::Show { runbook }) => with_library(|lib| match lib.get(&runbook) {
-            Some(rb) => {
-                out!("{}", crate::runbook::print::markdown(&rb));
-                ExitCode::SUCCESS
-            }
-            None => {
+        Some(Cmd::Show {
+            runbook,
+            env,
+            drill,
+            set,
+        }) => with_library(|lib| {
+            let Some(rb) = lib.get(&runbook) else {
                 crate::errln!(
                     "error: no runbook `{runbook}`. Available: {}",
                     lib.ids().join(", ")
                 );
-                ExitCode::from(2)
+                return ExitCode::from(2);
+            };
+            if env.is_none() && drill.is_none() && set.is_empty() {
+                out!("{}", crate::runbook::print::markdown(&rb));
+                return ExitCode::SUCCESS;
+            }
+            match show_values(
+                config_path.as_deref(),
+                &rb,
+                env.as_deref(),
+                drill.as_deref(),
+                &set,
+            ) {
+                Ok((values, note)) => {
+                    out!(
+                        "{}",
+                        crate::runbook::print::markdown_filled(&rb, &values, &note)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => setup_error(&e),
             }
         }),
         Some(Cmd::Validate { paths }) => validate(&paths),
@@ -1157,6 +1188,96 @@ fn load_config(path: Option<&std::path::Path>) -> Result<crate::config::Config, 
     }
 }
 
+/// The values `btsdr show` fills in, as a session would start with them: the runbook's
+/// defaults, the environment's servers (where no default is given) or the drill scenario's
+/// values, then `--set`; and a line saying where they came from.
+fn show_values(
+    config_path: Option<&std::path::Path>,
+    rb: &crate::runbook::model::Runbook,
+    env: Option<&str>,
+    drill: Option<&str>,
+    set: &[String],
+) -> Result<(std::collections::BTreeMap<String, String>, String), String> {
+    use crate::batch::answers::{Answers, parse_set, resolve_variables};
+    let mut values: std::collections::BTreeMap<String, String> = rb
+        .variables
+        .iter()
+        .filter_map(|v| v.default.clone().map(|d| (v.name.clone(), d)))
+        .collect();
+    let mut from = Vec::new();
+    if let Some(name) = env {
+        let config = crate::config::Config::load(config_path).map_err(|e| e.to_string())?;
+        let env = config.environment(name).ok_or_else(|| {
+            let have: Vec<&str> = config.environments.keys().map(String::as_str).collect();
+            format!(
+                "no environment `{name}` in {}; configured: {}",
+                config
+                    .path
+                    .as_deref()
+                    .map_or_else(|| "the config file".into(), |p| p.display().to_string()),
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                }
+            )
+        })?;
+        let mut defaults: Vec<(String, String)> = env
+            .roles()
+            .into_iter()
+            .filter_map(|r| {
+                env.profile(r)
+                    .map(|p| (format!("{r}_sql_server"), p.display_server()))
+            })
+            .collect();
+        if env.profile(btsdr_types::Role::Destination).is_none() {
+            defaults.push(("use_log_shipping".into(), "false".into()));
+        }
+        for (k, v) in defaults {
+            if rb.variable(&k).is_some() && values.get(&k).is_none_or(|x| x.is_empty()) {
+                values.insert(k, v);
+            }
+        }
+        from.push(format!("environment `{}`", env.name));
+    }
+    if let Some(scenario) = drill {
+        let sc = btsdr_sim::scenario::Scenario::load(scenario)?;
+        for (k, v) in btsdr_sim::drill::scenario_variables(&sc) {
+            if rb.variable(&k).is_some() {
+                values.insert(k, v);
+            }
+        }
+        from.push(format!("drill scenario `{scenario}` (simulated servers)"));
+    }
+    let sets = set
+        .iter()
+        .map(|s| parse_set(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    resolve_variables(rb, &Answers::default(), &sets, &[])?;
+    if !sets.is_empty() {
+        from.push("--set".into());
+    }
+    values.extend(sets);
+    let note = format!(
+        "Filled in for {}. `{}` marks a value nobody has given yet: write it in.",
+        from.join(", "),
+        crate::runbook::print::BLANK
+    );
+    Ok((values, note))
+}
+
+/// Says `e` on stderr (each line an `error:` unless it names its own position) and exits 2.
+fn setup_error(e: &str) -> ExitCode {
+    for line in e.lines() {
+        if line.contains(": error: ") || line.trim_start().starts_with("help:") {
+            crate::errln!("{line}");
+        } else {
+            crate::errln!("error: {line}");
+        }
+    }
+    ExitCode::from(2)
+}
+
 /// `--set NAME=VALUE` and `--answers FILE` of a session the UI opens.
 #[derive(Debug, Default)]
 struct UiValues {
@@ -1246,12 +1367,7 @@ fn interactive(
         // Checked before the UI takes the terminal, as `run --batch` checks them.
         match ui_values(&book, values) {
             Ok(v) => opener.sets = v,
-            Err(e) => {
-                for line in e.lines() {
-                    crate::errln!("error: {line}");
-                }
-                return ExitCode::from(2);
-            }
+            Err(e) => return setup_error(&e),
         }
         opener.drill_runbook = rb;
     }

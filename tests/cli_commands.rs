@@ -229,3 +229,58 @@ fn verify_every_journal_and_latest() {
     assert_eq!(failed.len(), 1, "{}", r.out);
     assert!(failed[0].contains(&old), "{}", r.out);
 }
+
+/// `show` prints the placeholders as written; `--env`, `--drill` and `--set` fill them for a
+/// paper checklist, with a visible blank for what nobody gave.
+#[test]
+fn show_fills_placeholders_for_a_paper_checklist() {
+    let dir = home();
+    let d = dir.path();
+    let r = btsdr(d, &["show", "restore"]);
+    expect(&r, 0, "show as written");
+    assert!(r.out.contains("{{destination_sql_server}}"), "{}", r.out);
+
+    let r = btsdr(
+        d,
+        &[
+            "show",
+            "restore",
+            "--drill",
+            "healthy",
+            "--set",
+            "tracking_analysis_server=SSAS01",
+            "--set",
+            "bam_analysis_server=SSAS02",
+        ],
+    );
+    expect(&r, 0, "show for a drill");
+    assert!(!r.out.contains("{{"), "no raw placeholder left:\n{}", r.out);
+    assert!(
+        r.out.contains("sqlcmd -S \"SQLDR01\"") && r.out.contains("SSAS01"),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("[BizTalkMgmtDb].dbo."), "identifiers quoted");
+
+    // Only the old server is known: the others are blanks to write on.
+    std::fs::write(
+        d.join("config/config.toml"),
+        "[environments.prod.source]\nserver = \"SQLPROD01\"\nauth = \"sql\"\nuser = \"u\"\npassword_env = \"BTSDR_NO_SUCH_PW\"\n",
+    )
+    .unwrap();
+    let r = btsdr(d, &["show", "restore", "--env", "prod"]);
+    expect(&r, 0, "show for an environment");
+    assert!(!r.out.contains("{{"), "{}", r.out);
+    assert!(
+        r.out.contains("`SQLPROD01`") && r.out.contains("________ (destination_sql_server)"),
+        "{}",
+        r.out
+    );
+
+    let r = btsdr(d, &["show", "restore", "--set", "nosuchvar=1"]);
+    expect(&r, 2, "unknown variable");
+    assert!(r.err.contains("`nosuchvar`"), "{}", r.err);
+    let r = btsdr(d, &["show", "restore", "--env", "nope"]);
+    expect(&r, 2, "unknown environment");
+    assert!(r.err.contains("no environment `nope`"), "{}", r.err);
+}
