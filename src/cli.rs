@@ -62,6 +62,9 @@ pub enum Cmd {
         /// Runbook to walk through.
         #[arg(long, default_value = "backup")]
         runbook: String,
+        /// Set a runbook variable (repeatable; over the scenario's values).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
         #[command(flatten)]
         session: SessionArgs,
     },
@@ -89,10 +92,20 @@ pub enum Cmd {
     },
     /// List the available runbooks.
     List,
-    /// Print a runbook as a Markdown checklist.
+    /// Print a runbook as a Markdown checklist. With --env, --drill or --set its
+    /// `{{...}}` placeholders are filled for a paper checklist (a blank where no value is known).
     Show {
         /// Runbook id (see `btsdr list`).
         runbook: String,
+        /// Fill in the servers of this environment from the config file.
+        #[arg(long, conflicts_with = "drill")]
+        env: Option<String>,
+        /// Fill in the values of this drill scenario's simulated group.
+        #[arg(long, value_name = "SCENARIO")]
+        drill: Option<String>,
+        /// Set a runbook variable (repeatable; over the environment's or scenario's values).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
     },
     /// Validate runbook files (default: the embedded and user runbooks).
     Validate {
@@ -106,7 +119,7 @@ pub enum Cmd {
     Journal(JournalCmd),
     /// Render a session's report.
     Report {
-        /// Session id (see `btsdr sessions`) or a journal file path.
+        /// Session id (see `btsdr sessions`), `latest` (the newest session) or a journal file path.
         session: String,
         /// md or html.
         #[arg(long, default_value = "md")]
@@ -172,9 +185,11 @@ pub use crate::config::operator_name;
 pub enum JournalCmd {
     /// Check a journal's hash chain; names the first edited, moved or missing record.
     /// Exit 0: intact; 1: damaged or tampered (or its head file is missing); 2: cannot read.
+    /// Without FILE: every session journal and the change log, one line each.
     Verify {
-        /// Journal file (`<data dir>/sessions/ID.jsonl`) or a session id.
-        file: String,
+        /// Journal file (`<data dir>/sessions/ID.jsonl`), a session id, `latest` (the newest
+        /// session) or `changelog`; none: all of them.
+        file: Option<String>,
         /// Who may sign (OpenSSH allowed_signers format; default <config dir>/allowed_signers).
         #[arg(long, value_name = "FILE")]
         allowed_signers: Option<PathBuf>,
@@ -250,10 +265,17 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     let config_path = cli.config.clone();
     match cli.command {
-        None => interactive(config_path.as_deref(), None, &SessionArgs::none(), None),
+        None => interactive(
+            config_path.as_deref(),
+            None,
+            &SessionArgs::none(),
+            None,
+            &UiValues::default(),
+        ),
         Some(Cmd::Drill {
             scenario,
             runbook,
+            set,
             session,
         }) => {
             let op = operator_name(session.operator.as_deref());
@@ -262,7 +284,14 @@ pub fn run(cli: Cli) -> ExitCode {
                 operator: op,
                 rto_minutes: session.rto.or(Some(60)),
             };
-            interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
+            let values = UiValues { set, answers: None };
+            interactive(
+                config_path.as_deref(),
+                Some(req),
+                &session,
+                Some(runbook),
+                &values,
+            )
         }
         Some(Cmd::Check(args)) => {
             let _log = crate::logging::init();
@@ -295,7 +324,7 @@ pub fn run(cli: Cli) -> ExitCode {
             runbook,
             target,
             session,
-            ..
+            batch,
         }) => {
             let op = operator_name(session.operator.as_deref());
             let req = match (target.env, target.drill) {
@@ -313,7 +342,17 @@ pub fn run(cli: Cli) -> ExitCode {
                 },
                 (None, None) => unreachable_target(),
             };
-            interactive(config_path.as_deref(), Some(req), &session, Some(runbook))
+            let values = UiValues {
+                set: batch.set,
+                answers: batch.answers,
+            };
+            interactive(
+                config_path.as_deref(),
+                Some(req),
+                &session,
+                Some(runbook),
+                &values,
+            )
         }
         Some(Cmd::Sim { scenario, listen }) => sim(&scenario, listen),
         Some(Cmd::List) => with_library(|lib| {
@@ -329,17 +368,38 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::SUCCESS
         }),
-        Some(Cmd::Show { runbook }) => with_library(|lib| match lib.get(&runbook) {
-            Some(rb) => {
-                out!("{}", crate::runbook::print::markdown(&rb));
-                ExitCode::SUCCESS
-            }
-            None => {
+        Some(Cmd::Show {
+            runbook,
+            env,
+            drill,
+            set,
+        }) => with_library(|lib| {
+            let Some(rb) = lib.get(&runbook) else {
                 crate::errln!(
                     "error: no runbook `{runbook}`. Available: {}",
                     lib.ids().join(", ")
                 );
-                ExitCode::from(2)
+                return ExitCode::from(2);
+            };
+            if env.is_none() && drill.is_none() && set.is_empty() {
+                out!("{}", crate::runbook::print::markdown(&rb));
+                return ExitCode::SUCCESS;
+            }
+            match show_values(
+                config_path.as_deref(),
+                &rb,
+                env.as_deref(),
+                drill.as_deref(),
+                &set,
+            ) {
+                Ok((values, note)) => {
+                    out!(
+                        "{}",
+                        crate::runbook::print::markdown_filled(&rb, &values, &note)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => setup_error(&e),
             }
         }),
         Some(Cmd::Validate { paths }) => validate(&paths),
@@ -348,7 +408,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Cmd::Journal(JournalCmd::Verify {
             file,
             allowed_signers,
-        })) => journal_verify(&file, allowed_signers.as_deref()),
+        })) => journal_verify(file.as_deref(), allowed_signers.as_deref()),
         Some(Cmd::Journal(JournalCmd::Sign {
             file,
             key,
@@ -548,8 +608,27 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
     })
 }
 
-/// A session id or a path to a journal file.
+/// What `latest` names: the session started last.
+pub const LATEST: &str = "latest";
+
+/// The journal of the session started last (`latest`).
+fn latest_session() -> Result<PathBuf, String> {
+    let data = paths::data_dir();
+    let list = crate::journal::list_sessions(&data)
+        .map_err(|e| format!("cannot list sessions in {}: {e}", data.display()))?;
+    list.into_iter().next().map(|s| s.path).ok_or_else(|| {
+        format!(
+            "no sessions yet in {}, so there is no `{LATEST}`; start one with `btsdr drill`",
+            crate::journal::sessions_dir(&data).display()
+        )
+    })
+}
+
+/// A session id, `latest`, or a path to a journal file (`./latest` for a file of that name).
 fn journal_file(arg: &str) -> Result<PathBuf, String> {
+    if arg == LATEST {
+        return latest_session();
+    }
     let p = PathBuf::from(arg);
     let p = if p.exists() || arg.contains('/') || arg.contains('\\') || arg.ends_with(".jsonl") {
         p
@@ -645,27 +724,7 @@ fn allowed_signers_path(file: Option<&std::path::Path>) -> PathBuf {
     )
 }
 
-fn journal_verify(arg: &str, allowed: Option<&std::path::Path>) -> ExitCode {
-    let path = match journal_file(arg) {
-        Ok(p) => p,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let report = match crate::journal::verify(&path) {
-        Ok(r) => r,
-        Err(e) => {
-            crate::errln!("error: cannot read {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    };
-    outln!("{}: {report}", path.display());
-    let mut ok = report.is_intact();
-    if let Some(problem) = crate::journal::sessions::binding_problem(&path) {
-        outln!("  {problem}");
-        ok = false;
-    }
+fn journal_verify(arg: Option<&str>, allowed: Option<&std::path::Path>) -> ExitCode {
     let signers_file = allowed_signers_path(allowed);
     let signers = match crate::journal::signing::load_allowed_signers(&signers_file) {
         Ok(s) => s,
@@ -674,41 +733,162 @@ fn journal_verify(arg: &str, allowed: Option<&std::path::Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match crate::journal::signing::check_signatures(&path, &signers) {
-        Ok(sigs) if sigs.is_empty() => outln!("  no signatures (sign with `btsdr journal sign`)"),
-        Ok(sigs) => {
-            for s in sigs {
-                outln!(
-                    "  signature by {} over record {}: {}",
-                    if s.principal.is_empty() {
-                        "?"
-                    } else {
-                        &s.principal
-                    },
-                    s.seq,
-                    s.status
-                );
-                ok &= !matches!(s.status, crate::journal::signing::SigStatus::Invalid { .. });
+    let Some(arg) = arg else {
+        return verify_all(&signers, &signers_file);
+    };
+    let path = if arg == "changelog" {
+        crate::journal::Changelog::path(&paths::data_dir())
+    } else {
+        match journal_file(arg) {
+            Ok(p) => p,
+            Err(e) => {
+                crate::errln!("error: {e}");
+                return ExitCode::from(2);
             }
-            if signers.is_empty() {
+        }
+    };
+    match verify_one(&path, &signers) {
+        Ok(v) => {
+            outln!("{}: {}", path.display(), v.report);
+            for line in &v.details {
+                outln!("  {line}");
+            }
+            if v.signatures == 0 {
+                outln!("  no signatures (sign with `btsdr journal sign`)");
+            } else if signers.is_empty() {
                 outln!(
                     "  (no allowed signers in {}: no signature can be trusted)",
                     signers_file.display()
                 );
             }
+            if v.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
-            crate::errln!(
-                "error: cannot read the signatures of {}: {e}",
-                path.display()
-            );
-            return ExitCode::from(2);
+            crate::errln!("error: {e}");
+            ExitCode::from(2)
         }
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
+}
+
+/// What [`verify_one`] found in one journal.
+struct Verified {
+    /// The chain's verdict, as one line.
+    report: String,
+    /// The session binding's problem and each signature's status.
+    details: Vec<String>,
+    signatures: usize,
+    ok: bool,
+}
+
+/// Checks a journal's chain, its binding to its file name and its signatures.
+fn verify_one(
+    path: &std::path::Path,
+    signers: &[crate::journal::signing::AllowedSigner],
+) -> Result<Verified, String> {
+    let report =
+        crate::journal::verify(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut ok = report.is_intact();
+    let mut details = Vec::new();
+    if let Some(problem) = crate::journal::sessions::binding_problem(path) {
+        details.push(problem);
+        ok = false;
+    }
+    let sigs = crate::journal::signing::check_signatures(path, signers)
+        .map_err(|e| format!("cannot read the signatures of {}: {e}", path.display()))?;
+    for s in &sigs {
+        details.push(format!(
+            "signature by {} over record {}: {}",
+            if s.principal.is_empty() {
+                "?"
+            } else {
+                &s.principal
+            },
+            s.seq,
+            s.status
+        ));
+        ok &= !matches!(s.status, crate::journal::signing::SigStatus::Invalid { .. });
+    }
+    Ok(Verified {
+        report: report.to_string(),
+        details,
+        signatures: sigs.len(),
+        ok,
+    })
+}
+
+/// `btsdr journal verify` without a file: every session journal (oldest first) and the
+/// change log, one line each; exit 1 if any fails, 2 if one cannot be read.
+fn verify_all(
+    signers: &[crate::journal::signing::AllowedSigner],
+    signers_file: &std::path::Path,
+) -> ExitCode {
+    let data = paths::data_dir();
+    let mut files = match crate::journal::sessions::session_files(&data) {
+        Ok(f) => f,
+        Err(e) => {
+            crate::errln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    files.sort();
+    let mut paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+    let changelog = crate::journal::Changelog::path(&data);
+    if changelog.is_file() {
+        paths.push(changelog);
+    }
+    if paths.is_empty() {
+        outln!(
+            "No journals yet in {}: nothing to verify.",
+            crate::journal::sessions_dir(&data).display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let (mut failed, mut unreadable) = (0usize, 0usize);
+    for path in &paths {
+        match verify_one(path, signers) {
+            Ok(v) => {
+                let mut line = format!(
+                    "{} {}: {}",
+                    if v.ok { "ok    " } else { "FAILED" },
+                    path.display(),
+                    v.report
+                );
+                if v.signatures > 0 {
+                    line.push_str(&format!("; {} signature(s)", v.signatures));
+                }
+                for d in v.details.iter().filter(|_| !v.ok) {
+                    line.push_str(&format!("; {d}"));
+                }
+                outln!("{line}");
+                failed += usize::from(!v.ok);
+            }
+            Err(e) => {
+                outln!("FAILED {}: {e}", path.display());
+                unreadable += 1;
+            }
+        }
+    }
+    outln!(
+        "{} journal(s): {} intact, {failed} failed, {unreadable} unreadable{}",
+        paths.len(),
+        paths.len() - failed - unreadable,
+        if signers.is_empty() {
+            format!(
+                " (no allowed signers in {}: no signature can be trusted)",
+                signers_file.display()
+            )
+        } else {
+            String::new()
+        }
+    );
+    if failed > 0 || unreadable > 0 {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -1008,12 +1188,139 @@ fn load_config(path: Option<&std::path::Path>) -> Result<crate::config::Config, 
     }
 }
 
+/// The values `btsdr show` fills in, as a session would start with them: the runbook's
+/// defaults, the environment's servers (where no default is given) or the drill scenario's
+/// values, then `--set`; and a line saying where they came from.
+fn show_values(
+    config_path: Option<&std::path::Path>,
+    rb: &crate::runbook::model::Runbook,
+    env: Option<&str>,
+    drill: Option<&str>,
+    set: &[String],
+) -> Result<(std::collections::BTreeMap<String, String>, String), String> {
+    use crate::batch::answers::{Answers, parse_set, resolve_variables};
+    let mut values: std::collections::BTreeMap<String, String> = rb
+        .variables
+        .iter()
+        .filter_map(|v| v.default.clone().map(|d| (v.name.clone(), d)))
+        .collect();
+    let mut from = Vec::new();
+    if let Some(name) = env {
+        let config = crate::config::Config::load(config_path).map_err(|e| e.to_string())?;
+        let env = config.environment(name).ok_or_else(|| {
+            let have: Vec<&str> = config.environments.keys().map(String::as_str).collect();
+            format!(
+                "no environment `{name}` in {}; configured: {}",
+                config
+                    .path
+                    .as_deref()
+                    .map_or_else(|| "the config file".into(), |p| p.display().to_string()),
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                }
+            )
+        })?;
+        let mut defaults: Vec<(String, String)> = env
+            .roles()
+            .into_iter()
+            .filter_map(|r| {
+                env.profile(r)
+                    .map(|p| (format!("{r}_sql_server"), p.display_server()))
+            })
+            .collect();
+        if env.profile(btsdr_types::Role::Destination).is_none() {
+            defaults.push(("use_log_shipping".into(), "false".into()));
+        }
+        for (k, v) in defaults {
+            if rb.variable(&k).is_some() && values.get(&k).is_none_or(|x| x.is_empty()) {
+                values.insert(k, v);
+            }
+        }
+        from.push(format!("environment `{}`", env.name));
+    }
+    if let Some(scenario) = drill {
+        let sc = btsdr_sim::scenario::Scenario::load(scenario)?;
+        for (k, v) in btsdr_sim::drill::scenario_variables(&sc) {
+            if rb.variable(&k).is_some() {
+                values.insert(k, v);
+            }
+        }
+        from.push(format!("drill scenario `{scenario}` (simulated servers)"));
+    }
+    let sets = set
+        .iter()
+        .map(|s| parse_set(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    resolve_variables(rb, &Answers::default(), &sets, &[])?;
+    if !sets.is_empty() {
+        from.push("--set".into());
+    }
+    values.extend(sets);
+    let note = format!(
+        "Filled in for {}. `{}` marks a value nobody has given yet: write it in.",
+        from.join(", "),
+        crate::runbook::print::BLANK
+    );
+    Ok((values, note))
+}
+
+/// Says `e` on stderr (each line an `error:` unless it names its own position) and exits 2.
+fn setup_error(e: &str) -> ExitCode {
+    for line in e.lines() {
+        if line.contains(": error: ") || line.trim_start().starts_with("help:") {
+            crate::errln!("{line}");
+        } else {
+            crate::errln!("error: {line}");
+        }
+    }
+    ExitCode::from(2)
+}
+
+/// `--set NAME=VALUE` and `--answers FILE` of a session the UI opens.
+#[derive(Debug, Default)]
+struct UiValues {
+    set: Vec<String>,
+    answers: Option<PathBuf>,
+}
+
+/// The values of `v` checked against `rb` as `run --batch` checks them (the form of each
+/// `--set`, the variable's name and its value), in the order they apply (answers, then sets).
+fn ui_values(
+    rb: &crate::runbook::model::Runbook,
+    v: &UiValues,
+) -> Result<Vec<(String, String)>, String> {
+    use crate::batch::answers::{Answers, parse_set, resolve_variables};
+    let sets = v
+        .set
+        .iter()
+        .map(|s| parse_set(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let answers = match &v.answers {
+        Some(p) => Answers::load(p)?,
+        None => Answers::default(),
+    };
+    if !answers.skip.is_empty() {
+        return Err(format!(
+            "{}: the [skip] table is for `--batch`; in the UI, skip a step on the run screen (with its reason)",
+            v.answers
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        ));
+    }
+    resolve_variables(rb, &answers, &sets, &[])?;
+    Ok(answers.values.into_iter().chain(sets).collect())
+}
+
 /// The home screen (`req = None`) or a session opened straight away.
 fn interactive(
     config_path: Option<&std::path::Path>,
     req: Option<crate::app::Request>,
     session: &SessionArgs,
     runbook: Option<String>,
+    values: &UiValues,
 ) -> ExitCode {
     use crate::app::driver::{Opener, SessionDriver};
     let lib = match Library::load(Some(&paths::user_runbooks_dir())) {
@@ -1050,12 +1357,17 @@ fn interactive(
     opener.two_person_rule = session.two_person;
     opener.operator = Some(crate::config::operator_name(session.operator.as_deref()));
     if let Some(rb) = runbook {
-        if opener.library.get(&rb).is_none() {
+        let Some(book) = opener.library.get(&rb) else {
             crate::errln!(
                 "error: no runbook `{rb}`. Available: {}",
                 opener.library.ids().join(", ")
             );
             return ExitCode::from(2);
+        };
+        // Checked before the UI takes the terminal, as `run --batch` checks them.
+        match ui_values(&book, values) {
+            Ok(v) => opener.sets = v,
+            Err(e) => return setup_error(&e),
         }
         opener.drill_runbook = rb;
     }

@@ -44,6 +44,10 @@ pub struct LiveOpener {
     /// Who is at the keyboard now (`--operator`, `BTSDR_OPERATOR`, the OS user): a resumed
     /// session's records are attributed to them, and a change of hands is journaled.
     pub operator: Option<String>,
+    /// Runbook values from `--set` / `--answers` (validated by the CLI against the runbook it
+    /// names): the next new session takes them, over the runbook's, environment's and
+    /// drill scenario's values.
+    pub sets: Vec<(String, String)>,
 }
 
 impl LiveOpener {
@@ -58,6 +62,7 @@ impl LiveOpener {
             two_person_rule: false,
             prompted: crate::config::MapSecrets::new(),
             operator: None,
+            sets: Vec::new(),
         }
     }
 
@@ -206,6 +211,9 @@ impl LiveOpener {
         }
         for (k, v) in overrides {
             vars.set(k, v.clone());
+        }
+        for (k, v) in std::mem::take(&mut self.sets) {
+            vars.set(&k, v);
         }
         let engine = Engine::new(runbook, vars, opts);
         Ok(Opened {

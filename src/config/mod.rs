@@ -1165,10 +1165,48 @@ fn ado_trusts_cert(cs: &str) -> bool {
     })
 }
 
-/// The operator name from the flag, `$BTSDR_OPERATOR` or the OS user.
+/// Name recorded when neither a flag, a variable nor the OS account gives one.
+pub const UNKNOWN_OPERATOR: &str = "unknown operator";
+
+/// Where [`operator_name`] found the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorSource {
+    /// `--operator`, `$BTSDR_OPERATOR`, `$USER`, `$LOGNAME` or `$USERNAME`.
+    Given,
+    /// The OS account of this process (the variables were empty).
+    OsAccount,
+    /// Nothing worked: [`UNKNOWN_OPERATOR`].
+    Unknown,
+}
+
+/// The operator name from the flag, `$BTSDR_OPERATOR`, `$USER`/`$LOGNAME`/`$USERNAME`, then
+/// the OS account; when it came from the account (or nothing worked) stderr says so, once.
 pub fn operator_name(flag: Option<&str>) -> String {
-    let env = |k: &str| std::env::var(k).ok();
-    [
+    let (name, source) = resolve_operator(flag, |k| std::env::var(k).ok(), os_account_name);
+    static SAID: std::sync::Once = std::sync::Once::new();
+    match source {
+        OperatorSource::Given => {}
+        OperatorSource::OsAccount => SAID.call_once(|| {
+            crate::errln!(
+                "note: operator `{name}` is the OS account name ($USER, $LOGNAME and $USERNAME are empty); give --operator NAME or set BTSDR_OPERATOR to record someone else"
+            );
+        }),
+        OperatorSource::Unknown => SAID.call_once(|| {
+            crate::errln!(
+                "warning: no operator name: $USER, $LOGNAME and $USERNAME are empty and the OS account has no name; recording `{UNKNOWN_OPERATOR}` (give --operator NAME or set BTSDR_OPERATOR)"
+            );
+        }),
+    }
+    name
+}
+
+/// [`operator_name`] with the environment and the OS account lookup passed in.
+pub fn resolve_operator(
+    flag: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+    os_account: impl FnOnce() -> Option<String>,
+) -> (String, OperatorSource) {
+    let given = [
         flag.map(str::to_string),
         env("BTSDR_OPERATOR"),
         env("USER"),
@@ -1178,13 +1216,88 @@ pub fn operator_name(flag: Option<&str>) -> String {
     .into_iter()
     .flatten()
     .map(|s| s.trim().to_string())
-    .find(|s| !s.is_empty())
-    .unwrap_or_else(|| "operator".to_string())
+    .find(|s| !s.is_empty());
+    if let Some(name) = given {
+        return (name, OperatorSource::Given);
+    }
+    match os_account()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+    {
+        Some(name) => (name, OperatorSource::OsAccount),
+        None => (UNKNOWN_OPERATOR.to_string(), OperatorSource::Unknown),
+    }
+}
+
+/// The name of the account this process runs as (`whoami`), from the password database.
+#[cfg(unix)]
+pub fn os_account_name() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: `passwd` is plain data, all-zero is a valid value; getpwuid_r writes only into
+    // `pwd` and `buf` (whose length it is given) and sets `result` to null or to `&pwd`.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buf`, alive here.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty())
+}
+
+/// The name of the account this process runs as: Windows sets `USERNAME` for every logon,
+/// which [`operator_name`] already read; nothing else is asked here.
+#[cfg(not(unix))]
+pub fn os_account_name() -> Option<String> {
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_falls_back_to_the_os_account_then_unknown() {
+        let empty = |k: &str| (k == "USER").then(|| "  ".to_string());
+        assert_eq!(
+            resolve_operator(None, empty, || Some("alice".into())),
+            ("alice".to_string(), OperatorSource::OsAccount)
+        );
+        assert_eq!(
+            resolve_operator(None, empty, || Some(" ".into())),
+            (UNKNOWN_OPERATOR.to_string(), OperatorSource::Unknown)
+        );
+        assert_eq!(
+            resolve_operator(None, |k| (k == "LOGNAME").then(|| "bob".into()), || None),
+            ("bob".to_string(), OperatorSource::Given)
+        );
+        assert_eq!(
+            resolve_operator(Some("carol"), empty, || None).0,
+            "carol".to_string()
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn os_account_name_matches_id_un() {
+        let name = os_account_name();
+        // `id -un` asks the same database; where it is missing there is nothing to compare.
+        if let Ok(out) = std::process::Command::new("id").arg("-un").output()
+            && out.status.success()
+        {
+            let want = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            assert_eq!(name.as_deref(), Some(want.as_str()));
+        }
+    }
 
     #[test]
     fn server_forms() {

@@ -289,8 +289,9 @@ fn ended_by_last_line(path: &Path) -> bool {
         .is_ok_and(|r| matches!(r.event, Event::SessionClosed {} | Event::Aborted { .. }))
 }
 
-/// `(id, path)` of every `*.jsonl` in the sessions folder (none if it does not exist).
-fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+/// `(id, path)` of every `*.jsonl` in the sessions folder (none if it does not exist), in
+/// no particular order.
+pub fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     let dir = sessions_dir(data_dir);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
