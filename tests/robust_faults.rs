@@ -516,6 +516,7 @@ timeout_secs = 60
         h.screen()
     );
     h.press("2");
+    h.press("enter");
     assert!(
         matches!(h.app.popups.last(), Some(Popup::TypedConfirm { .. })),
         "{}",

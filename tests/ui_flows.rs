@@ -109,6 +109,11 @@ async fn drill_fault_retry_manual_skip_crash_resume_signoff() {
     insta::assert_snapshot!("flow_resume_in_doubt", h.screen());
     // Mark done (choice 3) with how it was verified.
     h.press("3");
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::InDoubt { choice: 2, .. })),
+        "a digit chooses, it does not apply"
+    );
+    h.press("enter");
     h.type_text("RESTORE HEADERONLY and sys.databases show BizTalkMgmtDb RESTORING at the mark");
     h.press("enter");
     assert_eq!(mark(&h, "restore.mgmt"), StepMark::Done);

@@ -317,6 +317,7 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
     );
     // Re-run it: destructive, so the word is asked again.
     h.press("2");
+    h.press("enter");
     assert!(
         matches!(h.app.popups.last(), Some(Popup::TypedConfirm { .. })),
         "{}",

@@ -228,9 +228,11 @@ fn on_key(app: &mut App, k: KeyEvent) -> Vec<AppEffect> {
                 (Popup::Quit | Popup::CancelRunning { .. }, KeyCode::Char('n' | 'N')) => {
                     return act(app, Action::Back);
                 }
+                // A number chooses; Enter applies (as the popup says): a stray digit must
+                // not decide what happened to a step on the server.
                 (Popup::InDoubt { choice, .. }, KeyCode::Char(c @ '1'..='3')) => {
                     *choice = c as usize - '1' as usize;
-                    return act(app, Action::Submit);
+                    return vec![];
                 }
                 (Popup::Plan { plan, part }, KeyCode::Char(c @ '1'..='9')) => {
                     let i = c as usize - '1' as usize;
