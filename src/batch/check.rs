@@ -37,13 +37,14 @@ pub enum ProgressStyle {
 }
 
 impl ProgressStyle {
-    /// `Live` when stderr is a terminal, else `Lines`.
+    /// `Live` when stderr is a terminal, else `Quiet`: logs and schedulers get the results
+    /// and the summary, not a line per check.
     pub fn detect() -> ProgressStyle {
         use std::io::IsTerminal;
         if std::io::stderr().is_terminal() {
             ProgressStyle::Live
         } else {
-            ProgressStyle::Lines
+            ProgressStyle::Quiet
         }
     }
 }
@@ -68,6 +69,61 @@ pub struct CheckOptions {
     pub progress: ProgressStyle,
     /// `--keep-open`: leave the session open to continue the review in the UI.
     pub keep_open: bool,
+    /// Columns of the terminal the table goes to (lines are cut to fit); `None`: full lines
+    /// (stdout is a pipe or a file).
+    pub width: Option<usize>,
+}
+
+/// The width of the terminal on stdout, when stdout is one.
+pub fn stdout_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crossterm::terminal::size()
+        .ok()
+        .map(|(w, _)| usize::from(w))
+        .filter(|w| *w >= 20)
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// `line` cut to `width` columns, ending in `…` when cut.
+fn fit(line: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    let mut out = String::new();
+    let mut used = 0;
+    let total: usize = line.chars().map(|c| c.width().unwrap_or(0)).sum();
+    if total <= width {
+        return line.to_string();
+    }
+    for c in line.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
 }
 
 /// How one check ended.
@@ -282,7 +338,10 @@ pub async fn check(
     for id in &opts.only {
         let builtin = rb.id == "readiness" && id == MASTER_SECRET_CHECK;
         if !builtin && !checks.iter().any(|s| &s.id == id) {
-            let ids: Vec<&str> = checks.iter().map(|s| s.id.as_str()).collect();
+            let mut ids: Vec<&str> = checks.iter().map(|s| s.id.as_str()).collect();
+            if rb.id == "readiness" {
+                ids.push(MASTER_SECRET_CHECK);
+            }
             return CheckSummary::setup_error(
                 err,
                 &format!(
@@ -301,7 +360,9 @@ pub async fn check(
             _ => opts.only.contains(&s.id),
         })
         .collect();
-    if selected.is_empty() {
+    // `changelog.master-secret` is built in (no step): `--only` may name it alone.
+    let builtin_only = rb.id == "readiness" && opts.only.iter().any(|o| o == MASTER_SECRET_CHECK);
+    if selected.is_empty() && !builtin_only {
         return CheckSummary::setup_error(
             err,
             &format!("runbook `{}` has no health checks to run", rb.id),
@@ -626,7 +687,7 @@ pub async fn check(
             }
         }
     } else {
-        write_table(out, &summary.results);
+        write_table(out, &summary.results, opts.width);
         crate::wln!(
             out,
             "\n{text} in {:.1} s. Session {session_id}{}.",
@@ -673,7 +734,7 @@ fn role_of(rb: &Runbook, step: &str) -> String {
 }
 
 /// The human table: check, server, status, evidence, what to do.
-fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult]) {
+fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult], width: Option<usize>) {
     let rows: Vec<[String; 5]> = results
         .iter()
         .map(|r| {
@@ -688,7 +749,23 @@ fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult]) {
         .collect();
     let head = ["CHECK", "SERVER", "STATUS", "EVIDENCE", "WHAT TO DO"];
     for line in crate::table::aligned(&head, &rows, &[]) {
-        crate::wln!(out, "{line}");
+        match width {
+            Some(w) => crate::wln!(out, "{}", fit(&line, w)),
+            None => crate::wln!(out, "{line}"),
+        }
+    }
+    // Cut lines lose the advice: it follows in full, wrapped.
+    if let Some(w) = width {
+        for r in results.iter().filter(|r| {
+            matches!(r.status, CheckStatus::Fail | CheckStatus::Error) && !r.advice.is_empty()
+        }) {
+            crate::wln!(out, "\n{} ({}):", r.id, r.status.label());
+            for a in &r.advice {
+                for l in wrap(&one_line(a), w.saturating_sub(2)) {
+                    crate::wln!(out, "  {l}");
+                }
+            }
+        }
     }
 }
 
@@ -724,6 +801,7 @@ mod tests {
             answers: Answers::default(),
             progress: ProgressStyle::Quiet,
             keep_open: false,
+            width: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -877,7 +955,7 @@ fn master_secret_recorded(
                         read.entries.len()
                     );
                     r.advice.push(
-                        "Back up the master secret on the master secret server (`ssoconfig -backupSecret <file>` as an SSO Administrator), store the file and its password apart, then record it: btsdr changelog add \"Backed up the SSO master secret to <where>\" --category master-secret --who <name>".into(),
+                        "Back up the master secret on the master secret server (`ssoconfig -backupSecret <file>` as an SSO Administrator), store the file and its password apart, then record it so this check passes: btsdr changelog add \"Backed up the SSO master secret to <where>\" --category master-secret --who <name>".into(),
                     );
                 }
             }
@@ -894,6 +972,44 @@ fn master_secret_recorded(
         }
     }
     r
+}
+
+#[cfg(test)]
+mod width_tests {
+    use super::*;
+
+    #[test]
+    fn lines_fit_the_terminal_and_advice_wraps() {
+        assert_eq!(fit("abcdef", 6), "abcdef");
+        assert_eq!(fit("abcdefgh", 6), "abcde…");
+        let w = wrap("one two three four five", 9);
+        assert_eq!(w, ["one two", "three", "four five"]);
+        let r = CheckResult {
+            schema_version: SCHEMA_VERSION,
+            session: "s".into(),
+            id: "x.fails".into(),
+            title: "t".into(),
+            runbook: "r".into(),
+            server_role: "source".into(),
+            server: "h".repeat(100),
+            status: CheckStatus::Fail,
+            duration_ms: None,
+            evidence_line: "e".repeat(80),
+            evidence: None,
+            assertions: vec![],
+            error: None,
+            advice: vec!["do this and then that ".repeat(10)],
+        };
+        let mut out = Vec::new();
+        write_table(&mut out, std::slice::from_ref(&r), Some(60));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 60), "{text}");
+        assert!(text.contains("x.fails (FAIL):"), "{text}");
+        let mut out = Vec::new();
+        write_table(&mut out, &[r], None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().any(|l| l.chars().count() > 200), "{text}");
+    }
 }
 
 #[cfg(test)]

@@ -201,6 +201,11 @@ pub fn check_main(args: CheckArgs, config: Option<&Path>) -> u8 {
             answers: inp.answers,
             progress: ProgressStyle::detect(),
             keep_open: args.keep_open,
+            width: if args.json {
+                None
+            } else {
+                crate::batch::check::stdout_width()
+            },
         };
         let mut out = std::io::stdout();
         let code = check(opts, &mut out, &mut err).await.code;
