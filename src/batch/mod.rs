@@ -163,7 +163,13 @@ pub fn could_not_run(e: &SqlError) -> bool {
 pub fn error_advice(e: &SqlError) -> String {
     match e {
         SqlError::Connect { message, .. } if message == crate::sql::connect::NO_TLS => {
-            "Enable TLS on the server, or set encrypt = \"not_supported\" in this environment's profile if clear text is acceptable on this network.".into()
+            "Enable TLS on the server, or set encrypt = \"not_supported\" in this environment's profile if clear text is acceptable on this network (docs/CONFIG.md, Encryption).".into()
+        }
+        SqlError::Connect { message, .. }
+            if message.starts_with(crate::sql::connect::LOGIN_TLS_FAILED)
+                || message.starts_with("TLS failed") =>
+        {
+            "The connection reached the server but encryption failed: set the profile's `encrypt` or `trust_server_certificate` as the message says (docs/CONFIG.md, Encryption).".into()
         }
         SqlError::Connect { server, .. } => format!(
             "Check that {server} is up and reachable from this machine (SQL Server service, SQL Browser, firewall) and that the environment names the right server."
