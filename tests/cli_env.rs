@@ -113,6 +113,12 @@ fn master_secret_advice_records_it_and_the_check_passes() {
         r.out
     );
     assert!(failing[0].contains("--category master-secret"), "{}", r.out);
+    assert!(
+        r.out.lines().any(|l| l.contains("backup_path is empty.")
+            && l.contains("give backup_path: --set backup_path=VALUE")),
+        "{}",
+        r.out
+    );
     // Piped: full lines, and no progress lines on stderr.
     assert!(r.out.lines().any(|l| l.chars().count() > 200), "{}", r.out);
     assert!(
@@ -233,4 +239,49 @@ fn encryption_mismatch_names_the_key() {
         );
         assert!(!r.out.contains("firewall"), "{what}: {}", r.out);
     }
+}
+
+/// docs/CONFIG.md names every key the config parser accepts (read from its source) and every
+/// `encrypt` value, and the README links it.
+#[test]
+fn config_doc_names_every_key() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let src = std::fs::read_to_string(format!("{root}/src/config/mod.rs")).unwrap();
+    let doc = std::fs::read_to_string(format!("{root}/docs/CONFIG.md")).unwrap();
+    let mut keys = Vec::new();
+    for name in ["struct RawEnvironment {", "struct RawProfile {"] {
+        let body = src.split(name).nth(1).unwrap().split('}').next().unwrap();
+        for line in body.lines().map(str::trim) {
+            if let Some((k, _)) = line.split_once(':')
+                && !k.starts_with("//")
+                && !k.is_empty()
+            {
+                keys.push(k.to_string());
+            }
+        }
+    }
+    assert!(keys.len() >= 16, "{keys:?}");
+    for k in keys.iter().map(String::as_str).chain([
+        "required",
+        "off",
+        "not_supported",
+        "sql",
+        "windows",
+        "integrated",
+    ]) {
+        assert!(
+            doc.contains(&format!("`{k}`")),
+            "docs/CONFIG.md misses `{k}`"
+        );
+    }
+    assert!(doc.contains("[[environments.prod.msgbox]]"));
+    assert!(doc.contains("chmod 600"));
+    assert!(doc.contains("Server does not allow the requested encryption level"));
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let real = readme.split("## Against real servers").nth(1).unwrap();
+    let section = real.split("\n## ").next().unwrap();
+    assert!(
+        section.contains("(docs/CONFIG.md)"),
+        "README links docs/CONFIG.md"
+    );
 }

@@ -454,7 +454,7 @@ pub async fn check(
         let status = match d.engine().step_state(&s.id) {
             Some(StepState::NotApplicable { reason }) => Some((
                 CheckStatus::NotApplicable,
-                format!("Not applicable: {reason}."),
+                not_applicable_text(&rb, &reason),
             )),
             Some(StepState::Blocked { waiting_for }) => Some((
                 CheckStatus::Skipped,
@@ -572,6 +572,14 @@ pub async fn check(
                 r.advice.push(why.clone());
             } else {
                 r.evidence_line = why.clone();
+                let empty = why
+                    .strip_prefix("Not applicable: ")
+                    .and_then(|t| t.strip_suffix(" is empty."))
+                    .filter(|v| rb.variables.iter().any(|x| x.name == *v));
+                if let Some(v) = empty {
+                    r.advice
+                        .push(format!("To run it, give {v}: --set {v}=VALUE."));
+                }
             }
         } else if let Some(t) = refused.get(&p.id) {
             r.error = Some(t.clone());
@@ -731,6 +739,17 @@ fn role_of(rb: &Runbook, step: &str) -> String {
         .and_then(|s| s.statement())
         .map(|(role, ..)| role.as_str().to_string())
         .unwrap_or_default()
+}
+
+/// Why a check does not apply; a condition that is just an empty variable says how to give it.
+fn not_applicable_text(rb: &Runbook, reason: &str) -> String {
+    let var = reason
+        .strip_prefix("it applies only when ")
+        .filter(|v| rb.variables.iter().any(|x| x.name == *v));
+    match var {
+        Some(v) => format!("Not applicable: {v} is empty."),
+        None => format!("Not applicable: {reason}."),
+    }
 }
 
 /// The human table: check, server, status, evidence, what to do.

@@ -176,10 +176,10 @@ pub fn error_advice(e: &SqlError) -> String {
         ),
         SqlError::Login { .. } => "Check the login and its password for this role (password_env in the environment configuration); the SQL Server error log gives the reason.".into(),
         SqlError::NoServer { role } => {
-            format!("Add a server for role `{role}` to the environment configuration.")
+            format!("Add a server for role `{role}` to the environment configuration: a [environments.NAME.{role}] table with `server` (docs/CONFIG.md).")
         }
         SqlError::Timeout { secs } => format!(
-            "The query ran longer than {secs} s: look for blocking on the server (sp_who2) and run the check again."
+            "The query ran longer than {secs} s (the step's timeout, capped by the profile's statement_timeout_secs when set): look for blocking on the server (sp_who2) and run the check again."
         ),
         SqlError::Dropped { .. } => {
             "The connection dropped: check the network and the server, then run the check again.".into()
