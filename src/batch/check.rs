@@ -452,10 +452,9 @@ pub async fn check(
         let explicit = opts.only.contains(&s.id);
         let opt_in = matches!(&s.body, StepBody::Check(c) if c.opt_in);
         let status = match d.engine().step_state(&s.id) {
-            Some(StepState::NotApplicable { reason }) => Some((
-                CheckStatus::NotApplicable,
-                not_applicable_text(&rb, &reason),
-            )),
+            Some(StepState::NotApplicable { reason }) => {
+                Some((CheckStatus::NotApplicable, not_applicable_text(&rb, reason)))
+            }
             Some(StepState::Blocked { waiting_for }) => Some((
                 CheckStatus::Skipped,
                 format!("Waits for {} (run it in the UI).", waiting_for.join(", ")),
