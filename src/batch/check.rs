@@ -695,9 +695,8 @@ pub async fn check(
         }
     } else {
         write_table(out, &summary.results, opts.width);
-        crate::wln!(
-            out,
-            "\n{text} in {:.1} s. Session {session_id}{}.",
+        let line = format!(
+            "{text} in {:.1} s. Session {session_id}{}.",
             summary.elapsed.as_secs_f64(),
             if opts.keep_open {
                 " (open: continue the review with `btsdr` → resume)"
@@ -705,6 +704,11 @@ pub async fn check(
                 ""
             }
         );
+        crate::wln!(out, "");
+        match opts.width {
+            Some(w) => wrap(&line, w).iter().for_each(|l| crate::wln!(out, "{l}")),
+            None => crate::wln!(out, "{line}"),
+        }
     }
     let _ = out.flush();
     // The summary again on stderr where the one on stdout may not be seen: after JSON, or
