@@ -208,7 +208,33 @@ fn check_says_how_to_give_a_variable_it_needs() {
     let sim = Sim::start();
     let r = sim.run(&["check", "--env", "drill", "--runbook", "backup"], true);
     expect(&r, 2, "backup_path missing");
-    assert!(r.err.contains("--set backup_path=VALUE"), "{}", r.err);
+    assert!(
+        r.err
+            .contains("--set backup_path=VALUE --set dr_store=VALUE"),
+        "every missing variable in one message: {}",
+        r.err
+    );
+    let r = sim.run(
+        &[
+            "check",
+            "--env",
+            "drill",
+            "--runbook",
+            "backup",
+            "--set",
+            "backup_path=\\\\fs01\\bts\\",
+            "--set",
+            "dr_store=\\\\fs01\\dr\\",
+        ],
+        true,
+    );
+    assert_ne!(
+        r.code,
+        Some(2),
+        "given both, the checks run:\n{}{}",
+        r.out,
+        r.err
+    );
 }
 
 /// A profile whose `encrypt` does not fit the server: the error names the key to set.

@@ -383,7 +383,14 @@ pub async fn check(
             }
         }
     }
-    let used_refs: Vec<&str> = used.iter().map(String::as_str).collect();
+    // Needed: what the selected checks read, and what no check reads but cannot take the
+    // marker (e.g. a path with a pattern): all of them in one message.
+    let used_refs: Vec<&str> = rb
+        .variables
+        .iter()
+        .filter(|v| used.contains(&v.name) || validate_value(v, NOT_USED).is_err())
+        .map(|v| v.name.as_str())
+        .collect();
     if let Some(m) = missing(&rb, &vars, Some(&used_refs)) {
         return CheckSummary::setup_error(err, &m, started);
     }
