@@ -311,3 +311,28 @@ fn config_doc_names_every_key() {
         "README links docs/CONFIG.md"
     );
 }
+
+/// A wrong password: the login error names the keys to check.
+#[test]
+fn a_wrong_password_names_the_keys() {
+    let mut sim = Sim::start();
+    sim.password = "wrong".into();
+    let r = sim.run(
+        &[
+            "check",
+            "--env",
+            "drill",
+            "--only",
+            "daily.job-state",
+            "--json",
+        ],
+        true,
+    );
+    expect(&r, 2, "wrong password");
+    assert!(
+        r.out.contains("18456") || r.out.contains("Login failed"),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("`password_env`"), "{}", r.out);
+}

@@ -270,7 +270,10 @@ async fn connect_inner(
             Err(tiberius::error::Error::Server(t)) => {
                 let mut message = t.message().to_string();
                 if t.code() == 18456 {
-                    message.push_str(" (check the user name and the password)");
+                    message.push_str(
+                        " (check the profile's `user` and the password in the variable its \
+                         `password_env` names)",
+                    );
                 }
                 return Err(SqlError::Login {
                     server: server.to_string(),
