@@ -501,6 +501,11 @@ pub async fn check(
     let mut done = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let live = opts.progress == ProgressStyle::Live;
+    // The live line must not wrap, or `\r` would leave the wrapped part behind.
+    let live_width = crossterm::terminal::size()
+        .map(|(w, _)| usize::from(w).saturating_sub(1))
+        .unwrap_or(79)
+        .max(20);
     while d.in_flight() > 0 {
         tokio::select! {
             got = d.next() => {
@@ -540,7 +545,7 @@ pub async fn check(
                     .map(|(s, t)| format!("{s} {:.1}s", now.duration_since(*t).as_secs_f64()))
                     .collect();
                 let line = format!("checking [{done}/{total}] {:.1}s: {}", started.elapsed().as_secs_f64(), list.join(", "));
-                let _ = write!(err, "\r\x1b[2K{}", crate::plain::plain_line(&truncate(&line, 150)));
+                let _ = write!(err, "\r\x1b[2K{}", fit(&crate::plain::plain_line(&line), live_width));
                 let _ = err.flush();
             }
         }
