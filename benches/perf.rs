@@ -721,6 +721,7 @@ async fn check_concurrency() -> Res<Vec<Row>> {
             answers: Answers::default(),
             progress: ProgressStyle::Quiet,
             keep_open: false,
+            width: None,
         })
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());

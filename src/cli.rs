@@ -229,7 +229,8 @@ pub enum ChangelogCmd {
         /// Who made it.
         #[arg(long, env = "BTSDR_OPERATOR")]
         who: String,
-        /// hotfix, service-pack, configuration, application, sql, other.
+        /// hotfix, service-pack, configuration, application, sql, master-secret (an SSO master
+        /// secret backup: `btsdr check` looks for it), other.
         #[arg(long, default_value = "other")]
         category: String,
         /// Ticket or change-request reference.

@@ -29,6 +29,7 @@ fn opts(rb: &str, target: Target, dir: &std::path::Path, json: bool) -> CheckOpt
         answers: Answers::default(),
         progress: ProgressStyle::Quiet,
         keep_open: false,
+        width: None,
     }
 }
 

@@ -81,7 +81,7 @@ pub fn advice(err: &SqlError, destructive: bool) -> Vec<String> {
         SqlError::Dropped { .. } => {
             v.push("The connection dropped mid-statement: the outcome on the server is unknown. Verify on the server before re-running.".into());
         }
-        SqlError::NoServer { role } => v.push(format!("Add a server for role `{role}` to the environment configuration.")),
+        SqlError::NoServer { role } => v.push(format!("Add a server for role `{role}` to the environment configuration: a [environments.NAME.{role}] table with `server` (docs/CONFIG.md).")),
         SqlError::Protocol { .. } => v.push("Unexpected reply from the server; check the log file and retry.".into()),
     }
     if destructive {

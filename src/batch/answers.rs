@@ -156,20 +156,27 @@ pub fn resolve_variables(
 
 /// Required variables still without a valid value, as one message (None when all are set).
 pub fn missing(runbook: &Runbook, vars: &Variables, only: Option<&[&str]>) -> Option<String> {
-    let problems: Vec<String> = runbook
+    let bad: Vec<(&str, String)> = runbook
         .variables
         .iter()
         .filter(|v| only.is_none_or(|o| o.contains(&v.name.as_str())))
         .filter_map(|v| {
             validate_value(v, vars.get(&v.name).unwrap_or(""))
                 .err()
-                .map(|e| format!("  {}: {e}", v.name))
+                .map(|e| (v.name.as_str(), format!("  {}: {e}", v.name)))
         })
         .collect();
-    (!problems.is_empty()).then(|| {
+    (!bad.is_empty()).then(|| {
+        let problems: Vec<&str> = bad.iter().map(|(_, p)| p.as_str()).collect();
+        let sets: Vec<String> = bad
+            .iter()
+            .map(|(n, _)| format!("--set {n}=VALUE"))
+            .collect();
         format!(
-            "these variables need a value: give them with --set NAME=VALUE or in --answers FILE:\n{}",
-            problems.join("\n")
+            "these variables of runbook `{}` need a value:\n{}\nGive them on the command line ({}) or in --answers FILE.",
+            runbook.id,
+            problems.join("\n"),
+            sets.join(" ")
         )
     })
 }

@@ -37,13 +37,14 @@ pub enum ProgressStyle {
 }
 
 impl ProgressStyle {
-    /// `Live` when stderr is a terminal, else `Lines`.
+    /// `Live` when stderr is a terminal, else `Quiet`: logs and schedulers get the results
+    /// and the summary, not a line per check.
     pub fn detect() -> ProgressStyle {
         use std::io::IsTerminal;
         if std::io::stderr().is_terminal() {
             ProgressStyle::Live
         } else {
-            ProgressStyle::Lines
+            ProgressStyle::Quiet
         }
     }
 }
@@ -68,6 +69,61 @@ pub struct CheckOptions {
     pub progress: ProgressStyle,
     /// `--keep-open`: leave the session open to continue the review in the UI.
     pub keep_open: bool,
+    /// Columns of the terminal the table goes to (lines are cut to fit); `None`: full lines
+    /// (stdout is a pipe or a file).
+    pub width: Option<usize>,
+}
+
+/// The width of the terminal on stdout, when stdout is one.
+pub fn stdout_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crossterm::terminal::size()
+        .ok()
+        .map(|(w, _)| usize::from(w))
+        .filter(|w| *w >= 20)
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
+}
+
+/// `line` cut to `width` columns, ending in `…` when cut.
+fn fit(line: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    let mut out = String::new();
+    let mut used = 0;
+    let total: usize = line.chars().map(|c| c.width().unwrap_or(0)).sum();
+    if total <= width {
+        return line.to_string();
+    }
+    for c in line.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        used += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
 }
 
 /// How one check ended.
@@ -282,7 +338,10 @@ pub async fn check(
     for id in &opts.only {
         let builtin = rb.id == "readiness" && id == MASTER_SECRET_CHECK;
         if !builtin && !checks.iter().any(|s| &s.id == id) {
-            let ids: Vec<&str> = checks.iter().map(|s| s.id.as_str()).collect();
+            let mut ids: Vec<&str> = checks.iter().map(|s| s.id.as_str()).collect();
+            if rb.id == "readiness" {
+                ids.push(MASTER_SECRET_CHECK);
+            }
             return CheckSummary::setup_error(
                 err,
                 &format!(
@@ -301,7 +360,9 @@ pub async fn check(
             _ => opts.only.contains(&s.id),
         })
         .collect();
-    if selected.is_empty() {
+    // `changelog.master-secret` is built in (no step): `--only` may name it alone.
+    let builtin_only = rb.id == "readiness" && opts.only.iter().any(|o| o == MASTER_SECRET_CHECK);
+    if selected.is_empty() && !builtin_only {
         return CheckSummary::setup_error(
             err,
             &format!("runbook `{}` has no health checks to run", rb.id),
@@ -322,7 +383,14 @@ pub async fn check(
             }
         }
     }
-    let used_refs: Vec<&str> = used.iter().map(String::as_str).collect();
+    // Needed: what the selected checks read, and what no check reads but cannot take the
+    // marker (e.g. a path with a pattern): all of them in one message.
+    let used_refs: Vec<&str> = rb
+        .variables
+        .iter()
+        .filter(|v| used.contains(&v.name) || validate_value(v, NOT_USED).is_err())
+        .map(|v| v.name.as_str())
+        .collect();
     if let Some(m) = missing(&rb, &vars, Some(&used_refs)) {
         return CheckSummary::setup_error(err, &m, started);
     }
@@ -391,10 +459,9 @@ pub async fn check(
         let explicit = opts.only.contains(&s.id);
         let opt_in = matches!(&s.body, StepBody::Check(c) if c.opt_in);
         let status = match d.engine().step_state(&s.id) {
-            Some(StepState::NotApplicable { reason }) => Some((
-                CheckStatus::NotApplicable,
-                format!("Not applicable: {reason}."),
-            )),
+            Some(StepState::NotApplicable { reason }) => {
+                Some((CheckStatus::NotApplicable, not_applicable_text(&rb, reason)))
+            }
             Some(StepState::Blocked { waiting_for }) => Some((
                 CheckStatus::Skipped,
                 format!("Waits for {} (run it in the UI).", waiting_for.join(", ")),
@@ -434,6 +501,11 @@ pub async fn check(
     let mut done = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let live = opts.progress == ProgressStyle::Live;
+    // The live line must not wrap, or `\r` would leave the wrapped part behind.
+    let live_width = crossterm::terminal::size()
+        .map(|(w, _)| usize::from(w).saturating_sub(1))
+        .unwrap_or(79)
+        .max(20);
     while d.in_flight() > 0 {
         tokio::select! {
             got = d.next() => {
@@ -473,7 +545,7 @@ pub async fn check(
                     .map(|(s, t)| format!("{s} {:.1}s", now.duration_since(*t).as_secs_f64()))
                     .collect();
                 let line = format!("checking [{done}/{total}] {:.1}s: {}", started.elapsed().as_secs_f64(), list.join(", "));
-                let _ = write!(err, "\r\x1b[2K{}", crate::plain::plain_line(&truncate(&line, 150)));
+                let _ = write!(err, "\r\x1b[2K{}", fit(&crate::plain::plain_line(&line), live_width));
                 let _ = err.flush();
             }
         }
@@ -511,6 +583,14 @@ pub async fn check(
                 r.advice.push(why.clone());
             } else {
                 r.evidence_line = why.clone();
+                let empty = why
+                    .strip_prefix("Not applicable: ")
+                    .and_then(|t| t.strip_suffix(" is empty."))
+                    .filter(|v| rb.variables.iter().any(|x| x.name == *v));
+                if let Some(v) = empty {
+                    r.advice
+                        .push(format!("To run it, give {v}: --set {v}=VALUE."));
+                }
             }
         } else if let Some(t) = refused.get(&p.id) {
             r.error = Some(t.clone());
@@ -626,10 +706,9 @@ pub async fn check(
             }
         }
     } else {
-        write_table(out, &summary.results);
-        crate::wln!(
-            out,
-            "\n{text} in {:.1} s. Session {session_id}{}.",
+        write_table(out, &summary.results, opts.width);
+        let line = format!(
+            "{text} in {:.1} s. Session {session_id}{}.",
             summary.elapsed.as_secs_f64(),
             if opts.keep_open {
                 " (open: continue the review with `btsdr` → resume)"
@@ -637,6 +716,11 @@ pub async fn check(
                 ""
             }
         );
+        crate::wln!(out, "");
+        match opts.width {
+            Some(w) => wrap(&line, w).iter().for_each(|l| crate::wln!(out, "{l}")),
+            None => crate::wln!(out, "{line}"),
+        }
     }
     let _ = out.flush();
     // The summary again on stderr where the one on stdout may not be seen: after JSON, or
@@ -672,8 +756,19 @@ fn role_of(rb: &Runbook, step: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Why a check does not apply; a condition that is just an empty variable says how to give it.
+fn not_applicable_text(rb: &Runbook, reason: &str) -> String {
+    let var = reason
+        .strip_prefix("it applies only when ")
+        .filter(|v| rb.variables.iter().any(|x| x.name == *v));
+    match var {
+        Some(v) => format!("Not applicable: {v} is empty."),
+        None => format!("Not applicable: {reason}."),
+    }
+}
+
 /// The human table: check, server, status, evidence, what to do.
-fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult]) {
+fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult], width: Option<usize>) {
     let rows: Vec<[String; 5]> = results
         .iter()
         .map(|r| {
@@ -688,7 +783,23 @@ fn write_table(out: &mut (dyn Write + Send), results: &[CheckResult]) {
         .collect();
     let head = ["CHECK", "SERVER", "STATUS", "EVIDENCE", "WHAT TO DO"];
     for line in crate::table::aligned(&head, &rows, &[]) {
-        crate::wln!(out, "{line}");
+        match width {
+            Some(w) => crate::wln!(out, "{}", fit(&line, w)),
+            None => crate::wln!(out, "{line}"),
+        }
+    }
+    // Cut lines lose the advice: it follows in full, wrapped.
+    if let Some(w) = width {
+        for r in results.iter().filter(|r| {
+            matches!(r.status, CheckStatus::Fail | CheckStatus::Error) && !r.advice.is_empty()
+        }) {
+            crate::wln!(out, "\n{} ({}):", r.id, r.status.label());
+            for a in &r.advice {
+                for l in wrap(&one_line(a), w.saturating_sub(2)) {
+                    crate::wln!(out, "  {l}");
+                }
+            }
+        }
     }
 }
 
@@ -724,6 +835,7 @@ mod tests {
             answers: Answers::default(),
             progress: ProgressStyle::Quiet,
             keep_open: false,
+            width: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -877,7 +989,7 @@ fn master_secret_recorded(
                         read.entries.len()
                     );
                     r.advice.push(
-                        "Back up the master secret on the master secret server (`ssoconfig -backupSecret <file>` as an SSO Administrator), store the file and its password apart, then record it: btsdr changelog add \"Backed up the SSO master secret to <where>\" --category master-secret --who <name>".into(),
+                        "Back up the master secret on the master secret server (`ssoconfig -backupSecret <file>` as an SSO Administrator), store the file and its password apart, then record it so this check passes: btsdr changelog add \"Backed up the SSO master secret to <where>\" --category master-secret --who <name>".into(),
                     );
                 }
             }
@@ -894,6 +1006,44 @@ fn master_secret_recorded(
         }
     }
     r
+}
+
+#[cfg(test)]
+mod width_tests {
+    use super::*;
+
+    #[test]
+    fn lines_fit_the_terminal_and_advice_wraps() {
+        assert_eq!(fit("abcdef", 6), "abcdef");
+        assert_eq!(fit("abcdefgh", 6), "abcde…");
+        let w = wrap("one two three four five", 9);
+        assert_eq!(w, ["one two", "three", "four five"]);
+        let r = CheckResult {
+            schema_version: SCHEMA_VERSION,
+            session: "s".into(),
+            id: "x.fails".into(),
+            title: "t".into(),
+            runbook: "r".into(),
+            server_role: "source".into(),
+            server: "h".repeat(100),
+            status: CheckStatus::Fail,
+            duration_ms: None,
+            evidence_line: "e".repeat(80),
+            evidence: None,
+            assertions: vec![],
+            error: None,
+            advice: vec!["do this and then that ".repeat(10)],
+        };
+        let mut out = Vec::new();
+        write_table(&mut out, std::slice::from_ref(&r), Some(60));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 60), "{text}");
+        assert!(text.contains("x.fails (FAIL):"), "{text}");
+        let mut out = Vec::new();
+        write_table(&mut out, &[r], None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().any(|l| l.chars().count() > 200), "{text}");
+    }
 }
 
 #[cfg(test)]

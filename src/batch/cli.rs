@@ -107,10 +107,12 @@ fn inputs(runbook: &str, answers: Option<&Path>, set: &[String]) -> Result<Input
 
 /// Resolves `--env NAME` (config file, passwords from the profiles' `password_env`) or
 /// `--drill SCENARIO` (started here; keep the returned `Drill` alive). Needs a runtime.
+/// `ask` false: no password prompt (a dry run connects nowhere).
 pub async fn target(
     config: Option<&Path>,
     env: Option<&str>,
     drill: Option<&str>,
+    ask: bool,
 ) -> Result<(Target, Option<Drill>), String> {
     match (env, drill) {
         (_, Some(scenario)) => {
@@ -137,9 +139,13 @@ pub async fn target(
             })?;
             let secrets = EnvSecrets::for_environment(env);
             // On a terminal, ask for passwords no variable holds; in cron, say which is missing.
-            let typed = tokio::task::block_in_place(|| {
-                crate::config::secrets::prompt_missing(env, &secrets)
-            })?;
+            let typed = if ask {
+                tokio::task::block_in_place(|| {
+                    crate::config::secrets::prompt_missing(env, &secrets)
+                })?
+            } else {
+                crate::config::MapSecrets::new()
+            };
             let mut t = Target::from_environment(env, &Chain(&secrets, &typed))?;
             if let Some(w) = &cfg.file_warning {
                 t.warnings.insert(0, w.clone());
@@ -184,11 +190,11 @@ pub fn check_main(args: CheckArgs, config: Option<&Path>) -> u8 {
         Err(e) => return fail(&mut err, e),
     };
     rt.block_on(async {
-        let (target, drill) = match target(config, args.env.as_deref(), args.drill.as_deref()).await
-        {
-            Ok(t) => t,
-            Err(e) => return fail(&mut err, e),
-        };
+        let (target, drill) =
+            match target(config, args.env.as_deref(), args.drill.as_deref(), true).await {
+                Ok(t) => t,
+                Err(e) => return fail(&mut err, e),
+            };
         let opts = CheckOptions {
             runbook: inp.runbook,
             target,
@@ -201,6 +207,11 @@ pub fn check_main(args: CheckArgs, config: Option<&Path>) -> u8 {
             answers: inp.answers,
             progress: ProgressStyle::detect(),
             keep_open: args.keep_open,
+            width: if args.json {
+                None
+            } else {
+                crate::batch::check::stdout_width()
+            },
         };
         let mut out = std::io::stdout();
         let code = check(opts, &mut out, &mut err).await.code;
@@ -239,7 +250,7 @@ pub fn run_main(
         Err(e) => return fail(&mut err, e),
     };
     rt.block_on(async {
-        let (target, drill) = match target(config, env, drill).await {
+        let (target, drill) = match target(config, env, drill, !args.dry_run).await {
             Ok(t) => t,
             Err(e) => return fail(&mut err, e),
         };

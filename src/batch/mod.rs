@@ -163,17 +163,23 @@ pub fn could_not_run(e: &SqlError) -> bool {
 pub fn error_advice(e: &SqlError) -> String {
     match e {
         SqlError::Connect { message, .. } if message == crate::sql::connect::NO_TLS => {
-            "Enable TLS on the server, or set encrypt = \"not_supported\" in this environment's profile if clear text is acceptable on this network.".into()
+            "Enable TLS on the server, or set encrypt = \"not_supported\" in this environment's profile if clear text is acceptable on this network (docs/CONFIG.md, Encryption).".into()
+        }
+        SqlError::Connect { message, .. }
+            if message.starts_with(crate::sql::connect::LOGIN_TLS_FAILED)
+                || message.starts_with("TLS failed") =>
+        {
+            "The connection reached the server but encryption failed: set the profile's `encrypt` or `trust_server_certificate` as the message says (docs/CONFIG.md, Encryption).".into()
         }
         SqlError::Connect { server, .. } => format!(
             "Check that {server} is up and reachable from this machine (SQL Server service, SQL Browser, firewall) and that the environment names the right server."
         ),
         SqlError::Login { .. } => "Check the login and its password for this role (password_env in the environment configuration); the SQL Server error log gives the reason.".into(),
         SqlError::NoServer { role } => {
-            format!("Add a server for role `{role}` to the environment configuration.")
+            format!("Add a server for role `{role}` to the environment configuration: a [environments.NAME.{role}] table with `server` (docs/CONFIG.md).")
         }
         SqlError::Timeout { secs } => format!(
-            "The query ran longer than {secs} s: look for blocking on the server (sp_who2) and run the check again."
+            "The query ran longer than {secs} s (the step's timeout, capped by the profile's statement_timeout_secs when set): look for blocking on the server (sp_who2) and run the check again."
         ),
         SqlError::Dropped { .. } => {
             "The connection dropped: check the network and the server, then run the check again.".into()

@@ -208,6 +208,31 @@ pub async fn run_batch(
         };
         let Some(id) = next.step.clone() else {
             let c = d.engine().counts();
+            if opts.dry_run {
+                // Nothing was done, so there is nothing to sign: the session is closed.
+                let text = format!(
+                    "dry run finished: {} applicable steps: {} would run, {} skipped, {} passed; nothing was sent to any server",
+                    c.applicable(),
+                    c.would_run,
+                    c.skipped,
+                    c.passed
+                );
+                o.show(d.send(Input::Note {
+                    step: None,
+                    text: text.clone(),
+                }));
+                o.show(d.send(Input::Close));
+                if let Some(e) = d.halted() {
+                    crate::wln!(err, "error: {e}");
+                    summary.code = exit::SETUP;
+                    return summary;
+                }
+                o.line(&format!(
+                    "{text}. Session {session_id} closed (its journal lists every statement; `btsdr report {session_id}` prints them)."
+                ));
+                summary.code = exit::OK;
+                return summary;
+            }
             o.line(&format!(
                 "finished: all {} applicable steps are done ({} passed, {} would run, {} done, {} skipped). Sign off in the UI: run `btsdr` and resume session {session_id}.",
                 c.applicable(),

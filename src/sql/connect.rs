@@ -117,6 +117,11 @@ impl AsyncWrite for Metered {
 /// The connect error when btsdr requires encryption (the default) and the server offers none.
 pub const NO_TLS: &str = "the server offers no encryption (its PRELOGIN answer says TLS is not supported), and btsdr requires it: enable TLS on the SQL Server (a certificate, Force Encryption), or, if the login and all data may cross this network in clear text, set encrypt = \"not_supported\" in this profile";
 
+/// The connect error when `encrypt = "off"` (TLS for the login) meets a server whose TLS
+/// handshake fails: most often a server that offers no encryption at all.
+pub const LOGIN_TLS_FAILED: &str =
+    "with encrypt = \"off\" the login is still sent over TLS, and the TLS handshake failed";
+
 /// The driver config for `profile`; `password` is needed for `sql` and `windows` auth.
 pub fn driver_config(
     profile: &ServerProfile,
@@ -222,7 +227,7 @@ pub async fn connect(
     let secs = profile.connect_timeout_secs.max(1);
     let cfg = driver_config(profile, password)?;
     let meter = Meter::new(profile.max_result_mib.saturating_mul(1 << 20));
-    let inner = connect_inner(cfg, &server, meter.clone());
+    let inner = connect_inner(cfg, &server, meter.clone(), profile.encrypt);
     match tokio::time::timeout(Duration::from_secs(secs), inner).await {
         Ok(r) => r.map(|c| (c, meter)),
         Err(_) => Err(SqlError::Connect {
@@ -239,6 +244,7 @@ async fn connect_inner(
     cfg: tiberius::Config,
     server: &str,
     meter: Meter,
+    encrypt: Option<Encrypt>,
 ) -> Result<SqlClient, SqlError> {
     let mut cfg = cfg;
     // One redirect (Azure SQL gateways, read-only routing) is followed.
@@ -264,11 +270,25 @@ async fn connect_inner(
             Err(tiberius::error::Error::Server(t)) => {
                 let mut message = t.message().to_string();
                 if t.code() == 18456 {
-                    message.push_str(" (check the user name and the password)");
+                    message.push_str(
+                        " (check the profile's `user` and the password in the variable its \
+                         `password_env` names)",
+                    );
                 }
                 return Err(SqlError::Login {
                     server: server.to_string(),
                     message,
+                });
+            }
+            Err(tiberius::error::Error::Tls(m)) if encrypt == Some(Encrypt::Off) => {
+                return Err(SqlError::Connect {
+                    server: server.to_string(),
+                    message: format!(
+                        "{LOGIN_TLS_FAILED} ({m}): if the server offers no encryption (the built-in \
+                         simulator `btsdr sim` offers none), set encrypt = \"not_supported\" in \
+                         this profile; if it has a self-signed certificate, install its CA on \
+                         this machine (or, knowing the risk, set trust_server_certificate = true)"
+                    ),
                 });
             }
             Err(tiberius::error::Error::Tls(m)) => {
