@@ -134,6 +134,14 @@ fn a_signature_does_not_survive_a_rewritten_record_or_another_file() {
     fs::write(&a, text.replace("note 1", "note X")).unwrap();
     let got = statuses(&a, &trusted);
     assert!(matches!(got[0], SigStatus::Invalid { .. }), "{got:?}");
+    // An earlier record edited: the chain breaks before the signed record, which no longer
+    // vouches for anything.
+    let c = session(dir.path(), "20261205-030006-readiness", 3);
+    signing::sign(&c, &alice, "alice").unwrap();
+    let text = fs::read_to_string(&c).unwrap();
+    fs::write(&c, text.replacen("note 0", "note Z", 1)).unwrap();
+    let got = statuses(&c, &trusted);
+    assert!(matches!(got[0], SigStatus::Invalid { .. }), "{got:?}");
     // A signature copied next to another session's journal.
     let b = session(dir.path(), "20261205-030003-readiness", 2);
     fs::copy(signing::sigs_path(&a), signing::sigs_path(&b)).unwrap();

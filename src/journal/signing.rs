@@ -291,11 +291,25 @@ pub fn check_signatures(
         Err(e) => return Err(e),
     };
     let hashes = read_file_lines_sha256(journal)?;
+    // A signature vouches for its record and, through the chain, every record before it:
+    // only as far as the chain verifies.
+    let verified = verify(journal)?.records;
     let session = session_of(journal);
     Ok(text
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| check_one(l, &session, &hashes, allowed))
+        .map(|l| {
+            let mut c = check_one(l, &session, &hashes, allowed);
+            if c.seq as usize > verified && !matches!(c.status, SigStatus::Invalid { .. }) {
+                c.status = SigStatus::Invalid {
+                    why: format!(
+                        "the journal verifies only up to record {verified}, so record {} and the records it vouches for are not the ones that were signed",
+                        c.seq
+                    ),
+                };
+            }
+            c
+        })
         .collect())
 }
 
