@@ -1026,15 +1026,14 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
         ExitCode::SUCCESS
     };
     let text = crate::report::render(&rep, fmt);
+    if let Some((out, why)) = output.and_then(|o| Some((o, refuse_report_target(o)?))) {
+        crate::errln!(
+            "error: will not write the report to {}: {why}; choose another file",
+            out.display()
+        );
+        return ExitCode::from(2);
+    }
     match output {
-        Some(out) if refuse_report_target(out).is_some() => {
-            crate::errln!(
-                "error: will not write the report to {}: {}; choose another file",
-                out.display(),
-                refuse_report_target(out).unwrap_or_default()
-            );
-            ExitCode::from(2)
-        }
         Some(out) => match std::fs::write(out, text) {
             Ok(()) => {
                 crate::errln!("wrote {}", out.display());

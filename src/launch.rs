@@ -312,11 +312,8 @@ impl LiveOpener {
         if let Some(current) = current.filter(|c| *c != original) {
             let last = read
                 .entries
-                .iter()
-                .rev()
-                .map(|r| r.operator.as_str())
-                .next()
-                .unwrap_or(&original);
+                .last()
+                .map_or(original.as_str(), |r| &r.operator);
             if current != last {
                 writer
                     .append(crate::engine::Record::new(

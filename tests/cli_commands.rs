@@ -3,48 +3,8 @@
 //! `journal verify` of every journal, `latest`, and `show` filled for a paper checklist.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-struct Run {
-    code: Option<i32>,
-    out: String,
-    err: String,
-}
-
-fn btsdr(dir: &Path, args: &[&str]) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_btsdr"))
-        .args(args)
-        .env("BTSDR_DATA_DIR", dir.join("data"))
-        .env("BTSDR_CONFIG_DIR", dir.join("config"))
-        .env("BTSDR_OPERATOR", "cli-test")
-        .env_remove("BTSDR_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("btsdr starts");
-    Run {
-        code: out.status.code(),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn home() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("config/runbooks")).unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    dir
-}
-
-fn expect(r: &Run, code: i32, what: &str) {
-    assert_eq!(
-        r.code,
-        Some(code),
-        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        r.code,
-        r.out,
-        r.err
-    );
-}
+mod cli_support;
+use cli_support::{btsdr, expect, home};
 
 /// A UI run refuses an unknown variable, a bad value and a malformed `--set` before the UI
 /// starts (stdin is not a terminal here: a run that got as far as the UI would fail otherwise).

@@ -3,15 +3,10 @@
 //! secret record, a dry run without passwords, a variable `check` cannot guess, and what a
 //! wrong `encrypt` says.
 
-use std::process::{Command, Stdio};
+mod cli_support;
+use cli_support::{Run, expect};
 
 use btsdr_sim::drill::Drill;
-
-struct Run {
-    code: Option<i32>,
-    out: String,
-    err: String,
-}
 
 /// A running simulator (healthy group) and a home whose config names it as `drill`.
 struct Sim {
@@ -55,24 +50,12 @@ impl Sim {
     }
 
     fn run(&self, args: &[&str], password: bool) -> Run {
-        let d = self.dir.path();
-        let mut c = Command::new(env!("CARGO_BIN_EXE_btsdr"));
-        c.args(args)
-            .env("BTSDR_DATA_DIR", d.join("data"))
-            .env("BTSDR_CONFIG_DIR", d.join("config"))
-            .env("BTSDR_OPERATOR", "cli-test")
-            .env_remove("BTSDR_LOG")
-            .env_remove("BTSDR_DRILL_PASSWORD")
-            .stdin(Stdio::null());
+        let mut c = cli_support::command(self.dir.path(), args);
+        c.env_remove("BTSDR_DRILL_PASSWORD");
         if password {
             c.env("BTSDR_DRILL_PASSWORD", &self.password);
         }
-        let out = c.output().expect("btsdr starts");
-        Run {
-            code: out.status.code(),
-            out: String::from_utf8_lossy(&out.stdout).into_owned(),
-            err: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        cli_support::finish(c)
     }
 }
 
@@ -82,17 +65,6 @@ impl Drop for Sim {
             self.rt.block_on(d.shutdown());
         }
     }
-}
-
-fn expect(r: &Run, code: i32, what: &str) {
-    assert_eq!(
-        r.code,
-        Some(code),
-        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        r.code,
-        r.out,
-        r.err
-    );
 }
 
 /// `check --env` on a healthy group fails only on the master secret record; the advice's

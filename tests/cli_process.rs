@@ -4,37 +4,8 @@
 //! commands that do not need it; hostile text never reaches the terminal raw.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-struct Run {
-    code: Option<i32>,
-    out: String,
-    err: String,
-}
-
-fn btsdr(dir: &Path, args: &[&str]) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_btsdr"))
-        .args(args)
-        .env("BTSDR_DATA_DIR", dir.join("data"))
-        .env("BTSDR_CONFIG_DIR", dir.join("config"))
-        .env("BTSDR_OPERATOR", "cli-test")
-        .env_remove("BTSDR_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("btsdr starts");
-    Run {
-        code: out.status.code(),
-        out: String::from_utf8_lossy(&out.stdout).into_owned(),
-        err: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn home() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("config/runbooks")).unwrap();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    dir
-}
+mod cli_support;
+use cli_support::{Run, btsdr, expect, home};
 
 /// A user runbook `probe` with one check step on the source server.
 fn probe(dir: &Path, sql: &str, assert: &str) {
@@ -63,17 +34,6 @@ assert = [{{ rows = "{assert}", message = "the probe failed" }}]
     std::fs::write(dir.join("config/runbooks/probe.toml"), text).unwrap();
 }
 
-fn expect(r: &Run, code: i32, what: &str) {
-    assert_eq!(
-        r.code,
-        Some(code),
-        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        r.code,
-        r.out,
-        r.err
-    );
-}
-
 #[test]
 fn check_exit_codes() {
     let dir = home();
@@ -100,31 +60,19 @@ fn check_exit_codes() {
         ),
     )
     .unwrap();
-    let r = Command::new(env!("CARGO_BIN_EXE_btsdr"))
-        .args(["check", "--env", "dead", "--runbook", "probe"])
-        .env("BTSDR_DATA_DIR", d.join("data"))
-        .env("BTSDR_CONFIG_DIR", d.join("config"))
-        .env("BTSDR_CLI_TEST_PW", "x")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let r = dead_check(d);
     // The probe runbook is not there yet: setup error.
-    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(r.code, Some(2));
     probe(d, "SELECT 1 AS one", "== 1");
-    let r = Command::new(env!("CARGO_BIN_EXE_btsdr"))
-        .args(["check", "--env", "dead", "--runbook", "probe"])
-        .env("BTSDR_DATA_DIR", d.join("data"))
-        .env("BTSDR_CONFIG_DIR", d.join("config"))
-        .env("BTSDR_CLI_TEST_PW", "x")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(
-        r.status.code(),
-        Some(2),
-        "cannot connect: {}",
-        String::from_utf8_lossy(&r.stdout)
-    );
+    let r = dead_check(d);
+    assert_eq!(r.code, Some(2), "cannot connect: {}", r.out);
+}
+
+/// `check --env dead --runbook probe` with the profile's password set.
+fn dead_check(d: &Path) -> Run {
+    let mut c = cli_support::command(d, &["check", "--env", "dead", "--runbook", "probe"]);
+    c.env("BTSDR_CLI_TEST_PW", "x");
+    cli_support::finish(c)
 }
 
 #[test]
@@ -335,15 +283,9 @@ fn security_warnings_on_every_batch_path() {
             &answers,
         ],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_btsdr"))
-            .args(args)
-            .env("BTSDR_DATA_DIR", d.join("data"))
-            .env("BTSDR_CONFIG_DIR", d.join("config"))
-            .env("BTSDR_CLI_TEST_PW", "x")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let mut c = cli_support::command(d, args);
+        c.env("BTSDR_CLI_TEST_PW", "x");
+        let err = cli_support::finish(c).err;
         for needle in [
             "can be read by other users",
             "trust_server_certificate is on",

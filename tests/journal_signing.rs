@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+mod cli_support;
 
 use btsdr::engine::{Event, Record};
 use btsdr::journal::JournalWriter;
@@ -167,17 +167,10 @@ fn allowed_signers_errors_say_where() {
     assert!(err.starts_with("signers:2:1:"), "{err}");
 }
 
-fn btsdr(args: &[&str], data: &Path, config: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_btsdr"))
-        .args(args)
-        .env("BTSDR_DATA_DIR", data)
-        .env("BTSDR_CONFIG_DIR", config)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
+/// Exit code and stdout + stderr of `btsdr ARGS` with `dir/data` and `dir/config`.
+fn btsdr(args: &[&str], dir: &Path) -> (i32, String) {
+    let r = cli_support::btsdr(dir, args);
+    (r.code.unwrap_or(-1), r.out + &r.err)
 }
 
 #[test]
@@ -202,12 +195,11 @@ fn journal_verify_exit_codes_and_signatures_as_a_process() {
             "--as",
             "alice",
         ],
-        &data,
-        &config,
+        dir.path(),
     );
     assert_eq!(code, 0, "{out}");
     // No allowed signers yet: intact journal, signature not trusted, exit 0.
-    let (code, out) = btsdr(&["journal", "verify", id], &data, &config);
+    let (code, out) = btsdr(&["journal", "verify", id], dir.path());
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("NOT TRUSTED"), "{out}");
     fs::write(
@@ -215,13 +207,13 @@ fn journal_verify_exit_codes_and_signatures_as_a_process() {
         format!("alice {}\n", alice.public_key().to_openssh().unwrap()),
     )
     .unwrap();
-    let (code, out) = btsdr(&["journal", "verify", id], &data, &config);
+    let (code, out) = btsdr(&["journal", "verify", id], dir.path());
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("signature by alice over record 3: VALID"),
         "{out}"
     );
-    let (code, out) = btsdr(&["report", id], &data, &config);
+    let (code, out) = btsdr(&["report", id], dir.path());
     assert_eq!(code, 0, "{out}");
     // Swapped with another session's file: exit 1, and the report says so and exits 1.
     let other = session(&sessions, "20261205-030005-readiness", 1);
@@ -232,13 +224,13 @@ fn journal_verify_exit_codes_and_signatures_as_a_process() {
         btsdr::journal::chain::head_path(&path),
     )
     .unwrap();
-    let (code, out) = btsdr(&["journal", "verify", id], &data, &config);
+    let (code, out) = btsdr(&["journal", "verify", id], dir.path());
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("swapped"), "{out}");
-    let (code, out) = btsdr(&["report", id], &data, &config);
+    let (code, out) = btsdr(&["report", id], dir.path());
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("JOURNAL DAMAGED"), "{out}");
     // Not a journal at all: exit 2.
-    let (code, out) = btsdr(&["journal", "verify", "/dev/null"], &data, &config);
+    let (code, out) = btsdr(&["journal", "verify", "/dev/null"], dir.path());
     assert_eq!(code, 2, "{out}");
 }

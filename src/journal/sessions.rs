@@ -331,12 +331,19 @@ pub fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
 /// session id (which names the runbook), so two sessions' files swapped are caught.
 /// `None` when it matches, or when the file is not a session journal (the change log).
 pub fn binding_problem(path: &Path) -> Option<String> {
-    let stem = path.file_stem()?.to_string_lossy().into_owned();
-    if stem == "changelog" {
+    if path.file_stem()? == "changelog" {
         return None;
     }
-    let read = super::read_records(path).ok()?;
-    let first = read.entries.first()?;
+    binding_problem_in(path, &read_records(path).ok()?.entries)
+}
+
+/// [`binding_problem`] for records already read from `path`.
+pub fn binding_problem_in(
+    path: &Path,
+    records: &[crate::engine::events::Record],
+) -> Option<String> {
+    let stem = path.file_stem()?.to_string_lossy().into_owned();
+    let first = records.first()?;
     match &first.event {
         Event::SessionStarted {
             session_id,

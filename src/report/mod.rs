@@ -54,7 +54,7 @@ pub fn from_journal(
     });
     let mut verified = read.report;
     let mut status = verified.to_string();
-    let binding = crate::journal::sessions::binding_problem(path);
+    let binding = crate::journal::sessions::binding_problem_in(path, &read.entries);
     if let Some(p) = &binding {
         status.push_str("; ");
         status.push_str(p);
