@@ -9,6 +9,7 @@
 //!
 //! Memory figures run in a child process (this binary re-executed with `child NAME`) so the
 //! peak (VmHWM) is the measured workload's alone.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -259,6 +259,8 @@ pub fn parse() -> Cli {
     }
 }
 
+// TODO(issue 16): split (one function per subcommand).
+#[allow(clippy::too_many_lines)]
 pub fn run(cli: Cli) -> ExitCode {
     if cli.version {
         out!("{}", version_text());

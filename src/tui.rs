@@ -106,6 +106,8 @@ fn enter(opts: &TuiOptions) -> io::Result<(DefaultTerminal, Guard)> {
 /// session was opened before); `driver` performs effects.
 ///
 /// `initial` messages are processed first (e.g. `driver.install(opened)` for `btsdr drill`).
+// TODO(issue 16): split (terminal setup, the event loop, teardown).
+#[allow(clippy::too_many_lines)]
 pub async fn run(
     mut app: App,
     driver: &mut dyn Driver,

@@ -2,6 +2,7 @@
 //! the real binary as a child process: the readiness check on a healthy group, the master
 //! secret record, a dry run without passwords, a variable `check` cannot guess, and what a
 //! wrong `encrypt` says.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod cli_support;
 use cli_support::{Run, expect};

@@ -2,6 +2,7 @@
 //! documented exit code of `btsdr check` (0/1/2) and `btsdr run --batch` (0/1/2/3,
 //! docs/CHECK_JSON.md); a hostile user runbook in the config folder does not block the
 //! commands that do not need it; hostile text never reaches the terminal raw.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::path::Path;
 mod cli_support;

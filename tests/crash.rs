@@ -5,6 +5,8 @@
 //! The kill delays come from a seed printed at the start; `BTSDR_CRASH_SEED=N` replays a run.
 //! Besides the random kills, some kills land right after a `step_started` is reported, so
 //! the in-doubt path is always exercised (asserted, not only counted).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+#![allow(clippy::too_many_lines)] // some tests tell a long story
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};

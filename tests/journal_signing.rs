@@ -1,6 +1,7 @@
 //! Signatures that mean something (issue 14): a key made in the test signs a journal;
 //! verification is offline against an allowed_signers file; forged, altered, untrusted and
 //! swapped journals are told apart. Also `btsdr journal verify`'s exit codes, as a process.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::fs;
 use std::path::{Path, PathBuf};

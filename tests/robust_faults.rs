@@ -4,6 +4,7 @@
 //! step fails with a clear message within its timeout, the journal keeps everything, and a
 //! retry works once the server is back. Plus the `drop-during-restore` drill scenario.
 //! docs/RELIABILITY.md describes each class.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -3,6 +3,8 @@
 //! `TiberiusExecutor` must keep its memory bounded (this test binary counts its allocations
 //! and records the peak), say that the result was capped, and honour the profile's
 //! `statement_timeout_secs` even when the step asks for longer.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+#![allow(clippy::too_many_lines)] // some tests tell a long story
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! every diagnostic points inside the file; hostile operator text in every prompt and any
 //! terminal size (1x1 .. 300x100, random resize sequences) never panic the UI.
 //! docs/RELIABILITY.md describes each class.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 #[path = "ui_support/mod.rs"]
 mod ui_support;

@@ -1,6 +1,7 @@
 //! A journal that cannot be written (/dev/full): the session says so clearly, and no
 //! destructive statement is ever sent (write-ahead), whatever the operator presses.
 //! docs/RELIABILITY.md describes the class.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 #[path = "ui_support/mod.rs"]
 mod ui_support;

@@ -4,6 +4,7 @@
 //! allocator hands pages back to the system, which differs from run to run, so it is
 //! reported, not asserted.
 //! Bounded (about 45 s in a debug build); docs/RELIABILITY.md describes it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;

@@ -1,4 +1,5 @@
 //! Each class of invalid runbook gives its precise diagnostic at file:line:col.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use std::collections::HashSet;
 

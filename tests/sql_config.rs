@@ -1,5 +1,6 @@
 //! Config file parsing and validation: a good file, each bad case with its message and
 //! position, the permission warning, secrets never shown.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 use btsdr::config::{
     Auth, Config, ConfigError, Encrypt, EnvSecrets, MapSecrets, Secret, SecretSource, Target,

@@ -1,6 +1,8 @@
 //! The tiberius executor over real TCP against the simulator's TDS server, with a scripted
 //! backend: typed values, parameters, errors, timeout, cancel, dropped connections,
 //! progress, login and connect failures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+#![allow(clippy::too_many_lines)] // some tests tell a long story
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,6 @@
 //! Snapshots of every screen and popup at 100x30 and 80x24 (TestBackend + insta), a styled
 //! buffer where colour carries meaning, and tiny sizes that must not panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
 
 mod ui_support;
 

@@ -1,6 +1,8 @@
 //! Key-driven flows end to end against the REAL simulator over TCP: a drill scenario served
 //! on 127.0.0.1, the app's own tiberius executor, a journal in a temp dir, the `backup`
 //! runbook from the library, all driven through the `Harness` with key presses.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+#![allow(clippy::too_many_lines)] // some tests tell a long story
 
 use std::path::Path;
 use std::sync::Arc;

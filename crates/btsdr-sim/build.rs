@@ -1,5 +1,6 @@
 //! Embeds every `assets/scenarios/*.toml` of the repository (two folders up): adding a
 //! scenario needs no code change.
+#![allow(clippy::expect_used)] // a build script fails by panicking
 
 use std::fmt::Write as _;
 use std::path::Path;

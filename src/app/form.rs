@@ -55,14 +55,17 @@ impl Field {
             long: false,
         }
     }
+    #[must_use]
     pub fn help(mut self, h: impl Into<String>) -> Field {
         self.help = h.into();
         self
     }
+    #[must_use]
     pub fn value(mut self, v: impl Into<String>) -> Field {
         self.value = v.into();
         self
     }
+    #[must_use]
     pub fn long(mut self) -> Field {
         self.long = true;
         self

@@ -31,6 +31,7 @@ pub enum Focus {
 }
 
 impl Focus {
+    #[must_use]
     pub fn next(self) -> Focus {
         match self {
             Focus::Steps => Focus::Detail,
@@ -38,6 +39,7 @@ impl Focus {
             Focus::Output => Focus::Steps,
         }
     }
+    #[must_use]
     pub fn prev(self) -> Focus {
         match self {
             Focus::Steps => Focus::Output,

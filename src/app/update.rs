@@ -500,6 +500,8 @@ fn move_out(app: &mut App, delta: isize) {
     }
 }
 
+// TODO(issue 16): split (one handler per run-screen action group).
+#[allow(clippy::too_many_lines)]
 fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
     let Some(run) = &app.run else {
         if matches!(a, Action::Home | Action::Back) {
@@ -814,6 +816,8 @@ fn inspect(app: &mut App) {
     });
 }
 
+// TODO(issue 16): split (one handler per popup kind).
+#[allow(clippy::too_many_lines)]
 fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
     // How far the help can scroll: its rows (plus the popup-keys block and footer, which
     // may wrap) minus what fits on screen.

@@ -557,6 +557,8 @@ impl Validator<'_, '_> {
         self.sink.at(span, msg, Some(help));
     }
 
+    // TODO(issue 16): split (connection, authentication, TLS and paths checks apart).
+    #[allow(clippy::too_many_lines)]
     fn profile(&mut self, role: Role, p: RawProfile, span: Range<usize>) -> Option<ServerProfile> {
         let before = self.sink.diags.len();
         let what = format!("environments.{}.{}", self.env, role);

@@ -89,6 +89,7 @@ impl MapSecrets {
         self.map.insert((role, user.to_string()), password);
     }
     /// Builder form of `insert`.
+    #[must_use]
     pub fn with(mut self, role: Role, user: &str, password: &str) -> Self {
         self.insert(role, user, Secret::new(password));
         self

@@ -52,6 +52,7 @@ impl Record {
         }
     }
 
+    #[must_use]
     pub fn with_details(mut self, details: impl Into<String>) -> Record {
         self.details = details.into();
         self

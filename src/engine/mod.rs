@@ -353,6 +353,8 @@ impl Engine {
         out
     }
 
+    // TODO(issue 16): split (one handler per input kind).
+    #[allow(clippy::too_many_lines)]
     fn handle_inner(
         &mut self,
         input: Input,
@@ -1265,6 +1267,8 @@ impl Engine {
     // ----- applying records (live and replay) --------------------------------------
 
     /// Applies one journal record: the only way journaled state changes.
+    // TODO(issue 16): split (one applier per event kind).
+    #[allow(clippy::too_many_lines)]
     pub fn apply(&mut self, r: &Record) -> Result<(), String> {
         let i = match &r.step {
             Some(id) => Some(self.index.get(id).copied().ok_or_else(|| {

@@ -37,6 +37,8 @@ code{font-size:12px}.legend span{display:inline-block;margin-right:14px;font-siz
 @media print{body{margin:0;max-width:none}h2{break-after:avoid}.step{break-inside:avoid}svg{max-width:100%}}
 ";
 
+// TODO(issue 16): split (one function per report section (or a maud template)).
+#[allow(clippy::too_many_lines)]
 pub fn html(r: &Report) -> String {
     let mut o = String::new();
     let title = if r.title.is_empty() {

@@ -149,6 +149,8 @@ impl Report {
     }
 }
 
+// TODO(issue 16): split (one pass per record kind).
+#[allow(clippy::too_many_lines)]
 pub fn build(
     records: &[Record],
     runbook: Option<&Runbook>,

@@ -655,15 +655,14 @@ pub enum Part {
 
 /// Parses `{{var}}`, `{{ident:var}}` and `{{#each step}}...{{/each}}`.
 pub fn parse_template(src: &str) -> Result<Vec<Part>, String> {
-    let mut stack: Vec<(String, Vec<Part>)> = vec![(String::new(), Vec::new())];
+    // `current` collects the innermost open level; `open` holds each enclosing `#each`'s
+    // step and the parts of the level around it.
+    let mut current: Vec<Part> = Vec::new();
+    let mut open: Vec<(String, Vec<Part>)> = Vec::new();
     let mut rest = src;
     while let Some(start) = rest.find("{{") {
         if start > 0 {
-            stack
-                .last_mut()
-                .expect("stack")
-                .1
-                .push(Part::Lit(rest[..start].to_string()));
+            current.push(Part::Lit(rest[..start].to_string()));
         }
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or_else(|| {
@@ -674,22 +673,18 @@ pub fn parse_template(src: &str) -> Result<Vec<Part>, String> {
         })?;
         let tag = after[..end].trim();
         if let Some(step) = tag.strip_prefix("#each ") {
-            if stack.len() > MAX_DEPTH {
+            if open.len() >= MAX_DEPTH {
                 return Err(format!(
                     "`{{{{#each}}}}` nests more than {MAX_DEPTH} levels deep: simplify the template"
                 ));
             }
-            stack.push((step.trim().to_string(), Vec::new()));
+            open.push((step.trim().to_string(), std::mem::take(&mut current)));
         } else if tag == "/each" {
-            if stack.len() < 2 {
+            let Some((step, outer)) = open.pop() else {
                 return Err("`{{/each}}` without `{{#each ...}}`".into());
-            }
-            let (step, parts) = stack.pop().expect("stack");
-            stack
-                .last_mut()
-                .expect("stack")
-                .1
-                .push(Part::Each(step, parts));
+            };
+            let body = std::mem::replace(&mut current, outer);
+            current.push(Part::Each(step, body));
         } else if let Some(name) = tag.strip_prefix("ident:") {
             if !is_ident(name.trim()) {
                 return Err(format!(
@@ -697,17 +692,9 @@ pub fn parse_template(src: &str) -> Result<Vec<Part>, String> {
                     name.trim()
                 ));
             }
-            stack
-                .last_mut()
-                .expect("stack")
-                .1
-                .push(Part::Ident(name.trim().to_string()));
+            current.push(Part::Ident(name.trim().to_string()));
         } else if is_ident(tag) {
-            stack
-                .last_mut()
-                .expect("stack")
-                .1
-                .push(Part::Var(tag.to_string()));
+            current.push(Part::Var(tag.to_string()));
         } else {
             return Err(format!(
                 "`{{{{{tag}}}}}` is not a placeholder (use {{{{name}}}}, {{{{ident:name}}}} or {{{{#each step}}}})"
@@ -716,19 +703,14 @@ pub fn parse_template(src: &str) -> Result<Vec<Part>, String> {
         rest = &after[end + 2..];
     }
     if !rest.is_empty() {
-        stack
-            .last_mut()
-            .expect("stack")
-            .1
-            .push(Part::Lit(rest.to_string()));
+        current.push(Part::Lit(rest.to_string()));
     }
-    if stack.len() != 1 {
+    if let Some((step, _)) = open.last() {
         return Err(format!(
-            "`{{{{#each {}}}}}` is never closed with `{{{{/each}}}}`",
-            stack.last().expect("stack").0
+            "`{{{{#each {step}}}}}` is never closed with `{{{{/each}}}}`"
         ));
     }
-    Ok(stack.pop().expect("stack").1)
+    Ok(current)
 }
 
 /// Quotes a SQL Server identifier: `[name]` with `]` doubled.

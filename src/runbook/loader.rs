@@ -217,6 +217,8 @@ impl Validator<'_> {
         self.sink.at(at, msg, help);
     }
 
+    // TODO(issue 16): split (header, variables, sections apart).
+    #[allow(clippy::too_many_lines)]
     fn runbook(&mut self, raw: RawRunbook, origin: &str, text: &str) -> Option<Runbook> {
         if !is_kebab(raw.id.get_ref()) {
             self.err(
@@ -520,6 +522,8 @@ impl Validator<'_> {
         }
     }
 
+    // TODO(issue 16): split (one function per step kind).
+    #[allow(clippy::too_many_lines)]
     fn step(
         &mut self,
         st: RawStep,

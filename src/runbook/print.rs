@@ -62,6 +62,8 @@ fn is_secret(rb: &Runbook, name: &str) -> bool {
     rb.variable(name).is_some_and(|v| v.kind == VarKind::Secret)
 }
 
+// TODO(issue 16): split (header, variables, one function per step kind).
+#[allow(clippy::too_many_lines)]
 fn render(rb: &Runbook, values: Option<&BTreeMap<String, String>>, note: &str) -> String {
     let f = |s: &str| fill(rb, values, s);
     let mut o = String::new();

@@ -257,6 +257,8 @@ fn set_title(out: &StepOutput, s: usize) -> String {
     }
 }
 
+// TODO(issue 16): split (header, rows and scroll bar apart).
+#[allow(clippy::too_many_lines)]
 pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let focused = app.focus == Focus::Output;

@@ -162,6 +162,8 @@ fn step_title(app: &App, id: &str) -> String {
         .map_or_else(|| id.to_string(), |s| s.title.clone())
 }
 
+// TODO(issue 16): split (one function per popup kind).
+#[allow(clippy::too_many_lines)]
 fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let pw: u16 = 72.min(area.width.saturating_sub(4)).max(20.min(area.width));

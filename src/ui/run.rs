@@ -221,6 +221,8 @@ fn steps_pane(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
+// TODO(issue 16): split (one function per step kind).
+#[allow(clippy::too_many_lines)]
 fn detail_pane(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let Some(run) = &app.run else { return };
@@ -383,6 +385,8 @@ fn detail_pane(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 /// What to do next, in words, with the keys to press.
+// TODO(issue 16): split (one function per screen state).
+#[allow(clippy::too_many_lines)]
 pub fn next_hint(app: &App) -> Vec<(String, bool)> {
     use crate::app::Mode;
     let k = |m: Mode, a: Action| app.keymap.hint(m, a);

@@ -411,6 +411,8 @@ const OTHER_JOBS: &[&str] = &[
 pub const BACKUP_JOB: &str = "Backup BizTalk Server (BizTalkMgmtDb)";
 
 /// Builds the group at the start of the history, then simulates the history with its faults.
+// TODO(issue 16): split (servers, databases, jobs, faults).
+#[allow(clippy::too_many_lines)]
 pub fn build(sc: &Scenario) -> Result<Group, String> {
     let start = sc.end - Duration::days(i64::from(sc.history_days));
     let mut instances = vec![

@@ -273,6 +273,7 @@ impl Rows {
     }
 
     /// A copy with every value passed through `f`.
+    #[must_use]
     pub fn map_values(&self, mut f: impl FnMut(ValueRef<'_>) -> Value) -> Rows {
         let mut out = Rows::new();
         for r in self.iter() {

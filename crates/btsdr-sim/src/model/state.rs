@@ -85,6 +85,7 @@ pub struct Database {
 
 impl Database {
     /// A copy of everything but the mark log (which can hold a month of marks).
+    #[must_use]
     pub fn without_marklog(&self) -> Database {
         Database {
             id: self.id,

@@ -216,7 +216,7 @@ pub fn infer_type(values: &[&Value]) -> &'static str {
         let t = match v {
             Value::Null => continue,
             Value::Bool(_) => "bit",
-            Value::Int(i) if *i > i32::MAX as i64 || *i < i32::MIN as i64 => "bigint",
+            Value::Int(i) if *i > i64::from(i32::MAX) || *i < i64::from(i32::MIN) => "bigint",
             Value::Int(_) => "int",
             Value::Float(_) => "float",
             Value::Decimal(_) => "decimal",
