@@ -343,7 +343,12 @@ pub fn run(cli: Cli) -> ExitCode {
                     rto_minutes: session.rto,
                     rpo_minutes: session.rpo,
                 },
-                (None, None) => unreachable_target(),
+                (None, None) => {
+                    // clap enforces --env or --drill; keep a clear message rather than a panic.
+                    return finish(Err(CliError::Problem(
+                        "say where to run: --env NAME or --drill SCENARIO".into(),
+                    )));
+                }
             };
             let values = UiValues {
                 set: batch.set,
@@ -357,7 +362,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 &values,
             )
         }
-        Some(Cmd::Sim { scenario, listen }) => sim(&scenario, listen),
+        Some(Cmd::Sim { scenario, listen }) => finish(sim(&scenario, listen)),
         Some(Cmd::List) => with_library(|lib| {
             outln!("{:<20} {:>5}  {}", "RUNBOOK", "STEPS", "TITLE");
             for rb in &lib.runbooks {
@@ -369,7 +374,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     rb.version
                 );
             }
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }),
         Some(Cmd::Show {
             runbook,
@@ -378,56 +383,52 @@ pub fn run(cli: Cli) -> ExitCode {
             set,
         }) => with_library(|lib| {
             let Some(rb) = lib.get(&runbook) else {
-                crate::errln!(
-                    "error: no runbook `{runbook}`. Available: {}",
+                return Err(CliError::Problem(format!(
+                    "no runbook `{runbook}`. Available: {}",
                     lib.ids().join(", ")
-                );
-                return ExitCode::from(2);
+                )));
             };
             if env.is_none() && drill.is_none() && set.is_empty() {
                 out!("{}", crate::runbook::print::markdown(&rb));
-                return ExitCode::SUCCESS;
+                return Ok(ExitCode::SUCCESS);
             }
-            match show_values(
+            let (values, note) = show_values(
                 config_path.as_deref(),
                 &rb,
                 env.as_deref(),
                 drill.as_deref(),
                 &set,
-            ) {
-                Ok((values, note)) => {
-                    out!(
-                        "{}",
-                        crate::runbook::print::markdown_filled(&rb, &values, &note)
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => setup_error(&e),
-            }
+            )
+            .map_err(CliError::Setup)?;
+            out!(
+                "{}",
+                crate::runbook::print::markdown_filled(&rb, &values, &note)
+            );
+            Ok(ExitCode::SUCCESS)
         }),
-        Some(Cmd::Validate { paths }) => validate(&paths),
-        Some(Cmd::Recover { failure, list }) => recover(failure.as_deref(), list),
-        Some(Cmd::Sessions) => sessions(),
+        Some(Cmd::Validate { paths }) => finish(validate(&paths)),
+        Some(Cmd::Recover { failure, list }) => finish(recover(failure.as_deref(), list)),
+        Some(Cmd::Sessions) => finish(sessions()),
         Some(Cmd::Journal(JournalCmd::Verify {
             file,
             allowed_signers,
-        })) => journal_verify(file.as_deref(), allowed_signers.as_deref()),
+        })) => finish(journal_verify(file.as_deref(), allowed_signers.as_deref())),
         Some(Cmd::Journal(JournalCmd::Sign {
             file,
             key,
             principal,
-        })) => journal_sign(&file, &key, principal.as_deref()),
+        })) => finish(journal_sign(&file, &key, principal.as_deref())),
         Some(Cmd::Journal(JournalCmd::AcceptHead {
             file,
             reason,
             operator,
-        })) => journal_accept_head(&file, &reason, operator.as_deref()),
+        })) => finish(journal_accept_head(&file, &reason, operator.as_deref())),
         Some(Cmd::Report {
             session,
             format,
             output,
-        }) => report(&session, &format, output.as_deref()),
-        Some(Cmd::Changelog(c)) => changelog(c),
+        }) => finish(report(&session, &format, output.as_deref())),
+        Some(Cmd::Changelog(c)) => finish(changelog(c)),
         Some(Cmd::Completions { shell }) => {
             // Into a buffer first: clap_complete panics on a write error (`| head`).
             let mut buf = Vec::new();
@@ -438,34 +439,25 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn with_library(f: impl FnOnce(&Library) -> ExitCode) -> ExitCode {
-    match Library::load(Some(&paths::user_runbooks_dir())) {
-        Ok(lib) => {
-            for w in &lib.warnings {
-                crate::errln!("{w}\n  note: {}", library::IGNORED);
-            }
-            f(&lib)
-        }
-        Err(diags) => {
-            for d in diags {
-                crate::errln!("{d}");
-            }
-            ExitCode::from(2)
-        }
-    }
+fn with_library(f: impl FnOnce(&Library) -> Result<ExitCode, CliError>) -> ExitCode {
+    finish(library_or_diagnostics().and_then(|lib| f(&lib)))
 }
 
-fn validate(paths: &[PathBuf]) -> ExitCode {
-    let rows = match crate::runbook::checklists::embedded() {
-        Ok(r) => r
-            .into_iter()
-            .map(|r| r.id)
-            .collect::<std::collections::HashSet<_>>(),
-        Err(d) => {
-            d.iter().for_each(|d| crate::errln!("{d}"));
-            return ExitCode::from(2);
-        }
-    };
+/// The embedded and user runbooks, each ignored user file's warning said on stderr.
+fn library_or_diagnostics() -> Result<Library, CliError> {
+    let lib = Library::load(Some(&paths::user_runbooks_dir())).map_err(CliError::lines)?;
+    for w in &lib.warnings {
+        crate::errln!("{w}\n  note: {}", library::IGNORED);
+    }
+    Ok(lib)
+}
+
+fn validate(paths: &[PathBuf]) -> Result<ExitCode, CliError> {
+    let rows = crate::runbook::checklists::embedded()
+        .map_err(CliError::lines)?
+        .into_iter()
+        .map(|r| r.id)
+        .collect::<std::collections::HashSet<_>>();
     let mut failed = 0usize;
     let mut ok = 0usize;
     if paths.is_empty() {
@@ -511,37 +503,30 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
     }
     if failed > 0 {
         crate::errln!("{failed} problem(s) found; {ok} runbook(s) valid");
-        ExitCode::from(1)
+        Ok(ExitCode::from(1))
     } else {
         outln!("{ok} runbook(s) valid");
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     }
 }
 
-fn recover(failure: Option<&str>, list: bool) -> ExitCode {
-    let failures = match crate::guide::embedded() {
-        Ok(f) => f,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+fn recover(failure: Option<&str>, list: bool) -> Result<ExitCode, CliError> {
+    let failures = crate::guide::embedded()?;
     if list {
         for f in &failures {
             outln!("{:<16} {}", f.id, f.label);
         }
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
     let chosen = match failure {
         Some(id) => match failures.iter().find(|f| f.id == id) {
             Some(f) => f,
             None => {
                 let ids: Vec<&str> = failures.iter().map(|f| f.id.as_str()).collect();
-                crate::errln!(
-                    "error: unknown failure `{id}`; choose one of: {}",
+                return Err(CliError::Problem(format!(
+                    "unknown failure `{id}`; choose one of: {}",
                     ids.join(", ")
-                );
-                return ExitCode::from(2);
+                )));
             }
         },
         None => {
@@ -553,8 +538,9 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
             let _ = std::io::stdout().flush();
             let mut line = String::new();
             if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim().is_empty() {
-                crate::errln!("\nno answer given; run `btsdr recover --failure ID` (see --list)");
-                return ExitCode::from(2);
+                return Err(CliError::lines([
+                    "\nno answer given; run `btsdr recover --failure ID` (see --list)",
+                ]));
             }
             match line
                 .trim()
@@ -565,50 +551,50 @@ fn recover(failure: Option<&str>, list: bool) -> ExitCode {
             {
                 Some(f) => f,
                 None => {
-                    crate::errln!(
+                    return Err(CliError::lines([format!(
                         "`{}` is not one of the choices 1-{}",
                         line.trim(),
                         failures.len()
-                    );
-                    return ExitCode::from(2);
+                    )]));
                 }
             }
         }
     };
-    with_library(|lib| {
-        outln!(
-            "\n{}\n{}\nSource: {}\n",
-            chosen.label,
-            chosen.description.trim(),
-            chosen.reference
-        );
-        for (i, g) in chosen.go.iter().enumerate() {
-            let Some(rb) = lib.get(&g.runbook) else {
-                crate::errln!("error: failure guide names unknown runbook `{}`", g.runbook);
-                return ExitCode::from(2);
-            };
-            outln!("{}. Runbook `{}` ({})", i + 1, rb.id, rb.title);
-            for sid in &g.sections {
-                match rb.sections.iter().find(|s| &s.id == sid) {
-                    Some(s) => outln!(
-                        "   - {} ({} step{})",
-                        s.title,
-                        s.steps.len(),
-                        if s.steps.len() == 1 { "" } else { "s" }
-                    ),
-                    None => outln!("   - {sid} (section missing from this runbook version)"),
-                }
-            }
-            if !g.note.is_empty() {
-                outln!("   {}", g.note.trim());
+    let lib = library_or_diagnostics()?;
+    outln!(
+        "\n{}\n{}\nSource: {}\n",
+        chosen.label,
+        chosen.description.trim(),
+        chosen.reference
+    );
+    for (i, g) in chosen.go.iter().enumerate() {
+        let Some(rb) = lib.get(&g.runbook) else {
+            return Err(CliError::Problem(format!(
+                "failure guide names unknown runbook `{}`",
+                g.runbook
+            )));
+        };
+        outln!("{}. Runbook `{}` ({})", i + 1, rb.id, rb.title);
+        for sid in &g.sections {
+            match rb.sections.iter().find(|s| &s.id == sid) {
+                Some(s) => outln!(
+                    "   - {} ({} step{})",
+                    s.title,
+                    s.steps.len(),
+                    if s.steps.len() == 1 { "" } else { "s" }
+                ),
+                None => outln!("   - {sid} (section missing from this runbook version)"),
             }
         }
-        let first = chosen.go.first().map_or("restore", |g| g.runbook.as_str());
-        outln!(
-            "\nStart it in `btsdr` (Home → Something failed?), or `btsdr run {first} --env NAME`. To practise first: `btsdr run {first} --drill healthy`."
-        );
-        ExitCode::SUCCESS
-    })
+        if !g.note.is_empty() {
+            outln!("   {}", g.note.trim());
+        }
+    }
+    let first = chosen.go.first().map_or("restore", |g| g.runbook.as_str());
+    outln!(
+        "\nStart it in `btsdr` (Home → Something failed?), or `btsdr run {first} --env NAME`. To practise first: `btsdr run {first} --drill healthy`."
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What `latest` names: the session started last.
@@ -648,16 +634,22 @@ fn journal_file(arg: &str) -> Result<PathBuf, String> {
     }
 }
 
-fn sessions() -> ExitCode {
-    match crate::journal::list_sessions(&paths::data_dir()) {
-        Ok(list) if list.is_empty() => {
+fn sessions() -> Result<ExitCode, CliError> {
+    let list = crate::journal::list_sessions(&paths::data_dir()).map_err(|e| {
+        CliError::Problem(format!(
+            "cannot list sessions in {}: {e}",
+            paths::data_dir().display()
+        ))
+    })?;
+    match list {
+        list if list.is_empty() => {
             outln!(
                 "No sessions yet in {}. Start one with `btsdr drill` or `btsdr run RUNBOOK --env NAME`.",
                 paths::data_dir().display()
             );
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
-        Ok(list) => {
+        list => {
             let (rows, problems): (Vec<[String; 7]>, Vec<Option<String>>) = list
                 .into_iter()
                 .map(|s| {
@@ -707,14 +699,7 @@ fn sessions() -> ExitCode {
                     outln!("    problem: {p}");
                 }
             }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            crate::errln!(
-                "error: cannot list sessions in {}: {e}",
-                paths::data_dir().display()
-            );
-            ExitCode::from(2)
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -727,54 +712,38 @@ fn allowed_signers_path(file: Option<&std::path::Path>) -> PathBuf {
     )
 }
 
-fn journal_verify(arg: Option<&str>, allowed: Option<&std::path::Path>) -> ExitCode {
+fn journal_verify(
+    arg: Option<&str>,
+    allowed: Option<&std::path::Path>,
+) -> Result<ExitCode, CliError> {
     let signers_file = allowed_signers_path(allowed);
-    let signers = match crate::journal::signing::load_allowed_signers(&signers_file) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let signers = crate::journal::signing::load_allowed_signers(&signers_file)?;
     let Some(arg) = arg else {
         return verify_all(&signers, &signers_file);
     };
     let path = if arg == "changelog" {
         crate::journal::Changelog::path(&paths::data_dir())
     } else {
-        match journal_file(arg) {
-            Ok(p) => p,
-            Err(e) => {
-                crate::errln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
+        journal_file(arg)?
     };
-    match verify_one(&path, &signers) {
-        Ok(v) => {
-            outln!("{}: {}", path.display(), v.report);
-            for line in &v.details {
-                outln!("  {line}");
-            }
-            if v.signatures == 0 {
-                outln!("  no signatures (sign with `btsdr journal sign`)");
-            } else if signers.is_empty() {
-                outln!(
-                    "  (no allowed signers in {}: no signature can be trusted)",
-                    signers_file.display()
-                );
-            }
-            if v.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e) => {
-            crate::errln!("error: {e}");
-            ExitCode::from(2)
-        }
+    let v = verify_one(&path, &signers)?;
+    outln!("{}: {}", path.display(), v.report);
+    for line in &v.details {
+        outln!("  {line}");
     }
+    if v.signatures == 0 {
+        outln!("  no signatures (sign with `btsdr journal sign`)");
+    } else if signers.is_empty() {
+        outln!(
+            "  (no allowed signers in {}: no signature can be trusted)",
+            signers_file.display()
+        );
+    }
+    Ok(if v.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// What [`verify_one`] found in one journal.
@@ -828,15 +797,9 @@ fn verify_one(
 fn verify_all(
     signers: &[crate::journal::signing::AllowedSigner],
     signers_file: &std::path::Path,
-) -> ExitCode {
+) -> Result<ExitCode, CliError> {
     let data = paths::data_dir();
-    let mut files = match crate::journal::sessions::session_files(&data) {
-        Ok(f) => f,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let mut files = crate::journal::sessions::session_files(&data)?;
     files.sort();
     let mut paths: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
     let changelog = crate::journal::Changelog::path(&data);
@@ -848,7 +811,7 @@ fn verify_all(
             "No journals yet in {}: nothing to verify.",
             crate::journal::sessions_dir(&data).display()
         );
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
     let (mut failed, mut unreadable) = (0usize, 0usize);
     for path in &paths {
@@ -888,77 +851,55 @@ fn verify_all(
             String::new()
         }
     );
-    if failed > 0 || unreadable > 0 {
+    Ok(if failed > 0 || unreadable > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }
 
-fn journal_sign(arg: &str, key: &std::path::Path, principal: Option<&str>) -> ExitCode {
-    let path = match journal_file(arg) {
-        Ok(p) => p,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+fn journal_sign(
+    arg: &str,
+    key: &std::path::Path,
+    principal: Option<&str>,
+) -> Result<ExitCode, CliError> {
+    let path = journal_file(arg)?;
     let principal = crate::config::operator_name(principal);
-    let key = match crate::journal::signing::load_key(key, || {
+    let key = crate::journal::signing::load_key(key, || {
         crate::config::secrets::read_hidden(&format!("Passphrase for {}: ", key.display()))
-    }) {
-        Ok(k) => k,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match crate::journal::signing::sign(&path, &key, &principal) {
-        Ok(line) => {
-            outln!(
-                "{}: signed by {} over record {} (SHA-256 {}); check with `btsdr journal verify {}`",
-                path.display(),
-                line.principal,
-                line.seq,
-                line.line_sha256,
-                line.session
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            crate::errln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    })?;
+    let line = crate::journal::signing::sign(&path, &key, &principal)?;
+    outln!(
+        "{}: signed by {} over record {} (SHA-256 {}); check with `btsdr journal verify {}`",
+        path.display(),
+        line.principal,
+        line.seq,
+        line.line_sha256,
+        line.session
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
-fn journal_accept_head(arg: &str, reason: &str, operator: Option<&str>) -> ExitCode {
+fn journal_accept_head(
+    arg: &str,
+    reason: &str,
+    operator: Option<&str>,
+) -> Result<ExitCode, CliError> {
     use crate::journal::chain::JournalWriter;
     let reason = reason.trim();
     if reason.is_empty() {
-        crate::errln!("error: --reason is required: say why the head file is missing");
-        return ExitCode::from(2);
+        return Err(CliError::Problem(
+            "--reason is required: say why the head file is missing".into(),
+        ));
     }
     let changelog = arg == "changelog";
     let path = if changelog {
         crate::journal::changelog::Changelog::path(&paths::data_dir())
     } else {
-        match journal_file(arg) {
-            Ok(p) => p,
-            Err(e) => {
-                crate::errln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
+        journal_file(arg)?
     };
     let who = crate::config::operator_name(operator);
-    let (mut w, report) = match JournalWriter::open_accepting_lost_head(&path) {
-        Ok(x) => x,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let (mut w, report) = JournalWriter::open_accepting_lost_head(&path)?;
     let text = format!(
         "journal head file re-created at record {} by {who}: {reason}",
         report.records
@@ -983,38 +924,21 @@ fn journal_accept_head(arg: &str, reason: &str, operator: Option<&str>) -> ExitC
             crate::engine::Event::Note { text: text.clone() },
         ))
     };
-    match res {
-        Ok(r) => {
-            outln!("{}: {text} (journaled as #{})", path.display(), r.seq);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            crate::errln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    let r = res?;
+    outln!("{}: {text} (journaled as #{})", path.display(), r.seq);
+    Ok(ExitCode::SUCCESS)
 }
 
-fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode {
+fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> Result<ExitCode, CliError> {
     let Some(fmt) = crate::report::Format::parse(format) else {
-        crate::errln!("error: unknown format `{format}`: use md or html");
-        return ExitCode::from(2);
+        return Err(CliError::Problem(format!(
+            "unknown format `{format}`: use md or html"
+        )));
     };
-    let path = match journal_file(arg) {
-        Ok(p) => p,
-        Err(e) => {
-            crate::errln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let path = journal_file(arg)?;
     let lib = Library::load(Some(&paths::user_runbooks_dir())).ok();
-    let (rep, verified) = match crate::report::from_journal(&path, lib.as_ref()) {
-        Ok(r) => r,
-        Err(e) => {
-            crate::errln!("error: cannot read {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    };
+    let (rep, verified) = crate::report::from_journal(&path, lib.as_ref())
+        .map_err(|e| CliError::Problem(format!("cannot read {}: {e}", path.display())))?;
     let damaged = !verified.is_intact();
     if damaged {
         crate::errln!(
@@ -1029,28 +953,20 @@ fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> ExitCode
     };
     let text = crate::report::render(&rep, fmt);
     if let Some((out, why)) = output.and_then(|o| Some((o, refuse_report_target(o)?))) {
-        crate::errln!(
-            "error: will not write the report to {}: {why}; choose another file",
+        return Err(CliError::Problem(format!(
+            "will not write the report to {}: {why}; choose another file",
             out.display()
-        );
-        return ExitCode::from(2);
+        )));
     }
     match output {
-        Some(out) => match std::fs::write(out, text) {
-            Ok(()) => {
-                crate::errln!("wrote {}", out.display());
-                done
-            }
-            Err(e) => {
-                crate::errln!("error: cannot write {}: {e}", out.display());
-                ExitCode::from(2)
-            }
-        },
-        None => {
-            out!("{text}");
-            done
+        Some(out) => {
+            std::fs::write(out, text)
+                .map_err(|e| CliError::Problem(format!("cannot write {}: {e}", out.display())))?;
+            crate::errln!("wrote {}", out.display());
         }
+        None => out!("{text}"),
     }
+    Ok(done)
 }
 
 /// Why a report must not be written to `out` (a journal, its sidecars, a link, a device).
@@ -1069,7 +985,7 @@ fn refuse_report_target(out: &std::path::Path) -> Option<&'static str> {
     None
 }
 
-fn changelog(cmd: ChangelogCmd) -> ExitCode {
+fn changelog(cmd: ChangelogCmd) -> Result<ExitCode, CliError> {
     let dir = paths::data_dir();
     match cmd {
         ChangelogCmd::Add {
@@ -1079,10 +995,9 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
             reference,
         } => {
             if what.trim().is_empty() || who.trim().is_empty() {
-                crate::errln!(
-                    "error: say what changed and who made the change (--who or BTSDR_OPERATOR)"
-                );
-                return ExitCode::from(2);
+                return Err(CliError::Problem(
+                    "say what changed and who made the change (--who or BTSDR_OPERATOR)".into(),
+                ));
             }
             let change = crate::journal::Change {
                 who,
@@ -1090,60 +1005,51 @@ fn changelog(cmd: ChangelogCmd) -> ExitCode {
                 category,
                 reference,
             };
-            match crate::journal::Changelog::open(&dir)
+            let r = crate::journal::Changelog::open(&dir)
                 .and_then(|mut c| c.add(change, chrono::Utc::now()))
-            {
-                Ok(r) => {
-                    outln!(
-                        "recorded change #{} ({})",
-                        r.seq,
-                        &r.hash[..12.min(r.hash.len())]
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    crate::errln!(
-                        "error: cannot record the change in {}: {e}",
+                .map_err(|e| {
+                    CliError::Problem(format!(
+                        "cannot record the change in {}: {e}",
                         crate::journal::Changelog::path(&dir).display()
-                    );
-                    ExitCode::from(2)
-                }
+                    ))
+                })?;
+            outln!(
+                "recorded change #{} ({})",
+                r.seq,
+                &r.hash[..12.min(r.hash.len())]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ChangelogCmd::List => {
+            let read = crate::journal::Changelog::list(&dir)
+                .map_err(|e| CliError::Problem(format!("cannot read the change log: {e}")))?;
+            if read.entries.is_empty() {
+                outln!(
+                    "No changes recorded yet. Add one with `btsdr changelog add \"...\" --who NAME`."
+                );
+            }
+            for e in &read.entries {
+                let reference = if e.reference.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", e.reference)
+                };
+                outln!(
+                    "#{:<4} {}  {:<14} {:<12} {}{reference}",
+                    e.seq,
+                    e.time.format("%Y-%m-%d %H:%M"),
+                    e.who,
+                    e.category,
+                    e.what
+                );
+            }
+            if read.report.is_intact() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                crate::errln!("warning: the change log is damaged: {}", read.report);
+                Ok(ExitCode::from(1))
             }
         }
-        ChangelogCmd::List => match crate::journal::Changelog::list(&dir) {
-            Ok(read) => {
-                if read.entries.is_empty() {
-                    outln!(
-                        "No changes recorded yet. Add one with `btsdr changelog add \"...\" --who NAME`."
-                    );
-                }
-                for e in &read.entries {
-                    let reference = if e.reference.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" [{}]", e.reference)
-                    };
-                    outln!(
-                        "#{:<4} {}  {:<14} {:<12} {}{reference}",
-                        e.seq,
-                        e.time.format("%Y-%m-%d %H:%M"),
-                        e.who,
-                        e.category,
-                        e.what
-                    );
-                }
-                if read.report.is_intact() {
-                    ExitCode::SUCCESS
-                } else {
-                    crate::errln!("warning: the change log is damaged: {}", read.report);
-                    ExitCode::from(1)
-                }
-            }
-            Err(e) => {
-                crate::errln!("error: cannot read the change log: {e}");
-                ExitCode::from(2)
-            }
-        },
     }
 }
 
@@ -1159,35 +1065,20 @@ impl SessionArgs {
     }
 }
 
-fn unreachable_target() -> crate::app::Request {
-    // clap enforces --env or --drill; keep a clear message rather than a panic.
-    crate::errln!("error: say where to run: --env NAME or --drill SCENARIO");
-    std::process::exit(2)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            crate::errln!("error: cannot start the async runtime: {e}");
-            ExitCode::from(2)
-        })
+        .map_err(|e| CliError::Problem(format!("cannot start the async runtime: {e}")))
 }
 
-fn load_config(path: Option<&std::path::Path>) -> Result<crate::config::Config, ExitCode> {
-    match crate::config::Config::load(path) {
-        Ok(c) => {
-            for w in &c.warnings {
-                crate::errln!("{w}");
-            }
-            Ok(c)
-        }
-        Err(e) => {
-            crate::errln!("{e}");
-            Err(ExitCode::from(2))
-        }
+/// The config file, its warnings said on stderr; its errors name their own position.
+fn load_config(path: Option<&std::path::Path>) -> Result<crate::config::Config, CliError> {
+    let c = crate::config::Config::load(path).map_err(|e| CliError::lines([e]))?;
+    for w in &c.warnings {
+        crate::errln!("{w}");
     }
+    Ok(c)
 }
 
 /// The values `btsdr show` fills in, as a session would start with them: the runbook's
@@ -1268,16 +1159,58 @@ fn show_values(
     Ok((values, note))
 }
 
-/// Says `e` on stderr (each line an `error:` unless it names its own position) and exits 2.
-fn setup_error(e: &str) -> ExitCode {
-    for line in e.lines() {
-        if line.contains(": error: ") || line.trim_start().starts_with("help:") {
-            crate::errln!("{line}");
-        } else {
-            crate::errln!("error: {line}");
-        }
+/// Why a command stopped before doing its work: said on stderr in one place ([`finish`]),
+/// with exit code 2. A command's own verdict (1: a check failed) is an exit code, not an error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// One problem: `error: ...`.
+    #[error("error: {0}")]
+    Problem(String),
+    /// Lines that carry their own prefix or position (runbook diagnostics, config errors).
+    #[error("{}", .0.join("\n"))]
+    Lines(Vec<String>),
+    /// Setup problems, one a line: each an `error:` unless it names its own position.
+    #[error("{}", setup_lines(.0))]
+    Setup(String),
+}
+
+impl CliError {
+    fn lines<T: std::fmt::Display>(lines: impl IntoIterator<Item = T>) -> CliError {
+        CliError::Lines(lines.into_iter().map(|l| l.to_string()).collect())
     }
-    ExitCode::from(2)
+}
+
+impl From<String> for CliError {
+    fn from(problem: String) -> CliError {
+        CliError::Problem(problem)
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> CliError {
+        CliError::Problem(e.to_string())
+    }
+}
+
+fn setup_lines(e: &str) -> String {
+    e.lines()
+        .map(|line| {
+            if line.contains(": error: ") || line.trim_start().starts_with("help:") {
+                line.to_string()
+            } else {
+                format!("error: {line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The exit code of a command: its own, or 2 with the error said on stderr.
+fn finish(result: Result<ExitCode, CliError>) -> ExitCode {
+    result.unwrap_or_else(|e| {
+        crate::errln!("{e}");
+        ExitCode::from(2)
+    })
 }
 
 /// `--set NAME=VALUE` and `--answers FILE` of a session the UI opens.
@@ -1324,25 +1257,26 @@ fn interactive(
     runbook: Option<String>,
     values: &UiValues,
 ) -> ExitCode {
+    finish(interactive_session(
+        config_path,
+        req,
+        session,
+        runbook,
+        values,
+    ))
+}
+
+fn interactive_session(
+    config_path: Option<&std::path::Path>,
+    req: Option<crate::app::Request>,
+    session: &SessionArgs,
+    runbook: Option<String>,
+    values: &UiValues,
+) -> Result<ExitCode, CliError> {
     use crate::app::driver::{Opener, SessionDriver};
-    let lib = match Library::load(Some(&paths::user_runbooks_dir())) {
-        Ok(l) => l,
-        Err(d) => {
-            d.iter().for_each(|d| crate::errln!("{d}"));
-            return ExitCode::from(2);
-        }
-    };
-    for w in &lib.warnings {
-        crate::errln!("{w}\n  note: {}", library::IGNORED);
-    }
-    let config = match load_config(config_path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let rt = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+    let lib = library_or_diagnostics()?;
+    let config = load_config(config_path)?;
+    let rt = runtime()?;
     let _log = crate::logging::init();
     let data_dir = paths::data_dir();
     let mut app = crate::app::App::new(chrono::Utc::now());
@@ -1360,17 +1294,13 @@ fn interactive(
     opener.operator = Some(crate::config::operator_name(session.operator.as_deref()));
     if let Some(rb) = runbook {
         let Some(book) = opener.library.get(&rb) else {
-            crate::errln!(
-                "error: no runbook `{rb}`. Available: {}",
+            return Err(CliError::Problem(format!(
+                "no runbook `{rb}`. Available: {}",
                 opener.library.ids().join(", ")
-            );
-            return ExitCode::from(2);
+            )));
         };
         // Checked before the UI takes the terminal, as `run --batch` checks them.
-        match ui_values(&book, values) {
-            Ok(v) => opener.sets = v,
-            Err(e) => return setup_error(&e),
-        }
+        opener.sets = ui_values(&book, values).map_err(CliError::Setup)?;
         opener.drill_runbook = rb;
     }
     // Passwords the environment's profiles need and no variable holds are asked for now, on
@@ -1379,24 +1309,12 @@ fn interactive(
         && let Some(env) = opener.config.environment(environment).cloned()
     {
         let known = crate::config::EnvSecrets::for_environment(&env);
-        match crate::config::secrets::prompt_missing(&env, &known) {
-            Ok(p) => opener.prompted = p,
-            Err(e) => {
-                crate::errln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
+        opener.prompted = crate::config::secrets::prompt_missing(&env, &known)?;
     }
     let code = rt.block_on(async move {
         let mut initial = Vec::new();
         let opened = match req {
-            Some(r) => match opener.open(r) {
-                Ok(o) => Some(o),
-                Err(e) => {
-                    crate::errln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            },
+            Some(r) => Some(opener.open(r)?),
             None => None,
         };
         let mut driver = SessionDriver::new(Box::new(opener));
@@ -1408,12 +1326,9 @@ fn interactive(
                 if let Some(p) = driver.journal_path() {
                     crate::errln!("The journal is safe at {}. Resume with `btsdr` or report with `btsdr report {}`.", p.display(), p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
                 }
-                ExitCode::SUCCESS
+                Ok(ExitCode::SUCCESS)
             }
-            Err(e) => {
-                crate::errln!("error: the terminal UI failed: {e}");
-                ExitCode::from(2)
-            }
+            Err(e) => Err(CliError::Problem(format!("the terminal UI failed: {e}"))),
         }
     });
     // The journal is written synchronously; what may still run (a simulator still building
@@ -1422,27 +1337,12 @@ fn interactive(
     code
 }
 
-fn sim(scenario: &str, listen: std::net::SocketAddr) -> ExitCode {
-    let rt = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+fn sim(scenario: &str, listen: std::net::SocketAddr) -> Result<ExitCode, CliError> {
+    let rt = runtime()?;
     let _log = crate::logging::init();
     rt.block_on(async {
-        let sc = match btsdr_sim::scenario::Scenario::load(scenario) {
-            Ok(s) => s,
-            Err(e) => {
-                crate::errln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let drill = match btsdr_sim::drill::Drill::start_with(sc, Some(listen.port())).await {
-            Ok(d) => d,
-            Err(e) => {
-                crate::errln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        };
+        let sc = btsdr_sim::scenario::Scenario::load(scenario)?;
+        let drill = btsdr_sim::drill::Drill::start_with(sc, Some(listen.port())).await?;
         outln!("btsdr simulator: scenario `{scenario}`");
         for e in &drill.endpoints {
             outln!("  {:<12} {} ({})", e.role.as_str(), e.addr, e.server_name);
@@ -1463,13 +1363,35 @@ fn sim(scenario: &str, listen: std::net::SocketAddr) -> ExitCode {
         );
         let _ = tokio::signal::ctrl_c().await;
         drill.shutdown().await;
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_said_in_one_place_with_their_prefix() {
+        assert_eq!(
+            CliError::from("no runbook `x`".to_string()).to_string(),
+            "error: no runbook `x`"
+        );
+        assert_eq!(
+            CliError::lines(["a.toml:1:2: error: bad", "  help: fix it"]).to_string(),
+            "a.toml:1:2: error: bad\n  help: fix it"
+        );
+        assert_eq!(
+            CliError::Setup("--set x: no such variable\nf.toml:3:1: error: y\n  help: z".into())
+                .to_string(),
+            "error: --set x: no such variable\nf.toml:3:1: error: y\n  help: z"
+        );
+        assert_eq!(finish(Ok(ExitCode::from(1))), ExitCode::from(1));
+        assert_eq!(
+            finish(Err(CliError::Problem("x".into()))),
+            ExitCode::from(2)
+        );
+    }
 
     #[test]
     fn powershell_completion_names_every_command() {
