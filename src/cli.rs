@@ -1186,6 +1186,12 @@ impl From<String> for CliError {
     }
 }
 
+impl From<crate::journal::signing::SigningError> for CliError {
+    fn from(e: crate::journal::signing::SigningError) -> CliError {
+        CliError::Problem(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> CliError {
         CliError::Problem(e.to_string())

@@ -164,7 +164,9 @@ fn an_encrypted_key_asks_for_its_passphrase() {
 
 #[test]
 fn allowed_signers_errors_say_where() {
-    let err = signing::parse_allowed_signers("# ok\nalice@example.com\n", "signers").unwrap_err();
+    let err = signing::parse_allowed_signers("# ok\nalice@example.com\n", "signers")
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("signers:2:1:"), "{err}");
 }
 

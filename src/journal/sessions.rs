@@ -14,8 +14,20 @@ pub fn sessions_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("sessions")
 }
 
+/// A name that cannot be a session id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a session id (letters, digits, - _ . only; see `btsdr sessions`)")]
+pub struct BadSessionId(pub String);
+
+// For callers whose errors are still plain messages (launch.rs).
+impl From<BadSessionId> for String {
+    fn from(e: BadSessionId) -> String {
+        e.to_string()
+    }
+}
+
 /// A session id is used as a file name: letters, digits, `-`, `_` and `.` only.
-pub fn validate_session_id(id: &str) -> Result<(), String> {
+pub fn validate_session_id(id: &str) -> Result<(), BadSessionId> {
     let ok = !id.is_empty()
         && !id.starts_with('.')
         && id.len() <= 120
@@ -25,13 +37,11 @@ pub fn validate_session_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{id}` is not a session id (letters, digits, - _ . only; see `btsdr sessions`)"
-        ))
+        Err(BadSessionId(id.to_string()))
     }
 }
 
-pub fn session_path(data_dir: &Path, id: &str) -> Result<PathBuf, String> {
+pub fn session_path(data_dir: &Path, id: &str) -> Result<PathBuf, BadSessionId> {
     validate_session_id(id)?;
     Ok(sessions_dir(data_dir).join(format!("{id}.jsonl")))
 }

@@ -55,23 +55,70 @@ pub fn session_of(journal: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Why a key could not be read, a journal not signed, or an allowed_signers file not read.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("cannot read the key {}: {source}", path.display())]
+    ReadKey { path: PathBuf, source: io::Error },
+    #[error(
+        "{} is not an OpenSSH private key ({source}); make one with `ssh-keygen -t ed25519`",
+        path.display()
+    )]
+    NotAKey {
+        path: PathBuf,
+        source: ssh_key::Error,
+    },
+    /// The passphrase could not be asked for (no terminal, input closed).
+    #[error("{0}")]
+    Passphrase(String),
+    #[error("wrong passphrase for {}", path.display())]
+    WrongPassphrase { path: PathBuf },
+    #[error(
+        "`{0}` cannot be a signer name: use the principal of the allowed_signers file, e.g. alice@example.com (no spaces)"
+    )]
+    BadPrincipal(String),
+    #[error("{0}")]
+    Unreadable(#[from] io::Error),
+    #[error("{} failed verification at {at}: a damaged journal is never signed", journal.display())]
+    Damaged { journal: PathBuf, at: String },
+    #[error("{} has no record to sign", journal.display())]
+    Empty { journal: PathBuf },
+    #[error("cannot sign with this key: {0}")]
+    Sign(ssh_key::Error),
+    #[error("cannot encode the signature: {0}")]
+    Encode(ssh_key::Error),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    /// A line of an allowed_signers file, as `file:line:1: what`.
+    #[error("{0}")]
+    AllowedSigners(String),
+    #[error("cannot read {}: {source}", path.display())]
+    ReadSigners { path: PathBuf, source: io::Error },
+}
+
 /// Reads an OpenSSH private key; `passphrase` is asked for only when the key is encrypted.
 pub fn load_key(
     path: &Path,
     passphrase: impl FnOnce() -> Result<String, String>,
-) -> Result<PrivateKey, String> {
-    let text = fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the key {}: {e}", path.display()))?;
-    let key = PrivateKey::from_openssh(text.trim()).map_err(|e| {
-        format!(
-            "{} is not an OpenSSH private key ({e}); make one with `ssh-keygen -t ed25519`",
-            path.display()
-        )
+) -> Result<PrivateKey, SigningError> {
+    let text = fs::read_to_string(path).map_err(|source| SigningError::ReadKey {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let key = PrivateKey::from_openssh(text.trim()).map_err(|source| SigningError::NotAKey {
+        path: path.to_path_buf(),
+        source,
     })?;
     if key.is_encrypted() {
-        let pass = passphrase()?;
+        let pass = passphrase().map_err(SigningError::Passphrase)?;
         key.decrypt(pass.as_bytes())
-            .map_err(|_| format!("wrong passphrase for {}", path.display()))
+            .map_err(|_| SigningError::WrongPassphrase {
+                path: path.to_path_buf(),
+            })
     } else {
         Ok(key)
     }
@@ -79,50 +126,58 @@ pub fn load_key(
 
 /// Signs the journal's current head as `principal` and appends the signature to the
 /// sidecar. Refuses a journal that does not verify.
-pub fn sign(journal: &Path, key: &PrivateKey, principal: &str) -> Result<SignatureLine, String> {
+pub fn sign(
+    journal: &Path,
+    key: &PrivateKey,
+    principal: &str,
+) -> Result<SignatureLine, SigningError> {
     let principal = principal.trim();
     if principal.is_empty() || principal.chars().any(char::is_whitespace) {
-        return Err(format!(
-            "`{principal}` cannot be a signer name: use the principal of the allowed_signers file, e.g. alice@example.com (no spaces)"
-        ));
+        return Err(SigningError::BadPrincipal(principal.to_string()));
     }
-    let report = verify(journal).map_err(|e| e.to_string())?;
+    let report = verify(journal)?;
     if let Some(bad) = &report.first_bad {
-        return Err(format!(
-            "{} failed verification at {bad}: a damaged journal is never signed",
-            journal.display()
-        ));
+        return Err(SigningError::Damaged {
+            journal: journal.to_path_buf(),
+            at: bad.to_string(),
+        });
     }
     if report.records == 0 {
-        return Err(format!("{} has no record to sign", journal.display()));
+        return Err(SigningError::Empty {
+            journal: journal.to_path_buf(),
+        });
     }
     let session = session_of(journal);
     let msg = message(&session, report.last_seq, &report.head, principal);
     let sig = key
         .sign(NAMESPACE, HashAlg::Sha512, msg.as_bytes())
-        .map_err(|e| format!("cannot sign with this key: {e}"))?;
+        .map_err(SigningError::Sign)?;
     let line = SignatureLine {
         principal: principal.to_string(),
         session,
         seq: report.last_seq,
         line_sha256: report.head.clone(),
         time: Utc::now(),
-        signature: sig
-            .to_pem(LineEnding::LF)
-            .map_err(|e| format!("cannot encode the signature: {e}"))?,
+        signature: sig.to_pem(LineEnding::LF).map_err(SigningError::Encode)?,
     };
-    let mut text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_string(&line)?;
     text.push('\n');
     let path = sigs_path(journal);
-    super::private::refuse_link(&path).map_err(|e| e.to_string())?;
+    super::private::refuse_link(&path)?;
     let mut f = super::private::options()
         .append(true)
         .create(true)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|source| SigningError::Open {
+            path: path.clone(),
+            source,
+        })?;
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|source| SigningError::Write {
+            path: path.clone(),
+            source,
+        })?;
     Ok(line)
 }
 
@@ -149,14 +204,14 @@ impl AllowedSigner {
 /// Parses OpenSSH's allowed_signers format: `principals [options] keytype base64 [comment]`
 /// (ssh-keygen(1), "ALLOWED SIGNERS"). Principals are matched exactly (no wildcards);
 /// `cert-authority` entries and validity windows are not supported and say so.
-pub fn parse_allowed_signers(text: &str, file: &str) -> Result<Vec<AllowedSigner>, String> {
+pub fn parse_allowed_signers(text: &str, file: &str) -> Result<Vec<AllowedSigner>, SigningError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let at = |what: &str| format!("{file}:{}:1: {what}", i + 1);
+        let at = |what: &str| SigningError::AllowedSigners(format!("{file}:{}:1: {what}", i + 1));
         let tokens = split_tokens(line);
         let Some(principals) = tokens.first() else {
             continue;
@@ -366,10 +421,13 @@ fn check_one(
 }
 
 /// Reads `path` as an allowed_signers file; a missing file is an empty list.
-pub fn load_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, String> {
+pub fn load_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, SigningError> {
     match fs::read_to_string(path) {
         Ok(t) => parse_allowed_signers(&t, &path.display().to_string()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => Err(SigningError::ReadSigners {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
