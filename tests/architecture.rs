@@ -118,6 +118,11 @@ fn crates_depend_only_on_the_layers_below() {
             continue;
         };
         for dep in deps {
+            // A package's dev-dependency on itself turns on its `test-support` feature for its
+            // own integration tests; it is not a dependency on another layer.
+            if dep == name {
+                continue;
+            }
             if names.contains_key(dep) && !allowed.contains(&dep.as_str()) {
                 problems.push(format!("crate `{name}` must not depend on `{dep}`"));
             }
@@ -293,5 +298,137 @@ fn no_new_import_cycle_between_top_level_modules() {
         cycles, known,
         "modules that import each other (directly or around a loop) changed; a new cycle means a misplaced type \
          (move it down a layer); a cycle gone means KNOWN_CYCLES should shrink"
+    );
+}
+
+/// What each top-level module of `src` may import (`crate::X`), from the bottom up. The top
+/// (app, ui, tui, launch, cli) may use everything below it; a new module needs a line here.
+const MODULE_RULES: &[(&str, &[&str])] = &[
+    // Utilities: no module of the crate.
+    ("embedded", &[]),
+    ("paths", &[]),
+    ("plain", &[]),
+    ("table", &[]),
+    ("logging", &["paths"]),
+    // The runbook model: what a runbook says, validated.
+    ("runbook", &["embedded"]),
+    // The engine decides (pure); its events are its own vocabulary.
+    ("engine", &["runbook"]),
+    ("config", &["paths", "plain", "runbook"]),
+    // The journal stores the engine's events; SQL reaches the servers the config names.
+    ("journal", &["engine"]),
+    ("sql", &["config"]),
+    ("guide", &["embedded", "runbook"]),
+    (
+        "report",
+        &["engine", "journal", "paths", "plain", "runbook"],
+    ),
+    (
+        "batch",
+        &[
+            "config", "engine", "journal", "paths", "plain", "runbook", "sql", "table",
+        ],
+    ),
+    // The top: sessions, screens, the terminal loop and the command line.
+    ("app", &["*"]),
+    ("ui", &["*"]),
+    ("tui", &["*"]),
+    ("launch", &["*"]),
+    ("cli", &["*"]),
+];
+
+#[test]
+fn modules_import_only_the_layers_below() {
+    let src = root().join("src");
+    let modules: BTreeSet<String> = std::fs::read_dir(&src)
+        .expect("src")
+        .flatten()
+        .map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .filter(|m| m != "lib" && m != "main")
+        .collect();
+    let mut problems = Vec::new();
+    for m in &modules {
+        if !MODULE_RULES.iter().any(|(n, _)| n == m) {
+            problems.push(format!(
+                "src/{m}: no rule in MODULE_RULES (tests/architecture.rs): say which layers it may import"
+            ));
+        }
+    }
+    for f in rust_files(&src) {
+        let rel = f.strip_prefix(&src).unwrap_or(&f);
+        let Some(first) = rel.components().next() else {
+            continue;
+        };
+        let module = first
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        let Some((_, allowed)) = MODULE_RULES.iter().find(|(n, _)| *n == module) else {
+            continue;
+        };
+        if allowed.contains(&"*") {
+            continue;
+        }
+        for (i, line) in code(&f).lines().enumerate() {
+            for target in crate_refs(line) {
+                // Exported macros (`crate::errln!`) are not modules.
+                if target == module || !modules.contains(&target) {
+                    continue;
+                }
+                if !allowed.contains(&target.as_str()) {
+                    problems.push(format!(
+                        "src/{}:{}: `{module}` imports `crate::{target}`, a layer it may not use",
+                        rel.display(),
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn test_support_does_not_ship_in_the_binary() {
+    // The harness and the fixture are compiled for tests and the `test-support` feature only.
+    for (file, module) in [
+        ("src/app/mod.rs", "pub mod harness;"),
+        ("src/engine/mod.rs", "pub mod fixture;"),
+    ] {
+        let text = read(&root().join(file));
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.trim() == module)
+            .unwrap_or_else(|| panic!("{file} no longer declares `{module}`: update this test"));
+        let gated = lines[..at]
+            .iter()
+            .rev()
+            .take_while(|l| l.trim_start().starts_with("#[") || l.trim_start().starts_with("///"))
+            .any(|l| l.contains(r#"cfg(any(test, feature = "test-support"))"#));
+        assert!(
+            gated,
+            "{file}: `{module}` must sit behind #[cfg(any(test, feature = \"test-support\"))]"
+        );
+    }
+    let m = manifest(&root());
+    let feature = m
+        .get("features")
+        .and_then(|f| f.get("test-support"))
+        .is_some();
+    let default_on = m
+        .get("features")
+        .and_then(|f| f.get("default"))
+        .and_then(|d| d.as_array())
+        .is_some_and(|d| d.iter().any(|v| v.as_str() == Some("test-support")));
+    assert!(
+        feature && !default_on,
+        "Cargo.toml: a `test-support` feature, not on by default"
     );
 }

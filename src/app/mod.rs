@@ -7,6 +7,7 @@
 mod action;
 pub mod driver;
 mod form;
+#[cfg(any(test, feature = "test-support"))]
 pub mod harness;
 mod keymap;
 pub mod session;

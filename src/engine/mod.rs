@@ -8,6 +8,7 @@
 //! [`StepState::InDoubt`].
 
 pub mod events;
+#[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod fixture;
 mod io;
