@@ -57,7 +57,7 @@ pub enum Cmd {
     Drill {
         /// Scenario: healthy, job-disabled, stale-full, partial-set, missing-mark,
         /// restore-lagging, share-full, login-missing, drop-during-restore.
-        #[arg(long, default_value = "healthy")]
+        #[arg(long, default_value = "healthy", value_parser = crate::batch::cli::scenario_names())]
         scenario: String,
         /// Runbook to walk through.
         #[arg(long, default_value = "backup")]
@@ -84,7 +84,7 @@ pub enum Cmd {
     Check(crate::batch::cli::CheckArgs),
     /// Serve a drill scenario on a fixed port so any TDS client (sqlcmd, SSMS) can connect.
     Sim {
-        #[arg(long, default_value = "healthy")]
+        #[arg(long, default_value = "healthy", value_parser = crate::batch::cli::scenario_names())]
         scenario: String,
         /// Address of the first instance (source); the others take the next ports.
         #[arg(long, default_value = "127.0.0.1:14330")]
@@ -101,7 +101,7 @@ pub enum Cmd {
         #[arg(long, conflicts_with = "drill")]
         env: Option<String>,
         /// Fill in the values of this drill scenario's simulated group.
-        #[arg(long, value_name = "SCENARIO")]
+        #[arg(long, value_name = "SCENARIO", value_parser = crate::batch::cli::scenario_names())]
         drill: Option<String>,
         /// Set a runbook variable (repeatable; over the environment's or scenario's values).
         #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -122,8 +122,8 @@ pub enum Cmd {
         /// Session id (see `btsdr sessions`), `latest` (the newest session) or a journal file path.
         session: String,
         /// md or html.
-        #[arg(long, default_value = "md")]
-        format: String,
+        #[arg(long, value_enum, ignore_case = true, default_value = "md")]
+        format: ReportFormat,
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -156,7 +156,7 @@ pub struct TargetArgs {
     #[arg(long, conflicts_with = "drill", required_unless_present = "drill")]
     pub env: Option<String>,
     /// Use the built-in simulator with this scenario instead of real servers.
-    #[arg(long, value_name = "SCENARIO")]
+    #[arg(long, value_name = "SCENARIO", value_parser = crate::batch::cli::scenario_names())]
     pub drill: Option<String>,
 }
 
@@ -231,14 +231,53 @@ pub enum ChangelogCmd {
         who: String,
         /// hotfix, service-pack, configuration, application, sql, master-secret (an SSO master
         /// secret backup: `btsdr check` looks for it), other.
-        #[arg(long, default_value = "other")]
-        category: String,
+        #[arg(long, value_enum, default_value = "other")]
+        category: Category,
         /// Ticket or change-request reference.
         #[arg(long, default_value = "")]
         reference: String,
     },
     /// List recorded changes (verifies the chain first).
     List,
+}
+
+/// `btsdr report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    #[value(alias = "markdown")]
+    Md,
+    #[value(alias = "htm")]
+    Html,
+}
+
+impl From<ReportFormat> for crate::report::Format {
+    fn from(f: ReportFormat) -> crate::report::Format {
+        match f {
+            ReportFormat::Md => crate::report::Format::Markdown,
+            ReportFormat::Html => crate::report::Format::Html,
+        }
+    }
+}
+
+/// `btsdr changelog add --category`: journaled by its name (`master-secret`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Category {
+    Hotfix,
+    ServicePack,
+    Configuration,
+    Application,
+    Sql,
+    MasterSecret,
+    Other,
+}
+
+impl Category {
+    /// The name on the command line and in the change log.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
 }
 
 pub fn version_text() -> String {
@@ -252,10 +291,19 @@ pub fn version_text() -> String {
 }
 
 pub fn parse() -> Cli {
-    let matches = Cli::command().get_matches();
-    match Cli::from_arg_matches(&matches) {
+    match Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(c) => c,
-        Err(e) => e.exit(),
+        // Help goes to stdout as clap styles it.
+        Err(e) if !e.use_stderr() => e.exit(),
+        // An error echoes what was typed (`invalid value '...'`): through `plain`, as every
+        // other error, so escape sequences in an argument never reach the terminal raw.
+        Err(e) => {
+            crate::errln!("{}", e.render().to_string().trim_end());
+            std::process::exit(e.exit_code())
+        }
     }
 }
 
@@ -427,7 +475,7 @@ pub fn run(cli: Cli) -> ExitCode {
             session,
             format,
             output,
-        }) => finish(report(&session, &format, output.as_deref())),
+        }) => finish(report(&session, format, output.as_deref())),
         Some(Cmd::Changelog(c)) => finish(changelog(c)),
         Some(Cmd::Completions { shell }) => {
             // Into a buffer first: clap_complete panics on a write error (`| head`).
@@ -929,12 +977,12 @@ fn journal_accept_head(
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(arg: &str, format: &str, output: Option<&std::path::Path>) -> Result<ExitCode, CliError> {
-    let Some(fmt) = crate::report::Format::parse(format) else {
-        return Err(CliError::Problem(format!(
-            "unknown format `{format}`: use md or html"
-        )));
-    };
+fn report(
+    arg: &str,
+    format: ReportFormat,
+    output: Option<&std::path::Path>,
+) -> Result<ExitCode, CliError> {
+    let fmt = crate::report::Format::from(format);
     let path = journal_file(arg)?;
     let lib = Library::load(Some(&paths::user_runbooks_dir())).ok();
     let (rep, verified) = crate::report::from_journal(&path, lib.as_ref())
@@ -1002,7 +1050,7 @@ fn changelog(cmd: ChangelogCmd) -> Result<ExitCode, CliError> {
             let change = crate::journal::Change {
                 who,
                 what,
-                category,
+                category: category.name(),
                 reference,
             };
             let r = crate::journal::Changelog::open(&dir)
@@ -1376,6 +1424,40 @@ fn sim(scenario: &str, listen: std::net::SocketAddr) -> Result<ExitCode, CliErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn choices_are_checked_when_the_command_line_is_read() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("btsdr").chain(args.iter().copied()))
+        };
+        // Every embedded scenario is accepted, anything else refused with the list.
+        for (name, _) in btsdr_sim::scenario::EMBEDDED {
+            assert!(parse(&["drill", "--scenario", name]).is_ok(), "{name}");
+            assert!(parse(&["check", "--drill", name]).is_ok(), "{name}");
+        }
+        let err = parse(&["drill", "--scenario", "nope"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("share-full"), "{err}");
+        assert!(parse(&["show", "backup", "--drill", "nope"]).is_err());
+        assert!(parse(&["run", "backup", "--drill", "nope"]).is_err());
+        // Report formats, with the aliases and any case `Format::parse` took.
+        for (arg, want) in [
+            ("md", ReportFormat::Md),
+            ("Markdown", ReportFormat::Md),
+            ("HTML", ReportFormat::Html),
+            ("htm", ReportFormat::Html),
+        ] {
+            match parse(&["report", "latest", "--format", arg]).map(|c| c.command) {
+                Ok(Some(Cmd::Report { format, .. })) => assert_eq!(format, want, "{arg}"),
+                other => panic!("{arg}: {other:?}"),
+            }
+        }
+        assert!(parse(&["report", "latest", "--format", "pdf"]).is_err());
+        // Categories are journaled by the names `btsdr check` looks for.
+        assert_eq!(Category::MasterSecret.name(), "master-secret");
+        assert_eq!(Category::ServicePack.name(), "service-pack");
+        assert!(parse(&["changelog", "add", "x", "--who", "a", "--category", "nope"]).is_err());
+    }
 
     #[test]
     fn errors_are_said_in_one_place_with_their_prefix() {

@@ -12,6 +12,14 @@ use crate::config::{Chain, Config, EnvSecrets};
 use crate::runbook::library::{self, Library};
 use btsdr_sim::drill::Drill;
 
+/// The drill scenarios (every embedded `assets/scenarios/*.toml`) as clap's possible values:
+/// a name is checked when the command line is read, and shells complete it.
+pub fn scenario_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        btsdr_sim::scenario::EMBEDDED.iter().map(|(name, _)| *name),
+    )
+}
+
 /// Flags of `btsdr check` (flatten into the `Check` command).
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
@@ -19,7 +27,7 @@ pub struct CheckArgs {
     #[arg(long, conflicts_with = "drill", required_unless_present = "drill")]
     pub env: Option<String>,
     /// Run against the built-in simulator with this scenario.
-    #[arg(long, value_name = "SCENARIO")]
+    #[arg(long, value_name = "SCENARIO", value_parser = scenario_names())]
     pub drill: Option<String>,
     /// Runbook whose health checks run.
     #[arg(long, default_value = "readiness")]
