@@ -11,7 +11,7 @@ use crate::runbook::library::Library;
 /// The whole guide file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Failures {
+pub(crate) struct Failures {
     pub failures: Vec<Failure>,
 }
 
@@ -85,7 +85,7 @@ impl PlanPart {
 
 impl Plan {
     /// Looks the plan's runbooks and sections up in `lib`; unknown ones are kept and marked.
-    pub fn resolve(f: &Failure, lib: &Library) -> Plan {
+    pub(crate) fn resolve(f: &Failure, lib: &Library) -> Plan {
         let parts =
             f.go.iter()
                 .map(|g| {

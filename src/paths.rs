@@ -22,7 +22,7 @@ fn env_dir(value: Option<std::ffi::OsString>) -> Option<PathBuf> {
     value.filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-pub fn config_dir() -> PathBuf {
+pub(crate) fn config_dir() -> PathBuf {
     env_dir(std::env::var_os("BTSDR_CONFIG_DIR"))
         .or_else(|| project().map(|p| p.config_dir().to_path_buf()))
         .unwrap_or_else(|| PathBuf::from(".btsdr/config"))
@@ -34,12 +34,12 @@ pub fn data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".btsdr/data"))
 }
 
-pub fn log_dir() -> PathBuf {
+pub(crate) fn log_dir() -> PathBuf {
     data_dir().join("logs")
 }
 
 /// User runbooks that override or extend the embedded ones.
-pub fn user_runbooks_dir() -> PathBuf {
+pub(crate) fn user_runbooks_dir() -> PathBuf {
     config_dir().join("runbooks")
 }
 

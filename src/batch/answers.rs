@@ -87,7 +87,7 @@ impl Answers {
 }
 
 /// Splits `NAME=VALUE` (the value may contain `=`).
-pub fn parse_set(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_set(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((n, v)) if !n.trim().is_empty() => Ok((n.trim().to_string(), v.to_string())),
         _ => Err(format!("--set `{s}`: write it as NAME=VALUE")),

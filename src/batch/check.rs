@@ -20,11 +20,11 @@ use crate::runbook::model::{Runbook, Step, StepBody};
 use btsdr_types::{ResultSet, Row, SqlError, ValueRef};
 
 /// Version of the JSON object layout (bumped only on incompatible changes).
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Value given to required variables that no selected check uses (the engine wants every
 /// required variable set before a session starts). Journaled as is.
-pub const NOT_USED: &str = "(not used by btsdr check)";
+pub(crate) const NOT_USED: &str = "(not used by btsdr check)";
 
 /// How progress is shown on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub enum ProgressStyle {
 impl ProgressStyle {
     /// `Live` when stderr is a terminal, else `Quiet`: logs and schedulers get the results
     /// and the summary, not a line per check.
-    pub fn detect() -> ProgressStyle {
+    pub(crate) fn detect() -> ProgressStyle {
         use std::io::IsTerminal;
         if std::io::stderr().is_terminal() {
             ProgressStyle::Live
@@ -75,7 +75,7 @@ pub struct CheckOptions {
 }
 
 /// The width of the terminal on stdout, when stdout is one.
-pub fn stdout_width() -> Option<usize> {
+pub(crate) fn stdout_width() -> Option<usize> {
     use std::io::IsTerminal;
     if !std::io::stdout().is_terminal() {
         return None;
@@ -284,7 +284,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// What a capped result says about itself: how many rows were kept and how many were not.
-pub fn cap_note(set: &ResultSet) -> String {
+pub(crate) fn cap_note(set: &ResultSet) -> String {
     format!(
         "result cap reached: {} rows kept, {} more received and not kept (max_result_rows / max_result_mib)",
         set.rows.len(),
@@ -924,7 +924,7 @@ mod tests {
 }
 
 /// Id of the built-in check that the SSO master secret backup is in the change record.
-pub const MASTER_SECRET_CHECK: &str = "changelog.master-secret";
+pub(crate) const MASTER_SECRET_CHECK: &str = "changelog.master-secret";
 
 /// The best practices ask to record every change, and the checklists to back up the master
 /// secret: passes when `btsdr changelog` holds a master secret backup (category

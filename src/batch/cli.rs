@@ -14,7 +14,7 @@ use btsdr_sim::drill::Drill;
 
 /// The drill scenarios (every embedded `assets/scenarios/*.toml`) as clap's possible values:
 /// a name is checked when the command line is read, and shells complete it.
-pub fn scenario_names() -> clap::builder::PossibleValuesParser {
+pub(crate) fn scenario_names() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(
         btsdr_sim::scenario::EMBEDDED.iter().map(|(name, _)| *name),
     )
@@ -178,7 +178,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// `btsdr check`: returns the process exit code (0, 1 or 2; docs/CHECK_JSON.md).
-pub fn check_main(args: CheckArgs, config: Option<&Path>) -> u8 {
+pub(crate) fn check_main(args: CheckArgs, config: Option<&Path>) -> u8 {
     let mut err = std::io::stderr();
     let fail = |err: &mut std::io::Stderr, m: String| {
         // Diagnostics that carry a position already say `error:`.
@@ -231,7 +231,7 @@ pub fn check_main(args: CheckArgs, config: Option<&Path>) -> u8 {
 }
 
 /// `btsdr run RUNBOOK --batch`: returns the process exit code (0, 1, 2 or 3).
-pub fn run_main(
+pub(crate) fn run_main(
     runbook: &str,
     env: Option<&str>,
     drill: Option<&str>,

@@ -106,7 +106,7 @@ impl Driver {
         &self.engine
     }
 
-    pub fn journal_path(&self) -> &Path {
+    pub(crate) fn journal_path(&self) -> &Path {
         self.journal.path()
     }
 
@@ -116,7 +116,7 @@ impl Driver {
     }
 
     /// The journal error that stopped this session, if any.
-    pub fn halted(&self) -> Option<&str> {
+    pub(crate) fn halted(&self) -> Option<&str> {
         self.halted.as_deref()
     }
 

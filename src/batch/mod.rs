@@ -32,15 +32,15 @@ pub mod exit {
     /// A check failed (check) or a step failed (run).
     pub const FAILED: u8 = 1;
     /// Setup problem, or checks could not run (connection, login, permission).
-    pub const SETUP: u8 = 2;
+    pub(crate) const SETUP: u8 = 2;
     /// Batch run stopped at a step that needs a person (manual or destructive).
-    pub const NEEDS_OPERATOR: u8 = 3;
+    pub(crate) const NEEDS_OPERATOR: u8 = 3;
 }
 
 /// Connections per server role, at most: independent checks on one server run side by side,
 /// each on its own connection (readiness has 11 checks on the source server). Extra connections
 /// open only when statements overlap.
-pub const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// Where statements go: an executor plus what to call things in output and the journal.
 pub struct Target {
@@ -142,11 +142,11 @@ impl Target {
 pub use crate::config::operator_name;
 
 /// SQL Server error numbers that mean "this login may not do that".
-pub const PERMISSION_ERRORS: [u32; 5] = [229, 230, 300, 15247, 916];
+pub(crate) const PERMISSION_ERRORS: [u32; 5] = [229, 230, 300, 15247, 916];
 
 /// True when an error means the statement could not run at all (as opposed to running and
 /// reporting a problem): no connection, no login, no permission, timeout, lost connection.
-pub fn could_not_run(e: &SqlError) -> bool {
+pub(crate) fn could_not_run(e: &SqlError) -> bool {
     match e {
         SqlError::Connect { .. }
         | SqlError::Login { .. }

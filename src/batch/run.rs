@@ -47,7 +47,7 @@ pub struct RunSummary {
 }
 
 /// A statement as printed by dry runs: the SQL, then each parameter (secrets `******`).
-pub fn format_statement(s: &Statement) -> String {
+pub(crate) fn format_statement(s: &Statement) -> String {
     let mut t = format!("  -- on {} in [{}]\n", s.role, s.database);
     for l in s.sql.trim_end().lines() {
         t.push_str("  ");

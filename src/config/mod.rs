@@ -35,14 +35,14 @@ use btsdr_types::Role;
 pub use drill::DrillConfig;
 pub use secrets::{Chain, EnvSecrets, MapSecrets, Secret, SecretSource};
 
-pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 15;
+pub(crate) const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 15;
 /// Without `statement_timeout_secs` in the config, no ceiling below a step's own largest
 /// `timeout_secs` (86,400): each step's timeout applies. Written, it caps every statement.
-pub const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 86_400;
+pub(crate) const DEFAULT_STATEMENT_TIMEOUT_SECS: u64 = 86_400;
 /// Rows of one result kept in memory; the server's further rows are counted, not kept.
-pub const DEFAULT_MAX_RESULT_ROWS: u64 = 100_000;
+pub(crate) const DEFAULT_MAX_RESULT_ROWS: u64 = 100_000;
 /// Memory one result may hold (cells and text); past it rows are counted, not kept.
-pub const DEFAULT_MAX_RESULT_MIB: u64 = 16;
+pub(crate) const DEFAULT_MAX_RESULT_MIB: u64 = 16;
 
 /// Environment names of drill sessions: `drill:SCENARIO` (the built-in simulator).
 pub const DRILL_PREFIX: &str = "drill:";
@@ -258,12 +258,12 @@ pub enum Encrypt {
 }
 
 /// Whether this build can use Windows authentication (`windows`, `integrated`).
-pub fn integrated_available() -> bool {
+pub(crate) fn integrated_available() -> bool {
     cfg!(windows)
 }
 
 /// The message for `auth = "windows"|"integrated"` on a build without Windows auth.
-pub fn windows_auth_unavailable(auth: Auth) -> String {
+pub(crate) fn windows_auth_unavailable(auth: Auth) -> String {
     match auth {
         Auth::Integrated => "auth = \"integrated\" (the signed-in Windows user) works only in the \
              Windows build of btsdr; on Linux/macOS use a SQL login (auth = \"sql\"), or run \
@@ -309,7 +309,7 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// `<config dir>/btsdr/config.toml` (e.g. `~/.config/btsdr/config.toml`,
     /// `%APPDATA%\btsdr\config\config.toml`).
-    pub fn default_path() -> Option<PathBuf> {
+    pub(crate) fn default_path() -> Option<PathBuf> {
         Some(crate::paths::config_dir().join("config.toml"))
     }
 
@@ -326,7 +326,7 @@ impl Config {
     }
 
     /// Reads and validates one file; warns when other users can read it.
-    pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn load_file(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
             path: shown.clone(),
@@ -969,7 +969,7 @@ pub fn parse_server(s: &str) -> Result<Target, String> {
 /// values bare (to `;`, trailing blanks cut), `'...'` or `"..."` (the quote doubled inside),
 /// or `{...}` (to the first `}`). A later key wins, as in tiberius. What tiberius would read
 /// as a separate pair is one here too: a `Password=` after a `{...}` value is found.
-pub fn ado_parse(input: &str) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn ado_parse(input: &str) -> Result<Vec<(String, String)>, String> {
     if !input.is_ascii() {
         return Err("the connection string contains non-ASCII characters".into());
     }
@@ -1085,7 +1085,7 @@ const SECURITY_KEYS: [&str; 3] = [
 
 /// What a connection string says about encryption and certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdoSecurity {
+pub(crate) struct AdoSecurity {
     /// `None`: no `Encrypt` key (then encryption is required).
     pub encrypt: Option<Encrypt>,
     pub trust_server_certificate: bool,
@@ -1094,7 +1094,7 @@ pub struct AdoSecurity {
 /// Maps every spelling of `Encrypt` and `TrustServerCertificate` explicitly (ADO.NET's
 /// `true/yes/mandatory`, `false/no/optional`, `strict`; tiberius's `DANGER_PLAINTEXT`),
 /// case-insensitively; anything else is an error naming the accepted values.
-pub fn ado_security(pairs: &[(String, String)]) -> Result<AdoSecurity, String> {
+pub(crate) fn ado_security(pairs: &[(String, String)]) -> Result<AdoSecurity, String> {
     let mut sec = AdoSecurity {
         encrypt: None,
         trust_server_certificate: false,
@@ -1136,7 +1136,7 @@ pub fn ado_security(pairs: &[(String, String)]) -> Result<AdoSecurity, String> {
 
 /// The connection string for tiberius: the pairs without the keys btsdr maps itself, each
 /// value double-quoted, so what tiberius reads is exactly what btsdr checked.
-pub fn ado_for_driver(pairs: &[(String, String)]) -> String {
+pub(crate) fn ado_for_driver(pairs: &[(String, String)]) -> String {
     pairs
         .iter()
         .filter(|(k, _)| !SECURITY_KEYS.contains(&k.as_str()))
@@ -1168,11 +1168,11 @@ fn ado_trusts_cert(cs: &str) -> bool {
 }
 
 /// Name recorded when neither a flag, a variable nor the OS account gives one.
-pub const UNKNOWN_OPERATOR: &str = "unknown operator";
+pub(crate) const UNKNOWN_OPERATOR: &str = "unknown operator";
 
 /// Where [`operator_name`] found the name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperatorSource {
+pub(crate) enum OperatorSource {
     /// `--operator`, `$BTSDR_OPERATOR`, `$USER`, `$LOGNAME` or `$USERNAME`.
     Given,
     /// The OS account of this process (the variables were empty).
@@ -1203,7 +1203,7 @@ pub fn operator_name(flag: Option<&str>) -> String {
 }
 
 /// [`operator_name`] with the environment and the OS account lookup passed in.
-pub fn resolve_operator(
+pub(crate) fn resolve_operator(
     flag: Option<&str>,
     env: impl Fn(&str) -> Option<String>,
     os_account: impl FnOnce() -> Option<String>,
@@ -1233,7 +1233,7 @@ pub fn resolve_operator(
 
 /// The name of the account this process runs as (`whoami`), from the password database.
 #[cfg(unix)]
-pub fn os_account_name() -> Option<String> {
+pub(crate) fn os_account_name() -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: `passwd` is plain data, all-zero is a valid value; getpwuid_r writes only into
     // `pwd` and `buf` (whose length it is given) and sets `result` to null or to `&pwd`.
@@ -1259,7 +1259,7 @@ pub fn os_account_name() -> Option<String> {
 /// The name of the account this process runs as: Windows sets `USERNAME` for every logon,
 /// which [`operator_name`] already read; nothing else is asked here.
 #[cfg(not(unix))]
-pub fn os_account_name() -> Option<String> {
+pub(crate) fn os_account_name() -> Option<String> {
     None
 }
 

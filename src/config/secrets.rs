@@ -16,7 +16,7 @@ impl Secret {
         Secret(s.into())
     }
     /// The plain text, for handing to the driver only.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -125,7 +125,7 @@ impl SecretSource for Chain<'_> {
 
 /// Profiles of `env` that log in with a password that `known` cannot give: `(role, user,
 /// server)`.
-pub fn missing_passwords(
+pub(crate) fn missing_passwords(
     env: &Environment,
     known: &dyn SecretSource,
 ) -> Vec<(Role, String, String)> {
@@ -148,7 +148,7 @@ pub fn missing_passwords(
 
 /// Asks on the terminal for each password `env` needs and `known` lacks (typed without echo,
 /// before any UI starts). Without a terminal it says which variable to set instead.
-pub fn prompt_missing(env: &Environment, known: &EnvSecrets) -> Result<MapSecrets, String> {
+pub(crate) fn prompt_missing(env: &Environment, known: &EnvSecrets) -> Result<MapSecrets, String> {
     use std::io::IsTerminal;
     let missing = missing_passwords(env, known);
     let mut got = MapSecrets::new();
@@ -182,7 +182,7 @@ pub fn prompt_missing(env: &Environment, known: &EnvSecrets) -> Result<MapSecret
 }
 
 /// Reads one line from the terminal without echoing it.
-pub fn read_hidden(prompt: &str) -> Result<String, String> {
+pub(crate) fn read_hidden(prompt: &str) -> Result<String, String> {
     use crossterm::event::{Event, KeyCode, KeyEventKind, KeyModifiers, read};
     use std::io::Write as _;
     eprint!("{}", crate::plain::plain(prompt));

@@ -34,7 +34,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// A line type the chain can seal: it carries `seq`, `prev` and, as its last field, `hash`.
-pub trait Chained: Serialize + DeserializeOwned {
+pub(crate) trait Chained: Serialize + DeserializeOwned {
     fn set_chain(&mut self, seq: u64, prev: &str, hash: &str);
 }
 
@@ -47,7 +47,7 @@ impl Chained for Record {
 }
 
 /// Serializes `entry` as line `seq` after `prev`; returns the line (without `\n`).
-pub fn seal<T: Chained>(entry: &mut T, seq: u64, prev: &str) -> io::Result<String> {
+pub(crate) fn seal<T: Chained>(entry: &mut T, seq: u64, prev: &str) -> io::Result<String> {
     entry.set_chain(seq, prev, GENESIS);
     let text = serde_json::to_string(entry).map_err(io::Error::other)?;
     let suffix = format!(",\"hash\":\"{GENESIS}\"}}");
@@ -302,7 +302,7 @@ fn read_file(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// The SHA-256 of each complete line of a file, in order (what a signature names).
-pub fn read_file_lines_sha256(path: &Path) -> io::Result<Vec<String>> {
+pub(crate) fn read_file_lines_sha256(path: &Path) -> io::Result<Vec<String>> {
     let bytes = read_file(path)?;
     let mut out = Vec::new();
     let mut rest = &bytes[..];
@@ -520,7 +520,7 @@ pub struct ReadResult<T> {
 }
 
 /// Reads all entries that verified (up to the first bad record, which the report names).
-pub fn read_entries<T: DeserializeOwned>(path: &Path) -> io::Result<ReadResult<T>> {
+pub(crate) fn read_entries<T: DeserializeOwned>(path: &Path) -> io::Result<ReadResult<T>> {
     let report = verify(path)?;
     let bytes = read_file(path)?;
     let mut entries = Vec::with_capacity(report.records);
@@ -592,7 +592,7 @@ pub struct JournalWriter {
 /// locked journal could not be read through any other handle, not even in the same process
 /// (verify on resume, `btsdr report` or `sessions` from a second terminal). Locking a
 /// sidecar keeps one writer at a time and every reader working, on every platform.
-pub fn lock_path(path: &Path) -> PathBuf {
+pub(crate) fn lock_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".lock");
     PathBuf::from(s)
@@ -825,11 +825,6 @@ impl JournalWriter {
         &self.path
     }
 
-    /// The seq the next record gets.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
-    }
-
     /// SHA-256 of the last line (GENESIS when empty).
     pub fn head(&self) -> &str {
         &self.prev
@@ -841,7 +836,7 @@ impl JournalWriter {
     }
 
     /// [`append`](Self::append) for any chained line type (the change log uses it).
-    pub fn append_entry<T: Chained>(&mut self, mut entry: T) -> io::Result<AppendReceipt> {
+    pub(crate) fn append_entry<T: Chained>(&mut self, mut entry: T) -> io::Result<AppendReceipt> {
         if let Some(e) = &self.failed {
             return Err(io::Error::other(format!(
                 "the journal {} could not be written earlier ({e}); nothing more is appended. Fix the cause and resume the session.",
@@ -946,7 +941,7 @@ mod tests {
         drop(w);
         let (w, report) = JournalWriter::open_append(&path).unwrap();
         assert_eq!(
-            (report.records, w.next_seq(), w.head()),
+            (report.records, w.next_seq, w.head()),
             (2, 3, r2.line_sha256.as_str())
         );
         let head: Head = serde_json::from_slice(&fs::read(head_path(&path)).unwrap()).unwrap();

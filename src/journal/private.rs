@@ -23,7 +23,7 @@ pub fn options() -> OpenOptions {
 }
 
 /// An error when `path` is a symbolic link (or a junction on Windows).
-pub fn refuse_link(path: &Path) -> io::Result<()> {
+pub(crate) fn refuse_link(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -38,7 +38,7 @@ pub fn refuse_link(path: &Path) -> io::Result<()> {
 
 /// Writes a generated file: a new file (an earlier one of the same name is replaced, a
 /// link or anything else that is not a regular file is refused), owner-only, synced.
-pub fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub(crate) fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
         refuse_link(dir)?;

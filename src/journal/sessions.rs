@@ -27,7 +27,7 @@ impl From<BadSessionId> for String {
 }
 
 /// A session id is used as a file name: letters, digits, `-`, `_` and `.` only.
-pub fn validate_session_id(id: &str) -> Result<(), BadSessionId> {
+pub(crate) fn validate_session_id(id: &str) -> Result<(), BadSessionId> {
     let ok = !id.is_empty()
         && !id.starts_with('.')
         && id.len() <= 120
@@ -301,7 +301,7 @@ fn ended_by_last_line(path: &Path) -> bool {
 
 /// `(id, path)` of every `*.jsonl` in the sessions folder (none if it does not exist), in
 /// no particular order.
-pub fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+pub(crate) fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     let dir = sessions_dir(data_dir);
     let entries = match std::fs::read_dir(&dir) {
         Ok(e) => e,
@@ -340,7 +340,7 @@ pub fn session_files(data_dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
 /// Why a session journal does not belong under its file name: the first record binds the
 /// session id (which names the runbook), so two sessions' files swapped are caught.
 /// `None` when it matches, or when the file is not a session journal (the change log).
-pub fn binding_problem(path: &Path) -> Option<String> {
+pub(crate) fn binding_problem(path: &Path) -> Option<String> {
     if path.file_stem()? == "changelog" {
         return None;
     }
@@ -348,7 +348,7 @@ pub fn binding_problem(path: &Path) -> Option<String> {
 }
 
 /// [`binding_problem`] for records already read from `path`.
-pub fn binding_problem_in(
+pub(crate) fn binding_problem_in(
     path: &Path,
     records: &[crate::engine::events::Record],
 ) -> Option<String> {

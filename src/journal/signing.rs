@@ -19,7 +19,7 @@ use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 use super::chain::{read_file_lines_sha256, verify};
 
 /// The SSHSIG namespace: a signature made for btsdr journals means nothing elsewhere.
-pub const NAMESPACE: &str = "btsdr-journal";
+pub(crate) const NAMESPACE: &str = "btsdr-journal";
 
 /// `<journal>.sigs`.
 pub fn sigs_path(journal: &Path) -> PathBuf {
@@ -48,7 +48,7 @@ pub fn message(session: &str, seq: u64, line_sha256: &str, principal: &str) -> S
 }
 
 /// The session id a journal file is named for (`<id>.jsonl`).
-pub fn session_of(journal: &Path) -> String {
+pub(crate) fn session_of(journal: &Path) -> String {
     journal
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -421,7 +421,7 @@ fn check_one(
 }
 
 /// Reads `path` as an allowed_signers file; a missing file is an empty list.
-pub fn load_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, SigningError> {
+pub(crate) fn load_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, SigningError> {
     match fs::read_to_string(path) {
         Ok(t) => parse_allowed_signers(&t, &path.display().to_string()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),

@@ -28,7 +28,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Maps byte offsets of one file to 1-based line and column (columns count characters).
-pub struct LineIndex<'a> {
+pub(crate) struct LineIndex<'a> {
     text: &'a str,
     starts: Vec<usize>,
 }
@@ -40,7 +40,7 @@ impl<'a> LineIndex<'a> {
         LineIndex { text, starts }
     }
 
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let line = self
             .starts
@@ -56,7 +56,7 @@ impl<'a> LineIndex<'a> {
 }
 
 /// Collects diagnostics for one file.
-pub struct Sink<'a> {
+pub(crate) struct Sink<'a> {
     pub file: String,
     index: LineIndex<'a>,
     pub diags: Vec<Diagnostic>,
@@ -82,7 +82,7 @@ impl<'a> Sink<'a> {
         });
     }
 
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         self.index.line_col(offset)
     }
 

@@ -9,7 +9,7 @@ use btsdr_types::{ResultSet, Row, ValueRef};
 /// Deepest nesting a condition (`(`, `not`, and/or chains) or a template (`{{#each}}`) may
 /// have. Everything built from them (evaluation, printing, dropping) recurses, so an
 /// unbounded depth from a hostile file would overflow the stack.
-pub const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 /// A `when` condition: `use_bam`, `not use_sso`, `edition == 'Standard'`, `a and (b or c)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,7 +81,7 @@ impl std::fmt::Display for Cond {
     }
 }
 
-pub fn truthy(s: &str) -> bool {
+pub(crate) fn truthy(s: &str) -> bool {
     let t = s.trim();
     !(t.is_empty() || t.eq_ignore_ascii_case("false") || t == "0" || t.eq_ignore_ascii_case("no"))
 }
@@ -182,7 +182,7 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
-pub fn is_ident(s: &str) -> bool {
+pub(crate) fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

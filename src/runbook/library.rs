@@ -12,7 +12,7 @@ use super::model::Runbook;
 use super::raw::RawRunbook;
 
 /// What happens to a user runbook file with problems, for messages.
-pub const IGNORED: &str =
+pub(crate) const IGNORED: &str =
     "this user runbook file was ignored (an embedded runbook with the same id stays in use)";
 
 #[derive(Debug, Default)]
@@ -120,7 +120,7 @@ impl Library {
 type ReadFile<'a> = (String, &'a str, Result<RawRunbook, Vec<Diagnostic>>);
 
 /// `*.toml` files of a folder, sorted; a missing folder is empty.
-pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn toml_files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
@@ -134,7 +134,10 @@ pub fn toml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Reads and validates one runbook file.
-pub fn load_file(path: &Path, rows: Option<&HashSet<String>>) -> Result<Runbook, Vec<Diagnostic>> {
+pub(crate) fn load_file(
+    path: &Path,
+    rows: Option<&HashSet<String>>,
+) -> Result<Runbook, Vec<Diagnostic>> {
     let text = read_text(path)?;
     loader::parse(&path.display().to_string(), &text, rows)
 }

@@ -18,7 +18,7 @@ use super::raw::{RawRunbook, RawStep, VarKind};
 use btsdr_types::Role;
 
 /// Finds a step of another runbook for `uses`: `(runbook id, step id)`.
-pub type Resolver<'a> = &'a dyn Fn(&str, &str) -> Option<RawStep>;
+pub(crate) type Resolver<'a> = &'a dyn Fn(&str, &str) -> Option<RawStep>;
 
 /// Parses one runbook file. `rows` is the set of known checklist row ids for `covers`;
 /// `uses` of other runbooks resolve against the embedded runbooks.
@@ -36,7 +36,7 @@ pub fn parse(
 }
 
 /// A raw step by runbook and step id.
-pub fn find_raw_step(raws: &[RawRunbook], runbook: &str, step: &str) -> Option<RawStep> {
+pub(crate) fn find_raw_step(raws: &[RawRunbook], runbook: &str, step: &str) -> Option<RawStep> {
     raws.iter()
         .filter(|r| r.id.get_ref() == runbook)
         .flat_map(|r| r.sections.iter().flat_map(|s| s.steps.iter()))
@@ -55,7 +55,7 @@ pub fn parse_with(
 }
 
 /// The file's TOML as the raw format, or its syntax/shape diagnostic.
-pub fn read_raw(origin: &str, text: &str) -> Result<RawRunbook, Vec<Diagnostic>> {
+pub(crate) fn read_raw(origin: &str, text: &str) -> Result<RawRunbook, Vec<Diagnostic>> {
     toml::from_str::<RawRunbook>(text).map_err(|e| {
         let mut sink = Sink::new(origin, text);
         let msg = e.message().trim().replace('\n', " ");

@@ -9,7 +9,7 @@ use super::model::{Runbook, StepBody};
 use super::raw::VarKind;
 
 /// What a placeholder without a value prints as: a line to write on.
-pub const BLANK: &str = "________";
+pub(crate) const BLANK: &str = "________";
 
 /// The checklist with placeholders as written (`{{mgmt_db}}`).
 pub fn markdown(rb: &Runbook) -> String {
@@ -19,7 +19,11 @@ pub fn markdown(rb: &Runbook) -> String {
 /// The checklist with every placeholder filled from `values`; one without a value (or a
 /// secret, never printed) becomes a visible blank naming the variable. `note` says what the
 /// values are for (printed under the title).
-pub fn markdown_filled(rb: &Runbook, values: &BTreeMap<String, String>, note: &str) -> String {
+pub(crate) fn markdown_filled(
+    rb: &Runbook,
+    values: &BTreeMap<String, String>,
+    note: &str,
+) -> String {
     render(rb, Some(values), note)
 }
 

@@ -12,7 +12,7 @@
 
 /// System procedures that only read (SQL Server documentation: each returns information and
 /// changes nothing whatever its arguments). `sp_configure` is not here: with a value it sets it.
-pub const READ_ONLY_PROCEDURES: &[&str] = &[
+pub(crate) const READ_ONLY_PROCEDURES: &[&str] = &[
     "sp_columns",
     "sp_databases",
     "sp_describe_first_result_set",

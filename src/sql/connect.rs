@@ -15,7 +15,7 @@ use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 use crate::config::{Auth, Encrypt, Secret, ServerProfile, Target};
 use btsdr_types::SqlError;
 
-pub type SqlClient = Client<Compat<Metered>>;
+pub(crate) type SqlClient = Client<Compat<Metered>>;
 
 /// Counts the bytes a connection reads since the last [`Meter::reset`] and fails the read
 /// past a limit. The executor resets it at every row, so the limit bounds what the driver
@@ -44,7 +44,7 @@ impl Meter {
         self.0.tripped.store(false, Ordering::Relaxed);
     }
     /// Whether the last failed read was this meter's refusal.
-    pub fn tripped(&self) -> bool {
+    pub(crate) fn tripped(&self) -> bool {
         self.0.tripped.load(Ordering::Relaxed)
     }
     pub fn limit(&self) -> u64 {
@@ -119,11 +119,11 @@ pub const NO_TLS: &str = "the server offers no encryption (its PRELOGIN answer s
 
 /// The connect error when `encrypt = "off"` (TLS for the login) meets a server whose TLS
 /// handshake fails: most often a server that offers no encryption at all.
-pub const LOGIN_TLS_FAILED: &str =
+pub(crate) const LOGIN_TLS_FAILED: &str =
     "with encrypt = \"off\" the login is still sent over TLS, and the TLS handshake failed";
 
 /// The driver config for `profile`; `password` is needed for `sql` and `windows` auth.
-pub fn driver_config(
+pub(crate) fn driver_config(
     profile: &ServerProfile,
     password: Option<&Secret>,
 ) -> Result<tiberius::Config, SqlError> {

@@ -9,7 +9,7 @@ use btsdr_types::{Column, ResultSet, Rows, SqlError, Value};
 /// How much of one result is kept in memory; the server's further rows are read (so the
 /// connection stays usable) and counted in `ResultSet::not_kept`, never stored.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub rows: u64,
     pub bytes: u64,
     /// The connection's read meter, reset at every row (see `connect::Meter`).

@@ -23,7 +23,7 @@ enum State {
 
 /// Forwards to the executor given to [`DeferredExecutor::resolve`]; queues until then.
 #[derive(Clone)]
-pub struct DeferredExecutor {
+pub(crate) struct DeferredExecutor {
     state: Arc<Mutex<State>>,
     roles: Vec<Role>,
     /// Names the target in errors ("the simulator").
@@ -44,7 +44,7 @@ impl DeferredExecutor {
     }
 
     /// Makes the target available (or failed) and sends the queued statements on.
-    pub fn resolve(&self, target: Result<Arc<dyn Executor>, String>) {
+    pub(crate) fn resolve(&self, target: Result<Arc<dyn Executor>, String>) {
         let queued = {
             let mut st = lock(&self.state);
             let next = match &target {

@@ -135,7 +135,7 @@ impl TiberiusExecutor {
     /// Like `new` with up to `lanes` connections per role: a statement goes to the least busy
     /// one, so independent read-only checks on one server run side by side (`btsdr check`).
     /// Extra connections open only when statements overlap.
-    pub fn with_lanes(
+    pub(crate) fn with_lanes(
         env: &Environment,
         secrets: &dyn SecretSource,
         lanes: usize,
@@ -538,7 +538,7 @@ fn valid_param_name(s: &str) -> bool {
 }
 
 /// `[name]` with `]` doubled; refuses names SQL Server could not have.
-pub fn quote_db(name: &str) -> Result<String, SqlError> {
+pub(crate) fn quote_db(name: &str) -> Result<String, SqlError> {
     if name.is_empty() || name.chars().count() > 128 || name.contains('\0') {
         return Err(SqlError::Protocol {
             message: format!("`{name}` is not a valid database name (1-128 characters, no NUL)"),
