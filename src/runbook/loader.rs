@@ -522,8 +522,6 @@ impl Validator<'_> {
         }
     }
 
-    // TODO(issue 16): split (one function per step kind).
-    #[allow(clippy::too_many_lines)]
     fn step(
         &mut self,
         st: RawStep,
@@ -534,6 +532,52 @@ impl Validator<'_> {
         let id = st.id.get_ref().clone();
         let (line, col) = self.sink.line_col(st.id.span().start);
         let when = st.when.as_ref().and_then(|w| self.cond(w, kinds));
+        self.step_links(&st, &id, step_ids);
+        let Some(kind_s) = st.kind.clone() else {
+            if st.uses.is_some() {
+                // `uses` could not be resolved: that error is already reported.
+                return None;
+            }
+            self.err(
+                span(&st.id),
+                format!("step `{id}` needs `kind` (manual, sql, check or generate) or `uses`"),
+                None,
+            );
+            return None;
+        };
+        let kind = kind_s.get_ref().as_str();
+        self.fields_of_kind(&st, &kind_s, &id)?;
+        for (name, text) in [("why", &st.why), ("title", &st.title)] {
+            if text.as_deref().is_none_or(|t| t.trim().is_empty()) {
+                self.missing(&st, kind, name);
+            }
+        }
+        self.text(
+            span(&st.id),
+            &format!("`why` of `{id}`"),
+            st.why.as_deref().unwrap_or(""),
+            kinds,
+        );
+        let body = match kind {
+            "manual" => self.manual_body(&st, &id, kinds),
+            "sql" | "check" => self.sql_body(&st, kind, &id, kinds),
+            _ => self.generate_body(&st, &id, kinds, step_kinds),
+        };
+        Some(Step {
+            id,
+            title: st.title.unwrap_or_default(),
+            why: st.why.unwrap_or_default(),
+            references: st.references,
+            covers: st.covers.into_iter().map(Spanned::into_inner).collect(),
+            when,
+            after: st.after.into_iter().map(Spanned::into_inner).collect(),
+            body,
+            loc: Loc { line, col },
+        })
+    }
+
+    /// `after` names other steps of the runbook, `covers` checklist rows, `references` https URLs.
+    fn step_links(&mut self, st: &RawStep, id: &str, step_ids: &HashMap<String, Range<usize>>) {
         for a in &st.after {
             if !step_ids.contains_key(a.get_ref()) {
                 self.err(
@@ -544,7 +588,7 @@ impl Validator<'_> {
                     ),
                     Some("use the id of a step in this runbook"),
                 );
-            } else if a.get_ref() == &id {
+            } else if a.get_ref() == id {
                 self.err(
                     span(a),
                     format!("step `{id}` cannot come after itself"),
@@ -572,18 +616,10 @@ impl Validator<'_> {
                 );
             }
         }
-        let Some(kind_s) = st.kind.clone() else {
-            if st.uses.is_some() {
-                // `uses` could not be resolved: that error is already reported.
-                return None;
-            }
-            self.err(
-                span(&st.id),
-                format!("step `{id}` needs `kind` (manual, sql, check or generate) or `uses`"),
-                None,
-            );
-            return None;
-        };
+    }
+
+    /// Refuses the fields that do not belong to the step's kind; `None` for an unknown kind.
+    fn fields_of_kind(&mut self, st: &RawStep, kind_s: &Spanned<String>, id: &str) -> Option<()> {
         let kind = kind_s.get_ref().as_str();
         // Which optional fields are set, to refuse those that do not belong to the kind.
         let present: [(&str, Option<Range<usize>>); 17] = [
@@ -630,7 +666,7 @@ impl Validator<'_> {
             "generate" => &["output", "template", "instructions"],
             other => {
                 self.err(
-                    span(&kind_s),
+                    span(kind_s),
                     format!("unknown step kind `{other}`"),
                     Some("use manual, sql, check or generate"),
                 );
@@ -657,279 +693,284 @@ impl Validator<'_> {
                 None,
             );
         }
-        let missing = |v: &mut Self, field: &str| {
-            v.err(
-                span(&st.id),
-                format!("{kind} step `{id}` needs `{field}`"),
-                None,
-            );
+        Some(())
+    }
+
+    /// Says that a `kind` step lacks `field` (at the step's id).
+    fn missing(&mut self, st: &RawStep, kind: &str, field: &str) {
+        self.err(
+            span(&st.id),
+            format!("{kind} step `{}` needs `{field}`", st.id.get_ref()),
+            None,
+        );
+    }
+
+    fn manual_body(
+        &mut self,
+        st: &RawStep,
+        id: &str,
+        kinds: &HashMap<String, VarKind>,
+    ) -> StepBody {
+        let instructions = match &st.instructions {
+            Some(i) => {
+                self.text(
+                    span(i),
+                    &format!("instructions of `{id}`"),
+                    i.get_ref(),
+                    kinds,
+                );
+                i.get_ref().clone()
+            }
+            None => {
+                self.missing(st, "manual", "instructions");
+                String::new()
+            }
         };
-        for (name, text) in [("why", &st.why), ("title", &st.title)] {
-            if text.as_deref().is_none_or(|t| t.trim().is_empty()) {
-                missing(self, name);
+        for c in &st.commands {
+            self.text(
+                span(&c.run),
+                &format!("a command of `{id}`"),
+                c.run.get_ref(),
+                kinds,
+            );
+        }
+        if let Some(e) = &st.evidence {
+            self.text(span(e), &format!("evidence of `{id}`"), e.get_ref(), kinds);
+        }
+        let run_on = match &st.run_on {
+            Some(r) => r.get_ref().clone(),
+            None => {
+                self.missing(st, "manual", "run_on");
+                String::new()
+            }
+        };
+        StepBody::Manual(Manual {
+            run_on,
+            instructions,
+            commands: st
+                .commands
+                .iter()
+                .map(|c| Command {
+                    shell: c.shell.clone(),
+                    run: c.run.get_ref().clone(),
+                })
+                .collect(),
+            evidence: st
+                .evidence
+                .as_ref()
+                .map(|e| e.get_ref().clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The body of a `sql` or `check` step (`kind`).
+    fn sql_body(
+        &mut self,
+        st: &RawStep,
+        kind: &str,
+        id: &str,
+        kinds: &HashMap<String, VarKind>,
+    ) -> StepBody {
+        let role = match &st.server {
+            None => {
+                self.missing(st, kind, "server");
+                None
+            }
+            Some(s) => Role::parse(s.get_ref()).or_else(|| {
+                self.err(
+                    span(s),
+                    format!("unknown server role `{}`", s.get_ref()),
+                    Some("use source, msgbox or destination"),
+                );
+                None
+            }),
+        };
+        let database = match &st.database {
+            Some(d) if !d.get_ref().trim().is_empty() => d.get_ref().clone(),
+            Some(d) => {
+                self.err(span(d), "`database` is empty", None);
+                String::new()
+            }
+            None => {
+                self.missing(st, kind, "database");
+                String::new()
+            }
+        };
+        let sql = match &st.sql {
+            Some(s) => {
+                self.sql(s, &st.params, kinds);
+                if kind == "check" {
+                    self.read_only(s, id);
+                }
+                s.get_ref().clone()
+            }
+            None => {
+                self.missing(st, kind, "sql");
+                String::new()
+            }
+        };
+        let timeout_secs = st.timeout_secs.as_ref().map_or(60, |t| *t.get_ref());
+        if let Some(t) = &st.timeout_secs
+            && (*t.get_ref() == 0 || *t.get_ref() > 86_400)
+        {
+            self.err(span(t), "`timeout_secs` must be between 1 and 86400", None);
+        }
+        let params = st.params.iter().map(|p| p.get_ref().clone()).collect();
+        let role = role.unwrap_or(Role::Source);
+        if kind == "sql" {
+            return StepBody::Sql(SqlSpec {
+                server: role,
+                database,
+                sql,
+                params,
+                destructive: st.destructive.as_ref().is_some_and(|d| *d.get_ref()),
+                confirm_word: st.confirm_word.as_ref().map(|c| c.get_ref().clone()),
+                timeout_secs,
+                long_running: st.long_running.as_ref().is_some_and(|d| *d.get_ref()),
+            });
+        }
+        StepBody::Check(CheckSpec {
+            server: role,
+            database,
+            sql,
+            params,
+            timeout_secs,
+            asserts: self.asserts(st, id, kinds),
+            health: st.health.as_ref().is_none_or(|h| *h.get_ref()),
+            opt_in: st.opt_in.as_ref().is_some_and(|h| *h.get_ref()),
+        })
+    }
+
+    /// A check step's `[[assert]]`s: each states exactly one of rows, each, any, none.
+    fn asserts(
+        &mut self,
+        st: &RawStep,
+        id: &str,
+        kinds: &HashMap<String, VarKind>,
+    ) -> Vec<Assertion> {
+        if st.assert.is_empty() {
+            self.err(
+                span(&st.id),
+                format!("check step `{id}` has no [[assert]]"),
+                Some("a check must state what it expects, e.g. rows = \">= 1\""),
+            );
+        }
+        let mut asserts = Vec::new();
+        for a in &st.assert {
+            let set: Vec<(&str, &Spanned<String>)> = [
+                ("rows", &a.rows),
+                ("each", &a.each),
+                ("any", &a.any),
+                ("none", &a.none),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect();
+            if set.len() != 1 {
+                self.err(span(&a.message), format!("an assertion of `{id}` needs exactly one of rows, each, any, none (found {})", set.len()), None);
+                continue;
+            }
+            let (k, e) = set[0];
+            self.text(
+                span(&a.message),
+                &format!("an assertion message of `{id}`"),
+                a.message.get_ref(),
+                kinds,
+            );
+            match Assertion::parse(k, e.get_ref(), a.message.get_ref()) {
+                Ok(parsed) => {
+                    for v in parsed.variables() {
+                        if !kinds.contains_key(v) {
+                            self.err(
+                                span(e),
+                                format!("assertion uses unknown variable `{v}`"),
+                                Some("declare it under [[variables]]"),
+                            );
+                        }
+                    }
+                    asserts.push(parsed);
+                }
+                Err(msg) => self.err(
+                    span(e),
+                    format!("bad assertion `{k} = \"{}\"`: {msg}", e.get_ref()),
+                    None,
+                ),
             }
         }
-        self.text(
-            span(&st.id),
-            &format!("`why` of `{id}`"),
-            st.why.as_deref().unwrap_or(""),
-            kinds,
-        );
+        asserts
+    }
 
-        let server = |v: &mut Self| -> Option<Role> {
-            match &st.server {
-                None => {
-                    missing(v, "server");
-                    None
-                }
-                Some(s) => Role::parse(s.get_ref()).or_else(|| {
-                    v.err(
-                        span(s),
-                        format!("unknown server role `{}`", s.get_ref()),
-                        Some("use source, msgbox or destination"),
-                    );
-                    None
-                }),
+    fn generate_body(
+        &mut self,
+        st: &RawStep,
+        id: &str,
+        kinds: &HashMap<String, VarKind>,
+        step_kinds: &HashMap<String, String>,
+    ) -> StepBody {
+        let escape = match st.escape.as_ref().map(|e| e.get_ref().as_str()) {
+            None | Some("text") => Escape::Text,
+            Some("xml") => Escape::Xml,
+            Some("sql") => Escape::Sql,
+            Some(other) => {
+                let at = st.escape.as_ref().map(span).unwrap_or(0..0);
+                self.err(
+                    at,
+                    format!("unknown escape `{other}`"),
+                    Some("use text, xml or sql"),
+                );
+                Escape::Text
             }
         };
-        let body = match kind {
-            "manual" => {
-                let instructions = match &st.instructions {
-                    Some(i) => {
-                        self.text(
-                            span(i),
-                            &format!("instructions of `{id}`"),
-                            i.get_ref(),
-                            kinds,
-                        );
-                        i.get_ref().clone()
-                    }
-                    None => {
-                        missing(self, "instructions");
-                        String::new()
-                    }
-                };
-                for c in &st.commands {
-                    self.text(
-                        span(&c.run),
-                        &format!("a command of `{id}`"),
-                        c.run.get_ref(),
-                        kinds,
-                    );
-                }
-                if let Some(e) = &st.evidence {
-                    self.text(span(e), &format!("evidence of `{id}`"), e.get_ref(), kinds);
-                }
-                let run_on = match &st.run_on {
-                    Some(r) => r.get_ref().clone(),
-                    None => {
-                        missing(self, "run_on");
-                        String::new()
-                    }
-                };
-                StepBody::Manual(Manual {
-                    run_on,
-                    instructions,
-                    commands: st
-                        .commands
-                        .iter()
-                        .map(|c| Command {
-                            shell: c.shell.clone(),
-                            run: c.run.get_ref().clone(),
-                        })
-                        .collect(),
-                    evidence: st
-                        .evidence
-                        .as_ref()
-                        .map(|e| e.get_ref().clone())
-                        .unwrap_or_default(),
-                })
+        let output = match &st.output {
+            Some(o) if is_file_name(o.get_ref()) => o.get_ref().clone(),
+            Some(o) => {
+                self.err(
+                    span(o),
+                    format!(
+                        "output `{}` must be a plain file name (no folders, no `..`)",
+                        o.get_ref()
+                    ),
+                    None,
+                );
+                String::new()
             }
-            "sql" | "check" => {
-                let role = server(self);
-                let database = match &st.database {
-                    Some(d) if !d.get_ref().trim().is_empty() => d.get_ref().clone(),
-                    Some(d) => {
-                        self.err(span(d), "`database` is empty", None);
-                        String::new()
-                    }
-                    None => {
-                        missing(self, "database");
-                        String::new()
-                    }
-                };
-                let sql = match &st.sql {
-                    Some(s) => {
-                        self.sql(s, &st.params, kinds);
-                        if kind == "check" {
-                            self.read_only(s, &id);
-                        }
-                        s.get_ref().clone()
-                    }
-                    None => {
-                        missing(self, "sql");
-                        String::new()
-                    }
-                };
-                let timeout_secs = st.timeout_secs.as_ref().map_or(60, |t| *t.get_ref());
-                if let Some(t) = &st.timeout_secs
-                    && (*t.get_ref() == 0 || *t.get_ref() > 86_400)
-                {
-                    self.err(span(t), "`timeout_secs` must be between 1 and 86400", None);
-                }
-                let params = st.params.iter().map(|p| p.get_ref().clone()).collect();
-                let role = role.unwrap_or(Role::Source);
-                if kind == "sql" {
-                    StepBody::Sql(SqlSpec {
-                        server: role,
-                        database,
-                        sql,
-                        params,
-                        destructive: st.destructive.as_ref().is_some_and(|d| *d.get_ref()),
-                        confirm_word: st.confirm_word.as_ref().map(|c| c.get_ref().clone()),
-                        timeout_secs,
-                        long_running: st.long_running.as_ref().is_some_and(|d| *d.get_ref()),
-                    })
-                } else {
-                    if st.assert.is_empty() {
-                        self.err(
-                            span(&st.id),
-                            format!("check step `{id}` has no [[assert]]"),
-                            Some("a check must state what it expects, e.g. rows = \">= 1\""),
-                        );
-                    }
-                    let mut asserts = Vec::new();
-                    for a in &st.assert {
-                        let set: Vec<(&str, &Spanned<String>)> = [
-                            ("rows", &a.rows),
-                            ("each", &a.each),
-                            ("any", &a.any),
-                            ("none", &a.none),
-                        ]
-                        .into_iter()
-                        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-                        .collect();
-                        if set.len() != 1 {
-                            self.err(span(&a.message), format!("an assertion of `{id}` needs exactly one of rows, each, any, none (found {})", set.len()), None);
-                            continue;
-                        }
-                        let (k, e) = set[0];
-                        self.text(
-                            span(&a.message),
-                            &format!("an assertion message of `{id}`"),
-                            a.message.get_ref(),
-                            kinds,
-                        );
-                        match Assertion::parse(k, e.get_ref(), a.message.get_ref()) {
-                            Ok(parsed) => {
-                                for v in parsed.variables() {
-                                    if !kinds.contains_key(v) {
-                                        self.err(
-                                            span(e),
-                                            format!("assertion uses unknown variable `{v}`"),
-                                            Some("declare it under [[variables]]"),
-                                        );
-                                    }
-                                }
-                                asserts.push(parsed);
-                            }
-                            Err(msg) => self.err(
-                                span(e),
-                                format!("bad assertion `{k} = \"{}\"`: {msg}", e.get_ref()),
-                                None,
-                            ),
-                        }
-                    }
-                    StepBody::Check(CheckSpec {
-                        server: role,
-                        database,
-                        sql,
-                        params,
-                        timeout_secs,
-                        asserts,
-                        health: st.health.as_ref().is_none_or(|h| *h.get_ref()),
-                        opt_in: st.opt_in.as_ref().is_some_and(|h| *h.get_ref()),
-                    })
-                }
-            }
-            _ => {
-                let escape = match st.escape.as_ref().map(|e| e.get_ref().as_str()) {
-                    None | Some("text") => Escape::Text,
-                    Some("xml") => Escape::Xml,
-                    Some("sql") => Escape::Sql,
-                    Some(other) => {
-                        let at = st.escape.as_ref().map(span).unwrap_or(0..0);
-                        self.err(
-                            at,
-                            format!("unknown escape `{other}`"),
-                            Some("use text, xml or sql"),
-                        );
-                        Escape::Text
-                    }
-                };
-                let output = match &st.output {
-                    Some(o) if is_file_name(o.get_ref()) => o.get_ref().clone(),
-                    Some(o) => {
-                        self.err(
-                            span(o),
-                            format!(
-                                "output `{}` must be a plain file name (no folders, no `..`)",
-                                o.get_ref()
-                            ),
-                            None,
-                        );
-                        String::new()
-                    }
-                    None => {
-                        missing(self, "output");
-                        String::new()
-                    }
-                };
-                let template = match &st.template {
-                    Some(t) => {
-                        match expr::parse_template(t.get_ref()) {
-                            Ok(parts) => {
-                                self.text_parts(
-                                    span(t),
-                                    &format!("template of `{id}`"),
-                                    &parts,
-                                    kinds,
-                                    false,
-                                );
-                                self.each_sources(t, &parts, &id, &st.after, step_kinds);
-                            }
-                            Err(e) => self.err(span(t), format!("template of `{id}`: {e}"), None),
-                        }
-                        t.get_ref().clone()
-                    }
-                    None => {
-                        missing(self, "template");
-                        String::new()
-                    }
-                };
-                let instructions = st
-                    .instructions
-                    .as_ref()
-                    .map(|i| i.get_ref().clone())
-                    .unwrap_or_default();
-                StepBody::Generate(Generate {
-                    output,
-                    escape,
-                    template,
-                    instructions,
-                })
+            None => {
+                self.missing(st, "generate", "output");
+                String::new()
             }
         };
-        Some(Step {
-            id,
-            title: st.title.unwrap_or_default(),
-            why: st.why.unwrap_or_default(),
-            references: st.references,
-            covers: st.covers.into_iter().map(Spanned::into_inner).collect(),
-            when,
-            after: st.after.into_iter().map(Spanned::into_inner).collect(),
-            body,
-            loc: Loc { line, col },
+        let template = match &st.template {
+            Some(t) => {
+                match expr::parse_template(t.get_ref()) {
+                    Ok(parts) => {
+                        self.text_parts(
+                            span(t),
+                            &format!("template of `{id}`"),
+                            &parts,
+                            kinds,
+                            false,
+                        );
+                        self.each_sources(t, &parts, id, &st.after, step_kinds);
+                    }
+                    Err(e) => self.err(span(t), format!("template of `{id}`: {e}"), None),
+                }
+                t.get_ref().clone()
+            }
+            None => {
+                self.missing(st, "generate", "template");
+                String::new()
+            }
+        };
+        let instructions = st
+            .instructions
+            .as_ref()
+            .map(|i| i.get_ref().clone())
+            .unwrap_or_default();
+        StepBody::Generate(Generate {
+            output,
+            escape,
+            template,
+            instructions,
         })
     }
 
