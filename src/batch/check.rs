@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::answers::{Answers, missing, resolve_variables};
 use super::driver::{Driver, Happened};
 use super::{Target, could_not_run, error_advice, exit};
-use crate::engine::{Engine, EngineOptions, Input, StepState, validate_value};
+use crate::engine::{Engine, EngineOptions, Input, StepState, Variables, validate_value};
 use crate::journal::create_session;
 use crate::runbook::expr::{Part, parse_template};
 use crate::runbook::model::{Runbook, Step, StepBody};
@@ -321,8 +321,6 @@ struct Planned {
 
 /// Runs the checks and writes the results to `out` (table or JSON Lines); progress and
 /// errors go to `err`.
-// TODO(issue 16): split (setup, one check, the summary).
-#[allow(clippy::too_many_lines)]
 pub async fn check(
     opts: CheckOptions,
     out: &mut (dyn Write + Send),
@@ -330,81 +328,14 @@ pub async fn check(
 ) -> CheckSummary {
     let started = Instant::now();
     let rb = Arc::clone(&opts.runbook);
-
-    // Which checks: --only ids (any check), else every health check.
-    let checks: Vec<&Step> = rb
-        .steps()
-        .map(|(_, s)| s)
-        .filter(|s| matches!(s.body, StepBody::Check(_)))
-        .collect();
-    for id in &opts.only {
-        let builtin = rb.id == "readiness" && id == MASTER_SECRET_CHECK;
-        if !builtin && !checks.iter().any(|s| &s.id == id) {
-            let mut ids: Vec<&str> = checks.iter().map(|s| s.id.as_str()).collect();
-            if rb.id == "readiness" {
-                ids.push(MASTER_SECRET_CHECK);
-            }
-            return CheckSummary::setup_error(
-                err,
-                &format!(
-                    "--only {id}: runbook `{}` has no check step `{id}`. Its checks: {}",
-                    rb.id,
-                    ids.join(", ")
-                ),
-                started,
-            );
-        }
-    }
-    let selected: Vec<&Step> = checks
-        .into_iter()
-        .filter(|s| match &s.body {
-            StepBody::Check(c) if opts.only.is_empty() => c.health,
-            _ => opts.only.contains(&s.id),
-        })
-        .collect();
-    // `changelog.master-secret` is built in (no step): `--only` may name it alone.
-    let builtin_only = rb.id == "readiness" && opts.only.iter().any(|o| o == MASTER_SECRET_CHECK);
-    if selected.is_empty() && !builtin_only {
-        return CheckSummary::setup_error(
-            err,
-            &format!("runbook `{}` has no health checks to run", rb.id),
-            started,
-        );
-    }
-
-    // Variables: defaults, target, answers, --set; unused required ones get a marker value.
-    let mut vars = match resolve_variables(&rb, &opts.answers, &opts.sets, &opts.target.defaults) {
+    let selected = match select_checks(&rb, &opts) {
+        Ok(s) => s,
+        Err(e) => return CheckSummary::setup_error(err, &e, started),
+    };
+    let vars = match check_variables(&rb, &opts, &selected) {
         Ok(v) => v,
         Err(e) => return CheckSummary::setup_error(err, &e, started),
     };
-    let mut used: Vec<String> = Vec::new();
-    for s in &selected {
-        for v in used_variables(&rb, s) {
-            if !used.contains(&v) {
-                used.push(v);
-            }
-        }
-    }
-    // Needed: what the selected checks read, and what no check reads but cannot take the
-    // marker (e.g. a path with a pattern): all of them in one message.
-    let used_refs: Vec<&str> = rb
-        .variables
-        .iter()
-        .filter(|v| used.contains(&v.name) || validate_value(v, NOT_USED).is_err())
-        .map(|v| v.name.as_str())
-        .collect();
-    if let Some(m) = missing(&rb, &vars, Some(&used_refs)) {
-        return CheckSummary::setup_error(err, &m, started);
-    }
-    for v in &rb.variables {
-        let ok = validate_value(v, vars.get(&v.name).unwrap_or("")).is_ok();
-        if !ok && !used.contains(&v.name) && validate_value(v, NOT_USED).is_ok() {
-            vars.declare(&v.name, v.kind, Some(NOT_USED.to_string()));
-        }
-    }
-    if let Some(m) = missing(&rb, &vars, None) {
-        return CheckSummary::setup_error(err, &m, started);
-    }
 
     // The session.
     let now = chrono::Utc::now();
@@ -454,198 +385,22 @@ pub async fn check(
         }
     }
 
-    // Submit every runnable check at once.
-    let mut planned: Vec<Planned> = Vec::new();
-    let mut refused: HashMap<String, String> = HashMap::new();
-    for s in &selected {
-        let explicit = opts.only.contains(&s.id);
-        let opt_in = matches!(&s.body, StepBody::Check(c) if c.opt_in);
-        let status = match d.engine().step_state(&s.id) {
-            Some(StepState::NotApplicable { reason }) => {
-                Some((CheckStatus::NotApplicable, not_applicable_text(&rb, reason)))
-            }
-            Some(StepState::Blocked { waiting_for }) => Some((
-                CheckStatus::Skipped,
-                format!("Waits for {} (run it in the UI).", waiting_for.join(", ")),
-            )),
-            _ if opt_in && !explicit && !opts.include_opt_in => Some((
-                CheckStatus::Skipped,
-                "Opt-in check (it can take long): run it with --include-opt-in or --only.".into(),
-            )),
-            _ => None,
-        };
-        if status.is_none() {
-            for h in d.send(Input::Run(s.id.clone())) {
-                match h {
-                    Happened::Refused(t) | Happened::JournalFailed(t) => {
-                        refused.insert(s.id.clone(), t);
-                    }
-                    Happened::Journaled { seq, event, .. }
-                        if opts.progress == ProgressStyle::Lines =>
-                    {
-                        crate::wln!(err, "queued   {} (journal #{seq} {event})", s.id);
-                    }
-                    _ => {}
-                }
-            }
-        }
-        planned.push(Planned {
-            id: s.id.clone(),
-            status,
-        });
-    }
+    let (planned, refused) = submit(&mut d, &rb, &selected, &opts, err);
 
-    // Collect results, showing progress.
-    let total = planned.iter().filter(|p| p.status.is_none()).count();
-    let mut running: BTreeMap<String, Instant> = BTreeMap::new();
-    let mut errors: HashMap<String, SqlError> = HashMap::new();
-    let mut durations: HashMap<String, u64> = HashMap::new();
-    let mut done = 0usize;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let live = opts.progress == ProgressStyle::Live;
-    // The live line must not wrap, or `\r` would leave the wrapped part behind.
-    let live_width = crossterm::terminal::size()
-        .map(|(w, _)| usize::from(w).saturating_sub(1))
-        .unwrap_or(79)
-        .max(20);
-    while d.in_flight() > 0 {
-        tokio::select! {
-            got = d.next() => {
-                let Some(hs) = got else { break };
-                for h in hs {
-                    match h {
-                        Happened::Started { step } => {
-                            if opts.progress == ProgressStyle::Lines {
-                                let role = role_of(&rb, &step);
-                                crate::wln!(err, "running  {step} on {role} ({})", opts.target.server_role(&role));
-                            }
-                            running.insert(step, Instant::now());
-                        }
-                        Happened::Finished { step, error, elapsed_ms } => {
-                            done += 1;
-                            running.remove(&step);
-                            durations.insert(step.clone(), elapsed_ms);
-                            if opts.progress == ProgressStyle::Lines {
-                                let state = d.engine().step_state(&step).map(StepState::label).unwrap_or("?");
-                                crate::wln!(err, "finished {step}: {state} ({elapsed_ms} ms) [{done}/{total}]");
-                            }
-                            if let Some(e) = error {
-                                errors.insert(step, e);
-                            }
-                        }
-                        Happened::JournalFailed(t) => {
-                            crate::wln!(err, "\nerror: {t}");
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            _ = tick.tick(), if live => {
-                let now = Instant::now();
-                let list: Vec<String> = running
-                    .iter()
-                    .map(|(s, t)| format!("{s} {:.1}s", now.duration_since(*t).as_secs_f64()))
-                    .collect();
-                let line = format!("checking [{done}/{total}] {:.1}s: {}", started.elapsed().as_secs_f64(), list.join(", "));
-                let _ = write!(err, "\r\x1b[2K{}", fit(&crate::plain::plain_line(&line), live_width));
-                let _ = err.flush();
-            }
-        }
-    }
-    if live {
-        let _ = write!(err, "\r\x1b[2K");
-        let _ = err.flush();
-    }
+    let (errors, durations) = collect(&mut d, &rb, &opts, &planned, started, err).await;
 
-    // Build results.
     for p in &planned {
-        let Some(step) = rb.step(&p.id) else { continue };
-        let role = role_of(&rb, &p.id);
-        let mut r = CheckResult {
-            schema_version: SCHEMA_VERSION,
-            session: session_id.clone(),
-            id: p.id.clone(),
-            title: step.title.clone(),
-            runbook: rb.id.clone(),
-            server: opts.target.server_role(&role),
-            server_role: role,
-            status: CheckStatus::Error,
-            duration_ms: durations.get(&p.id).copied(),
-            evidence_line: String::new(),
-            evidence: None,
-            assertions: vec![],
-            error: None,
-            advice: vec![],
-        };
-        if let Some((status, why)) = &p.status {
-            r.status = *status;
-            if *status == CheckStatus::Skipped {
-                // The reason is what to do; there is no evidence.
-                r.evidence_line = "not run".into();
-                r.advice.push(why.clone());
-            } else {
-                r.evidence_line = why.clone();
-                let empty = why
-                    .strip_prefix("Not applicable: ")
-                    .and_then(|t| t.strip_suffix(" is empty."))
-                    .filter(|v| rb.variables.iter().any(|x| x.name == *v));
-                if let Some(v) = empty {
-                    r.advice
-                        .push(format!("To run it, give {v}: --set {v}=VALUE."));
-                }
-            }
-        } else if let Some(t) = refused.get(&p.id) {
-            r.error = Some(t.clone());
-            r.evidence_line = one_line(t);
-            r.advice
-                .push("btsdr refused to run this check; see the error.".into());
-        } else if let Some(run) = d.engine().step_run(&p.id) {
-            r.assertions = run
-                .assertions
-                .iter()
-                .map(|a| AssertionResult {
-                    source: a.source.clone(),
-                    passed: a.passed,
-                    detail: a.detail.clone(),
-                })
-                .collect();
-            if let Some(set) = &run.evidence {
-                r.evidence_line = evidence_line(set);
-                r.evidence = Some(Evidence {
-                    columns: set.columns.iter().map(|c| c.name.clone()).collect(),
-                    rows: set
-                        .rows
-                        .iter()
-                        .map(|row| row.iter().map(json_value).collect())
-                        .collect(),
-                    rows_not_kept: set.not_kept,
-                });
-            }
-            match (&run.state, errors.get(&p.id)) {
-                (StepState::Passed, _) => r.status = CheckStatus::Pass,
-                (StepState::Failed { error }, Some(e)) => {
-                    r.status = if could_not_run(e) {
-                        CheckStatus::Error
-                    } else {
-                        CheckStatus::Fail
-                    };
-                    r.error = Some(error.clone());
-                    r.evidence_line = truncate(&one_line(error), 240);
-                    r.advice.push(error_advice(e));
-                }
-                (StepState::Failed { .. }, None) => {
-                    r.status = CheckStatus::Fail;
-                    r.advice = run.failed_assertions().map(|a| a.detail.clone()).collect();
-                }
-                (other, _) => {
-                    r.error = Some(format!("the check did not finish ({})", other.label()));
-                    r.advice.push(
-                        "Run the check again; if it keeps happening, see the log file.".into(),
-                    );
-                }
-            }
-        }
-        summary.results.push(r);
+        let r = result_of(
+            p,
+            &rb,
+            &opts,
+            &session_id,
+            d.engine(),
+            &refused,
+            &errors,
+            &durations,
+        );
+        summary.results.extend(r);
     }
 
     if rb.id == "readiness"
@@ -664,7 +419,21 @@ pub async fn check(
         ));
     }
 
-    // Journal a summary and close the session (unless it stays open for the review).
+    close_and_write(&mut d, &opts, &mut summary, &session_id, started, out, err);
+    summary
+}
+
+/// Journals the counts and closes the session (unless it stays open for the review), sets
+/// the exit code, and writes the results to `out` (table or JSON Lines).
+fn close_and_write(
+    d: &mut Driver,
+    opts: &CheckOptions,
+    summary: &mut CheckSummary,
+    session_id: &str,
+    started: Instant,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) {
     let count = |s: CheckStatus| summary.results.iter().filter(|r| r.status == s).count();
     let (pass, fail, error) = (
         count(CheckStatus::Pass),
@@ -739,7 +508,305 @@ pub async fn check(
             summary.code
         );
     }
-    summary
+}
+
+/// Submits every runnable check at once; the others get their status now. Returns the plan
+/// and what the engine refused to run (by step id).
+fn submit(
+    d: &mut Driver,
+    rb: &Runbook,
+    selected: &[&Step],
+    opts: &CheckOptions,
+    err: &mut (dyn Write + Send),
+) -> (Vec<Planned>, HashMap<String, String>) {
+    let mut planned: Vec<Planned> = Vec::new();
+    let mut refused: HashMap<String, String> = HashMap::new();
+    for s in selected {
+        let explicit = opts.only.contains(&s.id);
+        let opt_in = matches!(&s.body, StepBody::Check(c) if c.opt_in);
+        let status = match d.engine().step_state(&s.id) {
+            Some(StepState::NotApplicable { reason }) => {
+                Some((CheckStatus::NotApplicable, not_applicable_text(rb, reason)))
+            }
+            Some(StepState::Blocked { waiting_for }) => Some((
+                CheckStatus::Skipped,
+                format!("Waits for {} (run it in the UI).", waiting_for.join(", ")),
+            )),
+            _ if opt_in && !explicit && !opts.include_opt_in => Some((
+                CheckStatus::Skipped,
+                "Opt-in check (it can take long): run it with --include-opt-in or --only.".into(),
+            )),
+            _ => None,
+        };
+        if status.is_none() {
+            for h in d.send(Input::Run(s.id.clone())) {
+                match h {
+                    Happened::Refused(t) | Happened::JournalFailed(t) => {
+                        refused.insert(s.id.clone(), t);
+                    }
+                    Happened::Journaled { seq, event, .. }
+                        if opts.progress == ProgressStyle::Lines =>
+                    {
+                        crate::wln!(err, "queued   {} (journal #{seq} {event})", s.id);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        planned.push(Planned {
+            id: s.id.clone(),
+            status,
+        });
+    }
+    (planned, refused)
+}
+
+/// Waits for every submitted check, showing progress on `err`; returns each failed check's
+/// SQL error and each check's duration (ms), by step id.
+async fn collect(
+    d: &mut Driver,
+    rb: &Runbook,
+    opts: &CheckOptions,
+    planned: &[Planned],
+    started: Instant,
+    err: &mut (dyn Write + Send),
+) -> (HashMap<String, SqlError>, HashMap<String, u64>) {
+    let total = planned.iter().filter(|p| p.status.is_none()).count();
+    let mut running: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut errors: HashMap<String, SqlError> = HashMap::new();
+    let mut durations: HashMap<String, u64> = HashMap::new();
+    let mut done = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let live = opts.progress == ProgressStyle::Live;
+    // The live line must not wrap, or `\r` would leave the wrapped part behind.
+    let live_width = crossterm::terminal::size()
+        .map(|(w, _)| usize::from(w).saturating_sub(1))
+        .unwrap_or(79)
+        .max(20);
+    while d.in_flight() > 0 {
+        tokio::select! {
+            got = d.next() => {
+                let Some(hs) = got else { break };
+                for h in hs {
+                    match h {
+                        Happened::Started { step } => {
+                            if opts.progress == ProgressStyle::Lines {
+                                let role = role_of(rb, &step);
+                                crate::wln!(err, "running  {step} on {role} ({})", opts.target.server_role(&role));
+                            }
+                            running.insert(step, Instant::now());
+                        }
+                        Happened::Finished { step, error, elapsed_ms } => {
+                            done += 1;
+                            running.remove(&step);
+                            durations.insert(step.clone(), elapsed_ms);
+                            if opts.progress == ProgressStyle::Lines {
+                                let state = d.engine().step_state(&step).map(StepState::label).unwrap_or("?");
+                                crate::wln!(err, "finished {step}: {state} ({elapsed_ms} ms) [{done}/{total}]");
+                            }
+                            if let Some(e) = error {
+                                errors.insert(step, e);
+                            }
+                        }
+                        Happened::JournalFailed(t) => {
+                            crate::wln!(err, "\nerror: {t}");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ = tick.tick(), if live => {
+                let now = Instant::now();
+                let list: Vec<String> = running
+                    .iter()
+                    .map(|(s, t)| format!("{s} {:.1}s", now.duration_since(*t).as_secs_f64()))
+                    .collect();
+                let line = format!("checking [{done}/{total}] {:.1}s: {}", started.elapsed().as_secs_f64(), list.join(", "));
+                let _ = write!(err, "\r\x1b[2K{}", fit(&crate::plain::plain_line(&line), live_width));
+                let _ = err.flush();
+            }
+        }
+    }
+    if live {
+        let _ = write!(err, "\r\x1b[2K");
+        let _ = err.flush();
+    }
+    (errors, durations)
+}
+
+/// The result of one planned check, from its status, the engine's run and the executor's error.
+#[allow(clippy::too_many_arguments)] // what the run left, each by step id
+fn result_of(
+    p: &Planned,
+    rb: &Runbook,
+    opts: &CheckOptions,
+    session_id: &str,
+    engine: &Engine,
+    refused: &HashMap<String, String>,
+    errors: &HashMap<String, SqlError>,
+    durations: &HashMap<String, u64>,
+) -> Option<CheckResult> {
+    let step = rb.step(&p.id)?;
+    let role = role_of(rb, &p.id);
+    let mut r = CheckResult {
+        schema_version: SCHEMA_VERSION,
+        session: session_id.to_string(),
+        id: p.id.clone(),
+        title: step.title.clone(),
+        runbook: rb.id.clone(),
+        server: opts.target.server_role(&role),
+        server_role: role,
+        status: CheckStatus::Error,
+        duration_ms: durations.get(&p.id).copied(),
+        evidence_line: String::new(),
+        evidence: None,
+        assertions: vec![],
+        error: None,
+        advice: vec![],
+    };
+    if let Some((status, why)) = &p.status {
+        r.status = *status;
+        if *status == CheckStatus::Skipped {
+            // The reason is what to do; there is no evidence.
+            r.evidence_line = "not run".into();
+            r.advice.push(why.clone());
+        } else {
+            r.evidence_line = why.clone();
+            let empty = why
+                .strip_prefix("Not applicable: ")
+                .and_then(|t| t.strip_suffix(" is empty."))
+                .filter(|v| rb.variables.iter().any(|x| x.name == *v));
+            if let Some(v) = empty {
+                r.advice
+                    .push(format!("To run it, give {v}: --set {v}=VALUE."));
+            }
+        }
+    } else if let Some(t) = refused.get(&p.id) {
+        r.error = Some(t.clone());
+        r.evidence_line = one_line(t);
+        r.advice
+            .push("btsdr refused to run this check; see the error.".into());
+    } else if let Some(run) = engine.step_run(&p.id) {
+        r.assertions = run
+            .assertions
+            .iter()
+            .map(|a| AssertionResult {
+                source: a.source.clone(),
+                passed: a.passed,
+                detail: a.detail.clone(),
+            })
+            .collect();
+        if let Some(set) = &run.evidence {
+            r.evidence_line = evidence_line(set);
+            r.evidence = Some(Evidence {
+                columns: set.columns.iter().map(|c| c.name.clone()).collect(),
+                rows: set
+                    .rows
+                    .iter()
+                    .map(|row| row.iter().map(json_value).collect())
+                    .collect(),
+                rows_not_kept: set.not_kept,
+            });
+        }
+        match (&run.state, errors.get(&p.id)) {
+            (StepState::Passed, _) => r.status = CheckStatus::Pass,
+            (StepState::Failed { error }, Some(e)) => {
+                r.status = if could_not_run(e) {
+                    CheckStatus::Error
+                } else {
+                    CheckStatus::Fail
+                };
+                r.error = Some(error.clone());
+                r.evidence_line = truncate(&one_line(error), 240);
+                r.advice.push(error_advice(e));
+            }
+            (StepState::Failed { .. }, None) => {
+                r.status = CheckStatus::Fail;
+                r.advice = run.failed_assertions().map(|a| a.detail.clone()).collect();
+            }
+            (other, _) => {
+                r.error = Some(format!("the check did not finish ({})", other.label()));
+                r.advice
+                    .push("Run the check again; if it keeps happening, see the log file.".into());
+            }
+        }
+    }
+    Some(r)
+}
+
+/// The checks to run: `--only` ids (any check), else every health check.
+fn select_checks<'r>(rb: &'r Runbook, opts: &CheckOptions) -> Result<Vec<&'r Step>, String> {
+    let checks: Vec<&Step> = rb
+        .steps()
+        .map(|(_, s)| s)
+        .filter(|s| matches!(s.body, StepBody::Check(_)))
+        .collect();
+    for id in &opts.only {
+        let builtin = rb.id == "readiness" && id == MASTER_SECRET_CHECK;
+        if !builtin && !checks.iter().any(|s| &s.id == id) {
+            let mut ids: Vec<&str> = checks.iter().map(|s| s.id.as_str()).collect();
+            if rb.id == "readiness" {
+                ids.push(MASTER_SECRET_CHECK);
+            }
+            return Err(format!(
+                "--only {id}: runbook `{}` has no check step `{id}`. Its checks: {}",
+                rb.id,
+                ids.join(", ")
+            ));
+        }
+    }
+    let selected: Vec<&Step> = checks
+        .into_iter()
+        .filter(|s| match &s.body {
+            StepBody::Check(c) if opts.only.is_empty() => c.health,
+            _ => opts.only.contains(&s.id),
+        })
+        .collect();
+    // `changelog.master-secret` is built in (no step): `--only` may name it alone.
+    let builtin_only = rb.id == "readiness" && opts.only.iter().any(|o| o == MASTER_SECRET_CHECK);
+    if selected.is_empty() && !builtin_only {
+        return Err(format!("runbook `{}` has no health checks to run", rb.id));
+    }
+    Ok(selected)
+}
+
+/// Defaults, target, answers, `--set`; a required variable no selected check reads gets a
+/// marker value. Every variable still missing is named in one message.
+fn check_variables(
+    rb: &Runbook,
+    opts: &CheckOptions,
+    selected: &[&Step],
+) -> Result<Variables, String> {
+    let mut vars = resolve_variables(rb, &opts.answers, &opts.sets, &opts.target.defaults)?;
+    let mut used: Vec<String> = Vec::new();
+    for s in selected {
+        for v in used_variables(rb, s) {
+            if !used.contains(&v) {
+                used.push(v);
+            }
+        }
+    }
+    // Needed: what the selected checks read, and what no check reads but cannot take the
+    // marker (e.g. a path with a pattern): all of them in one message.
+    let used_refs: Vec<&str> = rb
+        .variables
+        .iter()
+        .filter(|v| used.contains(&v.name) || validate_value(v, NOT_USED).is_err())
+        .map(|v| v.name.as_str())
+        .collect();
+    if let Some(m) = missing(rb, &vars, Some(&used_refs)) {
+        return Err(m);
+    }
+    for v in &rb.variables {
+        let ok = validate_value(v, vars.get(&v.name).unwrap_or("")).is_ok();
+        if !ok && !used.contains(&v.name) && validate_value(v, NOT_USED).is_ok() {
+            vars.declare(&v.name, v.kind, Some(NOT_USED.to_string()));
+        }
+    }
+    if let Some(m) = missing(rb, &vars, None) {
+        return Err(m);
+    }
+    Ok(vars)
 }
 
 impl Target {
