@@ -169,9 +169,9 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
     go_to(&mut h, "job.configure");
     let s = h.screen();
     assert!(!s.contains("waits for job.state"), "{s}");
-    go_to(&mut h, "job.enable");
+    go_to(&mut h, "full.force-and-run");
     let s = h.screen();
-    assert!(s.contains("job.enable waits for job.configure"), "{s}");
+    assert!(s.contains("full.force-and-run waits for job.state"), "{s}");
     go_to(&mut h, "job.state");
 
     // 5. Retry without fixing anything: still failing (the simulator is not fooled).

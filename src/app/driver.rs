@@ -62,6 +62,8 @@ pub struct SessionDriver {
     pub clipboard: Clipboard,
     /// A journal append failed: nothing else is sent until a new session is opened.
     halted: bool,
+    /// In a drill, the runbook id: confirmed manual steps are told to the simulator.
+    drill_runbook: Option<String>,
 }
 
 impl SessionDriver {
@@ -76,6 +78,7 @@ impl SessionDriver {
             opener,
             clipboard: Clipboard::Osc52,
             halted: false,
+            drill_runbook: None,
         }
     }
 
@@ -83,6 +86,11 @@ impl SessionDriver {
     /// Installs an opened session; returns the messages that show it (the session, then the
     /// connection states the executor knows).
     pub fn install(&mut self, o: Opened) -> Vec<Msg> {
+        self.drill_runbook = o
+            .engine
+            .options()
+            .drill
+            .then(|| o.engine.runbook().id.clone());
         let mut out = vec![Msg::Opened(Box::new(Session::new(o.engine)))];
         for (role, state) in o.executor.status() {
             out.push(Msg::Session(SessionMsg::Exec(ExecEvent::Conn {
@@ -116,6 +124,12 @@ impl SessionDriver {
                         "no journal is open".into(),
                     ))];
                 };
+                let manual = match (&record.event, &record.step) {
+                    (crate::engine::Event::ManualConfirmed { .. }, Some(step)) => {
+                        Some(step.clone())
+                    }
+                    _ => None,
+                };
                 if let Err(e) = j.append(*record) {
                     tracing::error!(error = %e, "journal append failed");
                     self.halted = true;
@@ -123,6 +137,9 @@ impl SessionDriver {
                         "cannot write the journal {}: {e}",
                         j.path().display()
                     )))];
+                }
+                if let Some(step) = manual {
+                    self.tell_drill(&step);
                 }
                 vec![]
             }
@@ -212,6 +229,32 @@ impl SessionDriver {
             },
             AppEffect::Quit => vec![],
         }
+    }
+}
+
+impl SessionDriver {
+    /// Drills only: tells the simulator the trainee confirmed a manual step, so a scenario
+    /// whose fault is fixed outside SQL Server (space freed on the share, a permission granted)
+    /// can honour it (`[[faults.remedies]]`, btsdr-sim `model/manual.rs`). Never journaled,
+    /// never sent to a real server; its answer is ignored (an id the session never asked for).
+    fn tell_drill(&mut self, step: &str) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(3 << 62);
+        let (Some(runbook), Some(x)) = (&self.drill_runbook, &self.exec) else {
+            return;
+        };
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let statement = btsdr_types::Statement {
+            role: btsdr_types::Role::Source,
+            database: "master".into(),
+            sql: "EXEC master.dbo.sp_btsdr_drill_manual_done @step = @step;".into(),
+            params: vec![(
+                "step".into(),
+                btsdr_types::Param::Text(format!("{runbook}:{step}")),
+            )],
+            timeout_secs: 30,
+            long_running: false,
+        };
+        x.submit(id, statement, self.exec_tx.clone());
     }
 }
 

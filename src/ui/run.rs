@@ -344,7 +344,9 @@ fn detail_pane(app: &App, area: Rect, buf: &mut Buffer) {
                     for a in &c.asserts {
                         lines.push(Line::from(vec![
                             Span::styled("Expect ", t.dim),
-                            Span::raw(a.source.clone()),
+                            Span::raw(crate::runbook::expr::render_text(&a.source, &|n| {
+                                run.shown_var(n)
+                            })),
                         ]));
                     }
                 }

@@ -200,6 +200,19 @@ pub struct FaultSpec {
     /// A top-level RESTORE DATABASE drops the connection half-way (once per database).
     #[serde(default)]
     pub drop_during_restore: bool,
+    /// Manual steps that stand for the trainee's fix outside SQL Server (drills only).
+    #[serde(default)]
+    pub remedies: Vec<RemedySpec>,
+}
+
+/// `[[faults.remedies]]`: confirming `manual_step` in a drill clears the fault `clears`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemedySpec {
+    /// `runbook:step`, e.g. `backup:store.free-space`.
+    pub manual_step: String,
+    /// One of `model::manual::CLEARABLE`.
+    pub clears: String,
 }
 
 // `EMBEDDED`: every `assets/scenarios/*.toml` as (name without `.toml`, text); see build.rs.
@@ -235,7 +248,17 @@ impl Scenario {
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Scenario, String> {
-        toml::from_str(text).map_err(|e| format!("{file}: {e}"))
+        let sc: Scenario = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+        for r in &sc.faults.remedies {
+            if !crate::model::manual::CLEARABLE.contains(&r.clears.as_str()) {
+                return Err(format!(
+                    "{file}: [[faults.remedies]] clears `{}`: it can clear one of {}",
+                    r.clears,
+                    crate::model::manual::CLEARABLE.join(", ")
+                ));
+            }
+        }
+        Ok(sc)
     }
 }
 
@@ -598,6 +621,12 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
     simulate(&mut g, sc);
     g.clock = SimClock::new(sc.end, sc.clock_speed);
     g.faults.drop_during_restore = sc.faults.drop_during_restore;
+    g.faults.remedies = sc
+        .faults
+        .remedies
+        .iter()
+        .map(|r| (r.manual_step.clone(), r.clears.clone()))
+        .collect();
     Ok(g)
 }
 
