@@ -359,3 +359,61 @@ async fn restore_lagging_shows_the_job_history_and_catches_up() {
     }
     drill.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_choices_are_asked_with_discovered_values_before_job_configure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (drill, mut h) = open(dir.path(), "job-disabled").await;
+    assert_eq!(mark(&h, "bam.order"), StepMark::NotApplicable);
+    // The inventory finds BAMPrimaryImport in the job; the schedule check reads the interval.
+    assert_eq!(check(&mut h, "prep.inventory").await, StepMark::Passed);
+    assert_eq!(check(&mut h, "job.schedule-check").await, StepMark::Passed);
+    assert_eq!(check(&mut h, "prep.sysadmin").await, StepMark::Passed);
+    go_to(&mut h, "job.configure");
+    h.press("enter");
+    let Some(Popup::Variables { form, names }) = h.app.popups.last() else {
+        panic!(
+            "job.configure asks its setup choices first:\n{}",
+            h.screen()
+        );
+    };
+    let value = |n: &str| {
+        let i = names.iter().position(|x| x == n).expect(n);
+        form.fields[i].value.clone()
+    };
+    assert_eq!(
+        value("use_bam"),
+        "true",
+        "discovered, not the default false"
+    );
+    assert_eq!(value("log_interval_minutes"), "15");
+    assert_eq!(value("backup_hour"), "2");
+    for n in ["use_compression", "full_frequency", "days_to_keep"] {
+        assert!(names.iter().any(|x| x == n), "{n} is asked");
+    }
+    let s = h.screen();
+    assert!(s.contains("BAM"), "{s}");
+    h.press("enter");
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::TypedConfirm { .. })),
+        "{}",
+        h.screen()
+    );
+    h.type_text("CONFIGURE");
+    h.press("enter");
+    h.settle().await;
+    assert_eq!(
+        mark(&h, "job.configure"),
+        StepMark::Passed,
+        "{}",
+        h.screen()
+    );
+    // The choice is journaled and takes effect: the BAM sections now apply.
+    assert_ne!(mark(&h, "bam.order"), StepMark::NotApplicable);
+    let text = std::fs::read_to_string(dir.path().join(format!("{SESSION}.jsonl"))).unwrap();
+    assert!(
+        text.contains("\"variable_set\"") && text.contains("use_bam"),
+        "{text}"
+    );
+    drill.shutdown().await;
+}

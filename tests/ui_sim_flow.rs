@@ -195,8 +195,11 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
     h.settle().await;
     assert_eq!(mark(&h, "job.state"), StepMark::Passed, "{}", h.screen());
 
-    // 6. A destructive step asks for the typed word and shows the exact statement and server.
+    // 6. A destructive step asks for the typed word and shows the exact statement and server
+    // (after its setup choices, submitted as they are).
     go_to(&mut h, "job.configure");
+    h.press("enter");
+    assert!(matches!(h.app.popups.last(), Some(Popup::Variables { .. })));
     h.press("enter");
     assert!(matches!(
         h.app.popups.last(),
