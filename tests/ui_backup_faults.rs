@@ -148,6 +148,38 @@ fn cells(h: &Harness, id: &str) -> String {
     out
 }
 
+/// Walks the output pane's cells with the keys (Tab, j, l) and opens each with `o`; true when
+/// one shows `want` whole.
+fn inspect_any_cell(h: &mut Harness, want: &str) -> bool {
+    for _ in 0..3 {
+        if h.app.focus == btsdr::app::Focus::Output {
+            break;
+        }
+        h.press("tab");
+    }
+    for _ in 0..20 {
+        for _ in 0..10 {
+            h.press("o");
+            let found = matches!(h.app.popups.last(),
+                Some(Popup::Inspect { text, .. }) if text.contains(want));
+            if !h.app.popups.is_empty() {
+                h.press("esc");
+            }
+            if found {
+                h.press("esc");
+                return true;
+            }
+            h.press("l");
+        }
+        for _ in 0..10 {
+            h.press("h");
+        }
+        h.press("j");
+    }
+    h.press("esc");
+    false
+}
+
 /// The failure messages of a step's assertions.
 fn failures(h: &Harness, id: &str) -> String {
     let run = h.app.run.as_ref().expect("a run is open");
@@ -202,6 +234,12 @@ async fn share_full_is_found_freed_and_forced_to_a_passing_recheck() {
     assert!(c.contains("112") && c.contains("3013"), "{c}");
     let f = failures(&h, "job.last-outcome");
     assert!(f.contains("store.free-space"), "{f}");
+    // The whole message is reachable in the TUI: the output pane, a cell, `o`.
+    assert!(
+        inspect_any_cell(&mut h, "There is not enough space on the disk"),
+        "no cell shows the step's error:\n{}",
+        h.screen()
+    );
     assert!(!f.contains("cancelled"), "no count-like text: {f}");
     assert_eq!(check(&mut h, "verify.partial-sets").await, StepMark::Failed);
 
