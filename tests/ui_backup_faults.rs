@@ -430,7 +430,7 @@ async fn setup_choices_are_asked_with_discovered_values_before_job_configure() {
         assert!(names.iter().any(|x| x == n), "{n} is asked");
     }
     let s = h.screen();
-    assert!(s.contains("BAM"), "{s}");
+    assert!(s.contains("Setup choices") && s.contains("BAM"), "{s}");
     h.press("enter");
     assert!(
         matches!(h.app.popups.last(), Some(Popup::TypedConfirm { .. })),
