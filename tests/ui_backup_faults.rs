@@ -305,6 +305,12 @@ async fn job_disabled_is_enabled_and_forced_without_the_set_up_steps() {
     }
     // The schedule check names the interval it compared with, filled in.
     assert_eq!(check(&mut h, "job.schedule-check").await, StepMark::Passed);
+    assert_eq!(check(&mut h, "job.settings").await, StepMark::Passed);
+    assert_eq!(
+        cells(&h, "job.settings").lines().collect::<Vec<_>>(),
+        ["0", "2", "14"],
+        "compression, hour, days read from the job's step commands"
+    );
     let run = h.app.run.as_ref().unwrap();
     let sources: Vec<String> = run.outputs["job.schedule-check"]
         .asserts
@@ -406,6 +412,12 @@ async fn setup_choices_are_asked_with_discovered_values_before_job_configure() {
     // The inventory finds BAMPrimaryImport in the job; the schedule check reads the interval.
     assert_eq!(check(&mut h, "prep.inventory").await, StepMark::Passed);
     assert_eq!(check(&mut h, "job.schedule-check").await, StepMark::Passed);
+    assert_eq!(check(&mut h, "job.settings").await, StepMark::Passed);
+    assert_eq!(
+        cells(&h, "job.settings").lines().collect::<Vec<_>>(),
+        ["0", "2", "14"],
+        "compression, hour, days read from the job's step commands"
+    );
     assert_eq!(check(&mut h, "prep.sysadmin").await, StepMark::Passed);
     go_to(&mut h, "job.configure");
     h.press("enter");
