@@ -278,3 +278,90 @@ impl crate::tui::Driver for SessionDriver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fixture::sample_runbook;
+    use crate::engine::{Effect, EngineOptions, Input, Variables};
+    use crate::sql::ConnState;
+    use btsdr_types::{Role, Statement};
+    use std::sync::Mutex;
+
+    /// Records what was submitted; answers nothing.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Statement>>);
+    impl Executor for Recorder {
+        fn submit(&self, _id: u64, stmt: Statement, _events: UnboundedSender<ExecEvent>) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(stmt);
+        }
+        fn cancel(&self, _id: u64) {}
+        fn status(&self) -> Vec<(Role, ConnState)> {
+            vec![]
+        }
+    }
+
+    /// Confirms the sample's manual step through a driver; returns what it sent.
+    fn confirm_manual(drill: bool) -> Vec<Statement> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rb = Arc::new(sample_runbook());
+        let mut vars = Variables::from_runbook(&rb);
+        vars.set("pwd", "not-a-real-secret");
+        let opts = EngineOptions {
+            operator: "amy".into(),
+            session_id: "s".into(),
+            drill,
+            ..EngineOptions::default()
+        };
+        let mut engine = Engine::new(rb, vars, opts);
+        let now = chrono::Utc::now();
+        let mut records = Vec::new();
+        for input in [
+            Input::Start,
+            Input::ConfirmManual {
+                step: "stop-hosts".into(),
+                by: "amy".into(),
+                note: "stopped".into(),
+                evidence: "CHG-1".into(),
+            },
+        ] {
+            let fx = engine.handle(input, now);
+            assert!(
+                !fx.iter().any(|e| matches!(e, Effect::Refused { .. })),
+                "{fx:?}"
+            );
+            records.extend(fx.into_iter().filter_map(|e| e.journal_record().cloned()));
+        }
+        let exec = Arc::new(Recorder::default());
+        let mut d = SessionDriver::new(Box::new(NoOpener));
+        d.install(Opened {
+            engine,
+            journal: JournalWriter::create(&dir.path().join("s.jsonl")).expect("journal"),
+            executor: Arc::clone(&exec) as Arc<dyn Executor>,
+            files_dir: dir.path().into(),
+        });
+        for r in records {
+            assert!(d.perform_now(AppEffect::Journal(Box::new(r))).is_empty());
+        }
+        exec.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    #[test]
+    fn a_drill_tells_the_simulator_which_manual_step_was_confirmed() {
+        let sent = confirm_manual(true);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].sql.contains("sp_btsdr_drill_manual_done"));
+        assert_eq!(
+            sent[0].params,
+            vec![(
+                "step".to_string(),
+                btsdr_types::Param::Text("sample:stop-hosts".into())
+            )]
+        );
+    }
+
+    #[test]
+    fn a_real_session_never_sends_the_drill_statement() {
+        assert!(confirm_manual(false).is_empty());
+    }
+}
