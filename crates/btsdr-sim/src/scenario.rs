@@ -712,3 +712,21 @@ fn remove_latest_mark(g: &mut Group, db: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remedy_clears_only_a_known_fault() {
+        let text = embedded("share-full").unwrap_or_default();
+        let sc = Scenario::parse(text, "share-full.toml").expect("share-full parses");
+        assert_eq!(sc.faults.remedies.len(), 1);
+        let bad = text.replace("clears = \"share_full\"", "clears = \"everything\"");
+        let e = Scenario::parse(&bad, "x.toml").expect_err("an unknown fault is refused");
+        assert!(
+            e.contains("x.toml") && e.contains("everything") && e.contains("share_full"),
+            "{e}"
+        );
+    }
+}
