@@ -171,9 +171,9 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
     go_to(&mut h, "job.configure");
     let s = h.screen();
     assert!(!s.contains("waits for job.state"), "{s}");
-    go_to(&mut h, "job.enable");
+    go_to(&mut h, "full.force-and-run");
     let s = h.screen();
-    assert!(s.contains("job.enable waits for job.configure"), "{s}");
+    assert!(s.contains("full.force-and-run waits for job.state"), "{s}");
     go_to(&mut h, "job.state");
 
     // 5. Retry without fixing anything: still failing (the simulator is not fooled).
@@ -197,8 +197,11 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
     h.settle().await;
     assert_eq!(mark(&h, "job.state"), StepMark::Passed, "{}", h.screen());
 
-    // 6. A destructive step asks for the typed word and shows the exact statement and server.
+    // 6. A destructive step asks for the typed word and shows the exact statement and server
+    // (after its setup choices, submitted as they are).
     go_to(&mut h, "job.configure");
+    h.press("enter");
+    assert!(matches!(h.app.popups.last(), Some(Popup::Variables { .. })));
     h.press("enter");
     assert!(matches!(
         h.app.popups.last(),

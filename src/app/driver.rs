@@ -62,6 +62,8 @@ pub struct SessionDriver {
     pub clipboard: Clipboard,
     /// A journal append failed: nothing else is sent until a new session is opened.
     halted: bool,
+    /// In a drill, the runbook id: confirmed manual steps are told to the simulator.
+    drill_runbook: Option<String>,
 }
 
 impl SessionDriver {
@@ -76,6 +78,7 @@ impl SessionDriver {
             opener,
             clipboard: Clipboard::Osc52,
             halted: false,
+            drill_runbook: None,
         }
     }
 
@@ -83,6 +86,11 @@ impl SessionDriver {
     /// Installs an opened session; returns the messages that show it (the session, then the
     /// connection states the executor knows).
     pub fn install(&mut self, o: Opened) -> Vec<Msg> {
+        self.drill_runbook = o
+            .engine
+            .options()
+            .drill
+            .then(|| o.engine.runbook().id.clone());
         let mut out = vec![Msg::Opened(Box::new(Session::new(o.engine)))];
         for (role, state) in o.executor.status() {
             out.push(Msg::Session(SessionMsg::Exec(ExecEvent::Conn {
@@ -116,6 +124,12 @@ impl SessionDriver {
                         "no journal is open".into(),
                     ))];
                 };
+                let manual = match (&record.event, &record.step) {
+                    (crate::engine::Event::ManualConfirmed { .. }, Some(step)) => {
+                        Some(step.clone())
+                    }
+                    _ => None,
+                };
                 if let Err(e) = j.append(*record) {
                     tracing::error!(error = %e, "journal append failed");
                     self.halted = true;
@@ -123,6 +137,9 @@ impl SessionDriver {
                         "cannot write the journal {}: {e}",
                         j.path().display()
                     )))];
+                }
+                if let Some(step) = manual {
+                    self.tell_drill(&step);
                 }
                 vec![]
             }
@@ -215,6 +232,32 @@ impl SessionDriver {
     }
 }
 
+impl SessionDriver {
+    /// Drills only: tells the simulator the trainee confirmed a manual step, so a scenario
+    /// whose fault is fixed outside SQL Server (space freed on the share, a permission granted)
+    /// can honour it (`[[faults.remedies]]`, btsdr-sim `model/manual.rs`). Never journaled,
+    /// never sent to a real server; its answer is ignored (an id the session never asked for).
+    fn tell_drill(&mut self, step: &str) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(3 << 62);
+        let (Some(runbook), Some(x)) = (&self.drill_runbook, &self.exec) else {
+            return;
+        };
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let statement = btsdr_types::Statement {
+            role: btsdr_types::Role::Source,
+            database: "master".into(),
+            sql: "EXEC master.dbo.sp_btsdr_drill_manual_done @step = @step;".into(),
+            params: vec![(
+                "step".into(),
+                btsdr_types::Param::Text(format!("{runbook}:{step}")),
+            )],
+            timeout_secs: 30,
+            long_running: false,
+        };
+        x.submit(id, statement, self.exec_tx.clone());
+    }
+}
+
 impl crate::tui::Driver for SessionDriver {
     fn attach(&mut self, tx: UnboundedSender<Msg>) {
         // Executor events become messages.
@@ -233,5 +276,92 @@ impl crate::tui::Driver for SessionDriver {
         for m in self.perform_now(effect) {
             let _ = tx.send(m);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fixture::sample_runbook;
+    use crate::engine::{Effect, EngineOptions, Input, Variables};
+    use crate::sql::ConnState;
+    use btsdr_types::{Role, Statement};
+    use std::sync::Mutex;
+
+    /// Records what was submitted; answers nothing.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Statement>>);
+    impl Executor for Recorder {
+        fn submit(&self, _id: u64, stmt: Statement, _events: UnboundedSender<ExecEvent>) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(stmt);
+        }
+        fn cancel(&self, _id: u64) {}
+        fn status(&self) -> Vec<(Role, ConnState)> {
+            vec![]
+        }
+    }
+
+    /// Confirms the sample's manual step through a driver; returns what it sent.
+    fn confirm_manual(drill: bool) -> Vec<Statement> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rb = Arc::new(sample_runbook());
+        let mut vars = Variables::from_runbook(&rb);
+        vars.set("pwd", "not-a-real-secret");
+        let opts = EngineOptions {
+            operator: "amy".into(),
+            session_id: "s".into(),
+            drill,
+            ..EngineOptions::default()
+        };
+        let mut engine = Engine::new(rb, vars, opts);
+        let now = chrono::Utc::now();
+        let mut records = Vec::new();
+        for input in [
+            Input::Start,
+            Input::ConfirmManual {
+                step: "stop-hosts".into(),
+                by: "amy".into(),
+                note: "stopped".into(),
+                evidence: "CHG-1".into(),
+            },
+        ] {
+            let fx = engine.handle(input, now);
+            assert!(
+                !fx.iter().any(|e| matches!(e, Effect::Refused { .. })),
+                "{fx:?}"
+            );
+            records.extend(fx.into_iter().filter_map(|e| e.journal_record().cloned()));
+        }
+        let exec = Arc::new(Recorder::default());
+        let mut d = SessionDriver::new(Box::new(NoOpener));
+        d.install(Opened {
+            engine,
+            journal: JournalWriter::create(&dir.path().join("s.jsonl")).expect("journal"),
+            executor: Arc::clone(&exec) as Arc<dyn Executor>,
+            files_dir: dir.path().into(),
+        });
+        for r in records {
+            assert!(d.perform_now(AppEffect::Journal(Box::new(r))).is_empty());
+        }
+        exec.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    #[test]
+    fn a_drill_tells_the_simulator_which_manual_step_was_confirmed() {
+        let sent = confirm_manual(true);
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent[0].sql.contains("sp_btsdr_drill_manual_done"));
+        assert_eq!(
+            sent[0].params,
+            vec![(
+                "step".to_string(),
+                btsdr_types::Param::Text("sample:stop-hosts".into())
+            )]
+        );
+    }
+
+    #[test]
+    fn a_real_session_never_sends_the_drill_statement() {
+        assert!(confirm_manual(false).is_empty());
     }
 }

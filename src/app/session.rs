@@ -249,6 +249,44 @@ fn push_variables(app: &mut App, names: Vec<String>) {
     });
 }
 
+/// Asks for a step's `ask` variables before it runs, each filled with the value a finished
+/// check discovered (`discover`), else the session's value; submitting sets them (journaled)
+/// and runs the step.
+pub fn ask_variables(app: &mut App, step: String, names: Vec<String>) {
+    let Some(s) = &app.session else { return };
+    let e = &s.engine;
+    let rb = e.runbook();
+    let discovered = |name: &str| -> Option<String> {
+        let run = app.run.as_ref()?;
+        rb.steps().find_map(|(_, st)| {
+            let (_, col) = st.discover.iter().find(|(v, _)| v == name)?;
+            let set = run.outputs.get(&st.id)?.sets.first()?;
+            let v = set.get(0, col)?.to_string();
+            let is_bool = rb
+                .variable(name)
+                .is_some_and(|v| v.kind == crate::runbook::raw::VarKind::Bool);
+            Some(match v.as_str() {
+                "1" | "True" | "true" if is_bool => "true".to_string(),
+                "0" | "False" | "false" if is_bool => "false".to_string(),
+                _ => v,
+            })
+        })
+    };
+    let fields = names
+        .iter()
+        .filter_map(|n| {
+            let found = discovered(n);
+            rb.variable(n)
+                .map(|v| Field::for_variable(v, found.as_deref().or_else(|| e.variables().get(n))))
+        })
+        .collect();
+    app.ask_then_run = Some(step);
+    app.popups.push(Popup::Variables {
+        form: Form::new(fields),
+        names,
+    });
+}
+
 /// Sends one input to the engine and turns its effects into app effects and popups.
 /// When the operator confirms or skips the selected step, the selection moves on to the next
 /// open step (after a check or statement it stays, so its output stays in view).

@@ -510,6 +510,8 @@ pub struct App {
     /// Terminal size as last reported, for page sizes.
     pub viewport: (u16, u16),
     pub quit: bool,
+    /// The step whose `ask` popup is open: it runs once the values are submitted.
+    pub ask_then_run: Option<String>,
 }
 
 impl App {
@@ -547,6 +549,7 @@ impl App {
             last_find: None,
             viewport: (100, 30),
             quit: false,
+            ask_then_run: None,
         }
     }
 

@@ -552,6 +552,7 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 return vec![];
             };
             let id = row.id.clone();
+            let ask = step.ask.clone();
             match (row.mark, &step.body) {
                 (StepMark::InDoubt, _) => app.popups.push(Popup::InDoubt {
                     step: id,
@@ -580,6 +581,10 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                     );
                 }
                 (_, StepBody::Manual(_)) => push_manual(app, id),
+                // Setup choices first (with discovered values), then the step itself.
+                (StepMark::Pending, _) if !ask.is_empty() => {
+                    super::session::ask_variables(app, id, ask)
+                }
                 _ => return super::session::intent(app, Intent::Run(id)),
             }
         }
@@ -833,7 +838,9 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
     };
     match a {
         Action::Back => {
-            app.popups.pop();
+            if matches!(app.popups.pop(), Some(Popup::Variables { .. })) {
+                app.ask_then_run = None;
+            }
             return vec![];
         }
         Action::NextField => {
@@ -910,7 +917,11 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 .zip(form.fields.into_iter().map(|f| f.value))
                 .collect();
             let started = app.session.as_ref().is_some_and(|s| s.engine.is_started());
-            let fx = super::session::intent(app, Intent::SetVariables(vals));
+            let mut fx = super::session::intent(app, Intent::SetVariables(vals));
+            // A step's setup choices were asked first: now run it.
+            if let Some(step) = app.ask_then_run.take() {
+                fx.extend(super::session::intent(app, Intent::Run(step)));
+            }
             // The variables decide which steps apply: place a plan's selection again.
             if !started {
                 super::session::select_plan_start(app);

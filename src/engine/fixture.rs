@@ -32,6 +32,8 @@ fn step(id: &str, after: &[&str], body: StepBody) -> Step {
         covers: vec![],
         when: None,
         after: after.iter().map(|s| s.to_string()).collect(),
+        ask: vec![],
+        discover: vec![],
         body,
         loc: Loc::default(),
     }

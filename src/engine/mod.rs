@@ -1683,6 +1683,8 @@ fn unreachable_step() -> &'static Step {
         covers: vec![],
         when: None,
         after: vec![],
+        ask: vec![],
+        discover: vec![],
         body: StepBody::Manual(crate::runbook::model::Manual {
             run_on: String::new(),
             instructions: String::new(),

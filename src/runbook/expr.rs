@@ -621,21 +621,23 @@ impl Assertion {
                 res
             }
         };
+        // What was asserted, with the values compared (never a raw {{placeholder}}).
+        let source = render_text(&self.source, get);
         match result {
             Ok(true) => AssertOutcome {
-                source: self.source.clone(),
+                source,
                 passed: true,
                 detail: String::new(),
             },
             Ok(false) => AssertOutcome {
-                source: self.source.clone(),
+                source,
                 passed: false,
                 detail: render_text(&self.message, get),
             },
             Err(e) => AssertOutcome {
-                source: self.source.clone(),
+                detail: format!("cannot evaluate `{source}`: {e}"),
+                source,
                 passed: false,
-                detail: format!("cannot evaluate `{}`: {e}", self.source),
             },
         }
     }

@@ -533,6 +533,7 @@ impl Validator<'_> {
         let (line, col) = self.sink.line_col(st.id.span().start);
         let when = st.when.as_ref().and_then(|w| self.cond(w, kinds));
         self.step_links(&st, &id, step_ids);
+        self.step_asks(&st, &id, kinds);
         let Some(kind_s) = st.kind.clone() else {
             if st.uses.is_some() {
                 // `uses` could not be resolved: that error is already reported.
@@ -571,9 +572,38 @@ impl Validator<'_> {
             covers: st.covers.into_iter().map(Spanned::into_inner).collect(),
             when,
             after: st.after.into_iter().map(Spanned::into_inner).collect(),
+            ask: st.ask.into_iter().map(Spanned::into_inner).collect(),
+            discover: st
+                .discover
+                .into_iter()
+                .map(|d| (d.variable.into_inner(), d.column))
+                .collect(),
             body,
             loc: Loc { line, col },
         })
+    }
+
+    /// `ask` and `discover` name declared variables; only a check discovers.
+    fn step_asks(&mut self, st: &RawStep, id: &str, kinds: &HashMap<String, VarKind>) {
+        let asked = st.ask.iter().chain(st.discover.iter().map(|d| &d.variable));
+        for v in asked {
+            if !kinds.contains_key(v.get_ref().as_str()) {
+                self.err(
+                    span(v),
+                    format!("`{}` is not a declared variable", v.get_ref()),
+                    Some("declare it under [[variables]]"),
+                );
+            }
+        }
+        if !st.discover.is_empty()
+            && st.kind.as_ref().map(|k| k.get_ref().as_str()) != Some("check")
+        {
+            self.err(
+                span(&st.id),
+                format!("step `{id}` discovers values but is not a check"),
+                Some("only a check's result can suggest a value"),
+            );
+        }
     }
 
     /// `after` names other steps of the runbook, `covers` checklist rows, `references` https URLs.

@@ -65,6 +65,12 @@ pub struct Step {
     /// The step's own condition (the section's is kept on the section).
     pub when: Option<Cond>,
     pub after: Vec<String>,
+    /// Variables asked for (current or discovered value shown) before the step runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ask: Vec<String>,
+    /// (variable, column): a value suggested from the first row of this check's result.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub discover: Vec<(String, String)>,
     pub body: StepBody,
     pub loc: Loc,
 }

@@ -101,6 +101,14 @@ pub struct RawStep {
     pub when: Option<Spanned<String>>,
     #[serde(default)]
     pub after: Vec<Spanned<String>>,
+    /// Variables the app asks for (with their current or discovered values) before the step
+    /// runs. Never inherited.
+    #[serde(default)]
+    pub ask: Vec<Spanned<String>>,
+    /// Check steps: variables whose suggested value is read from the result's first row.
+    /// Never inherited.
+    #[serde(default)]
+    pub discover: Vec<RawDiscover>,
     // manual
     pub run_on: Option<Spanned<String>>,
     pub instructions: Option<Spanned<String>>,
@@ -126,6 +134,14 @@ pub struct RawStep {
     pub output: Option<Spanned<String>>,
     pub escape: Option<Spanned<String>>,
     pub template: Option<Spanned<String>>,
+}
+
+/// `[[sections.steps.discover]]`: `variable` is suggested from `column` of the first row.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscover {
+    pub variable: Spanned<String>,
+    pub column: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -176,13 +176,26 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
     ];
     match p {
         Popup::Variables { form, .. } => {
-            l.push(Line::raw(
-                "This runbook needs these values. They are checked as you type.",
-            ));
+            // Asked before a step runs (its `ask`): say which step and where the values came from.
+            let title = match &app.ask_then_run {
+                Some(step) => {
+                    l.push(Line::raw(format!(
+                        "Setup choices for “{}”, filled with what btsdr found on the server or the session's values. Change any, then submit to continue to the step.",
+                        step_title(app, step)
+                    )));
+                    "Setup choices"
+                }
+                None => {
+                    l.push(Line::raw(
+                        "This runbook needs these values. They are checked as you type.",
+                    ));
+                    "Runbook variables"
+                }
+            };
             l.push(Line::raw(""));
             form_lines(app, form, w, &mut l);
             l.push(keys_line(app, &submit_back));
-            frame(app, area, buf, pw, l, "Runbook variables", false, 0);
+            frame(app, area, buf, pw, l, title, false, 0);
         }
         Popup::TypedConfirm {
             step,

@@ -269,7 +269,9 @@ fn detail_pane(app: &App, area: Rect, buf: &mut Buffer) {
     lines.push(Line::from(Span::styled(step.title.clone(), t.title)));
     lines.push(Line::from(vec![
         Span::styled("Why: ", t.dim),
-        Span::raw(step.why.trim().to_string()),
+        Span::raw(crate::runbook::expr::render_text(step.why.trim(), &|n| {
+            run.shown_var(n)
+        })),
     ]));
     match &step.body {
         StepBody::Manual(m) => {
@@ -346,7 +348,9 @@ fn detail_pane(app: &App, area: Rect, buf: &mut Buffer) {
                     for a in &c.asserts {
                         lines.push(Line::from(vec![
                             Span::styled("Expect ", t.dim),
-                            Span::raw(a.source.clone()),
+                            Span::raw(crate::runbook::expr::render_text(&a.source, &|n| {
+                                run.shown_var(n)
+                            })),
                         ]));
                     }
                 }

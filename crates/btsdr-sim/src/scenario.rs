@@ -200,6 +200,19 @@ pub struct FaultSpec {
     /// A top-level RESTORE DATABASE drops the connection half-way (once per database).
     #[serde(default)]
     pub drop_during_restore: bool,
+    /// Manual steps that stand for the trainee's fix outside SQL Server (drills only).
+    #[serde(default)]
+    pub remedies: Vec<RemedySpec>,
+}
+
+/// `[[faults.remedies]]`: confirming `manual_step` in a drill clears the fault `clears`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemedySpec {
+    /// `runbook:step`, e.g. `backup:store.free-space`.
+    pub manual_step: String,
+    /// One of `model::manual::CLEARABLE`.
+    pub clears: String,
 }
 
 // `EMBEDDED`: every `assets/scenarios/*.toml` as (name without `.toml`, text); see build.rs.
@@ -235,7 +248,17 @@ impl Scenario {
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Scenario, String> {
-        toml::from_str(text).map_err(|e| format!("{file}: {e}"))
+        let sc: Scenario = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+        for r in &sc.faults.remedies {
+            if !crate::model::manual::CLEARABLE.contains(&r.clears.as_str()) {
+                return Err(format!(
+                    "{file}: [[faults.remedies]] clears `{}`: it can clear one of {}",
+                    r.clears,
+                    crate::model::manual::CLEARABLE.join(", ")
+                ));
+            }
+        }
+        Ok(sc)
     }
 }
 
@@ -600,6 +623,12 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
     simulate(&mut g, sc);
     g.clock = SimClock::new(sc.end, sc.clock_speed);
     g.faults.drop_during_restore = sc.faults.drop_during_restore;
+    g.faults.remedies = sc
+        .faults
+        .remedies
+        .iter()
+        .map(|r| (r.manual_step.clone(), r.clears.clone()))
+        .collect();
     Ok(g)
 }
 
@@ -683,5 +712,23 @@ fn remove_latest_mark(g: &mut Group, db: &str) {
         if f.database_name.eq_ignore_ascii_case(db) {
             f.marks.retain(|m| m.0 != mark);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remedy_clears_only_a_known_fault() {
+        let text = embedded("share-full").unwrap_or_default();
+        let sc = Scenario::parse(text, "share-full.toml").expect("share-full parses");
+        assert_eq!(sc.faults.remedies.len(), 1);
+        let bad = text.replace("clears = \"share_full\"", "clears = \"everything\"");
+        let e = Scenario::parse(&bad, "x.toml").expect_err("an unknown fault is refused");
+        assert!(
+            e.contains("x.toml") && e.contains("everything") && e.contains("share_full"),
+            "{e}"
+        );
     }
 }

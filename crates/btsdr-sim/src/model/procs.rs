@@ -227,6 +227,19 @@ pub static PROCS: &[ProcDef] = &[
         handler: execute_sql,
     },
     ProcDef {
+        name: "sp_grantlogin",
+        home: Home::System,
+        params: &[("loginame", "sysname", true)],
+        handler: super::logins::grant_login,
+    },
+    // Drill only (model/manual.rs): a manual step the trainee confirmed.
+    ProcDef {
+        name: "sp_btsdr_drill_manual_done",
+        home: Home::System,
+        params: &[("step", "nvarchar(200)", true)],
+        handler: super::manual::manual_done,
+    },
+    ProcDef {
         name: "sp_configure",
         home: Home::System,
         params: &[

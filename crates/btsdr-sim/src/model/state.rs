@@ -511,6 +511,8 @@ pub struct Faults {
     pub restore_failing: bool,
     /// A RESTORE drops the connection half-way.
     pub drop_during_restore: bool,
+    /// Drill remedies: (manual step `runbook:step`, fault it clears); see `manual.rs`.
+    pub remedies: Vec<(String, String)>,
 }
 
 /// Everything behind the mutex.
