@@ -6,22 +6,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::login::{parse_login7, prelogin_reply};
+use super::login::{client_encryption, parse_login7, prelogin_reply_with};
 use super::packet::{self, FrameError, PacketReader};
 use super::rpc::{self, DecodeError, TmRequest};
+use super::tls::{Encryption, PreloginWrapped, TlsSettings, negotiate};
 use super::tokens::{self, COLLATION, DONE_ATTN, DONE_ERROR, Tokens};
 use crate::backend::{Backend, Reply, Request, Session};
 
 const FIRST_SPID: u16 = 51;
 
-/// A TDS 7.4 server on a TCP socket, answering from a [`Backend`]. Plaintext only: clients
-/// must use `EncryptionLevel::NotSupported`.
+/// A TDS 7.4 server on a TCP socket, answering from a [`Backend`]. Made with `bind` it offers
+/// no TLS (clients must use `EncryptionLevel::NotSupported`); with `bind_tls` it negotiates
+/// encryption as SQL Server does.
 pub struct TdsServer {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
@@ -31,10 +32,27 @@ pub struct TdsServer {
 impl TdsServer {
     /// Binds `addr` (port 0 picks a free port) and starts accepting in a spawned task.
     pub async fn bind(addr: SocketAddr, backend: Arc<dyn Backend>) -> io::Result<TdsServer> {
+        TdsServer::start(addr, backend, None).await
+    }
+
+    /// Like `bind`, offering TLS with `tls` (required of every client if it forces encryption).
+    pub async fn bind_tls(
+        addr: SocketAddr,
+        backend: Arc<dyn Backend>,
+        tls: TlsSettings,
+    ) -> io::Result<TdsServer> {
+        TdsServer::start(addr, backend, Some(Arc::new(tls))).await
+    }
+
+    async fn start(
+        addr: SocketAddr,
+        backend: Arc<dyn Backend>,
+        tls: Option<Arc<TlsSettings>>,
+    ) -> io::Result<TdsServer> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown, rx) = watch::channel(false);
-        let accept = tokio::spawn(accept_loop(listener, backend, rx));
+        let accept = tokio::spawn(accept_loop(listener, backend, tls, rx));
         tracing::info!(%local_addr, "stand-in SQL Server listening");
         Ok(TdsServer {
             local_addr,
@@ -81,6 +99,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn accept_loop(
     listener: TcpListener,
     backend: Arc<dyn Backend>,
+    tls: Option<Arc<TlsSettings>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -98,7 +117,7 @@ async fn accept_loop(
                 Ok((stream, peer)) => {
                     let spid = next_spid;
                     next_spid = if next_spid == u16::MAX { FIRST_SPID } else { next_spid + 1 };
-                    connections.spawn(connection(stream, peer, spid, backend.clone(), conn_stop.clone()));
+                    connections.spawn(connection(stream, peer, spid, backend.clone(), tls.clone(), conn_stop.clone()));
                 }
                 Err(e) => {
                     // e.g. out of file descriptors: back off instead of spinning
@@ -117,23 +136,18 @@ async fn connection(
     peer: SocketAddr,
     spid: u16,
     backend: Arc<dyn Backend>,
+    tls: Option<Arc<TlsSettings>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    let mut conn = Conn {
-        reader: PacketReader::new(read),
-        writer: write,
-        backend: backend.clone(),
-        session: Session {
-            spid,
-            login: String::new(),
-            database: String::new(),
-        },
-        packet_size: packet::DEFAULT_PACKET_SIZE,
-        logged_in: false,
-        transaction: None,
-        transactions_begun: 0,
+    let opened = tokio::select! {
+        r = open(stream, spid, backend.clone(), tls.as_deref()) => r,
+        _ = stopped(&mut stop) => return,
+    };
+    let mut conn = match opened {
+        Ok(Some(conn)) => conn,
+        Ok(None) => return tracing::debug!(spid, %peer, "TDS connection closed before login"),
+        Err(e) => return tracing::warn!(spid, %peer, "closing TDS connection: {e}"),
     };
     let result = tokio::select! {
         r = conn.run() => r,
@@ -147,6 +161,93 @@ async fn connection(
     if conn.logged_in {
         backend.disconnected(spid);
     }
+}
+
+type Reader = PacketReader<Box<dyn AsyncRead + Unpin + Send>>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// PRELOGIN and, when negotiated, the TLS handshake: the connection ready for LOGIN7.
+/// `None` when the client left.
+async fn open(
+    stream: TcpStream,
+    spid: u16,
+    backend: Arc<dyn Backend>,
+    tls: Option<&TlsSettings>,
+) -> Result<Option<Conn>, String> {
+    let mut reader = PacketReader::new(stream);
+    let msg = match reader.next_message().await {
+        Ok(Some(msg)) => msg,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("bad PRELOGIN: {e}")),
+    };
+    if msg.ty != packet::PRELOGIN {
+        return Err(format!(
+            "expected PRELOGIN, got packet type {:#04x}",
+            msg.ty
+        ));
+    }
+    let (reply, encryption) = negotiate(client_encryption(&msg.payload)?, tls);
+    let (mut stream, early) = reader.into_parts();
+    let wire = packet::frame(
+        packet::REPLY,
+        &prelogin_reply_with(reply),
+        packet::DEFAULT_PACKET_SIZE,
+        spid,
+        true,
+    );
+    stream
+        .write_all(&wire)
+        .await
+        .map_err(|e| format!("cannot write the PRELOGIN reply: {e}"))?;
+    let conn = |reader: Reader, writer: Writer, pending_login| Conn {
+        reader,
+        writer,
+        backend,
+        session: Session {
+            spid,
+            login: String::new(),
+            database: String::new(),
+        },
+        packet_size: packet::DEFAULT_PACKET_SIZE,
+        logged_in: false,
+        pending_login,
+        transaction: None,
+        transactions_begun: 0,
+    };
+    let Some(tls) = tls.filter(|_| encryption != Encryption::None) else {
+        let (read, write) = stream.into_split();
+        let reader: Reader = PacketReader::from_parts(Box::new(read), early);
+        return Ok(Some(conn(reader, Box::new(write), None)));
+    };
+    if !early.is_empty() {
+        return Err("the client sent data before the TLS handshake".into());
+    }
+    let mut tls_stream = match tls.acceptor().accept(PreloginWrapped::new(stream)).await {
+        Ok(s) => s,
+        // A client that cannot or will not encrypt closes here (e.g. ENCRYPT_REQ to NOT_SUP).
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(format!("TLS handshake failed: {e}")),
+    };
+    tls_stream.get_mut().0.handshake_done();
+    if encryption == Encryption::Full {
+        let (read, write) = tokio::io::split(tls_stream);
+        let reader: Reader = PacketReader::new(Box::new(read));
+        return Ok(Some(conn(reader, Box::new(write), None)));
+    }
+    // ENCRYPT_OFF: LOGIN7 arrives over TLS, everything after it in plaintext.
+    let mut login_reader = PacketReader::new(&mut tls_stream);
+    let login = match login_reader.next_message().await {
+        Ok(Some(msg)) => msg,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("bad LOGIN7: {e}")),
+    };
+    if !login_reader.into_parts().1.is_empty() {
+        return Err("the client sent more than LOGIN7 before the login reply".into());
+    }
+    let stream = tls_stream.into_inner().0.into_inner();
+    let (read, write) = stream.into_split();
+    let reader: Reader = PacketReader::new(Box::new(read));
+    Ok(Some(conn(reader, Box::new(write), Some(login))))
 }
 
 /// What became of a request handed to the backend.
@@ -164,12 +265,14 @@ enum Flow {
 }
 
 struct Conn {
-    reader: PacketReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: Reader,
+    writer: Writer,
     backend: Arc<dyn Backend>,
     session: Session,
     packet_size: usize,
     logged_in: bool,
+    /// LOGIN7 already read (over TLS, when only the login is encrypted).
+    pending_login: Option<packet::Message>,
     /// Descriptor of the transaction begun by a transaction manager request.
     transaction: Option<[u8; 8]>,
     transactions_begun: u32,
@@ -187,6 +290,11 @@ impl Conn {
         self.writer
             .write_all(&wire)
             .await
+            .map_err(|e| format!("cannot write the reply: {e}"))?;
+        // TLS holds records until flushed; a no-op on a plain socket.
+        self.writer
+            .flush()
+            .await
             .map_err(|e| format!("cannot write the reply: {e}"))
     }
 
@@ -198,18 +306,12 @@ impl Conn {
     }
 
     async fn run(&mut self) -> Result<(), String> {
-        let Some(msg) = self.next_message("PRELOGIN").await? else {
-            return Ok(());
-        };
-        if msg.ty != packet::PRELOGIN {
-            return Err(format!(
-                "expected PRELOGIN, got packet type {:#04x}",
-                msg.ty
-            ));
-        }
-        self.send(&prelogin_reply(), true).await?;
-        let Some(msg) = self.next_message("LOGIN7").await? else {
-            return Ok(());
+        let msg = match self.pending_login.take() {
+            Some(msg) => msg,
+            None => match self.next_message("LOGIN7").await? {
+                Some(msg) => msg,
+                None => return Ok(()),
+            },
         };
         if msg.ty != packet::LOGIN7 {
             return Err(format!("expected LOGIN7, got packet type {:#04x}", msg.ty));
