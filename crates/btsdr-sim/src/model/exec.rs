@@ -189,6 +189,9 @@ impl<'s> Scope<'s> {
     }
 }
 
+/// The longest string REPLICATE builds (16 M characters, 32 MB as nvarchar).
+const MAX_REPLICATE_CHARS: usize = 16 * 1024 * 1024;
+
 const AGGS: &[&str] = &[
     "count",
     "count_big",
@@ -1206,6 +1209,21 @@ impl<'g> Ctx<'g> {
                 "error" => Value::Int(self.b.error.as_ref().map_or(0, |e| i64::from(e.number))),
                 "trancount" => Value::Int(0),
                 "servicename" => Value::Text("MSSQLSERVER".into()),
+                // major << 24 | minor << 16 | build, from the instance's ProductVersion.
+                "microsoftversion" => {
+                    let mut part = inst
+                        .version
+                        .split('.')
+                        .map(|p| p.parse::<i64>().unwrap_or(0));
+                    let (major, minor, build) = (
+                        part.next().unwrap_or(0),
+                        part.next().unwrap_or(0),
+                        part.next().unwrap_or(0),
+                    );
+                    Value::Int((major << 24) | (minor << 16) | build)
+                }
+                "language" => Value::Text("us_english".into()),
+                "langid" => Value::Int(0),
                 _ => {
                     return Err(Fail::one(
                         40100,
@@ -1370,6 +1388,24 @@ impl<'g> Ctx<'g> {
             "rtrim" => s(0).map_or(Value::Null, |x| Value::Text(x.trim_end().to_string())),
             "trim" => s(0).map_or(Value::Null, |x| Value::Text(x.trim().to_string())),
             "reverse" => s(0).map_or(Value::Null, |x| Value::Text(x.chars().rev().collect())),
+            // SQL Server truncates at 8,000 bytes unless the input is (n)varchar(max); the
+            // simulator has no max flag on values, so it only bounds its own memory.
+            "replicate" => match (s(0), n(1)) {
+                (Some(x), Some(k)) if k >= 0 => {
+                    let chars = x.chars().count().saturating_mul(k as usize);
+                    if chars > MAX_REPLICATE_CHARS {
+                        return Err(Fail::one(
+                            40100,
+                            format!(
+                                "btsdr simulator: REPLICATE of {chars} characters exceeds the \
+                                 simulator's {MAX_REPLICATE_CHARS}-character limit"
+                            ),
+                        ));
+                    }
+                    Value::Text(x.repeat(k as usize))
+                }
+                _ => Value::Null,
+            },
             "left" => match (s(0), n(1)) {
                 (Some(x), Some(k)) => Value::Text(x.chars().take(k.max(0) as usize).collect()),
                 _ => Value::Null,

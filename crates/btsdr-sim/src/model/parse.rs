@@ -1063,10 +1063,12 @@ impl<'a> Parser<'a> {
         };
         self.eat_kw("all");
         if self.eat_kw("top") {
-            let paren = self.eat_sym("(");
-            s.top = Some(self.expr()?);
-            if paren {
+            // `TOP (expr)`, or without parentheses a constant or variable only (`TOP 5 *`).
+            if self.eat_sym("(") {
+                s.top = Some(self.expr()?);
                 self.expect_sym(")")?;
+            } else {
+                s.top = Some(self.primary()?);
             }
         }
         loop {

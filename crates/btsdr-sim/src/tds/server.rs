@@ -13,7 +13,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::login::{client_encryption, parse_login7, prelogin_reply_with};
 use super::packet::{self, FrameError, PacketReader};
-use super::rpc::{self, DecodeError, TmRequest};
+use super::rpc::{self, DecodeError, Rpc, TmRequest};
 use super::tls::{Encryption, PreloginWrapped, TlsSettings, negotiate};
 use super::tokens::{self, COLLATION, DONE_ATTN, DONE_ERROR, Tokens};
 use crate::backend::{Backend, Reply, Request, Session};
@@ -211,6 +211,8 @@ async fn open(
         packet_size: packet::DEFAULT_PACKET_SIZE,
         logged_in: false,
         pending_login,
+        prepared: std::collections::HashMap::new(),
+        last_handle: 0,
         transaction: None,
         transactions_begun: 0,
     };
@@ -273,6 +275,9 @@ struct Conn {
     logged_in: bool,
     /// LOGIN7 already read (over TLS, when only the login is encrypted).
     pending_login: Option<packet::Message>,
+    /// Statements prepared on this connection (sp_prepare, sp_prepexec): declaration, text.
+    prepared: std::collections::HashMap<i32, (String, String)>,
+    last_handle: i32,
     /// Descriptor of the transaction begun by a transaction manager request.
     transaction: Option<[u8; 8]>,
     transactions_begun: u32,
@@ -324,8 +329,8 @@ impl Conn {
                 return Ok(());
             };
             let flow = match msg.ty {
-                packet::SQL_BATCH => self.execute(rpc::decode_batch(&msg.payload)).await?,
-                packet::RPC => self.execute(rpc::decode_rpc(&msg.payload)).await?,
+                packet::SQL_BATCH => self.execute(rpc::decode_batch(&msg.payload), None).await?,
+                packet::RPC => self.rpc(rpc::decode_rpc(&msg.payload)).await?,
                 packet::TRANSACTION => self.transaction(&msg.payload).await?,
                 packet::ATTENTION => {
                     // The request already finished: acknowledge anyway so the client syncs.
@@ -427,7 +432,66 @@ impl Conn {
         }
     }
 
-    async fn execute(&mut self, request: Result<Request, DecodeError>) -> Result<Flow, String> {
+    /// An RPC: `sp_executesql` runs like a batch with parameters; prepared statements live
+    /// per connection, as in SQL Server (handles from 1; error 8179 for an unknown one).
+    async fn rpc(&mut self, call: Result<Rpc, DecodeError>) -> Result<Flow, String> {
+        let call = match call {
+            Ok(c) => c,
+            Err(e) => return self.execute(Err(e), None).await,
+        };
+        match call {
+            Rpc::ExecuteSql(request) => self.execute(Ok(request), None).await,
+            Rpc::Prepare {
+                decl,
+                sql,
+                values,
+                execute,
+            } => {
+                self.last_handle = self.last_handle.wrapping_add(1).max(1);
+                let handle = self.last_handle;
+                self.prepared.insert(handle, (decl.clone(), sql.clone()));
+                if execute {
+                    let params = rpc::name_values(&decl, values);
+                    self.execute(Ok(Request { sql, params }), Some(handle))
+                        .await
+                } else {
+                    let mut t = Tokens::default();
+                    t.proc_returns_handle(handle);
+                    self.send(&t.0, true).await?;
+                    Ok(Flow::Continue)
+                }
+            }
+            Rpc::Execute { handle, values } => match self.prepared.get(&handle) {
+                Some((decl, sql)) => {
+                    let request = Request {
+                        sql: sql.clone(),
+                        params: rpc::name_values(decl, values),
+                    };
+                    self.execute(Ok(request), None).await
+                }
+                None => {
+                    self.send_error(
+                        8179,
+                        16,
+                        &format!("Could not find prepared statement with handle {handle}."),
+                    )
+                    .await?;
+                    Ok(Flow::Continue)
+                }
+            },
+            Rpc::Unprepare { handle } => {
+                self.prepared.remove(&handle);
+                self.send_done(0).await?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    async fn execute(
+        &mut self,
+        request: Result<Request, DecodeError>,
+        returns_handle: Option<i32>,
+    ) -> Result<Flow, String> {
         let request = match request {
             Ok(r) => r,
             Err(DecodeError::Malformed(m)) => return Err(m),
@@ -454,6 +518,9 @@ impl Conn {
             t.env_string(1, &self.session.database, &database);
         }
         t.0.extend(body);
+        if let (Some(handle), false) = (returns_handle, disconnect) {
+            t.proc_returns_handle(handle);
+        }
         self.send(&t.0, !disconnect).await?;
         Ok(if disconnect {
             Flow::Close
@@ -467,7 +534,7 @@ impl Conn {
     async fn transaction(&mut self, payload: &[u8]) -> Result<Flow, String> {
         let tm = match rpc::decode_tm(payload) {
             Ok(tm) => tm,
-            Err(e) => return self.execute(Err(e)).await,
+            Err(e) => return self.execute(Err(e), None).await,
         };
         let (sql, env) = match (tm, self.transaction) {
             (TmRequest::Begin, _) => ("BEGIN TRANSACTION", 8),

@@ -76,6 +76,30 @@ impl Tokens {
         self.0.extend_from_slice(&rows.unwrap_or(0).to_le_bytes());
     }
 
+    /// The end of a procedure that returns a prepared-statement handle (`sp_prepare`,
+    /// `sp_prepexec`): RETURNSTATUS 0, RETURNVALUE (an int OUTPUT parameter), DONEPROC.
+    /// A DONE already at the end of `self` gets DONE_MORE, as more tokens follow it.
+    pub fn proc_returns_handle(&mut self, handle: i32) {
+        let n = self.0.len();
+        if n >= 13 && self.0[n - 13] == 0xFD {
+            self.0[n - 12] |= DONE_MORE as u8;
+        }
+        self.0.push(0x79); // RETURNSTATUS
+        self.0.extend_from_slice(&0i32.to_le_bytes());
+        self.0.push(0xAC); // RETURNVALUE
+        self.u16(0); // ordinal of @handle
+        self.b_varchar("@handle");
+        self.0.push(0x01); // an OUTPUT parameter
+        self.u32(0); // user type
+        self.u16(0); // flags
+        self.0.extend_from_slice(&[0x26, 4, 4]); // INTN(4), length 4
+        self.0.extend_from_slice(&handle.to_le_bytes());
+        self.0.push(0xFE); // DONEPROC
+        self.u16(0);
+        self.u16(0xE0); // current command: EXECUTE
+        self.0.extend_from_slice(&0u64.to_le_bytes());
+    }
+
     /// ERROR (0xAA) or INFO (0xAB).
     #[allow(clippy::too_many_arguments)]
     pub fn message(
