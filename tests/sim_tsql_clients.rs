@@ -83,3 +83,111 @@ async fn connect_time_globals_and_replicate() {
     assert_eq!(row[1], Value::Text("us_english".into()));
     assert_eq!(row[3], Value::Text("ababab".into()));
 }
+
+fn backend() -> SimBackend {
+    let mut sc = Scenario::load("healthy").unwrap();
+    sc.clock_speed = 0.0;
+    let g = Arc::new(Mutex::new(scenario::build(&sc).unwrap()));
+    let i = lock(&g).role_instance(InstanceRole::Source).unwrap();
+    SimBackend::new(g.clone(), i)
+}
+
+async fn on(b: &SimBackend, spid: u16, sql: &str) -> Vec<Reply> {
+    let mut s = Session {
+        spid,
+        login: "btsdr".into(),
+        database: "msdb".into(),
+    };
+    let req = Request {
+        sql: sql.into(),
+        params: Vec::new(),
+    };
+    b.run(&mut s, req).await
+}
+
+fn first_value(replies: &[Reply]) -> Value {
+    replies
+        .iter()
+        .find_map(|r| match r {
+            Reply::Rows(rs) => rs.rows.first().and_then(|r| r.get(0)).map(|v| v.to_value()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no value in {replies:?}"))
+}
+
+fn error_number(replies: &[Reply]) -> Option<u32> {
+    replies.iter().find_map(|r| match r {
+        Reply::Error { number, .. } => Some(*number),
+        _ => None,
+    })
+}
+
+/// BEGIN TRAN spans requests (@@TRANCOUNT), ROLLBACK undoes, COMMIT keeps, a COMMIT without
+/// BEGIN is SQL Server's 3902, and a session that leaves with an open transaction is rolled back.
+#[tokio::test]
+async fn transactions_span_requests_and_rollback_undoes() {
+    let b = backend();
+    let Value::Text(job) = first_value(
+        &on(
+            &b,
+            60,
+            "SELECT TOP 1 name FROM msdb.dbo.sysjobs WHERE enabled = 1",
+        )
+        .await,
+    ) else {
+        panic!("no enabled job")
+    };
+    let enabled = format!("SELECT enabled FROM msdb.dbo.sysjobs WHERE name = N'{job}'");
+    let disable = format!("EXEC msdb.dbo.sp_update_job @job_name = N'{job}', @enabled = 0");
+
+    on(&b, 60, &format!("BEGIN TRAN; {disable}")).await;
+    assert_eq!(
+        first_value(&on(&b, 60, "SELECT @@TRANCOUNT").await),
+        Value::Int(1)
+    );
+    assert_eq!(
+        first_value(&on(&b, 61, "SELECT @@TRANCOUNT").await),
+        Value::Int(0)
+    );
+    assert_eq!(first_value(&on(&b, 60, &enabled).await), Value::Int(0));
+    on(&b, 60, "ROLLBACK TRANSACTION").await;
+    assert_eq!(first_value(&on(&b, 60, &enabled).await), Value::Int(1));
+    assert_eq!(
+        first_value(&on(&b, 60, "SELECT @@TRANCOUNT").await),
+        Value::Int(0)
+    );
+
+    on(
+        &b,
+        60,
+        &format!("BEGIN TRANSACTION; BEGIN TRAN; {disable}; COMMIT; COMMIT TRANSACTION"),
+    )
+    .await;
+    assert_eq!(first_value(&on(&b, 60, &enabled).await), Value::Int(0));
+    assert_eq!(error_number(&on(&b, 60, "COMMIT").await), Some(3902));
+    assert_eq!(error_number(&on(&b, 60, "ROLLBACK").await), Some(3903));
+
+    on(
+        &b,
+        62,
+        &format!("BEGIN TRAN; EXEC msdb.dbo.sp_update_job @job_name = N'{job}', @enabled = 1"),
+    )
+    .await;
+    assert_eq!(first_value(&on(&b, 60, &enabled).await), Value::Int(1));
+    btsdr_sim::backend::Backend::disconnected(&b, 62);
+    assert_eq!(first_value(&on(&b, 60, &enabled).await), Value::Int(0));
+}
+
+/// WAITFOR DELAY waits (the TDS server drops the wait on an attention); a bad time is Msg 148.
+#[tokio::test]
+async fn waitfor_delay_waits_and_checks_its_time() {
+    let b = backend();
+    let start = std::time::Instant::now();
+    let r = on(&b, 60, "WAITFOR DELAY '00:00:00.300'; SELECT 1").await;
+    assert!(start.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(first_value(&r), Value::Int(1));
+    assert_eq!(
+        error_number(&on(&b, 60, "WAITFOR DELAY '00:61'").await),
+        Some(148)
+    );
+}

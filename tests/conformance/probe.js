@@ -108,6 +108,28 @@ const probes = {
     });
     assert(JSON.stringify(got) === '["msdb","tempdb"]', JSON.stringify(got));
   },
+  async attention_cancels_waitfor(c) {
+    // An attention (cancel) ends WAITFOR DELAY '00:00:30' at once; the connection stays usable.
+    const started = Date.now();
+    const err = await new Promise((resolve) => {
+      const r = new Request("WAITFOR DELAY '00:00:30'", (e) => resolve(e));
+      c.execSqlBatch(r);
+      setTimeout(() => c.cancel(), 200);
+    });
+    const took = Date.now() - started;
+    assert(err && err.code === 'ECANCEL', `not cancelled: ${err}`);
+    assert(took < 5000, `cancel took ${took} ms`);
+    assert((await query(c, 'SELECT 3'))[0][0][0] === 3, 'SELECT 3 after the cancel');
+  },
+  async transactions(c) {
+    await query(c, 'BEGIN TRAN');
+    assert((await query(c, 'SELECT @@TRANCOUNT'))[0][0][0] === 1, '@@TRANCOUNT after BEGIN');
+    await query(c, 'ROLLBACK');
+    assert((await query(c, 'SELECT @@TRANCOUNT'))[0][0][0] === 0, '@@TRANCOUNT after ROLLBACK');
+    let code = null;
+    try { await query(c, 'COMMIT'); } catch (e) { code = e.number; }
+    assert(code === 3902, `COMMIT without BEGIN: ${code}`);
+  },
   async top_without_parentheses(c) {
     assert((await query(c, 'SELECT TOP 2 name FROM sys.databases'))[0].length === 2, 'TOP 2');
   },

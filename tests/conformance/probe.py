@@ -153,6 +153,20 @@ def probe_connect_globals(conn):
     assert lang == "us_english", lang
 
 
+def probe_transactions(conn):
+    cur = conn.cursor()
+    cur.execute("BEGIN TRAN")
+    assert scalar(conn, "SELECT @@TRANCOUNT") == 1
+    conn.cursor().execute("ROLLBACK")
+    assert scalar(conn, "SELECT @@TRANCOUNT") == 0
+    try:
+        conn.cursor().execute("COMMIT")
+    except Exception as e:
+        assert "3902" in str(e) or "no corresponding BEGIN" in str(e), e
+    else:
+        raise AssertionError("COMMIT without BEGIN TRANSACTION succeeded")
+
+
 PROBES = [(n[len("probe_"):], f) for n, f in sorted(globals().items()) if n.startswith("probe_")]
 
 

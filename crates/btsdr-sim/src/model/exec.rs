@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use chrono::{Datelike, Duration, NaiveDateTime, Timelike};
 
 use super::lex::excerpt;
-use super::parse::{BinOp, Decl, Expr, InsertSource, JoinKind, SelItem, Select, Stmt, TableRef};
+use super::parse::{
+    BinOp, Decl, Expr, InsertSource, JoinKind, SelItem, Select, Stmt, TableRef, TranOp,
+};
 use super::state::{Group, InstanceId};
 use super::tables::{self, Table};
 use super::value::{as_dt, as_i64, as_text, compare, dt, infer_type, like, truth};
@@ -131,6 +133,19 @@ pub struct BatchState {
     pub tcache: HashMap<String, std::sync::Arc<Table>>,
     pub memo: HashMap<(u32, String), std::sync::Arc<Table>>,
     pub outer: HashMap<u32, Vec<Vec<String>>>,
+    /// The session's open transaction (`@@TRANCOUNT` > 0), carried across requests.
+    pub tran: Option<Transaction>,
+    /// A WAITFOR DELAY the caller sleeps (outside the lock) after the current statement.
+    pub delay: Option<std::time::Duration>,
+}
+
+/// An open transaction: its nesting and the instance as it was at the outermost BEGIN.
+/// ROLLBACK puts that copy back: the simulator has no locks, so changes other sessions made
+/// meanwhile are undone too.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    pub count: u32,
+    pub before: Box<super::state::Instance>,
 }
 
 pub struct Ctx<'g> {
@@ -189,6 +204,22 @@ impl<'s> Scope<'s> {
     }
 }
 
+/// `hh:mm[:ss[.fff]]` of WAITFOR DELAY (at most 24 hours, as SQL Server allows).
+fn waitfor_delay(text: &str) -> Option<std::time::Duration> {
+    let mut parts = text.trim().split(':');
+    let h: u64 = parts.next()?.trim().parse().ok()?;
+    let m: u64 = parts.next()?.trim().parse().ok()?;
+    let s: f64 = match parts.next() {
+        Some(s) => s.trim().parse().ok()?,
+        None => 0.0,
+    };
+    if parts.next().is_some() || m > 59 || !(0.0..60.0).contains(&s) || h > 24 {
+        return None;
+    }
+    let secs = (h * 3600 + m * 60) as f64 + s;
+    (secs <= 86_400.0).then(|| std::time::Duration::from_secs_f64(secs))
+}
+
 /// The longest string REPLICATE builds (16 M characters, 32 MB as nvarchar).
 const MAX_REPLICATE_CHARS: usize = 16 * 1024 * 1024;
 
@@ -232,6 +263,47 @@ impl<'g> Ctx<'g> {
     }
     pub fn server_name(&self) -> String {
         self.g.instances[self.inst].server_name.clone()
+    }
+
+    /// BEGIN / COMMIT / ROLLBACK over a copy of the instance (SQL Server's messages 3902/3903).
+    fn transaction(&mut self, op: TranOp) -> R<()> {
+        match (op, self.b.tran.as_mut()) {
+            (TranOp::Begin, Some(t)) => t.count += 1,
+            (TranOp::Begin, None) => {
+                let before = Box::new(self.instance().clone());
+                self.b.tran = Some(Transaction { count: 1, before });
+            }
+            (TranOp::Commit, Some(t)) => {
+                t.count -= 1;
+                if t.count == 0 {
+                    self.b.tran = None;
+                }
+            }
+            (TranOp::Rollback(true), Some(t)) if t.count > 1 => {
+                return Err(Fail::one(
+                    40100,
+                    "btsdr simulator: rolling back to a named savepoint inside nested transactions is not simulated".to_string(),
+                ));
+            }
+            (TranOp::Rollback(_), Some(_)) => {
+                if let Some(t) = self.b.tran.take() {
+                    *self.instance_mut() = *t.before;
+                }
+            }
+            (TranOp::Commit, None) => {
+                return Err(Fail::one(
+                    3902,
+                    "The COMMIT TRANSACTION request has no corresponding BEGIN TRANSACTION.",
+                ));
+            }
+            (TranOp::Rollback(_), None) => {
+                return Err(Fail::one(
+                    3903,
+                    "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION.",
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn run_block(&mut self, stmts: &[Stmt]) -> R<Flow> {
@@ -303,7 +375,8 @@ impl<'g> Ctx<'g> {
                 }
                 self.b.vars.insert(key, v);
             }
-            Stmt::SetOption | Stmt::Tran => {}
+            Stmt::SetOption => {}
+            Stmt::Tran(op) => self.transaction(*op)?,
             Stmt::If(c, t, e) => {
                 let v = self.eval(c, &Scope::EMPTY)?;
                 if truth(&v) == Some(true) {
@@ -413,7 +486,19 @@ impl<'g> Ctx<'g> {
             Stmt::Break => return Ok(Flow::Break),
             Stmt::Continue => return Ok(Flow::Continue),
             Stmt::Reconfigure => procs::reconfigure(self),
-            Stmt::WaitFor(_) => {}
+            Stmt::WaitFor(e) => {
+                let text = super::value::as_text(&self.eval(e, &Scope::EMPTY)?).unwrap_or_default();
+                let Some(d) = waitfor_delay(&text) else {
+                    return Err(Fail::one(
+                        148,
+                        format!("Incorrect time syntax in time string '{text}' used with WAITFOR."),
+                    ));
+                };
+                // Job steps run on simulated time: no real wait there.
+                if !self.b.in_job {
+                    self.b.delay = Some(self.b.delay.unwrap_or_default() + d);
+                }
+            }
             Stmt::Insert {
                 target,
                 columns,
@@ -1207,7 +1292,7 @@ impl<'g> Ctx<'g> {
                 )),
                 "rowcount" => Value::Int(self.b.rowcount),
                 "error" => Value::Int(self.b.error.as_ref().map_or(0, |e| i64::from(e.number))),
-                "trancount" => Value::Int(0),
+                "trancount" => Value::Int(self.b.tran.as_ref().map_or(0, |t| i64::from(t.count))),
                 "servicename" => Value::Text("MSSQLSERVER".into()),
                 // major << 24 | minor << 16 | build, from the instance's ProductVersion.
                 "microsoftversion" => {

@@ -138,6 +138,14 @@ pub struct RestoreStmt {
     pub options: Vec<(String, Option<Expr>)>,
 }
 
+/// BEGIN / COMMIT / ROLLBACK TRANSACTION (`Rollback(true)` names a transaction or savepoint).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TranOp {
+    Begin,
+    Commit,
+    Rollback(bool),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stmt {
     Select(Select),
@@ -156,7 +164,7 @@ pub enum Stmt {
     },
     ExecSql(Expr),
     Use(String),
-    Tran,
+    Tran(TranOp),
     Print(Expr),
     Return,
     Break,
@@ -530,7 +538,9 @@ impl<'a> Parser<'a> {
                 Stmt::Use(self.ident()?)
             }
             "commit" | "rollback" => {
+                let commit = self.kw("commit");
                 self.pos += 1;
+                let mut named = false;
                 if (self.eat_kw("tran") || self.eat_kw("transaction") || self.eat_kw("work"))
                     && let Some(Tok::Word {
                         bracketed: false,
@@ -539,8 +549,13 @@ impl<'a> Parser<'a> {
                     && !STMT_START.iter().any(|k| text.eq_ignore_ascii_case(k))
                 {
                     self.pos += 1;
+                    named = true;
                 }
-                Stmt::Tran
+                Stmt::Tran(if commit {
+                    TranOp::Commit
+                } else {
+                    TranOp::Rollback(named)
+                })
             }
             "print" => {
                 self.pos += 1;
@@ -608,7 +623,7 @@ impl<'a> Parser<'a> {
             {
                 self.pos += 1;
             }
-            return Ok(Stmt::Tran);
+            return Ok(Stmt::Tran(TranOp::Begin));
         }
         if self.eat_kw("try") {
             let body = self.block_until(&["end"])?;

@@ -420,6 +420,9 @@ impl Conn {
         match interrupt {
             Ok(Some(p)) if p.ty == packet::ATTENTION => {
                 tracing::debug!(spid = self.session.spid, "attention: request cancelled");
+                // The cancelled request's reply ends as its own message, then the
+                // acknowledgement follows in another: clients such as tedious read them as two.
+                self.send_done(0).await?;
                 self.send_done(DONE_ATTN).await?;
                 Ok(Run::Cancelled)
             }
