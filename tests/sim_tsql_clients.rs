@@ -191,3 +191,20 @@ async fn waitfor_delay_waits_and_checks_its_time() {
         Some(148)
     );
 }
+
+/// A query that would build more values than the simulator's memory bound is refused with an
+/// error naming the bound, instead of growing without limit (docs/PERFORMANCE.md).
+#[tokio::test]
+async fn a_query_past_the_memory_bound_is_refused() {
+    let b = backend();
+    let join = |n: usize| {
+        let from: Vec<String> = (0..n)
+            .map(|i| format!("(SELECT name FROM sys.databases) t{i}"))
+            .collect();
+        format!("SELECT COUNT(*) FROM {}", from.join(" CROSS JOIN "))
+    };
+    assert_eq!(first_value(&on(&b, 60, &join(3)).await), Value::Int(1000));
+    let r = on(&b, 60, &join(6)).await;
+    assert_eq!(error_number(&r), Some(40100), "{r:?}");
+    assert!(format!("{r:?}").contains("PERFORMANCE.md"));
+}

@@ -121,6 +121,20 @@ const probes = {
     assert(took < 5000, `cancel took ${took} ms`);
     assert((await query(c, 'SELECT 3'))[0][0][0] === 3, 'SELECT 3 after the cancel');
   },
+  async attention_cancels_a_streaming_result(c) {
+    // 100,000 rows stream out; a cancel after the first row ends them and keeps the connection.
+    const sql = 'SELECT a.name, b.name, c.name, d.name, e.name FROM ' +
+      ['a', 'b', 'c', 'd', 'e'].map((t) => `(SELECT name FROM sys.databases) ${t}`).join(' CROSS JOIN ');
+    let rows = 0;
+    const err = await new Promise((resolve) => {
+      const r = new Request(sql, (e) => resolve(e));
+      r.on('row', () => { rows += 1; if (rows === 1) c.cancel(); });
+      c.execSqlBatch(r);
+    });
+    assert(err && err.code === 'ECANCEL', `not cancelled: ${err}`);
+    assert(rows < 100000, `all ${rows} rows arrived`);
+    assert((await query(c, 'SELECT 4'))[0][0][0] === 4, 'SELECT 4 after the cancel');
+  },
   async transactions(c) {
     await query(c, 'BEGIN TRAN');
     assert((await query(c, 'SELECT @@TRANCOUNT'))[0][0][0] === 1, '@@TRANCOUNT after BEGIN');

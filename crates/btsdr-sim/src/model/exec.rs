@@ -220,6 +220,22 @@ fn waitfor_delay(text: &str) -> Option<std::time::Duration> {
     (secs <= 86_400.0).then(|| std::time::Duration::from_secs_f64(secs))
 }
 
+/// The most values (rows x columns) one FROM clause may build, joins included: the
+/// simulator's memory bound (docs/PERFORMANCE.md, measured by `cargo bench --bench
+/// sim_memory`). SQL Server has no such limit; the error says it is the simulator's.
+pub const MAX_QUERY_CELLS: usize = 500_000;
+
+fn too_many_rows() -> Fail {
+    Fail::one(
+        40100,
+        format!(
+            "btsdr simulator: the query builds more than {MAX_QUERY_CELLS} values (rows x \
+             columns), the simulator's memory bound (docs/PERFORMANCE.md); SQL Server would \
+             stream them"
+        ),
+    )
+}
+
 /// The longest string REPLICATE builds (16 M characters, 32 MB as nvarchar).
 const MAX_REPLICATE_CHARS: usize = 16 * 1024 * 1024;
 
@@ -747,6 +763,10 @@ impl<'g> Ctx<'g> {
                         && truth(&self.eval(w, &sc)?) != Some(true)
                     {
                         continue;
+                    }
+                    if (new_rows.len() + 1).saturating_mul(new_cols.len().max(1)) > MAX_QUERY_CELLS
+                    {
+                        return Err(too_many_rows());
                     }
                     new_rows.push(combined.to_vec());
                 }

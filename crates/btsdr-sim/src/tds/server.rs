@@ -303,6 +303,62 @@ impl Conn {
             .map_err(|e| format!("cannot write the reply: {e}"))
     }
 
+    /// Sends a reply packet by packet; between packets an attention stops it (returns true):
+    /// the reply is cut at the next token start, closed with a DONE, and acknowledged in a
+    /// message of its own. `marks` are the token starts (ascending).
+    async fn stream(&mut self, tokens: &[u8], marks: &[usize], eom: bool) -> Result<bool, String> {
+        let chunk = self.packet_size.clamp(512, packet::MAX_PACKET) - packet::HEADER_LEN;
+        let mut sent = 0;
+        while sent + chunk < tokens.len() {
+            let wire = packet::frame(
+                packet::REPLY,
+                &tokens[sent..sent + chunk],
+                self.packet_size,
+                self.session.spid,
+                false,
+            );
+            self.writer
+                .write_all(&wire)
+                .await
+                .map_err(|e| format!("cannot write the reply: {e}"))?;
+            sent += chunk;
+            // A packet already waiting (without blocking): the client may have cancelled.
+            let waiting = tokio::select! {
+                biased;
+                p = self.reader.next_packet() => Some(p),
+                () = std::future::ready(()) => None,
+            };
+            match waiting {
+                None => {}
+                Some(Ok(Some(p))) if p.ty == packet::ATTENTION => {
+                    tracing::debug!(spid = self.session.spid, sent, "attention: reply cut");
+                    let cut = marks
+                        .iter()
+                        .copied()
+                        .find(|&m| m >= sent)
+                        .unwrap_or(tokens.len());
+                    let mut rest = Tokens(tokens[sent..cut].to_vec());
+                    if cut < tokens.len() {
+                        rest.done(0, None);
+                    }
+                    self.send(&rest.0, true).await?;
+                    self.send_done(DONE_ATTN).await?;
+                    return Ok(true);
+                }
+                Some(Ok(Some(p))) => {
+                    return Err(format!(
+                        "client sent packet type {:#04x} while a reply was being sent",
+                        p.ty
+                    ));
+                }
+                Some(Ok(None)) => return Err("the client left during the reply".into()),
+                Some(Err(e)) => return Err(format!("bad packet during the reply: {e}")),
+            }
+        }
+        self.send(&tokens[sent..], eom).await?;
+        Ok(false)
+    }
+
     async fn next_message(&mut self, expected: &str) -> Result<Option<packet::Message>, String> {
         self.reader
             .next_message()
@@ -515,16 +571,21 @@ impl Conn {
             Run::Cancelled => return Ok(Flow::Continue),
             Run::ClientGone => return Ok(Flow::Close),
         };
-        let (body, disconnect) = tokens::encode_reply(&items);
+        let (body, marks, disconnect) = tokens::encode_reply_marked(&items);
+        drop(items);
         let mut t = Tokens::default();
         if self.session.database != database {
             t.env_string(1, &self.session.database, &database);
         }
+        let prefix = t.0.len();
         t.0.extend(body);
         if let (Some(handle), false) = (returns_handle, disconnect) {
             t.proc_returns_handle(handle);
         }
-        self.send(&t.0, !disconnect).await?;
+        let marks: Vec<usize> = marks.into_iter().map(|m| m + prefix).collect();
+        if self.stream(&t.0, &marks, !disconnect).await? {
+            return Ok(Flow::Continue);
+        }
         Ok(if disconnect {
             Flow::Close
         } else {

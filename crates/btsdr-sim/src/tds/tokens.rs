@@ -134,7 +134,13 @@ impl Tokens {
 
     /// COLMETADATA + ROWs, without the DONE. On error nothing is written.
     pub fn result_set(&mut self, rs: &ResultSet) -> Result<(), String> {
+        self.result_set_marked(rs, &mut Vec::new())
+    }
+
+    /// `result_set`, noting in `marks` where each ROW token starts (offsets in `self`).
+    fn result_set_marked(&mut self, rs: &ResultSet, marks: &mut Vec<usize>) -> Result<(), String> {
         let mut out = Tokens::default();
+        let mut rows_at = Vec::with_capacity(rs.rows.len());
         let types = rs
             .columns
             .iter()
@@ -164,6 +170,7 @@ impl Tokens {
                     types.len()
                 ));
             }
+            rows_at.push(out.0.len());
             out.0.push(0xD1);
             for ((v, ty), col) in row.iter().zip(&types).zip(&rs.columns) {
                 ty.value(&mut out, v).map_err(|e| {
@@ -176,6 +183,8 @@ impl Tokens {
                 })?;
             }
         }
+        let base = self.0.len();
+        marks.extend(rows_at.into_iter().map(|at| base + at));
         self.0.extend(out.0);
         Ok(())
     }
@@ -184,19 +193,27 @@ impl Tokens {
 /// Encodes reply items. Returns the token bytes and whether the reply ends in a disconnect
 /// (then the bytes are a cut-off reply without a final DONE).
 pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
+    let (bytes, _, disconnect) = encode_reply_marked(items);
+    (bytes, disconnect)
+}
+
+/// `encode_reply`, also returning the offsets where tokens start (each item and each row;
+/// ascending): a reply cut there and followed by a DONE is still a valid token stream.
+pub fn encode_reply_marked(items: &[Reply]) -> (Vec<u8>, Vec<usize>, bool) {
     enum Piece {
-        Bytes(Vec<u8>),
+        Bytes(Vec<u8>, Vec<usize>),
         Done { rows: Option<u64>, error: bool },
     }
     let mut pieces = Vec::new();
+    let mut marks = Vec::new();
     let mut error = false;
     let mut disconnect = false;
     for item in items {
         let mut t = Tokens::default();
         match item {
-            Reply::Rows(rs) => match t.result_set(rs) {
+            Reply::Rows(rs) => match t.result_set_marked(rs, &mut marks) {
                 Ok(()) => {
-                    pieces.push(Piece::Bytes(t.0));
+                    pieces.push(Piece::Bytes(t.0, std::mem::take(&mut marks)));
                     pieces.push(Piece::Done {
                         rows: Some(rs.rows.len() as u64),
                         error,
@@ -211,7 +228,8 @@ pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
                         1,
                         &format!("stand-in server cannot encode the result set: {e}"),
                     );
-                    pieces.push(Piece::Bytes(t.0));
+                    marks.clear();
+                    pieces.push(Piece::Bytes(t.0, Vec::new()));
                     error = true;
                 }
             },
@@ -231,12 +249,12 @@ pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
                 line,
             } => {
                 t.message(0xAA, *number, *state, *severity, message, procedure, *line);
-                pieces.push(Piece::Bytes(t.0));
+                pieces.push(Piece::Bytes(t.0, Vec::new()));
                 error = true;
             }
             Reply::Info { number, message } => {
                 t.message(0xAB, *number, 1, 0, message, "", 1);
-                pieces.push(Piece::Bytes(t.0));
+                pieces.push(Piece::Bytes(t.0, Vec::new()));
             }
             Reply::Disconnect => {
                 disconnect = true;
@@ -249,9 +267,15 @@ pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
     }
     let last_done = pieces.iter().rposition(|p| matches!(p, Piece::Done { .. }));
     let mut t = Tokens::default();
+    let mut starts = Vec::new();
     for (i, p) in pieces.into_iter().enumerate() {
+        let base = t.0.len();
+        starts.push(base);
         match p {
-            Piece::Bytes(b) => t.0.extend(b),
+            Piece::Bytes(b, rows) => {
+                starts.extend(rows.into_iter().map(|at| base + at));
+                t.0.extend(b);
+            }
             Piece::Done { rows, error } => {
                 let more = if Some(i) == last_done && !disconnect {
                     0
@@ -262,7 +286,8 @@ pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
             }
         }
     }
-    (t.0, disconnect)
+    starts.dedup();
+    (t.0, starts, disconnect)
 }
 
 /// The wire type chosen for a column.
