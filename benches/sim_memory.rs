@@ -137,6 +137,11 @@ fn main() {
         }
         return;
     }
+    // `cargo test --all-targets` runs bench targets without `--bench`: measure nothing then.
+    if !args.iter().any(|a| a == "--bench") {
+        println!("sim_memory: not run (use `cargo bench --bench sim_memory`)");
+        return;
+    }
     let Ok(exe) = std::env::current_exe() else {
         eprintln!("cannot find this benchmark's executable");
         std::process::exit(2);

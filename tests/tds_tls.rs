@@ -168,3 +168,36 @@ async fn forced_encryption_refuses_a_client_without_tls_and_encrypts_an_off_clie
     assert_eq!(strings(&mut client, "x").await, ["x"]);
     server.shutdown().await;
 }
+
+/// A drill serves TLS with its own CA (what `btsdr drill` and `check --drill` connect with);
+/// a login to a database the instance does not have is SQL Server's error 4060.
+#[tokio::test]
+async fn a_drill_validates_with_its_ca_and_a_missing_database_is_4060() {
+    let drill = btsdr_sim::drill::Drill::start("healthy").await.unwrap();
+    let source = drill.endpoint(btsdr_types::Role::Source).unwrap().addr;
+    let login = |database: &str| {
+        let mut config = Config::new();
+        config.host("127.0.0.1");
+        config.port(source.port());
+        config.database(database);
+        config.authentication(AuthMethod::sql_server(&drill.user, &drill.password));
+        config.encryption(EncryptionLevel::Required);
+        config.trust_cert_ca(drill.ca_path().display());
+        config
+    };
+    let tcp = TcpStream::connect(source).await.unwrap();
+    let mut client = Client::connect(login("BizTalkMgmtDb"), tcp.compat_write())
+        .await
+        .unwrap();
+    assert_eq!(
+        strings(&mut client, "SELECT DB_NAME()").await,
+        ["BizTalkMgmtDb"]
+    );
+    let tcp = TcpStream::connect(source).await.unwrap();
+    match Client::connect(login("NoSuchDb"), tcp.compat_write()).await {
+        Err(Error::Server(e)) => assert_eq!(e.code(), 4060, "{e}"),
+        Err(e) => panic!("expected error 4060, got {e}"),
+        Ok(_) => panic!("logged in to a database that does not exist"),
+    }
+    drill.shutdown().await;
+}

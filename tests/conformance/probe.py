@@ -167,6 +167,17 @@ def probe_transactions(conn):
         raise AssertionError("COMMIT without BEGIN TRANSACTION succeeded")
 
 
+def probe_missing_database_is_4060(_conn):
+    try:
+        connect(CA, database="NoSuchDb").close()
+    except Exception as e:
+        # python-tds surfaces 4060; the ODBC drivers the 18456 that follows it.
+        expected = ("4060", "Cannot open database") if CLIENT == "python-tds" else ("4060", "18456", "Login failed")
+        assert any(x in str(e) for x in expected), e
+    else:
+        raise AssertionError("logged in to a database that does not exist")
+
+
 PROBES = [(n[len("probe_"):], f) for n, f in sorted(globals().items()) if n.startswith("probe_")]
 
 

@@ -104,13 +104,14 @@ impl SimBackend {
         let stmts = match parse::parse_batch(&toks) {
             Ok(s) => s,
             Err(e) => {
-                return vec![error_reply(
-                    if e == parse::TOO_DEEP { 191 } else { 102 },
-                    format!(
-                        "{e} (btsdr simulator, statement: {})",
-                        lex::excerpt(&request.sql)
-                    ),
-                )];
+                // SQL Server's text and severity (15 for syntax); the excerpt goes to the log.
+                tracing::info!(
+                    statement = %lex::excerpt(&request.sql),
+                    "btsdr simulator cannot parse: {e}"
+                );
+                let mut err = exec::ErrMsg::new(if e == parse::TOO_DEEP { 191 } else { 102 }, e);
+                err.severity = 15;
+                return vec![err.reply()];
             }
         };
         let tran = self
@@ -239,6 +240,18 @@ impl Backend for SimBackend {
 
     fn execute<'a>(&'a self, session: &'a mut Session, request: Request) -> ReplyFuture<'a> {
         Box::pin(self.run(session, request))
+    }
+
+    fn product_version(&self) -> String {
+        lock(&self.group).instances[self.inst].version.clone()
+    }
+
+    fn database_exists(&self, database: &str) -> bool {
+        let g = lock(&self.group);
+        g.instances[self.inst]
+            .databases
+            .iter()
+            .any(|d| d.name.eq_ignore_ascii_case(database))
     }
 
     fn disconnected(&self, spid: u16) {

@@ -437,6 +437,28 @@ impl Conn {
             self.send_error(18456, 14, &message).await?;
             return Ok(false);
         }
+        if !login.database.is_empty() && !self.backend.database_exists(&login.database) {
+            tracing::info!(user = %login.user, database = %login.database, "login to a missing database");
+            let mut t = Tokens::default();
+            t.error(
+                4060,
+                11,
+                1,
+                &format!(
+                    "Cannot open database \"{}\" requested by the login. The login failed.",
+                    login.database
+                ),
+            );
+            t.error(
+                18456,
+                14,
+                1,
+                &format!("Login failed for user '{}'.", login.user),
+            );
+            t.done(DONE_ERROR, None);
+            self.send(&t.0, true).await?;
+            return Ok(false);
+        }
         self.packet_size = match login.packet_size {
             0 => packet::DEFAULT_PACKET_SIZE,
             n => (n as usize).clamp(512, 32_767),
@@ -452,7 +474,7 @@ impl Conn {
         let mut t = Tokens::default();
         t.env_string(1, &self.session.database, "master");
         t.env_bytes(7, &COLLATION, &[]);
-        t.login_ack();
+        t.login_ack_version(&self.backend.product_version());
         t.env_string(4, &size, &size);
         t.done(0, None);
         // The login reply still goes out in default-size packets.

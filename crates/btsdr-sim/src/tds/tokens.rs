@@ -43,11 +43,22 @@ impl Tokens {
     }
 
     pub fn login_ack(&mut self) {
+        self.login_ack_version("15.0.2000");
+    }
+
+    /// LOGINACK announcing `version` (`major.minor.build`, as ProductVersion).
+    pub fn login_ack_version(&mut self, version: &str) {
+        let mut part = version
+            .split('.')
+            .map(|p| p.trim().parse::<u16>().unwrap_or(0));
+        let major = part.next().unwrap_or(0).min(255) as u8;
+        let minor = part.next().unwrap_or(0).min(255) as u8;
+        let build = part.next().unwrap_or(0).to_be_bytes();
         self.with_len(0xAD, |t| {
             t.0.push(1); // SQL interface
             t.0.extend_from_slice(&0x7400_0004u32.to_be_bytes()); // TDS 7.4, big-endian
             t.b_varchar("Microsoft SQL Server");
-            t.0.extend_from_slice(&[15, 0, 0x07, 0xD0]);
+            t.0.extend_from_slice(&[major, minor, build[0], build[1]]);
         });
     }
 
