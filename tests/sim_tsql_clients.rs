@@ -208,3 +208,20 @@ async fn a_query_past_the_memory_bound_is_refused() {
     assert_eq!(error_number(&r), Some(40100), "{r:?}");
     assert!(format!("{r:?}").contains("PERFORMANCE.md"));
 }
+
+/// `EXEC sp_executesql` written as T-SQL text, with a declaration list and named or positional
+/// values (was Msg 8145); an undeclared name is still 8145.
+#[tokio::test]
+async fn sp_executesql_as_text_takes_declared_parameters() {
+    let b = backend();
+    let named = "EXEC sp_executesql N'SELECT name FROM sys.databases WHERE name = @n', \
+                 N'@n nvarchar(128)', @n = N'msdb'";
+    assert_eq!(
+        first_value(&on(&b, 60, named).await),
+        Value::Text("msdb".into())
+    );
+    let positional = "EXEC sp_executesql N'SELECT @a + @b', N'@a int, @b int', 2, 3";
+    assert_eq!(first_value(&on(&b, 60, positional).await), Value::Int(5));
+    let wrong = "EXEC sp_executesql N'SELECT 1', N'@a int', @zz = 1";
+    assert_eq!(error_number(&on(&b, 60, wrong).await), Some(8145));
+}

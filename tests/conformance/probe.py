@@ -167,6 +167,12 @@ def probe_transactions(conn):
         raise AssertionError("COMMIT without BEGIN TRANSACTION succeeded")
 
 
+def probe_sp_executesql_as_text(conn):
+    n = scalar(conn, "EXEC sp_executesql N'SELECT name FROM sys.databases WHERE name = @n', "
+                     "N'@n nvarchar(128)', @n = N'msdb'")
+    assert n == "msdb", n
+
+
 def probe_missing_database_is_4060(_conn):
     try:
         connect(CA, database="NoSuchDb").close()

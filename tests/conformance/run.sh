@@ -24,7 +24,8 @@ port=${BTSDR_CONFORMANCE_PORT:-14430}
 log=$work/sim.log
 "$btsdr" sim --scenario healthy --listen "127.0.0.1:$port" >"$log" 2>&1 &
 sim=$!
-trap 'kill "$sim" 2>/dev/null || true' EXIT
+# Ctrl-C (SIGINT) lets `btsdr sim` shut down and remove its CA directory.
+trap 'kill -INT "$sim" 2>/dev/null && wait "$sim" 2>/dev/null || true' EXIT
 ca=
 for _ in $(seq 1 100); do
   ca=$(sed -n 's/^trust_cert_ca = "\(.*\)"$/\1/p' "$log" | head -n 1)

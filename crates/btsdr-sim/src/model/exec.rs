@@ -465,7 +465,15 @@ impl<'g> Ctx<'g> {
                 for (n, e) in args {
                     vals.push((n.clone(), self.eval(e, &Scope::EMPTY)?));
                 }
-                procs::call(self, proc, vals)?;
+                let parameterised = vals.len() > 2
+                    && proc
+                        .last()
+                        .is_some_and(|p| p.eq_ignore_ascii_case("sp_executesql"));
+                if parameterised {
+                    self.executesql_with_params(vals)?;
+                } else {
+                    procs::call(self, proc, vals)?;
+                }
             }
             Stmt::ExecSql(e) => {
                 let text = as_text(&self.eval(e, &Scope::EMPTY)?).unwrap_or_default();
@@ -537,6 +545,46 @@ impl<'g> Ctx<'g> {
     }
 
     /// Runs T-SQL text (a job step command or dynamic SQL) in this context.
+    /// `EXEC sp_executesql N'stmt', N'@a int, @b nvarchar(10)', @a = 1, N'x'`: the statement
+    /// runs with only its declared parameters as variables (its own scope, as in SQL Server).
+    fn executesql_with_params(&mut self, vals: Vec<(Option<String>, Value)>) -> R<()> {
+        let mut vals = vals.into_iter();
+        let stmt = vals
+            .next()
+            .and_then(|(_, v)| as_text(&v))
+            .unwrap_or_default();
+        let decl = vals
+            .next()
+            .and_then(|(_, v)| as_text(&v))
+            .unwrap_or_default();
+        let rest: Vec<(Option<String>, Value)> = vals.collect();
+        let declared: Vec<String> = crate::tds::rpc::name_values(&decl, vec![None; rest.len()])
+            .into_iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+        let mut scope = HashMap::new();
+        for (i, (name, v)) in rest.into_iter().enumerate() {
+            let key = match name {
+                Some(n) => n.trim_start_matches('@').to_ascii_lowercase(),
+                None => declared.get(i).cloned().unwrap_or_default(),
+            };
+            if !declared.contains(&key) {
+                return Err(Fail::one(
+                    8145,
+                    format!("@{key} is not a parameter for procedure sp_executesql."),
+                ));
+            }
+            scope.insert(key, v);
+        }
+        for d in &declared {
+            scope.entry(d.clone()).or_insert(Value::Null);
+        }
+        let outer = std::mem::replace(&mut self.b.vars, scope);
+        let r = self.run_text(&stmt);
+        self.b.vars = outer;
+        r.map(|_| ())
+    }
+
     pub fn run_text(&mut self, text: &str) -> R<Flow> {
         let toks = super::lex::lex(text).map_err(|e| syntax(&e, text))?;
         let stmts = super::parse::parse_batch(&toks).map_err(|e| syntax(&e, text))?;
