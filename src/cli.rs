@@ -1406,19 +1406,31 @@ fn sim(scenario: &str, listen: std::net::SocketAddr) -> Result<ExitCode, CliErro
             paths::config_dir().join("config.toml").display()
         );
         outln!("{}", drill.env_toml());
-        outln!(
-            "Login: {} / {}   sqlcmd -S {},{} -U {} -P {}\nCtrl-C stops the simulator.",
-            drill.user,
-            drill.password,
-            listen.ip(),
-            listen.port(),
-            drill.user,
-            drill.password
-        );
+        outln!("Login: {} / {}", drill.user, drill.password);
+        outln!("{}", sim_trust_help(&drill, listen));
+        outln!("Ctrl-C stops the simulator.");
         let _ = tokio::signal::ctrl_c().await;
         drill.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// How each kind of client trusts the simulator's per-run certificate (TLS offered, not forced).
+fn sim_trust_help(drill: &btsdr_sim::drill::Drill, listen: std::net::SocketAddr) -> String {
+    let ca = drill.ca_path().display();
+    let (host, port) = (listen.ip(), listen.port());
+    format!(
+        "TLS: offered (TLS 1.2, not forced); the certificate (names localhost, 127.0.0.1) is signed \
+         by this run's CA:\n  {ca}\n\
+         Trust it from:\n  \
+         btsdr                 trust_cert_ca = \"{ca}\" (in the block above)\n  \
+         sqlcmd / ODBC 18      add the CA to the machine's trust store (Linux, one process: \
+         SSL_CERT_FILE={ca}); sqlcmd -S {host},{port} -N -U ...\n  \
+         pyodbc + FreeTDS      Driver=FreeTDS;Server={host};Port={port};Encryption=require;CAFile={ca}\n  \
+         python-tds            pytds.connect('{host}', port={port}, cafile='{ca}', validate_host=False)\n  \
+         tedious (Node)        options: {{ encrypt: true, cryptoCredentialsDetails: {{ ca: fs.readFileSync('{ca}') }} }}\n  \
+         freetds.conf          encryption = require, ca file = {ca}"
+    )
 }
 
 #[cfg(test)]

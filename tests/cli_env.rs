@@ -210,15 +210,26 @@ fn check_says_how_to_give_a_variable_it_needs() {
     );
 }
 
-/// A profile whose `encrypt` does not fit the server: the error names the key to set.
+/// The simulator's certificate is validated: without its CA (`trust_cert_ca`) the connection
+/// fails and the error names the key; `encrypt = "off"` (TLS for the login) validates too.
 #[test]
-fn encryption_mismatch_names_the_key() {
+fn an_untrusted_certificate_names_the_key() {
     let sim = Sim::start();
-    for (edit, what) in [
-        ("", "no encrypt key (required)"),
-        ("encrypt = \"off\"", "encrypt = off"),
-    ] {
-        sim.config(|t| t.replace("encrypt = \"not_supported\"", edit));
+    let without_ca = |t: String| {
+        t.lines()
+            .filter(|l| !l.starts_with("trust_cert_ca"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for (off, what) in [(false, "encrypt = required"), (true, "encrypt = off")] {
+        sim.config(|t| {
+            let t = without_ca(t);
+            if off {
+                t.replace("encrypt = \"required\"", "encrypt = \"off\"")
+            } else {
+                t
+            }
+        });
         let r = sim.run(
             &[
                 "check",
@@ -231,13 +242,15 @@ fn encryption_mismatch_names_the_key() {
             true,
         );
         expect(&r, 2, what);
-        assert!(
-            r.out.contains("set encrypt = \\\"not_supported\\\""),
-            "{what}: {}",
-            r.out
-        );
+        assert!(r.out.contains("trust_cert_ca"), "{what}: {}", r.out);
         assert!(!r.out.contains("firewall"), "{what}: {}", r.out);
     }
+    sim.config(|t| t.replace("encrypt = \"required\"", "encrypt = \"off\""));
+    let r = sim.run(
+        &["check", "--env", "drill", "--only", "daily.job-state"],
+        true,
+    );
+    expect(&r, 0, "encrypt = off with the drill's CA");
 }
 
 /// docs/CONFIG.md names every key the config parser accepts (read from its source) and every

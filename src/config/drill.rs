@@ -14,7 +14,8 @@ pub trait DrillConfig {
 }
 
 impl DrillConfig for Drill {
-    /// The environment the app connects with (SQL login, no TLS: the simulator has none).
+    /// The environment the app connects with: SQL login, encryption required, the server's
+    /// certificate validated against the drill's own CA.
     fn environment(&self) -> Environment {
         let profile = |role: Role| {
             self.endpoint(role).map(|e| {
@@ -22,8 +23,9 @@ impl DrillConfig for Drill {
                     &e.addr.ip().to_string(),
                     Some(e.addr.port()),
                     &self.user,
-                    Encrypt::NotSupported,
+                    Encrypt::Required,
                 );
+                p.trust_cert_ca = Some(self.ca_path().to_path_buf());
                 p.password_env = Some("BTSDR_DRILL_PASSWORD".into());
                 p
             })

@@ -108,6 +108,9 @@ pub struct ServerProfile {
     /// `None` for a connection string that decides itself (default `required` otherwise).
     pub encrypt: Option<Encrypt>,
     pub trust_server_certificate: bool,
+    /// A PEM file of CA certificates trusted for this server besides the system's (e.g. the
+    /// one `btsdr sim` writes).
+    pub trust_cert_ca: Option<std::path::PathBuf>,
     pub connect_timeout_secs: u64,
     /// The longest any statement may run: a step's own `timeout_secs` can shorten it, never
     /// lengthen it (the smaller wins).
@@ -133,6 +136,7 @@ impl ServerProfile {
             database: None,
             encrypt: Some(encrypt),
             trust_server_certificate: false,
+            trust_cert_ca: None,
             connect_timeout_secs: DEFAULT_CONNECT_TIMEOUT_SECS,
             statement_timeout_secs: DEFAULT_STATEMENT_TIMEOUT_SECS,
             max_result_rows: DEFAULT_MAX_RESULT_ROWS,
@@ -508,6 +512,7 @@ struct RawProfile {
     database: Option<Spanned<String>>,
     encrypt: Option<Spanned<String>>,
     trust_server_certificate: Option<bool>,
+    trust_cert_ca: Option<Spanned<String>>,
     connect_timeout_secs: Option<Spanned<i64>>,
     statement_timeout_secs: Option<Spanned<i64>>,
     max_result_rows: Option<Spanned<i64>>,
@@ -769,6 +774,28 @@ impl Validator<'_, '_> {
             None => None,
         };
 
+        let trust_cert_ca = match &p.trust_cert_ca {
+            Some(c) if c.get_ref().trim().is_empty() => {
+                self.err(
+                    c.span(),
+                    "`trust_cert_ca` is empty".into(),
+                    "name a PEM file of CA certificates or remove the key",
+                );
+                None
+            }
+            Some(c) if p.trust_server_certificate == Some(true) => {
+                self.err(
+                    c.span(),
+                    "`trust_cert_ca` and `trust_server_certificate = true` contradict each other"
+                        .into(),
+                    "keep `trust_cert_ca` (the certificate is then checked against it)",
+                );
+                None
+            }
+            Some(c) => Some(std::path::PathBuf::from(c.get_ref())),
+            None => None,
+        };
+
         let connect_timeout_secs = self.secs(
             &p.connect_timeout_secs,
             "connect_timeout_secs",
@@ -808,6 +835,7 @@ impl Validator<'_, '_> {
             encrypt,
             trust_server_certificate: p.trust_server_certificate.unwrap_or(false)
                 || cs_security.is_some_and(|(s, _)| s.trust_server_certificate),
+            trust_cert_ca,
             connect_timeout_secs,
             statement_timeout_secs,
             max_result_rows,

@@ -167,8 +167,11 @@ pub(crate) fn driver_config(
         Some(Encrypt::NotSupported) => cfg.encryption(EncryptionLevel::NotSupported),
         None => {}
     }
+    // tiberius panics when both are set; the config loader refuses that pair.
     if profile.trust_server_certificate {
         cfg.trust_cert();
+    } else if let Some(ca) = &profile.trust_cert_ca {
+        cfg.trust_cert_ca(ca.display());
     }
     let login_err = |message: String| SqlError::Login {
         server: server.clone(),
@@ -284,10 +287,11 @@ async fn connect_inner(
                 return Err(SqlError::Connect {
                     server: server.to_string(),
                     message: format!(
-                        "{LOGIN_TLS_FAILED} ({m}): if the server offers no encryption (the built-in \
-                         simulator `btsdr sim` offers none), set encrypt = \"not_supported\" in \
-                         this profile; if it has a self-signed certificate, install its CA on \
-                         this machine (or, knowing the risk, set trust_server_certificate = true)"
+                        "{LOGIN_TLS_FAILED} ({m}): if the server offers no encryption, set \
+                         encrypt = \"not_supported\" in this profile; if its certificate is signed \
+                         by a private CA, install that CA on this machine or name its PEM file in \
+                         `trust_cert_ca` (`btsdr sim` prints its own), or, knowing the risk, set \
+                         trust_server_certificate = true"
                     ),
                 });
             }
@@ -295,8 +299,10 @@ async fn connect_inner(
                 return Err(SqlError::Connect {
                     server: server.to_string(),
                     message: format!(
-                        "TLS failed: {m}; if the server's certificate is self-signed, install its CA \
-                         on this machine (or, knowing the risk, set trust_server_certificate = true)"
+                        "TLS failed: {m}; if the server's certificate is signed by a private CA, \
+                         install that CA on this machine or name its PEM file in `trust_cert_ca` \
+                         (`btsdr sim` prints its own), or, knowing the risk, set \
+                         trust_server_certificate = true"
                     ),
                 });
             }

@@ -63,4 +63,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Called when a connection closes (so running-request tables can be cleaned).
     fn disconnected(&self, _spid: u16) {}
+
+    /// `SERVERPROPERTY('ProductVersion')` (`major.minor.build...`), announced in LOGINACK.
+    fn product_version(&self) -> String {
+        "15.0.2000.5".to_string()
+    }
+
+    /// Whether a login may open `database` (else SQL Server's error 4060).
+    fn database_exists(&self, _database: &str) -> bool {
+        true
+    }
 }

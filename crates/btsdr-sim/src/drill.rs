@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::model::{SharedGroup, SimBackend, lock};
 use super::scenario::{self, Scenario};
 use super::tds::TdsServer;
+use super::tds::tls::{SimCertificate, TlsSettings};
 use btsdr_types::Role;
 
 /// One simulated instance as a client reaches it.
@@ -26,7 +29,41 @@ pub struct Drill {
     pub endpoints: Vec<Endpoint>,
     pub user: String,
     pub password: String,
+    /// The CA (PEM) that signed every instance's TLS certificate, made for this drill.
+    pub ca_pem: String,
+    ca_file: CaFile,
     servers: Vec<TdsServer>,
+}
+
+/// The drill's CA written to a private temporary directory, removed with the drill.
+struct CaFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl CaFile {
+    fn write(pem: &str) -> Result<CaFile, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "btsdr-sim-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let path = dir.join("ca.pem");
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, pem))
+            .map_err(|e| format!("cannot write the simulator's CA to {}: {e}", path.display()))?;
+        Ok(CaFile { dir, path })
+    }
+}
+
+impl Drop for CaFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Drill {
@@ -51,13 +88,17 @@ impl Drill {
             .map(|i| (role_of(i.role), i.server_name.clone()))
             .collect();
         let group: SharedGroup = Arc::new(Mutex::new(g));
+        let cert = SimCertificate::generate()?;
+        // Encryption offered, not forced, as SQL Server installs by default.
+        let tls = TlsSettings::new(&cert, false)?;
+        let ca_file = CaFile::write(&cert.ca_pem)?;
         let mut servers = Vec::new();
         let mut endpoints = Vec::new();
         for (i, (role, name)) in roles.into_iter().enumerate() {
             let port = first_port.map_or(0, |p| p.saturating_add(i as u16));
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let backend = Arc::new(SimBackend::new(group.clone(), i));
-            let server = TdsServer::bind(addr, backend)
+            let server = TdsServer::bind_tls(addr, backend, tls.clone())
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             endpoints.push(Endpoint {
@@ -73,12 +114,19 @@ impl Drill {
             endpoints,
             user,
             password,
+            ca_pem: cert.ca_pem,
+            ca_file,
             servers,
         })
     }
 
     pub fn endpoint(&self, role: Role) -> Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.role == role)
+    }
+
+    /// The file holding `ca_pem`, for clients that validate the certificate (`trust_cert_ca`).
+    pub fn ca_path(&self) -> &Path {
+        &self.ca_file.path
     }
 
     /// Runbook variable values that describe this drill's group.
@@ -99,11 +147,12 @@ impl Drill {
                 format!("[environments.drill.{}]", e.role)
             };
             s.push_str(&format!(
-                "{table}\nserver = \"{},{}\"   # {}\nauth = \"sql\"\nuser = \"{}\"\npassword_env = \"BTSDR_DRILL_PASSWORD\"\nencrypt = \"not_supported\"\n",
+                "{table}\nserver = \"{},{}\"   # {}\nauth = \"sql\"\nuser = \"{}\"\npassword_env = \"BTSDR_DRILL_PASSWORD\"\nencrypt = \"required\"\ntrust_cert_ca = {}\n",
                 e.addr.ip(),
                 e.addr.port(),
                 e.server_name,
-                self.user
+                self.user,
+                toml::Value::String(self.ca_path().display().to_string())
             ));
         }
         s

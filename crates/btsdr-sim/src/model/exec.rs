@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use chrono::{Datelike, Duration, NaiveDateTime, Timelike};
 
 use super::lex::excerpt;
-use super::parse::{BinOp, Decl, Expr, InsertSource, JoinKind, SelItem, Select, Stmt, TableRef};
+use super::parse::{
+    BinOp, Decl, Expr, InsertSource, JoinKind, SelItem, Select, Stmt, TableRef, TranOp,
+};
 use super::state::{Group, InstanceId};
 use super::tables::{self, Table};
 use super::value::{as_dt, as_i64, as_text, compare, dt, infer_type, like, truth};
@@ -131,6 +133,19 @@ pub struct BatchState {
     pub tcache: HashMap<String, std::sync::Arc<Table>>,
     pub memo: HashMap<(u32, String), std::sync::Arc<Table>>,
     pub outer: HashMap<u32, Vec<Vec<String>>>,
+    /// The session's open transaction (`@@TRANCOUNT` > 0), carried across requests.
+    pub tran: Option<Transaction>,
+    /// A WAITFOR DELAY the caller sleeps (outside the lock) after the current statement.
+    pub delay: Option<std::time::Duration>,
+}
+
+/// An open transaction: its nesting and the instance as it was at the outermost BEGIN.
+/// ROLLBACK puts that copy back: the simulator has no locks, so changes other sessions made
+/// meanwhile are undone too.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    pub count: u32,
+    pub before: Box<super::state::Instance>,
 }
 
 pub struct Ctx<'g> {
@@ -189,6 +204,41 @@ impl<'s> Scope<'s> {
     }
 }
 
+/// `hh:mm[:ss[.fff]]` of WAITFOR DELAY (at most 24 hours, as SQL Server allows).
+fn waitfor_delay(text: &str) -> Option<std::time::Duration> {
+    let mut parts = text.trim().split(':');
+    let h: u64 = parts.next()?.trim().parse().ok()?;
+    let m: u64 = parts.next()?.trim().parse().ok()?;
+    let s: f64 = match parts.next() {
+        Some(s) => s.trim().parse().ok()?,
+        None => 0.0,
+    };
+    if parts.next().is_some() || m > 59 || !(0.0..60.0).contains(&s) || h > 24 {
+        return None;
+    }
+    let secs = (h * 3600 + m * 60) as f64 + s;
+    (secs <= 86_400.0).then(|| std::time::Duration::from_secs_f64(secs))
+}
+
+/// The most values (rows x columns) one FROM clause may build, joins included: the
+/// simulator's memory bound (docs/PERFORMANCE.md, measured by `cargo bench --bench
+/// sim_memory`). SQL Server has no such limit; the error says it is the simulator's.
+pub const MAX_QUERY_CELLS: usize = 500_000;
+
+fn too_many_rows() -> Fail {
+    Fail::one(
+        40100,
+        format!(
+            "btsdr simulator: the query builds more than {MAX_QUERY_CELLS} values (rows x \
+             columns), the simulator's memory bound (docs/PERFORMANCE.md); SQL Server would \
+             stream them"
+        ),
+    )
+}
+
+/// The longest string REPLICATE builds (16 M characters, 32 MB as nvarchar).
+const MAX_REPLICATE_CHARS: usize = 16 * 1024 * 1024;
+
 const AGGS: &[&str] = &[
     "count",
     "count_big",
@@ -229,6 +279,47 @@ impl<'g> Ctx<'g> {
     }
     pub fn server_name(&self) -> String {
         self.g.instances[self.inst].server_name.clone()
+    }
+
+    /// BEGIN / COMMIT / ROLLBACK over a copy of the instance (SQL Server's messages 3902/3903).
+    fn transaction(&mut self, op: TranOp) -> R<()> {
+        match (op, self.b.tran.as_mut()) {
+            (TranOp::Begin, Some(t)) => t.count += 1,
+            (TranOp::Begin, None) => {
+                let before = Box::new(self.instance().clone());
+                self.b.tran = Some(Transaction { count: 1, before });
+            }
+            (TranOp::Commit, Some(t)) => {
+                t.count -= 1;
+                if t.count == 0 {
+                    self.b.tran = None;
+                }
+            }
+            (TranOp::Rollback(true), Some(t)) if t.count > 1 => {
+                return Err(Fail::one(
+                    40100,
+                    "btsdr simulator: rolling back to a named savepoint inside nested transactions is not simulated".to_string(),
+                ));
+            }
+            (TranOp::Rollback(_), Some(_)) => {
+                if let Some(t) = self.b.tran.take() {
+                    *self.instance_mut() = *t.before;
+                }
+            }
+            (TranOp::Commit, None) => {
+                return Err(Fail::one(
+                    3902,
+                    "The COMMIT TRANSACTION request has no corresponding BEGIN TRANSACTION.",
+                ));
+            }
+            (TranOp::Rollback(_), None) => {
+                return Err(Fail::one(
+                    3903,
+                    "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION.",
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn run_block(&mut self, stmts: &[Stmt]) -> R<Flow> {
@@ -302,7 +393,8 @@ impl<'g> Ctx<'g> {
                 }
                 self.b.vars.insert(key, v);
             }
-            Stmt::SetOption | Stmt::Tran => {}
+            Stmt::SetOption => {}
+            Stmt::Tran(op) => self.transaction(*op)?,
             Stmt::If(c, t, e) => {
                 let v = self.eval(c, &Scope::EMPTY)?;
                 if truth(&v) == Some(true) {
@@ -375,7 +467,15 @@ impl<'g> Ctx<'g> {
                 for (n, e) in args {
                     vals.push((n.clone(), self.eval(e, &Scope::EMPTY)?));
                 }
-                procs::call(self, proc, vals)?;
+                let parameterised = vals.len() > 2
+                    && proc
+                        .last()
+                        .is_some_and(|p| p.eq_ignore_ascii_case("sp_executesql"));
+                if parameterised {
+                    self.executesql_with_params(vals)?;
+                } else {
+                    procs::call(self, proc, vals)?;
+                }
             }
             Stmt::ExecSql(e) => {
                 let text = as_text(&self.eval(e, &Scope::EMPTY)?).unwrap_or_default();
@@ -412,7 +512,19 @@ impl<'g> Ctx<'g> {
             Stmt::Break => return Ok(Flow::Break),
             Stmt::Continue => return Ok(Flow::Continue),
             Stmt::Reconfigure => procs::reconfigure(self),
-            Stmt::WaitFor(_) => {}
+            Stmt::WaitFor(e) => {
+                let text = super::value::as_text(&self.eval(e, &Scope::EMPTY)?).unwrap_or_default();
+                let Some(d) = waitfor_delay(&text) else {
+                    return Err(Fail::one(
+                        148,
+                        format!("Incorrect time syntax in time string '{text}' used with WAITFOR."),
+                    ));
+                };
+                // Job steps run on simulated time: no real wait there.
+                if !self.b.in_job {
+                    self.b.delay = Some(self.b.delay.unwrap_or_default() + d);
+                }
+            }
             Stmt::Insert {
                 target,
                 columns,
@@ -435,6 +547,46 @@ impl<'g> Ctx<'g> {
     }
 
     /// Runs T-SQL text (a job step command or dynamic SQL) in this context.
+    /// `EXEC sp_executesql N'stmt', N'@a int, @b nvarchar(10)', @a = 1, N'x'`: the statement
+    /// runs with only its declared parameters as variables (its own scope, as in SQL Server).
+    fn executesql_with_params(&mut self, vals: Vec<(Option<String>, Value)>) -> R<()> {
+        let mut vals = vals.into_iter();
+        let stmt = vals
+            .next()
+            .and_then(|(_, v)| as_text(&v))
+            .unwrap_or_default();
+        let decl = vals
+            .next()
+            .and_then(|(_, v)| as_text(&v))
+            .unwrap_or_default();
+        let rest: Vec<(Option<String>, Value)> = vals.collect();
+        let declared: Vec<String> = crate::tds::rpc::name_values(&decl, vec![None; rest.len()])
+            .into_iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+        let mut scope = HashMap::new();
+        for (i, (name, v)) in rest.into_iter().enumerate() {
+            let key = match name {
+                Some(n) => n.trim_start_matches('@').to_ascii_lowercase(),
+                None => declared.get(i).cloned().unwrap_or_default(),
+            };
+            if !declared.contains(&key) {
+                return Err(Fail::one(
+                    8145,
+                    format!("@{key} is not a parameter for procedure sp_executesql."),
+                ));
+            }
+            scope.insert(key, v);
+        }
+        for d in &declared {
+            scope.entry(d.clone()).or_insert(Value::Null);
+        }
+        let outer = std::mem::replace(&mut self.b.vars, scope);
+        let r = self.run_text(&stmt);
+        self.b.vars = outer;
+        r.map(|_| ())
+    }
+
     pub fn run_text(&mut self, text: &str) -> R<Flow> {
         let toks = super::lex::lex(text).map_err(|e| syntax(&e, text))?;
         let stmts = super::parse::parse_batch(&toks).map_err(|e| syntax(&e, text))?;
@@ -663,6 +815,10 @@ impl<'g> Ctx<'g> {
                         && truth(&self.eval(w, &sc)?) != Some(true)
                     {
                         continue;
+                    }
+                    if (new_rows.len() + 1).saturating_mul(new_cols.len().max(1)) > MAX_QUERY_CELLS
+                    {
+                        return Err(too_many_rows());
                     }
                     new_rows.push(combined.to_vec());
                 }
@@ -1210,8 +1366,23 @@ impl<'g> Ctx<'g> {
                 )),
                 "rowcount" => Value::Int(self.b.rowcount),
                 "error" => Value::Int(self.b.error.as_ref().map_or(0, |e| i64::from(e.number))),
-                "trancount" => Value::Int(0),
+                "trancount" => Value::Int(self.b.tran.as_ref().map_or(0, |t| i64::from(t.count))),
                 "servicename" => Value::Text("MSSQLSERVER".into()),
+                // major << 24 | minor << 16 | build, from the instance's ProductVersion.
+                "microsoftversion" => {
+                    let mut part = inst
+                        .version
+                        .split('.')
+                        .map(|p| p.parse::<i64>().unwrap_or(0));
+                    let (major, minor, build) = (
+                        part.next().unwrap_or(0),
+                        part.next().unwrap_or(0),
+                        part.next().unwrap_or(0),
+                    );
+                    Value::Int((major << 24) | (minor << 16) | build)
+                }
+                "language" => Value::Text("us_english".into()),
+                "langid" => Value::Int(0),
                 _ => {
                     return Err(Fail::one(
                         40100,
@@ -1378,6 +1549,24 @@ impl<'g> Ctx<'g> {
             "rtrim" => s(0).map_or(Value::Null, |x| Value::Text(x.trim_end().to_string())),
             "trim" => s(0).map_or(Value::Null, |x| Value::Text(x.trim().to_string())),
             "reverse" => s(0).map_or(Value::Null, |x| Value::Text(x.chars().rev().collect())),
+            // SQL Server truncates at 8,000 bytes unless the input is (n)varchar(max); the
+            // simulator has no max flag on values, so it only bounds its own memory.
+            "replicate" => match (s(0), n(1)) {
+                (Some(x), Some(k)) if k >= 0 => {
+                    let chars = x.chars().count().saturating_mul(k as usize);
+                    if chars > MAX_REPLICATE_CHARS {
+                        return Err(Fail::one(
+                            40100,
+                            format!(
+                                "btsdr simulator: REPLICATE of {chars} characters exceeds the \
+                                 simulator's {MAX_REPLICATE_CHARS}-character limit"
+                            ),
+                        ));
+                    }
+                    Value::Text(x.repeat(k as usize))
+                }
+                _ => Value::Null,
+            },
             "left" => match (s(0), n(1)) {
                 (Some(x), Some(k)) => Value::Text(x.chars().take(k.max(0) as usize).collect()),
                 _ => Value::Null,

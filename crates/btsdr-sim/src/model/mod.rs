@@ -21,6 +21,7 @@ pub mod state;
 pub mod tables;
 pub mod value;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,8 @@ pub fn lock(g: &SharedGroup) -> MutexGuard<'_, Group> {
 pub struct SimBackend {
     pub group: SharedGroup,
     pub inst: InstanceId,
+    /// Transactions left open by a request, by session id, until COMMIT, ROLLBACK or logout.
+    open_transactions: Arc<Mutex<HashMap<u16, exec::Transaction>>>,
 }
 
 /// Removes a running request from `sys.dm_exec_requests` however the request ends.
@@ -78,7 +81,11 @@ fn error_reply(number: u32, message: String) -> Reply {
 
 impl SimBackend {
     pub fn new(group: SharedGroup, inst: InstanceId) -> SimBackend {
-        SimBackend { group, inst }
+        SimBackend {
+            group,
+            inst,
+            open_transactions: Arc::default(),
+        }
     }
 
     /// Runs a request to completion (the async part only waits for long RESTOREs).
@@ -99,19 +106,26 @@ impl SimBackend {
         let stmts = match parse::parse_batch(&toks) {
             Ok(s) => s,
             Err(e) => {
-                return vec![error_reply(
-                    if e == parse::TOO_DEEP { 191 } else { 102 },
-                    format!(
-                        "{e} (btsdr simulator, statement: {})",
-                        lex::excerpt(&request.sql)
-                    ),
-                )];
+                // SQL Server's text and severity (15 for syntax); the excerpt goes to the log.
+                tracing::info!(
+                    statement = %lex::excerpt(&request.sql),
+                    "btsdr simulator cannot parse: {e}"
+                );
+                let mut err = exec::ErrMsg::new(if e == parse::TOO_DEEP { 191 } else { 102 }, e);
+                err.severity = 15;
+                return vec![err.reply()];
             }
         };
+        let tran = self
+            .open_transactions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&session.spid);
         let mut b = BatchState {
             db: session.database.clone(),
             login: session.login.clone(),
             spid: session.spid,
+            tran,
             ..Default::default()
         };
         for (name, p) in &request.params {
@@ -124,18 +138,37 @@ impl SimBackend {
             b.vars
                 .insert(name.trim_start_matches('@').to_ascii_lowercase(), v);
         }
-        for s in &stmts {
+        let out = self.run_batch(session, &stmts, &mut b).await;
+        if let Some(t) = b.tran.take() {
+            self.open_transactions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(session.spid, t);
+        }
+        out
+    }
+
+    async fn run_batch(
+        &self,
+        session: &mut Session,
+        stmts: &[parse::Stmt],
+        b: &mut BatchState,
+    ) -> Vec<Reply> {
+        for s in stmts {
             let r = {
                 let mut g = lock(&self.group);
                 jobs::catch_up(&mut g);
                 let mut ctx = Ctx {
                     g: &mut g,
                     inst: self.inst,
-                    b: &mut b,
+                    b: &mut *b,
                     depth: 0,
                 };
                 ctx.run(s)
             };
+            if let Some(d) = b.delay.take() {
+                tokio::time::sleep(d).await;
+            }
             match r {
                 Err(fail) => {
                     b.out.extend(fail.0.iter().map(exec::ErrMsg::reply));
@@ -179,7 +212,7 @@ impl SimBackend {
                 if drop_now {
                     tokio::time::sleep(Duration::from_secs_f64(work.secs / 2.0)).await;
                     b.out.push(Reply::Disconnect);
-                    return b.out;
+                    return std::mem::take(&mut b.out);
                 }
                 tokio::time::sleep(Duration::from_secs_f64(work.secs)).await;
                 let replies = {
@@ -190,7 +223,7 @@ impl SimBackend {
             }
         }
         session.database = b.db.clone();
-        b.out
+        std::mem::take(&mut b.out)
     }
 }
 
@@ -211,9 +244,30 @@ impl Backend for SimBackend {
         Box::pin(self.run(session, request))
     }
 
+    fn product_version(&self) -> String {
+        lock(&self.group).instances[self.inst].version.clone()
+    }
+
+    fn database_exists(&self, database: &str) -> bool {
+        let g = lock(&self.group);
+        g.instances[self.inst]
+            .databases
+            .iter()
+            .any(|d| d.name.eq_ignore_ascii_case(database))
+    }
+
     fn disconnected(&self, spid: u16) {
+        let open = self
+            .open_transactions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&spid);
         let mut g = lock(&self.group);
         let inst = self.inst;
+        // SQL Server rolls back what a closed session left uncommitted.
+        if let Some(t) = open {
+            g.instances[inst] = *t.before;
+        }
         g.running
             .retain(|r| !(r.instance == inst && r.spid == spid));
     }

@@ -138,6 +138,14 @@ pub struct RestoreStmt {
     pub options: Vec<(String, Option<Expr>)>,
 }
 
+/// BEGIN / COMMIT / ROLLBACK TRANSACTION (`Rollback(true)` names a transaction or savepoint).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TranOp {
+    Begin,
+    Commit,
+    Rollback(bool),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stmt {
     Select(Select),
@@ -156,7 +164,7 @@ pub enum Stmt {
     },
     ExecSql(Expr),
     Use(String),
-    Tran,
+    Tran(TranOp),
     Print(Expr),
     Return,
     Break,
@@ -532,7 +540,9 @@ impl<'a> Parser<'a> {
                 Stmt::Use(self.ident()?)
             }
             "commit" | "rollback" => {
+                let commit = self.kw("commit");
                 self.pos += 1;
+                let mut named = false;
                 if (self.eat_kw("tran") || self.eat_kw("transaction") || self.eat_kw("work"))
                     && let Some(Tok::Word {
                         bracketed: false,
@@ -541,8 +551,13 @@ impl<'a> Parser<'a> {
                     && !STMT_START.iter().any(|k| text.eq_ignore_ascii_case(k))
                 {
                     self.pos += 1;
+                    named = true;
                 }
-                Stmt::Tran
+                Stmt::Tran(if commit {
+                    TranOp::Commit
+                } else {
+                    TranOp::Rollback(named)
+                })
             }
             "print" => {
                 self.pos += 1;
@@ -610,7 +625,7 @@ impl<'a> Parser<'a> {
             {
                 self.pos += 1;
             }
-            return Ok(Stmt::Tran);
+            return Ok(Stmt::Tran(TranOp::Begin));
         }
         if self.eat_kw("try") {
             let body = self.block_until(&["end"])?;
@@ -1065,10 +1080,12 @@ impl<'a> Parser<'a> {
         };
         self.eat_kw("all");
         if self.eat_kw("top") {
-            let paren = self.eat_sym("(");
-            s.top = Some(self.expr()?);
-            if paren {
+            // `TOP (expr)`, or without parentheses a constant or variable only (`TOP 5 *`).
+            if self.eat_sym("(") {
+                s.top = Some(self.expr()?);
                 self.expect_sym(")")?;
+            } else {
+                s.top = Some(self.primary()?);
             }
         }
         loop {

@@ -4,14 +4,18 @@ use std::fmt;
 
 /// Version announced in PRELOGIN (SQL Server 2019, 15.0.2000).
 const SERVER_VERSION: [u8; 6] = [15, 0, 0x07, 0xD0, 0, 0];
-/// ENCRYPT_NOT_SUP: plaintext only; tiberius must use `EncryptionLevel::NotSupported`.
-const ENCRYPT_NOT_SUP: u8 = 0x02;
+use super::tls::ENCRYPT_NOT_SUP;
 
-/// The PRELOGIN answer: VERSION, ENCRYPTION, INSTOPT, THREADID (empty), MARS off.
+/// The PRELOGIN answer of a server without TLS (ENCRYPT_NOT_SUP).
 pub fn prelogin_reply() -> Vec<u8> {
+    prelogin_reply_with(ENCRYPT_NOT_SUP)
+}
+
+/// The PRELOGIN answer: VERSION, ENCRYPTION (`encryption`), INSTOPT, THREADID (empty), MARS off.
+pub fn prelogin_reply_with(encryption: u8) -> Vec<u8> {
     let options: [(u8, Vec<u8>); 5] = [
         (0x00, SERVER_VERSION.to_vec()),
-        (0x01, vec![ENCRYPT_NOT_SUP]),
+        (0x01, vec![encryption]),
         (0x02, vec![0]),
         (0x03, Vec::new()),
         (0x04, vec![0]),
@@ -29,6 +33,31 @@ pub fn prelogin_reply() -> Vec<u8> {
     table.push(0xFF);
     table.extend(data);
     table
+}
+
+/// The ENCRYPTION option of a client's PRELOGIN (MS-TDS 2.2.6.5); ENCRYPT_OFF when absent.
+pub fn client_encryption(payload: &[u8]) -> Result<u8, String> {
+    let mut at = 0;
+    loop {
+        let Some(&token) = payload.get(at) else {
+            return Err("PRELOGIN option table has no terminator (0xFF)".into());
+        };
+        if token == 0xFF {
+            return Ok(super::tls::ENCRYPT_OFF);
+        }
+        let entry = payload
+            .get(at + 1..at + 5)
+            .ok_or("PRELOGIN option table is cut short")?;
+        if token == 0x01 {
+            let offset = usize::from(u16::from_be_bytes([entry[0], entry[1]]));
+            let len = usize::from(u16::from_be_bytes([entry[2], entry[3]]));
+            return match payload.get(offset) {
+                Some(&v) if len >= 1 => Ok(v),
+                _ => Err("PRELOGIN ENCRYPTION option points outside the packet".into()),
+            };
+        }
+        at += 5;
+    }
 }
 
 /// What the server needs from a LOGIN7 record.
@@ -173,5 +202,13 @@ mod tests {
         let off = usize::from(u16::from_be_bytes([r[6], r[7]]));
         assert_eq!(r[5], 0x01);
         assert_eq!(r[off], ENCRYPT_NOT_SUP);
+    }
+
+    #[test]
+    fn reads_the_clients_encryption_option() {
+        assert_eq!(client_encryption(&prelogin_reply_with(0x03)), Ok(0x03));
+        assert_eq!(client_encryption(&[0xFF]), Ok(0x00));
+        assert!(client_encryption(&[0x01, 0, 200, 0, 1, 0xFF]).is_err());
+        assert!(client_encryption(&[0x00, 0, 6]).is_err());
     }
 }

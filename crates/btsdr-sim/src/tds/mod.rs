@@ -1,8 +1,9 @@
 //! A TDS 7.4 server (the wire protocol of SQL Server) that answers from any
 //! [`Backend`](crate::backend::Backend), for drills and tests without a real SQL Server.
 //!
-//! Plaintext only (PRELOGIN says encryption is not supported): tiberius clients must set
-//! `EncryptionLevel::NotSupported` and use SQL Server authentication.
+//! Without TLS settings PRELOGIN says encryption is not supported (tiberius clients must set
+//! `EncryptionLevel::NotSupported`); with them ([`TdsServer::bind_tls`]) encryption is
+//! negotiated as SQL Server does (see [`tls`]). SQL Server authentication only.
 
 // The codec pieces are public so tests can play a misbehaving server (endless results,
 // cut packets) with the same encoding.
@@ -10,6 +11,7 @@ pub mod login;
 pub mod packet;
 pub mod rpc;
 mod server;
+pub mod tls;
 pub mod tokens;
 
 pub use server::TdsServer;

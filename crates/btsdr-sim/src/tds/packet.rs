@@ -99,6 +99,16 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         }
     }
 
+    /// A reader that first serves `buf` (bytes already read from `inner`).
+    pub fn from_parts(inner: R, buf: Vec<u8>) -> Self {
+        PacketReader { inner, buf }
+    }
+
+    /// The socket back, with the bytes read from it but not yet taken as packets.
+    pub fn into_parts(self) -> (R, Vec<u8>) {
+        (self.inner, self.buf)
+    }
+
     /// The next packet, or `None` when the peer closed cleanly between packets.
     pub async fn next_packet(&mut self) -> Result<Option<Packet>, FrameError> {
         loop {

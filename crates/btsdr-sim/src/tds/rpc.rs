@@ -96,32 +96,104 @@ pub fn decode_batch(p: &[u8]) -> Result<Request, DecodeError> {
 }
 
 /// A decoded RPC parameter value: `None` is NULL.
-type Value = Option<Param>;
+pub type Value = Option<Param>;
 
-/// An `sp_executesql` RPC: statement, declaration list, then the values.
-pub fn decode_rpc(p: &[u8]) -> Result<Request, DecodeError> {
-    let mut c = Cur {
-        p: skip_all_headers(p)?,
-        at: 0,
-    };
+/// A decoded RPC call (MS-TDS 2.2.6.6; the procedures of 2.2.6.6's ProcID table).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rpc {
+    /// `sp_executesql`: statement, declaration list, then the values.
+    ExecuteSql(Request),
+    /// `sp_prepare` (`execute` false) or `sp_prepexec` (true): a handle is returned in the
+    /// first (OUTPUT) parameter; `sp_prepexec` also runs the statement with `values`.
+    Prepare {
+        decl: String,
+        sql: String,
+        values: Vec<Value>,
+        execute: bool,
+    },
+    /// `sp_execute`: a prepared handle and the values.
+    Execute { handle: i32, values: Vec<Value> },
+    /// `sp_unprepare`: forgets a handle.
+    Unprepare { handle: i32 },
+}
+
+/// Which supported procedure an RPC names (by ProcID or by name).
+fn procedure(c: &mut Cur<'_>) -> Result<&'static str, DecodeError> {
     let name_len = c.u16()?;
     let proc = if name_len == 0xFFFF {
         match c.u16()? {
-            10 => "sp_executesql".to_string(),
+            10 => return Ok("sp_executesql"),
+            11 => return Ok("sp_prepare"),
+            12 => return Ok("sp_execute"),
+            13 => return Ok("sp_prepexec"),
+            15 => return Ok("sp_unprepare"),
             id => format!("system procedure id {id}"),
         }
     } else {
         c.utf16(usize::from(name_len))?
     };
     let bare = proc.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-    if bare != "sp_executesql" {
-        return Err(DecodeError::Unsupported {
-            number: 2812,
-            message: format!(
-                "Could not find stored procedure '{proc}'. The stand-in server only runs sp_executesql."
-            ),
-        });
+    for known in [
+        "sp_executesql",
+        "sp_prepare",
+        "sp_execute",
+        "sp_prepexec",
+        "sp_unprepare",
+    ] {
+        if bare == known {
+            return Ok(known);
+        }
     }
+    Err(DecodeError::Unsupported {
+        number: 2812,
+        message: format!("Could not find stored procedure '{proc}'."),
+    })
+}
+
+fn missing<T>(proc: &str, param: &str) -> Result<T, DecodeError> {
+    Err(DecodeError::Unsupported {
+        number: 201,
+        message: format!(
+            "Procedure or function '{proc}' expects parameter '{param}', which was not supplied."
+        ),
+    })
+}
+
+/// Values named from the declaration list by position (`@P1`, ... when unnamed).
+fn named(
+    values: impl Iterator<Item = (String, Value)>,
+    declared: &[String],
+) -> Vec<(String, Value)> {
+    values
+        .enumerate()
+        .map(|(i, (name, v))| {
+            let name = name.trim_start_matches('@');
+            let name = if name.is_empty() {
+                declared
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("P{}", i + 1))
+            } else {
+                name.to_string()
+            };
+            (name, v)
+        })
+        .collect()
+}
+
+/// The values of a prepared statement's parameters, named after its declaration list.
+pub fn name_values(decl: &str, values: Vec<Value>) -> Vec<(String, Value)> {
+    let declared = declared_names(decl);
+    named(values.into_iter().map(|v| (String::new(), v)), &declared)
+}
+
+/// An RPC request: `sp_executesql`, or the prepared-statement procedures.
+pub fn decode_rpc(p: &[u8]) -> Result<Rpc, DecodeError> {
+    let mut c = Cur {
+        p: skip_all_headers(p)?,
+        at: 0,
+    };
+    let proc = procedure(&mut c)?;
     let _options = c.u16()?;
     let mut raw = Vec::new();
     while !c.done() {
@@ -138,35 +210,59 @@ pub fn decode_rpc(p: &[u8]) -> Result<Request, DecodeError> {
         raw.push((name, value(&mut c, index)?));
     }
     let mut raw = raw.into_iter();
-    let sql = match raw.next() {
-        Some((_, Some(Param::Text(sql)))) => sql,
-        _ => {
-            return Err(DecodeError::Unsupported {
-                number: 201,
-                message: "Procedure or function 'sp_executesql' expects parameter '@statement', which was not supplied.".into(),
+    let text = |v: Option<(String, Value)>| match v {
+        Some((_, Some(Param::Text(t)))) => Some(t),
+        _ => None,
+    };
+    let handle = |v: Option<(String, Value)>| match v {
+        Some((_, Some(Param::Int(h)))) => i32::try_from(h).ok(),
+        _ => None,
+    };
+    match proc {
+        "sp_executesql" => {
+            let Some(sql) = text(raw.next()) else {
+                return missing(proc, "@stmt");
+            };
+            let declared = text(raw.next()).map_or_else(Vec::new, |d| declared_names(&d));
+            Ok(Rpc::ExecuteSql(Request {
+                sql,
+                params: named(raw, &declared),
+            }))
+        }
+        "sp_prepare" | "sp_prepexec" => {
+            let _handle = raw.next();
+            let decl = text(raw.next()).unwrap_or_default();
+            let Some(sql) = text(raw.next()) else {
+                return missing(proc, "@stmt");
+            };
+            let execute = proc == "sp_prepexec";
+            // sp_prepare's optional fourth parameter is @options, not a value.
+            let values = if execute {
+                raw.map(|(_, v)| v).collect()
+            } else {
+                Vec::new()
+            };
+            Ok(Rpc::Prepare {
+                decl,
+                sql,
+                values,
+                execute,
             })
         }
-    };
-    let declared = match raw.next() {
-        Some((_, Some(Param::Text(d)))) => declared_names(&d),
-        _ => Vec::new(),
-    };
-    let params = raw
-        .enumerate()
-        .map(|(i, (name, v))| {
-            let name = name.trim_start_matches('@');
-            let name = if name.is_empty() {
-                declared
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| format!("P{}", i + 1))
-            } else {
-                name.to_string()
+        "sp_execute" => {
+            let Some(handle) = handle(raw.next()) else {
+                return missing(proc, "@handle");
             };
-            (name, v)
-        })
-        .collect();
-    Ok(Request { sql, params })
+            Ok(Rpc::Execute {
+                handle,
+                values: raw.map(|(_, v)| v).collect(),
+            })
+        }
+        _ => match handle(raw.next()) {
+            Some(handle) => Ok(Rpc::Unprepare { handle }),
+            None => missing(proc, "@handle"),
+        },
+    }
 }
 
 /// Names (without `@`) from a declaration list like `@P1 nvarchar(4000),@P2 decimal(18,2)`.
@@ -264,6 +360,22 @@ fn value(c: &mut Cur<'_>, index: usize) -> Result<Value, DecodeError> {
                 })
             })
         }
+        0x63 | 0x23 => {
+            // NTEXT, TEXT: max length, collation, then a 4-byte length (NULL = 0xFFFFFFFF)
+            let _max = c.u32()?;
+            c.take(5)?;
+            match c.u32()? {
+                u32::MAX => None,
+                n => {
+                    let b = c.take(n as usize)?;
+                    Some(Param::Text(if ty == 0x63 {
+                        utf16(b)
+                    } else {
+                        cp1252_decode(b)
+                    }))
+                }
+            }
+        }
         other => return unsupported_type(index, other),
     })
 }
@@ -338,8 +450,12 @@ mod tests {
     }
 
     fn rpc(params: &[Vec<u8>]) -> Vec<u8> {
+        rpc_id(10, params)
+    }
+
+    fn rpc_id(id: u8, params: &[Vec<u8>]) -> Vec<u8> {
         let mut v = headers();
-        v.extend_from_slice(&[0xFF, 0xFF, 10, 0, 0, 0]);
+        v.extend_from_slice(&[0xFF, 0xFF, id, 0, 0, 0]);
         params.iter().for_each(|p| v.extend_from_slice(p));
         v
     }
@@ -374,7 +490,9 @@ mod tests {
             ),
             param("", vec![0x68, 1, 1, 1]),
         ]);
-        let r = decode_rpc(&p).unwrap();
+        let Rpc::ExecuteSql(r) = decode_rpc(&p).unwrap() else {
+            panic!("not sp_executesql")
+        };
         assert_eq!(r.sql, "SELECT @a, @b");
         assert_eq!(
             r.params,
@@ -384,6 +502,47 @@ mod tests {
                 ("c".to_string(), Some(Param::Text("hi".into()))),
                 ("d".to_string(), Some(Param::Bool(true))),
             ]
+        );
+    }
+
+    #[test]
+    fn prepared_statement_procedures() {
+        let int = |n: u8| vec![0x26, 4, 4, n, 0, 0, 0];
+        let p = rpc_id(
+            13,
+            &[
+                param("", vec![0x26, 4, 0]),
+                param("", nvarchar("@P1 int")),
+                param("", nvarchar("SELECT @P1")),
+                param("", int(7)),
+            ],
+        );
+        assert_eq!(
+            decode_rpc(&p).unwrap(),
+            Rpc::Prepare {
+                decl: "@P1 int".into(),
+                sql: "SELECT @P1".into(),
+                values: vec![Some(Param::Int(7))],
+                execute: true,
+            }
+        );
+        let p = rpc_id(12, &[param("", int(3)), param("", int(9))]);
+        assert_eq!(
+            decode_rpc(&p).unwrap(),
+            Rpc::Execute {
+                handle: 3,
+                values: vec![Some(Param::Int(9))]
+            }
+        );
+        let p = rpc_id(15, &[param("", int(3))]);
+        assert_eq!(decode_rpc(&p).unwrap(), Rpc::Unprepare { handle: 3 });
+        assert!(matches!(
+            decode_rpc(&rpc_id(12, &[])),
+            Err(DecodeError::Unsupported { number: 201, .. })
+        ));
+        assert_eq!(
+            name_values("@a int, @b nvarchar(10)", vec![None, None]),
+            vec![("a".to_string(), None), ("b".to_string(), None)]
         );
     }
 

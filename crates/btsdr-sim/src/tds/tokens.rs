@@ -43,11 +43,22 @@ impl Tokens {
     }
 
     pub fn login_ack(&mut self) {
+        self.login_ack_version("15.0.2000");
+    }
+
+    /// LOGINACK announcing `version` (`major.minor.build`, as ProductVersion).
+    pub fn login_ack_version(&mut self, version: &str) {
+        let mut part = version
+            .split('.')
+            .map(|p| p.trim().parse::<u16>().unwrap_or(0));
+        let major = part.next().unwrap_or(0).min(255) as u8;
+        let minor = part.next().unwrap_or(0).min(255) as u8;
+        let build = part.next().unwrap_or(0).to_be_bytes();
         self.with_len(0xAD, |t| {
             t.0.push(1); // SQL interface
             t.0.extend_from_slice(&0x7400_0004u32.to_be_bytes()); // TDS 7.4, big-endian
             t.b_varchar("Microsoft SQL Server");
-            t.0.extend_from_slice(&[15, 0, 0x07, 0xD0]);
+            t.0.extend_from_slice(&[major, minor, build[0], build[1]]);
         });
     }
 
@@ -74,6 +85,30 @@ impl Tokens {
         self.u16(status | if rows.is_some() { DONE_COUNT } else { 0 });
         self.u16(0xC1); // current command: SELECT
         self.0.extend_from_slice(&rows.unwrap_or(0).to_le_bytes());
+    }
+
+    /// The end of a procedure that returns a prepared-statement handle (`sp_prepare`,
+    /// `sp_prepexec`): RETURNSTATUS 0, RETURNVALUE (an int OUTPUT parameter), DONEPROC.
+    /// A DONE already at the end of `self` gets DONE_MORE, as more tokens follow it.
+    pub fn proc_returns_handle(&mut self, handle: i32) {
+        let n = self.0.len();
+        if n >= 13 && self.0[n - 13] == 0xFD {
+            self.0[n - 12] |= DONE_MORE as u8;
+        }
+        self.0.push(0x79); // RETURNSTATUS
+        self.0.extend_from_slice(&0i32.to_le_bytes());
+        self.0.push(0xAC); // RETURNVALUE
+        self.u16(0); // ordinal of @handle
+        self.b_varchar("@handle");
+        self.0.push(0x01); // an OUTPUT parameter
+        self.u32(0); // user type
+        self.u16(0); // flags
+        self.0.extend_from_slice(&[0x26, 4, 4]); // INTN(4), length 4
+        self.0.extend_from_slice(&handle.to_le_bytes());
+        self.0.push(0xFE); // DONEPROC
+        self.u16(0);
+        self.u16(0xE0); // current command: EXECUTE
+        self.0.extend_from_slice(&0u64.to_le_bytes());
     }
 
     /// ERROR (0xAA) or INFO (0xAB).
@@ -110,7 +145,13 @@ impl Tokens {
 
     /// COLMETADATA + ROWs, without the DONE. On error nothing is written.
     pub fn result_set(&mut self, rs: &ResultSet) -> Result<(), String> {
+        self.result_set_marked(rs, &mut Vec::new())
+    }
+
+    /// `result_set`, noting in `marks` where each ROW token starts (offsets in `self`).
+    fn result_set_marked(&mut self, rs: &ResultSet, marks: &mut Vec<usize>) -> Result<(), String> {
         let mut out = Tokens::default();
+        let mut rows_at = Vec::with_capacity(rs.rows.len());
         let types = rs
             .columns
             .iter()
@@ -140,6 +181,7 @@ impl Tokens {
                     types.len()
                 ));
             }
+            rows_at.push(out.0.len());
             out.0.push(0xD1);
             for ((v, ty), col) in row.iter().zip(&types).zip(&rs.columns) {
                 ty.value(&mut out, v).map_err(|e| {
@@ -152,6 +194,8 @@ impl Tokens {
                 })?;
             }
         }
+        let base = self.0.len();
+        marks.extend(rows_at.into_iter().map(|at| base + at));
         self.0.extend(out.0);
         Ok(())
     }
@@ -160,19 +204,27 @@ impl Tokens {
 /// Encodes reply items. Returns the token bytes and whether the reply ends in a disconnect
 /// (then the bytes are a cut-off reply without a final DONE).
 pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
+    let (bytes, _, disconnect) = encode_reply_marked(items);
+    (bytes, disconnect)
+}
+
+/// `encode_reply`, also returning the offsets where tokens start (each item and each row;
+/// ascending): a reply cut there and followed by a DONE is still a valid token stream.
+pub fn encode_reply_marked(items: &[Reply]) -> (Vec<u8>, Vec<usize>, bool) {
     enum Piece {
-        Bytes(Vec<u8>),
+        Bytes(Vec<u8>, Vec<usize>),
         Done { rows: Option<u64>, error: bool },
     }
     let mut pieces = Vec::new();
+    let mut marks = Vec::new();
     let mut error = false;
     let mut disconnect = false;
     for item in items {
         let mut t = Tokens::default();
         match item {
-            Reply::Rows(rs) => match t.result_set(rs) {
+            Reply::Rows(rs) => match t.result_set_marked(rs, &mut marks) {
                 Ok(()) => {
-                    pieces.push(Piece::Bytes(t.0));
+                    pieces.push(Piece::Bytes(t.0, std::mem::take(&mut marks)));
                     pieces.push(Piece::Done {
                         rows: Some(rs.rows.len() as u64),
                         error,
@@ -187,7 +239,8 @@ pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
                         1,
                         &format!("stand-in server cannot encode the result set: {e}"),
                     );
-                    pieces.push(Piece::Bytes(t.0));
+                    marks.clear();
+                    pieces.push(Piece::Bytes(t.0, Vec::new()));
                     error = true;
                 }
             },
@@ -207,12 +260,12 @@ pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
                 line,
             } => {
                 t.message(0xAA, *number, *state, *severity, message, procedure, *line);
-                pieces.push(Piece::Bytes(t.0));
+                pieces.push(Piece::Bytes(t.0, Vec::new()));
                 error = true;
             }
             Reply::Info { number, message } => {
                 t.message(0xAB, *number, 1, 0, message, "", 1);
-                pieces.push(Piece::Bytes(t.0));
+                pieces.push(Piece::Bytes(t.0, Vec::new()));
             }
             Reply::Disconnect => {
                 disconnect = true;
@@ -225,9 +278,15 @@ pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
     }
     let last_done = pieces.iter().rposition(|p| matches!(p, Piece::Done { .. }));
     let mut t = Tokens::default();
+    let mut starts = Vec::new();
     for (i, p) in pieces.into_iter().enumerate() {
+        let base = t.0.len();
+        starts.push(base);
         match p {
-            Piece::Bytes(b) => t.0.extend(b),
+            Piece::Bytes(b, rows) => {
+                starts.extend(rows.into_iter().map(|at| base + at));
+                t.0.extend(b);
+            }
             Piece::Done { rows, error } => {
                 let more = if Some(i) == last_done && !disconnect {
                     0
@@ -238,7 +297,8 @@ pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
             }
         }
     }
-    (t.0, disconnect)
+    starts.dedup();
+    (t.0, starts, disconnect)
 }
 
 /// The wire type chosen for a column.
