@@ -182,6 +182,9 @@ fn records() -> Vec<Record> {
             Event::SignedOff {
                 name: "Alice Admin".into(),
                 role: "BizTalk administrator".into(),
+                exceptions: vec![],
+                comment: String::new(),
+                next_review: String::new(),
             },
         ),
         rec(96, "alice", None, Event::SessionClosed {}),
@@ -411,6 +414,9 @@ fn hostile_text_is_inert_in_markdown() {
             Event::SignedOff {
                 name: hostile.into(),
                 role: hostile.into(),
+                exceptions: vec![hostile.into()],
+                comment: hostile.into(),
+                next_review: hostile.into(),
             },
         ),
     );

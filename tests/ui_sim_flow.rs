@@ -400,7 +400,7 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
             .any(|e| matches!(e, Event::InDoubtResolved { .. }))
     );
     assert!(read.entries.iter().any(|r| matches!(&r.event, Event::Resumed { in_doubt } if in_doubt == &vec!["job.configure".to_string()])));
-    assert!(read.entries.iter().any(|r| matches!(&r.event, Event::SignedOff { name, role } if name == "alice" && role == "DBA on call")));
+    assert!(read.entries.iter().any(|r| matches!(&r.event, Event::SignedOff { name, role, .. } if name == "alice" && role == "DBA on call")));
 
     // And the simulator really ran the statement: the job steps now use the backup path.
     let check = Statement {

@@ -56,6 +56,12 @@ impl StepState {
         )
     }
 
+    /// Lets steps that name it in `after` start: finished, but not skipped (the skip
+    /// popup promises that dependants wait; reopening the step and running it frees them).
+    pub fn frees_dependants(&self) -> bool {
+        self.is_finished() && !matches!(self, StepState::Skipped { .. })
+    }
+
     /// Short label for lists and reports.
     pub fn label(&self) -> &'static str {
         match self {

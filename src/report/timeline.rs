@@ -328,7 +328,7 @@ pub fn build(
                     },
                 ));
             }
-            (Event::SignedOff { name, role }, _) => {
+            (Event::SignedOff { name, role, .. }, _) => {
                 r.signoffs.push((rec.time, name.clone(), role.clone()))
             }
             (Event::SessionClosed {}, _) => r.closed = true,
