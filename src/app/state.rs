@@ -327,6 +327,16 @@ pub enum Popup {
     SignOff {
         form: Form,
     },
+    /// Reopen a skipped or done step: why (journaled).
+    Reopen {
+        step: String,
+        form: Form,
+    },
+    /// Close the session; `open` lists the steps still open (a reason is then required).
+    Close {
+        open: Vec<String>,
+        form: Form,
+    },
     Quit,
     Help {
         scroll: u16,
@@ -393,6 +403,8 @@ impl Popup {
             | Popup::ManualConfirm { form, .. }
             | Popup::Skip { form, .. }
             | Popup::SignOff { form }
+            | Popup::Reopen { form, .. }
+            | Popup::Close { form, .. }
             | Popup::Find { form, .. }
             | Popup::SecondOperator { form, .. }
             | Popup::MarkDone { form, .. }
@@ -407,6 +419,8 @@ impl Popup {
             | Popup::ManualConfirm { form, .. }
             | Popup::Skip { form, .. }
             | Popup::SignOff { form }
+            | Popup::Reopen { form, .. }
+            | Popup::Close { form, .. }
             | Popup::Find { form, .. }
             | Popup::SecondOperator { form, .. }
             | Popup::MarkDone { form, .. }

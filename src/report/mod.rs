@@ -10,6 +10,13 @@ pub use html::html;
 pub use markdown::markdown;
 pub use timeline::{Report, StepLine, StepStatus, build};
 
+/// A readiness review (not an incident): framed by scope, reviewers, findings and verdict,
+/// with no disaster declaration or RTO clock. The shipped review runbook is `readiness`;
+/// a user runbook says so in its title.
+pub fn is_review(runbook_id: &str, title: &str) -> bool {
+    runbook_id == "readiness" || title.to_ascii_lowercase().contains("review")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Markdown,
