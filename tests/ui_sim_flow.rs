@@ -148,6 +148,8 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
     h.press("enter"); // empty reason refused
     assert!(matches!(h.app.popups.last(), Some(Popup::Skip { .. })));
     h.type_text("Agent account reviewed by the DBA yesterday (CHG-4700)");
+    h.press("enter"); // then the word that makes it deliberate
+    h.type_text("SKIP");
     h.press("enter");
     assert_eq!(mark(&h, "prep.agent-account"), StepMark::Skipped);
 
@@ -435,7 +437,7 @@ async fn healthy_drill_help_hostile_input_and_resizes() {
     h.press("?");
     let first = h.screen();
     assert!(first.contains("scroll"), "help says it scrolls:\n{first}");
-    for _ in 0..40 {
+    for _ in 0..80 {
         h.press("j");
     }
     let end = h.screen();
@@ -453,6 +455,8 @@ async fn healthy_drill_help_hostile_input_and_resizes() {
     go_to(&mut h, "prep.learn");
     h.press("s");
     h.paste("read it\u{1b}[2J\u{7} twice\r\nreally");
+    h.press("enter");
+    h.type_text("SKIP");
     h.press("enter");
     assert_eq!(mark(&h, "prep.learn"), StepMark::Skipped);
     let text = std::fs::read_to_string(dir.path().join(format!("{SESSION}.jsonl"))).unwrap();

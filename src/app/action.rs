@@ -70,6 +70,8 @@ impl Action {
         Action::FindNext,
         Action::NextFailed,
         Action::SignOff,
+        Action::Reopen,
+        Action::CloseSession,
         Action::Help,
         Action::Quit,
         Action::Cancel,
@@ -79,8 +81,6 @@ impl Action {
         Action::PrevField,
         Action::ToggleTheme,
         Action::Home,
-        Action::Reopen,
-        Action::CloseSession,
     ];
 
     /// One line for the help popup.
@@ -97,7 +97,7 @@ impl Action {
             Action::FocusNext => "focus the next pane",
             Action::FocusPrev => "focus the previous pane",
             Action::Run => "run the selected step / open the selected item",
-            Action::Skip => "skip the selected step (asks for a reason and the word SKIP)",
+            Action::Skip => "skip the selected step (asks a reason and SKIP)",
             Action::Confirm => "confirm a manual step as done (note + evidence)",
             Action::Retry => "retry the selected failed step",
             Action::Verify => "re-verify the selected step",
@@ -119,10 +119,8 @@ impl Action {
             Action::PrevField => "previous field",
             Action::ToggleTheme => "switch theme (dark / high contrast)",
             Action::Home => "go to the home screen",
-            Action::Reopen => "reopen the selected skipped or done step (asks why; journaled)",
-            Action::CloseSession => {
-                "close the session (its clock stops; a reason is asked when steps are open)"
-            }
+            Action::Reopen => "reopen a skipped or done step (asks why)",
+            Action::CloseSession => "close the session (stops its clock)",
         }
     }
 }
