@@ -1658,6 +1658,11 @@ impl Engine {
     /// Recomputes Pending / Blocked / NotApplicable from variables and dependencies.
     fn refresh(&mut self) {
         let get = |n: &str| self.vars.get(n).map(str::to_string);
+        // A dry run sends nothing, so a skipped (not performed) manual step lets the
+        // statements after it be shown.
+        let frees = |s: &StepState| {
+            s.frees_dependants() || (self.opts.dry_run && matches!(s, StepState::Skipped { .. }))
+        };
         let mut derived = Vec::new();
         for (i, (sec, step)) in self.runbook.steps().enumerate() {
             let cur = &self.state.steps[i].state;
@@ -1683,7 +1688,7 @@ impl Engine {
                         !self
                             .index
                             .get(d.as_str())
-                            .is_some_and(|&j| self.state.steps[j].state.frees_dependants())
+                            .is_some_and(|&j| frees(&self.state.steps[j].state))
                     })
                     .cloned()
                     .collect();
