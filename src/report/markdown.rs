@@ -217,7 +217,6 @@ pub fn markdown(r: &Report) -> String {
             for line in l.attested.lines() {
                 let _ = writeln!(o, "> {}", text(line));
             }
-            o.push('\n');
         }
         for f in &l.failed_attempts {
             let _ = writeln!(o, "- ✘ {}", text(f));

@@ -135,7 +135,11 @@ pub fn simulated_note(r: &Report) -> Option<String> {
 /// A review's scope: the runbook, its sections and the environment.
 pub fn scope(r: &Report) -> String {
     let mut sections: Vec<&str> = Vec::new();
-    for l in &r.steps {
+    for l in r
+        .steps
+        .iter()
+        .filter(|l| l.status != timeline::StepStatus::NotApplicable)
+    {
         if !l.section.is_empty() && !sections.contains(&l.section.as_str()) {
             sections.push(&l.section);
         }
@@ -213,7 +217,7 @@ pub fn controls(r: &Report) -> Vec<String> {
         let word = l
             .word
             .as_deref()
-            .map_or_else(String::new, |w| format!("typed word `{w}`; "));
+            .map_or_else(String::new, |w| format!("typed word \"{w}\"; "));
         let who = |v: &[String]| {
             if v.is_empty() {
                 "nobody".to_string()
@@ -227,7 +231,7 @@ pub fn controls(r: &Report) -> Vec<String> {
             String::new()
         };
         out.push(format!(
-            "Destructive step {} ({}): {}; {word}confirmed by {}{approved}; done by {}.",
+            "Destructive step {} ({}): {}; {word}confirmed by {}{approved}; acted on it: {}.",
             l.id,
             l.title,
             l.status.label(),
