@@ -587,3 +587,126 @@ fn review_report_shows_attestations_verdict_and_no_incident_framing() {
     assert!(html.contains("NOT READY: 1 item(s) failed or in doubt"));
     assert!(html.contains("<blockquote>Open \\\\fs01\\dr\\plan-v7.docx and confirm"));
 }
+
+/// One destructive step, for the two-person rule.
+const JOBS: &str = r#"
+id = "jobs-off"
+title = "Disable the Backup job"
+summary = "One destructive step."
+version = "1.0.0"
+
+[[variables]]
+name = "source_sql_server"
+label = "SQL Server instance hosting BizTalkMgmtDb"
+kind = "server"
+required = true
+
+[[variables]]
+name = "backup_job_name"
+label = "Backup job name"
+kind = "text"
+default = "Backup BizTalk Server (BizTalkMgmtDb)"
+required = true
+
+[[sections]]
+id = "job"
+title = "The Backup job"
+
+[[sections.steps]]
+id = "job.disable"
+title = "Disable the Backup job"
+why = "A test of the two-person rule."
+kind = "sql"
+server = "source"
+database = "msdb"
+destructive = true
+confirm_word = "DISABLE"
+params = ["backup_job_name"]
+sql = '''
+EXEC msdb.dbo.sp_update_job @job_name = @backup_job_name, @enabled = 0;
+'''
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_second_person_sees_what_they_approve_types_the_word_and_a_rejection_keeps_the_popup() {
+    let data = tempfile::tempdir().unwrap();
+    let drill = Drill::start("healthy").await.expect("drill starts");
+    let rb = match btsdr::runbook::loader::parse("test:jobs-off.toml", JOBS, None) {
+        Ok(rb) => Arc::new(rb),
+        Err(d) => panic!("{d:?}"),
+    };
+    let mut vars = Variables::from_runbook(&rb);
+    for (k, v) in drill.variables() {
+        vars.set(&k, v);
+    }
+    let opts = EngineOptions {
+        operator: "alice".into(),
+        session_id: "20261121-030000-jobs-off".into(),
+        environment: "drill:healthy".into(),
+        drill: true,
+        two_person_rule: true,
+        ..EngineOptions::default()
+    };
+    let engine = Engine::new(Arc::clone(&rb), vars, opts);
+    let path = data.path().join("s.jsonl");
+    let journal = JournalWriter::create(&path).expect("journal");
+    let mut h = Harness::new(100, 30);
+    h.open(Opened {
+        engine,
+        journal,
+        executor: executor(&drill),
+        files_dir: data.path().join("files"),
+    });
+    h.settle().await;
+    h.press("enter");
+    h.type_text("DISABLE");
+    h.press("enter");
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::SecondOperator { .. })),
+        "{}",
+        h.screen()
+    );
+    let s = h.screen();
+    for want in ["sp_update_job", "msdb", "DISABLE", "alice confirmed it"] {
+        assert!(s.contains(want), "the second person sees {want:?}:\n{s}");
+    }
+    // The same person again: refused, and the popup stays with the reason.
+    h.type_text("Alice");
+    h.press("tab");
+    h.type_text("DISABLE");
+    h.press("enter");
+    assert!(matches!(
+        h.app.popups.last(),
+        Some(Popup::SecondOperator { .. })
+    ));
+    assert!(h.screen().contains("different person"), "{}", h.screen());
+    // A different person who has not typed the word cannot approve either.
+    h.press("ctrl-u");
+    h.press("backtab");
+    h.press("ctrl-u");
+    h.type_text("bob");
+    h.press("enter");
+    assert!(matches!(
+        h.app.popups.last(),
+        Some(Popup::SecondOperator { .. })
+    ));
+    assert_eq!(mark(&h, "job.disable"), StepMark::Pending);
+    h.type_text("DISABLE");
+    h.press("enter");
+    h.settle().await;
+    assert_eq!(mark(&h, "job.disable"), StepMark::Passed, "{}", h.screen());
+    let approvals: Vec<(String, bool, Option<String>)> = events(&path)
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::DestructiveConfirmed { by, second, word } => Some((by, second, word)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        approvals,
+        vec![
+            ("alice".into(), false, Some("DISABLE".into())),
+            ("bob".into(), true, Some("DISABLE".into())),
+        ]
+    );
+}

@@ -1725,3 +1725,14 @@ fn journals_written_before_the_record_fields_still_read() {
     // And the new fields stay out of the file when empty (old readers see the same lines).
     assert_eq!(serde_json::to_string(&ev[0]).unwrap(), old[0]);
 }
+
+#[test]
+fn verify_is_offered_only_when_a_check_can_tell() {
+    let e = engine();
+    // A check re-runs itself; a sql step with a check after it can be verified.
+    assert!(e.can_verify("check-jobs"));
+    assert!(e.can_verify("drop-db"));
+    // The last step (a generate) has no check after it.
+    assert!(!e.can_verify("gen-config"));
+    assert!(!e.can_verify("no-such-step"));
+}
