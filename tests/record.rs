@@ -326,6 +326,15 @@ async fn signed_with_exceptions_stays_open_a_second_signer_types_their_name_clos
     h.press("enter");
     assert!(h.app.session.as_ref().unwrap().engine.is_over());
     assert_eq!(status(data.path()), SessionStatus::Closed);
+    // The clock stopped at the close.
+    let at_close = h.app.elapsed();
+    assert!(at_close.is_some());
+    h.advance(600);
+    assert_eq!(
+        h.app.elapsed(),
+        at_close,
+        "the clock stops when the session closes"
+    );
 
     let recs = events(&path);
     let signers: Vec<(String, Vec<String>)> = recs

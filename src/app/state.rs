@@ -593,8 +593,14 @@ impl App {
     }
 
     /// Time since the disaster was declared.
+    /// Time since the declaration; it stops when the session is closed or aborted.
     pub fn elapsed(&self) -> Option<Duration> {
-        self.declared_at.map(|d| self.now - d)
+        let end = self
+            .session
+            .as_ref()
+            .and_then(|s| s.engine.state().ended_at)
+            .unwrap_or(self.now);
+        self.declared_at.map(|d| end - d)
     }
 
     pub fn notify(&mut self, level: Level, text: impl Into<String>) {

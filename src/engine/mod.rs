@@ -109,6 +109,7 @@ impl Engine {
                 variables: vars.redacted(),
                 aborted: None,
                 closed: false,
+                ended_at: None,
                 signoffs: Vec::new(),
                 notes: Vec::new(),
                 records: 0,
@@ -1612,8 +1613,14 @@ impl Engine {
                 at: r.time,
             }),
             Event::Resumed { .. } => self.mark_running_in_doubt(),
-            Event::SessionClosed {} => self.state.closed = true,
-            Event::Aborted { reason } => self.state.aborted = Some(reason.clone()),
+            Event::SessionClosed {} => {
+                self.state.closed = true;
+                self.state.ended_at = self.state.ended_at.or(Some(r.time));
+            }
+            Event::Aborted { reason } => {
+                self.state.aborted = Some(reason.clone());
+                self.state.ended_at = self.state.ended_at.or(Some(r.time));
+            }
         }
         self.state.records += 1;
         self.state.last_activity = Some(r.time);

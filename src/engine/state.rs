@@ -197,6 +197,8 @@ pub struct RunState {
     pub variables: Vec<NamedValue>,
     pub aborted: Option<String>,
     pub closed: bool,
+    /// When the session was closed or aborted: its clock stops there.
+    pub ended_at: Option<DateTime<Utc>>,
     pub signoffs: Vec<SignOff>,
     pub notes: Vec<NoteEntry>,
     /// Records applied.
