@@ -630,6 +630,7 @@ server = "source"
 database = "msdb"
 destructive = true
 confirm_word = "DISABLE"
+undo = "enable the job again (sp_update_job with @enabled = 1)"
 params = ["backup_job_name"]
 sql = '''
 EXEC msdb.dbo.sp_update_job @job_name = @backup_job_name, @enabled = 0;
@@ -668,6 +669,10 @@ async fn the_second_person_sees_what_they_approve_types_the_word_and_a_rejection
     });
     h.settle().await;
     h.press("enter");
+    // A reversible step says how to undo it, not "cannot be undone".
+    let s = h.screen();
+    assert!(s.contains("To undo: enable the job"), "{s}");
+    assert!(!s.contains("cannot be undone"), "{s}");
     h.type_text("DISABLE");
     h.press("enter");
     assert!(

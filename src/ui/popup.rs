@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Widget, Wrap};
 
 use crate::app::{Action, App, Form, Mode, Popup, Screen, StartKind};
 use crate::guide::Plan;
+use crate::runbook::model::StepBody;
 
 use super::text::clip;
 
@@ -190,10 +191,25 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             form,
             scroll,
         } => {
-            l.push(Line::from(vec![
-                Span::styled("DESTRUCTIVE: ", t.fail),
-                Span::raw(format!("“{}” cannot be undone.", step_title(app, step))),
-            ]));
+            // "cannot be undone" only where the runbook gives no way back (`undo`).
+            let undo = app
+                .run
+                .as_ref()
+                .and_then(|r| r.runbook.step(step))
+                .and_then(|s| match &s.body {
+                    StepBody::Sql(q) => q.undo.clone(),
+                    _ => None,
+                });
+            l.push(Line::from(match undo {
+                None => vec![
+                    Span::styled("DESTRUCTIVE: ", t.fail),
+                    Span::raw(format!("“{}” cannot be undone.", step_title(app, step))),
+                ],
+                Some(u) => vec![
+                    Span::styled("CHANGES THE SERVER: ", t.warn),
+                    Span::raw(format!("“{}”. To undo: {u}", step_title(app, step))),
+                ],
+            }));
             l.push(Line::from(vec![
                 Span::styled("Server: ", t.dim),
                 Span::styled(server.clone(), t.warn),
