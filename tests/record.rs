@@ -157,12 +157,14 @@ fn go_to(h: &mut Harness, id: &str) {
     );
 }
 
-fn confirm_plan(h: &mut Harness) {
+fn confirm_plan(h: &mut Harness, done_by: &str) {
     go_to(h, "plan.document");
     h.press("c");
     h.type_text("all five points present");
     h.press("tab");
     h.type_text("plan v7, 2026-10-02");
+    h.press("tab");
+    h.type_text(done_by);
     h.press("enter");
     assert_eq!(mark(h, "plan.document"), StepMark::Done);
 }
@@ -223,8 +225,9 @@ async fn a_skip_makes_dependants_wait_reopen_runs_it_and_a_complete_review_close
         ))
     );
 
-    // Now it can be done, and the check after it runs against the simulator.
-    confirm_plan(&mut h);
+    // Now it can be done (by the plan's owner, alice at the keyboard), and the check after
+    // it runs against the simulator.
+    confirm_plan(&mut h, "Dora Owner");
     go_to(&mut h, "plan.sysadmin");
     h.press("enter");
     h.settle().await;
@@ -266,6 +269,8 @@ async fn a_skip_makes_dependants_wait_reopen_runs_it_and_a_complete_review_close
         "| Next review | 2027-03-31 |",
         "| Scope | Quarterly recovery readiness review on drill:healthy",
         "1 not applicable",
+        "| done | 03:00:00 | — | alice, Dora Owner |",
+        "Attested (alice, Dora Owner)",
         "reopened by alice",
         "Open \\\\\\\\fs01\\\\dr\\\\plan-v7.docx and confirm",
     ] {
@@ -283,7 +288,7 @@ async fn signed_with_exceptions_stays_open_a_second_signer_types_their_name_clos
     let drill = Drill::start("healthy").await.expect("drill starts");
     let (mut h, path) = open_review(data.path(), &drill);
     h.settle().await;
-    confirm_plan(&mut h);
+    confirm_plan(&mut h, "");
 
     // plan.sysadmin is not run: the sign-off lists it as an exception and the review stays open.
     h.press("S");

@@ -425,9 +425,14 @@ pub fn intent(app: &mut App, i: Intent) -> Vec<AppEffect> {
             step,
             note,
             evidence,
+            by: done_by,
         } => Input::ConfirmManual {
             step,
-            by,
+            by: if done_by.trim().is_empty() {
+                by
+            } else {
+                done_by
+            },
             note,
             evidence,
         },

@@ -63,6 +63,8 @@ pub enum Intent {
         step: String,
         note: String,
         evidence: String,
+        /// Who did it, when not the operator at the keyboard (empty: the operator).
+        by: String,
     },
     ConfirmDestructive {
         step: String,
@@ -804,6 +806,11 @@ pub(crate) fn push_manual(app: &mut App, step: String) {
         Field::new("Evidence (output, ticket, file path)", evidence_check)
             .help(evidence_help)
             .long(),
+        // The report's "By" names who did it, not who held the keyboard.
+        Field::new(
+            format!("Done by (empty: {})", app.operator.trim()),
+            Check::Any,
+        ),
     ]);
     app.popups.push(Popup::ManualConfirm { step, form });
 }
@@ -1068,6 +1075,7 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 step,
                 note: form.value(0).trim().to_string(),
                 evidence: form.value(1).trim().to_string(),
+                by: form.value(2).trim().to_string(),
             },
         ),
         Popup::Skip { step, form } => super::session::intent(

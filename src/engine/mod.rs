@@ -1050,7 +1050,15 @@ impl Engine {
             note: self.vars.redact(note),
             evidence: self.vars.redact(evidence),
         };
-        self.emit(out, now, &by, Some(id), ev, "");
+        // `by` did it; the record's operator is who confirmed it at the keyboard.
+        let op = self.opts.operator.clone();
+        let details = if same_person(&by, &op) || op.trim().is_empty() {
+            String::new()
+        } else {
+            format!("done by {by}; confirmed at the keyboard by {op}")
+        };
+        let op = if op.trim().is_empty() { by.clone() } else { op };
+        self.emit(out, now, &op, Some(id), ev, &details);
         Ok(())
     }
 
