@@ -384,9 +384,18 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
                     .filter(|s| !s.mark.is_settled())
                     .map(|s| s.id.as_str())
                     .collect();
-                if !open.is_empty() {
+                if open.is_empty() {
+                    l.push(Line::styled(
+                        "Every step is settled: signing also closes the session (its clock stops).",
+                        t.dim,
+                    ));
+                } else {
                     l.push(Line::styled(
                         clip(&format!("Still open: {}", open.join(", ")), w),
+                        t.warn,
+                    ));
+                    l.push(Line::styled(
+                        "Signing now is a sign-off WITH EXCEPTIONS (they are listed).",
                         t.warn,
                     ));
                 }
