@@ -378,7 +378,7 @@ async fn signed_with_exceptions_stays_open_a_second_signer_types_their_name_clos
         true,
     ));
     for want in [
-        "READY WITH EXCEPTIONS: 1 item(s) skipped or not reviewed; signed with 1 exception(s) by alice",
+        "REVIEW INCOMPLETE: 1 item(s) not reviewed; signed with 1 exception(s) by alice",
         "**signed with exceptions**: plan.sysadmin: pending",
         "## Reviewer comments",
         "the DBA was not available for the permission check",

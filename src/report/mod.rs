@@ -176,10 +176,17 @@ pub fn session_status(r: &Report) -> String {
     match r.closed_at {
         Some(at) if r.closed => {
             let d = r.closed_details.trim();
-            let d = if d.is_empty() || d == "session closed" {
-                String::new()
-            } else {
-                format!(" — {d}")
+            // The open steps themselves are listed under Controls; here only how many.
+            let d = match d.strip_prefix("session closed with open steps: ") {
+                Some(rest) => {
+                    let (list, reason) = rest.split_once(" — reason: ").unwrap_or((rest, ""));
+                    format!(
+                        " with {} step(s) open — reason: {reason}",
+                        list.split(", ").count()
+                    )
+                }
+                None if d.is_empty() || d == "session closed" => String::new(),
+                None => format!(" — {d}"),
             };
             format!(
                 "closed at {} by {}{d}",
@@ -259,7 +266,18 @@ pub fn controls(r: &Report) -> Vec<String> {
             out.push(format!("Step {}: {c}.", l.id));
         }
     }
-    out.push(format!("Session: {}.", session_status(r)));
+    out.push(
+        if let (true, Some(at)) = (r.closed && !r.closed_details.is_empty(), r.closed_at) {
+            format!(
+                "Session: closed at {} by {}; the close record says: {}.",
+                at.format("%Y-%m-%d %H:%M:%S UTC"),
+                r.closed_by,
+                r.closed_details.trim()
+            )
+        } else {
+            format!("Session: {}.", session_status(r))
+        },
+    );
     out
 }
 

@@ -257,24 +257,34 @@ impl Report {
     pub fn verdict(&self) -> (String, bool) {
         let count = |s: StepStatus| self.steps.iter().filter(|l| l.status == s).count();
         let failed = count(StepStatus::Failed) + count(StepStatus::InDoubt);
-        let open = count(StepStatus::NotRun) + count(StepStatus::Skipped);
+        let not_run = count(StepStatus::NotRun);
+        let skipped = count(StepStatus::Skipped);
         let signed = !self.signers.is_empty();
-        let (what, ok) = match (self.review, failed, open) {
-            (true, 0, 0) => (
+        // Worst first: a failure, then work never done, then skips (each with its reason).
+        let (what, ok) = match (self.review, failed, not_run, skipped) {
+            (true, 0, 0, 0) => (
                 "READY: every applicable item passed or was confirmed".into(),
                 true,
             ),
-            (true, 0, n) => (
-                format!("READY WITH EXCEPTIONS: {n} item(s) skipped or not reviewed"),
+            (true, 0, 0, n) => (
+                format!("READY WITH EXCEPTIONS: {n} item(s) skipped, each with its reason"),
                 false,
             ),
-            (true, f, _) => (format!("NOT READY: {f} item(s) failed or in doubt"), false),
-            (false, 0, 0) => (
+            (true, 0, n, _) => (
+                format!("REVIEW INCOMPLETE: {n} item(s) not reviewed"),
+                false,
+            ),
+            (true, f, _, _) => (format!("NOT READY: {f} item(s) failed or in doubt"), false),
+            (false, 0, 0, 0) => (
                 "COMPLETE: every applicable step passed or was done".into(),
                 true,
             ),
-            (false, 0, n) => (format!("INCOMPLETE: {n} step(s) skipped or not run"), false),
-            (false, f, _) => (
+            (false, 0, 0, n) => (
+                format!("COMPLETE WITH EXCEPTIONS: {n} step(s) skipped, each with its reason"),
+                false,
+            ),
+            (false, 0, n, _) => (format!("INCOMPLETE: {n} step(s) not run"), false),
+            (false, f, _, _) => (
                 format!("NOT COMPLETE: {f} step(s) failed or in doubt"),
                 false,
             ),
