@@ -328,6 +328,10 @@ async fn signed_with_exceptions_stays_open_a_second_signer_types_their_name_clos
     h.press("enter");
     assert!(matches!(h.app.popups.last(), Some(Popup::Close { .. })));
     h.type_text("permission check moved to next quarter");
+    h.press("enter"); // a reason alone does not close it: the word makes it deliberate
+    assert!(matches!(h.app.popups.last(), Some(Popup::Close { .. })));
+    assert!(!h.app.session.as_ref().unwrap().engine.is_over());
+    h.type_text("CLOSE");
     h.press("enter");
     assert!(h.app.session.as_ref().unwrap().engine.is_over());
     assert_eq!(status(data.path()), SessionStatus::Closed);

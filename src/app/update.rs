@@ -25,6 +25,8 @@ pub(crate) fn in_doubt_first(app: &App, step: &str) -> usize {
 
 /// The word the skip popup asks for.
 pub const SKIP_WORD: &str = "SKIP";
+/// The word the close popup asks for when steps are still open.
+pub const CLOSE_WORD: &str = "CLOSE";
 
 /// Everything that can happen to the app.
 #[derive(Debug)]
@@ -673,7 +675,15 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
             } else {
                 "Reason for closing with steps open (journaled)"
             };
-            let form = Form::new(vec![Field::new(label, check).long()]);
+            let mut fields = vec![Field::new(label, check).long()];
+            // Closing with work left ends the session for good: make it deliberate.
+            if !open.is_empty() {
+                fields.push(Field::new(
+                    format!("Type {CLOSE_WORD} to close with steps open"),
+                    Check::Equals(CLOSE_WORD.into()),
+                ));
+            }
+            let form = Form::new(fields);
             app.popups.push(Popup::Close { open, form });
         }
         Action::Confirm => {
