@@ -7,6 +7,8 @@
 //! cargo bench --bench sim_memory                 # optimised
 //! cargo bench --bench sim_memory --profile dev   # reuse the dev build
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+#![allow(clippy::too_many_lines)] // some tests tell a long story
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};

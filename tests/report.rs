@@ -184,6 +184,9 @@ fn records() -> Vec<Record> {
             Event::SignedOff {
                 name: "Alice Admin".into(),
                 role: "BizTalk administrator".into(),
+                exceptions: vec![],
+                comment: String::new(),
+                next_review: String::new(),
             },
         ),
         rec(96, "alice", None, Event::SessionClosed {}),
@@ -413,6 +416,9 @@ fn hostile_text_is_inert_in_markdown() {
             Event::SignedOff {
                 name: hostile.into(),
                 role: hostile.into(),
+                exceptions: vec![hostile.into()],
+                comment: hostile.into(),
+                next_review: hostile.into(),
             },
         ),
     );

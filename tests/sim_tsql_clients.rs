@@ -1,5 +1,7 @@
 //! What foreign clients send at connect and in ordinary queries, answered by the simulator's
 //! T-SQL interpreter as SQL Server documents it (issue 15).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails by panicking
+#![allow(clippy::too_many_lines)] // some tests tell a long story
 
 use std::sync::{Arc, Mutex};
 

@@ -132,6 +132,14 @@ async fn drill_fault_retry_manual_skip_crash_resume_signoff() {
     h.press("enter"); // empty reason is refused
     assert!(matches!(h.app.popups.last(), Some(Popup::Skip { .. })));
     h.type_text("verified by the DBA in SSMS");
+    h.press("enter"); // a reason alone does not commit a skip: the cursor moves to the word
+    assert!(matches!(h.app.popups.last(), Some(Popup::Skip { .. })));
+    assert_ne!(mark(&h, "restore.verify"), StepMark::Skipped);
+    h.type_text("skip"); // the word is exact
+    h.press("enter");
+    assert_ne!(mark(&h, "restore.verify"), StepMark::Skipped);
+    h.press("ctrl-u");
+    h.type_text("SKIP");
     h.press("enter");
     assert_eq!(mark(&h, "restore.verify"), StepMark::Skipped);
 

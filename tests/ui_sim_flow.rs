@@ -150,6 +150,8 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
     h.press("enter"); // empty reason refused
     assert!(matches!(h.app.popups.last(), Some(Popup::Skip { .. })));
     h.type_text("Agent account reviewed by the DBA yesterday (CHG-4700)");
+    h.press("enter"); // then the word that makes it deliberate
+    h.type_text("SKIP");
     h.press("enter");
     assert_eq!(mark(&h, "prep.agent-account"), StepMark::Skipped);
 
@@ -405,7 +407,7 @@ async fn job_disabled_drill_fault_retry_manual_skip_crash_resume_signoff() {
             .any(|e| matches!(e, Event::InDoubtResolved { .. }))
     );
     assert!(read.entries.iter().any(|r| matches!(&r.event, Event::Resumed { in_doubt } if in_doubt == &vec!["job.configure".to_string()])));
-    assert!(read.entries.iter().any(|r| matches!(&r.event, Event::SignedOff { name, role } if name == "alice" && role == "DBA on call")));
+    assert!(read.entries.iter().any(|r| matches!(&r.event, Event::SignedOff { name, role, .. } if name == "alice" && role == "DBA on call")));
 
     // And the simulator really ran the statement: the job steps now use the backup path.
     let check = Statement {
@@ -440,7 +442,7 @@ async fn healthy_drill_help_hostile_input_and_resizes() {
     h.press("?");
     let first = h.screen();
     assert!(first.contains("scroll"), "help says it scrolls:\n{first}");
-    for _ in 0..40 {
+    for _ in 0..80 {
         h.press("j");
     }
     let end = h.screen();
@@ -458,6 +460,8 @@ async fn healthy_drill_help_hostile_input_and_resizes() {
     go_to(&mut h, "prep.learn");
     h.press("s");
     h.paste("read it\u{1b}[2J\u{7} twice\r\nreally");
+    h.press("enter");
+    h.type_text("SKIP");
     h.press("enter");
     assert_eq!(mark(&h, "prep.learn"), StepMark::Skipped);
     let text = std::fs::read_to_string(dir.path().join(format!("{SESSION}.jsonl"))).unwrap();

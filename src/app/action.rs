@@ -40,10 +40,14 @@ pub enum Action {
     PrevField,
     ToggleTheme,
     Home,
+    /// Open a skipped or done step again (asks why).
+    Reopen,
+    /// Close the session (asks for a reason when steps are open).
+    CloseSession,
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 33] = [
         Action::Up,
         Action::Down,
         Action::Top,
@@ -66,6 +70,8 @@ impl Action {
         Action::FindNext,
         Action::NextFailed,
         Action::SignOff,
+        Action::Reopen,
+        Action::CloseSession,
         Action::Help,
         Action::Quit,
         Action::Cancel,
@@ -91,7 +97,7 @@ impl Action {
             Action::FocusNext => "focus the next pane",
             Action::FocusPrev => "focus the previous pane",
             Action::Run => "run the selected step / open the selected item",
-            Action::Skip => "skip the selected step (asks for a reason)",
+            Action::Skip => "skip the selected step (asks a reason and SKIP)",
             Action::Confirm => "confirm a manual step as done (note + evidence)",
             Action::Retry => "retry the selected failed step",
             Action::Verify => "re-verify the selected step",
@@ -113,6 +119,8 @@ impl Action {
             Action::PrevField => "previous field",
             Action::ToggleTheme => "switch theme (dark / high contrast)",
             Action::Home => "go to the home screen",
+            Action::Reopen => "reopen a skipped or done step (asks why)",
+            Action::CloseSession => "close the session (stops its clock)",
         }
     }
 }

@@ -184,7 +184,8 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
         && let Some(d) = run.steps.iter().find(|s| s.mark == StepMark::InDoubt)
     {
         let step = d.id.clone();
-        app.popups.push(Popup::InDoubt { step, choice: 0 });
+        let choice = super::update::in_doubt_first(app, &step);
+        app.popups.push(Popup::InDoubt { step, choice });
     }
     fx
 }
@@ -418,7 +419,15 @@ fn input_inner(app: &mut App, inp: Input) -> Vec<AppEffect> {
                 });
             }
             Effect::AskSecondOperator { step, first } => {
-                let form = Form::new(vec![Field::new("Second operator's name", Check::Required)]);
+                let mut fields = vec![Field::new("Second operator's name", Check::Required)];
+                if let Some(word) = app
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.engine.confirm_word(&step))
+                {
+                    fields.push(Field::new(format!("Type {word}"), Check::Equals(word)));
+                }
+                let form = Form::new(fields);
                 app.popups.push(Popup::SecondOperator { step, first, form });
             }
             Effect::AskManual { step } => super::update::push_manual(app, step),
@@ -443,6 +452,8 @@ fn redacted(s: Option<&Session>, st: &btsdr_types::Statement) -> btsdr_types::St
 }
 
 /// Maps an operator intent to engine inputs.
+// TODO(issue 16): split along its arms (the app layer's update is one function over two files).
+#[allow(clippy::too_many_lines)]
 pub fn intent(app: &mut App, i: Intent) -> Vec<AppEffect> {
     let by = app.operator.clone();
     let inp = match i {
@@ -454,9 +465,14 @@ pub fn intent(app: &mut App, i: Intent) -> Vec<AppEffect> {
             step,
             note,
             evidence,
+            by: done_by,
         } => Input::ConfirmManual {
             step,
-            by,
+            by: if done_by.trim().is_empty() {
+                by
+            } else {
+                done_by
+            },
             note,
             evidence,
         },
@@ -474,11 +490,54 @@ pub fn intent(app: &mut App, i: Intent) -> Vec<AppEffect> {
             step,
             resolution: Resolution::MarkDone { note },
         },
-        Intent::SignOff { name, role } => Input::SignOff {
+        Intent::SignOff {
             name,
             role,
-            at: app.now,
-        },
+            comment,
+            next_review,
+        } => {
+            let mut fx = input(
+                app,
+                Input::SignOffWith {
+                    name,
+                    role,
+                    comment,
+                    next_review,
+                    at: app.now,
+                },
+            );
+            // A complete run (every applicable step passed or done) closes once signed: its
+            // clock stops and it leaves "Resume". With exceptions it stays open.
+            let signed = fx.iter().any(|e| matches!(e, AppEffect::Journal(_)));
+            let settled = app
+                .session
+                .as_ref()
+                .is_some_and(|s| !s.engine.is_over() && s.engine.open_steps().is_empty());
+            if signed && settled {
+                fx.extend(input(
+                    app,
+                    Input::CloseWithReason {
+                        reason: "signed off with every step settled".into(),
+                    },
+                ));
+                app.notify(
+                    Level::Ok,
+                    "signed off: the session is closed and its clock stopped",
+                );
+            }
+            return fx;
+        }
+        Intent::Reopen { step, reason } => Input::Reopen { step, reason, by },
+        Intent::Close { reason } => {
+            let fx = input(app, Input::CloseWithReason { reason });
+            if fx.iter().any(|e| matches!(e, AppEffect::Journal(_))) {
+                app.notify(
+                    Level::Ok,
+                    "session closed: its clock stopped; S still signs it",
+                );
+            }
+            return fx;
+        }
         Intent::SetVariables(vals) => {
             let mut fx = Vec::new();
             for (name, value) in vals {
@@ -526,6 +585,8 @@ pub fn intent(app: &mut App, i: Intent) -> Vec<AppEffect> {
 }
 
 /// Driver results.
+// TODO(issue 16): split along its arms (the app layer's update is one function over two files).
+#[allow(clippy::too_many_lines)]
 pub fn on_session(app: &mut App, m: SessionMsg) -> Vec<AppEffect> {
     match m {
         SessionMsg::Exec(ExecEvent::Conn { role, state }) => {
@@ -623,7 +684,28 @@ pub fn on_session(app: &mut App, m: SessionMsg) -> Vec<AppEffect> {
         }
         SessionMsg::FileWritten { step, path } => {
             app.notify(Level::Ok, format!("wrote {path}"));
-            input(app, Input::GenerateWritten { step, path })
+            let fx = input(
+                app,
+                Input::GenerateWritten {
+                    step: step.clone(),
+                    path,
+                },
+            );
+            // The path and digest stay in the step's output (the toast goes away).
+            let written = app
+                .session
+                .as_ref()
+                .and_then(|s| s.engine.step_run(&step))
+                .and_then(|r| r.generated.clone());
+            let now = app.now;
+            if let (Some(g), Some(run)) = (written, app.run.as_mut()) {
+                run.outputs.entry(step).or_default().log.push(LogLine {
+                    at: now,
+                    level: Level::Ok,
+                    text: format!("wrote {} · SHA-256 {}", g.path, g.sha256),
+                });
+            }
+            fx
         }
         SessionMsg::FileFailed { step, error } => input(app, Input::GenerateFailed { step, error }),
         SessionMsg::JournalFailed(error) => {

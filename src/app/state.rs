@@ -329,6 +329,16 @@ pub enum Popup {
     SignOff {
         form: Form,
     },
+    /// Reopen a skipped or done step: why (journaled).
+    Reopen {
+        step: String,
+        form: Form,
+    },
+    /// Close the session; `open` lists the steps still open (a reason is then required).
+    Close {
+        open: Vec<String>,
+        form: Form,
+    },
     Quit,
     Help {
         scroll: u16,
@@ -395,6 +405,8 @@ impl Popup {
             | Popup::ManualConfirm { form, .. }
             | Popup::Skip { form, .. }
             | Popup::SignOff { form }
+            | Popup::Reopen { form, .. }
+            | Popup::Close { form, .. }
             | Popup::Find { form, .. }
             | Popup::SecondOperator { form, .. }
             | Popup::MarkDone { form, .. }
@@ -409,6 +421,8 @@ impl Popup {
             | Popup::ManualConfirm { form, .. }
             | Popup::Skip { form, .. }
             | Popup::SignOff { form }
+            | Popup::Reopen { form, .. }
+            | Popup::Close { form, .. }
             | Popup::Find { form, .. }
             | Popup::SecondOperator { form, .. }
             | Popup::MarkDone { form, .. }
@@ -584,8 +598,14 @@ impl App {
     }
 
     /// Time since the disaster was declared.
+    /// Time since the declaration; it stops when the session is closed or aborted.
     pub fn elapsed(&self) -> Option<Duration> {
-        self.declared_at.map(|d| self.now - d)
+        let end = self
+            .session
+            .as_ref()
+            .and_then(|s| s.engine.state().ended_at)
+            .unwrap_or(self.now);
+        self.declared_at.map(|d| end - d)
     }
 
     pub fn notify(&mut self, level: Level, text: impl Into<String>) {

@@ -14,6 +14,20 @@ use super::form::{Check, Field, Form};
 use super::keymap::Mode;
 use super::state::*;
 
+/// The in-doubt popup's first choice: Verify (0) only when a check can tell (else Re-run).
+pub(crate) fn in_doubt_first(app: &App, step: &str) -> usize {
+    usize::from(
+        !app.session
+            .as_ref()
+            .is_some_and(|s| s.engine.can_verify(step)),
+    )
+}
+
+/// The word the skip popup asks for.
+pub const SKIP_WORD: &str = "SKIP";
+/// The word the close popup asks for when steps are still open.
+pub const CLOSE_WORD: &str = "CLOSE";
+
 /// Everything that can happen to the app.
 #[derive(Debug)]
 pub enum Msg {
@@ -51,6 +65,8 @@ pub enum Intent {
         step: String,
         note: String,
         evidence: String,
+        /// Who did it, when not the operator at the keyboard (empty: the operator).
+        by: String,
     },
     ConfirmDestructive {
         step: String,
@@ -70,6 +86,15 @@ pub enum Intent {
     SignOff {
         name: String,
         role: String,
+        comment: String,
+        next_review: String,
+    },
+    Reopen {
+        step: String,
+        reason: String,
+    },
+    Close {
+        reason: String,
     },
     Cancel(String),
     SetDryRun(bool),
@@ -230,8 +255,14 @@ fn on_key(app: &mut App, k: KeyEvent) -> Vec<AppEffect> {
                 }
                 // A number chooses; Enter applies (as the popup says): a stray digit must
                 // not decide what happened to a step on the server.
-                (Popup::InDoubt { choice, .. }, KeyCode::Char(c @ '1'..='3')) => {
-                    *choice = c as usize - '1' as usize;
+                (Popup::InDoubt { choice, step }, KeyCode::Char(c @ '1'..='3')) => {
+                    let c = c as usize - '1' as usize;
+                    let first = usize::from(
+                        !app.session
+                            .as_ref()
+                            .is_some_and(|s| s.engine.can_verify(step)),
+                    );
+                    *choice = c.max(first);
                     return vec![];
                 }
                 (Popup::Plan { plan, part }, KeyCode::Char(c @ '1'..='9')) => {
@@ -554,10 +585,10 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
             let id = row.id.clone();
             let ask = step.ask.clone();
             match (row.mark, &step.body) {
-                (StepMark::InDoubt, _) => app.popups.push(Popup::InDoubt {
-                    step: id,
-                    choice: 0,
-                }),
+                (StepMark::InDoubt, _) => {
+                    let choice = in_doubt_first(app, &id);
+                    app.popups.push(Popup::InDoubt { step: id, choice });
+                }
                 (StepMark::Running, _) => {
                     app.notify(Level::Info, format!("{id} is already running"))
                 }
@@ -600,11 +631,67 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         }
         Action::Skip => {
             if let Some(id) = selected_id {
+                // A skip goes into the signed record: the second field (reached with Tab)
+                // makes it deliberate, so a burst of keys cannot commit one.
                 let form = Form::new(vec![
                     Field::new("Reason (journaled and in the report)", Check::Required).long(),
+                    Field::new(
+                        format!("Type {SKIP_WORD} to record the skip"),
+                        Check::Equals(SKIP_WORD.into()),
+                    ),
                 ]);
                 app.popups.push(Popup::Skip { step: id, form });
             }
+        }
+        Action::Reopen => {
+            if let Some((row, _)) = app.selected_step() {
+                let id = row.id.clone();
+                if matches!(row.mark, StepMark::Skipped | StepMark::Done) {
+                    let form = Form::new(vec![
+                        Field::new(
+                            "Why reopen it (journaled and in the report)",
+                            Check::Required,
+                        )
+                        .long(),
+                    ]);
+                    app.popups.push(Popup::Reopen { step: id, form });
+                } else {
+                    app.notify(
+                        Level::Info,
+                        format!(
+                            "{id} is {}: only a skipped or done step can be reopened",
+                            row.mark.word()
+                        ),
+                    );
+                }
+            }
+        }
+        Action::CloseSession => {
+            let open = app
+                .session
+                .as_ref()
+                .map(|s| s.engine.open_steps())
+                .unwrap_or_default();
+            let check = if open.is_empty() {
+                Check::Any
+            } else {
+                Check::Required
+            };
+            let label = if open.is_empty() {
+                "Note (optional)"
+            } else {
+                "Reason for closing with steps open (journaled)"
+            };
+            let mut fields = vec![Field::new(label, check).long()];
+            // Closing with work left ends the session for good: make it deliberate.
+            if !open.is_empty() {
+                fields.push(Field::new(
+                    format!("Type {CLOSE_WORD} to close with steps open"),
+                    Check::Equals(CLOSE_WORD.into()),
+                ));
+            }
+            let form = Form::new(fields);
+            app.popups.push(Popup::Close { open, form });
         }
         Action::Confirm => {
             if let Some((row, step)) = app.selected_step() {
@@ -612,10 +699,8 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 if matches!(step.body, StepBody::Manual(_)) && !row.mark.is_settled() {
                     push_manual(app, id);
                 } else if row.mark == StepMark::InDoubt {
-                    app.popups.push(Popup::InDoubt {
-                        step: id,
-                        choice: 0,
-                    });
+                    let choice = in_doubt_first(app, &id);
+                    app.popups.push(Popup::InDoubt { step: id, choice });
                 } else {
                     app.notify(
                         Level::Info,
@@ -676,12 +761,35 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
             }
         }
         Action::SignOff => {
-            let form = Form::new(vec![
-                Field::new("Name", Check::Required).value(app.operator.clone()),
+            // The first signer is usually the operator; a second signer types their own name
+            // (pre-filling it would let the operator sign twice with one Enter).
+            let name = if run.signed_off.is_none() {
+                app.operator.clone()
+            } else {
+                String::new()
+            };
+            let review = crate::report::is_review(&run.runbook.id, &run.runbook.title);
+            let mut fields = vec![
+                Field::new("Name", Check::Required).value(name.clone()),
                 Field::new("Role (e.g. DBA on call, BizTalk admin)", Check::Required),
-            ]);
-            let mut form = form;
-            form.focus = if app.operator.is_empty() { 0 } else { 1 };
+                Field::new(
+                    if review {
+                        "Comment: findings, conditions (optional)"
+                    } else {
+                        "Comment (optional)"
+                    },
+                    Check::Any,
+                )
+                .long(),
+            ];
+            if review {
+                fields.push(Field::new(
+                    "Next review date, YYYY-MM-DD (optional)",
+                    Check::Any,
+                ));
+            }
+            let mut form = Form::new(fields);
+            form.focus = if name.is_empty() { 0 } else { 1 };
             app.popups.push(Popup::SignOff { form });
         }
         Action::Help => app.popups.push(Popup::Help { scroll: 0 }),
@@ -715,6 +823,11 @@ pub(crate) fn push_manual(app: &mut App, step: String) {
         Field::new("Evidence (output, ticket, file path)", evidence_check)
             .help(evidence_help)
             .long(),
+        // The report's "By" names who did it, not who held the keyboard.
+        Field::new(
+            format!("Done by (empty: {})", app.operator.trim()),
+            Check::Any,
+        ),
     ]);
     app.popups.push(Popup::ManualConfirm { step, form });
 }
@@ -863,8 +976,13 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 _ => 10,
             };
             match top {
-                Popup::InDoubt { choice, .. } => {
-                    *choice = (*choice as i32 + d.signum()).clamp(0, 2) as usize;
+                Popup::InDoubt { choice, step } => {
+                    let first = i32::from(
+                        !app.session
+                            .as_ref()
+                            .is_some_and(|s| s.engine.can_verify(step)),
+                    );
+                    *choice = (*choice as i32 + d.signum()).clamp(first, 2) as usize;
                 }
                 Popup::TypedConfirm {
                     scroll, statement, ..
@@ -935,11 +1053,45 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 typed: form.value(0).to_string(),
             },
         ),
-        Popup::SecondOperator { step, form, .. } => super::session::intent(
+        Popup::SecondOperator {
+            step,
+            first,
+            mut form,
+        } => {
+            let by = form.value(0).trim().to_string();
+            // A rejection keeps the popup open with the reason in it.
+            if by.trim().eq_ignore_ascii_case(first.trim()) {
+                form.error = Some(format!(
+                    "{first} confirmed it: the approval must come from a different person"
+                ));
+                app.popups.push(Popup::SecondOperator { step, first, form });
+                return vec![];
+            }
+            let fx = super::session::intent(
+                app,
+                Intent::SecondOperator {
+                    step: step.clone(),
+                    by,
+                },
+            );
+            // Refused (nothing journaled): stay open and say why.
+            if !fx.iter().any(|e| matches!(e, AppEffect::Journal(_))) {
+                form.error = app.notices.last().map(|n| n.text.clone());
+                app.popups.push(Popup::SecondOperator { step, first, form });
+            }
+            fx
+        }
+        Popup::Reopen { step, form } => super::session::intent(
             app,
-            Intent::SecondOperator {
+            Intent::Reopen {
                 step,
-                by: form.value(0).trim().to_string(),
+                reason: form.value(0).trim().to_string(),
+            },
+        ),
+        Popup::Close { form, .. } => super::session::intent(
+            app,
+            Intent::Close {
+                reason: form.value(0).trim().to_string(),
             },
         ),
         Popup::ManualConfirm { step, form } => super::session::intent(
@@ -948,6 +1100,7 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                 step,
                 note: form.value(0).trim().to_string(),
                 evidence: form.value(1).trim().to_string(),
+                by: form.value(2).trim().to_string(),
             },
         ),
         Popup::Skip { step, form } => super::session::intent(
@@ -962,6 +1115,8 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
             Intent::SignOff {
                 name: form.value(0).trim().to_string(),
                 role: form.value(1).trim().to_string(),
+                comment: form.value(2).trim().to_string(),
+                next_review: form.value(3).trim().to_string(),
             },
         ),
         Popup::Find { form, selected } => {

@@ -171,6 +171,9 @@ pub enum Event {
     DestructiveConfirmed {
         by: String,
         second: bool,
+        /// The word that was typed (the step's confirm word); absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        word: Option<String>,
     },
     InDoubtResolved {
         by: String,
@@ -187,11 +190,27 @@ pub enum Event {
     SignedOff {
         name: String,
         role: String,
+        /// Applicable steps not finished (or skipped) when this person signed, as
+        /// `step: state`: a sign-off with exceptions. Empty in older journals.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        exceptions: Vec<String>,
+        /// The signer's comment (a reviewer's findings, conditions).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        comment: String,
+        /// A review's next review date as typed (YYYY-MM-DD), if given.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        next_review: String,
+    },
+    /// A skipped or done step opened again (it becomes pending; its dependants wait).
+    Reopened {
+        by: String,
+        reason: String,
     },
     /// A session was reopened after a stop or crash; running steps became in doubt.
     Resumed {
         in_doubt: Vec<String>,
     },
+    /// Closing with steps still open: the record's `details` give them and the reason.
     SessionClosed {},
     Aborted {
         reason: String,
@@ -215,6 +234,7 @@ impl Event {
             Event::Note { .. } => "note",
             Event::SignedOff { .. } => "signed_off",
             Event::Resumed { .. } => "resumed",
+            Event::Reopened { .. } => "reopened",
             Event::SessionClosed {} => "session_closed",
             Event::Aborted { .. } => "aborted",
         }

@@ -53,6 +53,7 @@ fn sql(
         params: params.iter().map(|s| s.to_string()).collect(),
         destructive,
         confirm_word: word.map(str::to_string),
+        undo: None,
         timeout_secs: 30,
         long_running: false,
     })

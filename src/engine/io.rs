@@ -80,8 +80,27 @@ pub enum Input {
         role: String,
         at: DateTime<Utc>,
     },
+    /// A sign-off with the signer's comment and (reviews) the next review date; open steps
+    /// are journaled as its exceptions.
+    SignOffWith {
+        name: String,
+        role: String,
+        comment: String,
+        next_review: String,
+        at: DateTime<Utc>,
+    },
     /// Close the session (journals SessionClosed).
     Close,
+    /// Close from the UI: with steps still open a reason is required (journaled with them).
+    CloseWithReason {
+        reason: String,
+    },
+    /// Open a skipped or done step again (journals Reopened with who and why).
+    Reopen {
+        step: String,
+        reason: String,
+        by: String,
+    },
     /// The driver could not append to the journal: the engine refuses to start anything else.
     JournalFailed {
         error: String,

@@ -110,6 +110,7 @@ impl Engine {
                 variables: vars.redacted(),
                 aborted: None,
                 closed: false,
+                ended_at: None,
                 signoffs: Vec::new(),
                 notes: Vec::new(),
                 records: 0,
@@ -476,14 +477,17 @@ impl Engine {
                 Ok(())
             }
             Input::SignOff { name, role, at } => {
-                self.require_started()?;
-                if name.trim().is_empty() {
-                    return Err("Sign-off needs a name.".into());
-                }
-                let n = name.clone();
-                self.emit(out, at, &n, None, Event::SignedOff { name, role }, "");
-                Ok(())
+                self.sign_off(name, role, String::new(), String::new(), at, out)
             }
+            Input::SignOffWith {
+                name,
+                role,
+                comment,
+                next_review,
+                at,
+            } => self.sign_off(name, role, comment, next_review, at, out),
+            Input::CloseWithReason { reason } => self.close_with_reason(&reason, now, out),
+            Input::Reopen { step, reason, by } => self.reopen(&step, &reason, &by, now, out),
             Input::Close => {
                 self.require_open()?;
                 if let Some(r) = self.running().first() {
@@ -511,6 +515,157 @@ impl Engine {
                 Ok(())
             }
         }
+    }
+
+    /// Applicable steps not settled well, as `step: state` (skipped ones included): what a
+    /// sign-off lists as its exceptions and a close journals.
+    pub fn open_steps(&self) -> Vec<String> {
+        self.state
+            .steps
+            .iter()
+            .filter(|s| {
+                !matches!(
+                    s.state,
+                    StepState::Passed
+                        | StepState::WouldRun
+                        | StepState::Done { .. }
+                        | StepState::NotApplicable { .. }
+                )
+            })
+            .map(|s| format!("{}: {}", s.id, s.state.label()))
+            .collect()
+    }
+
+    /// Whether "verify" can help with a step in doubt: a check re-runs itself; another
+    /// step needs a check after it in the runbook.
+    pub fn can_verify(&self, step_id: &str) -> bool {
+        let Some(&i) = self.index.get(step_id) else {
+            return false;
+        };
+        matches!(self.step_at(i).body, StepBody::Check(_))
+            || self
+                .runbook
+                .steps()
+                .map(|(_, s)| s)
+                .skip(i + 1)
+                .any(|s| matches!(s.body, StepBody::Check(_)))
+    }
+
+    fn sign_off(
+        &mut self,
+        name: String,
+        role: String,
+        comment: String,
+        next_review: String,
+        at: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        self.require_started()?;
+        if name.trim().is_empty() {
+            return Err("Sign-off needs a name.".into());
+        }
+        let next_review = next_review.trim().to_string();
+        if !next_review.is_empty()
+            && chrono::NaiveDate::parse_from_str(&next_review, "%Y-%m-%d").is_err()
+        {
+            return Err(format!(
+                "The next review date `{next_review}` is not a date: write it as YYYY-MM-DD (e.g. 2027-06-30)."
+            ));
+        }
+        let n = name.trim().to_string();
+        let exceptions = self.open_steps();
+        let details = if exceptions.is_empty() {
+            String::new()
+        } else {
+            format!("signed with {} exception(s)", exceptions.len())
+        };
+        let ev = Event::SignedOff {
+            name: n.clone(),
+            role: role.trim().to_string(),
+            exceptions,
+            comment: self.vars.redact(comment.trim()),
+            next_review,
+        };
+        self.emit(out, at, &n, None, ev, &details);
+        Ok(())
+    }
+
+    fn close_with_reason(
+        &mut self,
+        reason: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        self.require_open()?;
+        if let Some(r) = self.running().first() {
+            return Err(format!(
+                "Step `{r}` is still running: wait for it before closing the session."
+            ));
+        }
+        let open = self.open_steps();
+        let reason = self.vars.redact(reason.trim());
+        let details = if open.is_empty() {
+            if reason.is_empty() {
+                "session closed".to_string()
+            } else {
+                format!("session closed: {reason}")
+            }
+        } else if reason.is_empty() {
+            return Err(format!(
+                "{} step(s) are still open ({}): give a reason for closing anyway (it goes into the journal and the report).",
+                open.len(),
+                open.join(", ")
+            ));
+        } else {
+            format!(
+                "session closed with open steps: {} — reason: {reason}",
+                open.join(", ")
+            )
+        };
+        let op = self.opts.operator.clone();
+        self.emit(out, now, &op, None, Event::SessionClosed {}, &details);
+        Ok(())
+    }
+
+    fn reopen(
+        &mut self,
+        id: &str,
+        reason: &str,
+        by: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        let i = self.lookup(id)?;
+        self.require_writable()?;
+        if reason.trim().is_empty() {
+            return Err(
+                "Give a reason for reopening (it goes into the journal and the report).".into(),
+            );
+        }
+        match &self.state.steps[i].state {
+            StepState::Skipped { .. } | StepState::Done { .. } => {}
+            s => {
+                return Err(format!(
+                    "Only a skipped or done step can be reopened; `{id}` is {}.",
+                    s.label()
+                ));
+            }
+        }
+        let by = self.who(by);
+        let reason = self.vars.redact(reason.trim());
+        self.emit(
+            out,
+            now,
+            &by,
+            Some(id),
+            Event::Reopened {
+                by: by.clone(),
+                reason,
+            },
+            "",
+        );
+        self.selected = i;
+        Ok(())
     }
 
     fn lookup(&self, id: &str) -> Result<usize, String> {
@@ -654,7 +809,7 @@ impl Engine {
             (StepState::Running, _) => return Err(format!("Step `{id}` is already running.")),
             (StepState::Blocked { waiting_for }, _) => {
                 return Err(format!(
-                    "Step `{id}` waits for {}: finish or skip those first.",
+                    "Step `{id}` waits for {}: finish those first (a skipped one must be reopened and run, or skip this step too).",
                     waiting_for.join(", ")
                 ));
             }
@@ -898,7 +1053,15 @@ impl Engine {
             note: self.vars.redact(note),
             evidence: self.vars.redact(evidence),
         };
-        self.emit(out, now, &by, Some(id), ev, "");
+        // `by` did it; the record's operator is who confirmed it at the keyboard.
+        let op = self.opts.operator.clone();
+        let details = if same_person(&by, &op) || op.trim().is_empty() {
+            String::new()
+        } else {
+            format!("done by {by}; confirmed at the keyboard by {op}")
+        };
+        let op = if op.trim().is_empty() { by.clone() } else { op };
+        self.emit(out, now, &op, Some(id), ev, &details);
         Ok(())
     }
 
@@ -947,6 +1110,7 @@ impl Engine {
                 Event::DestructiveConfirmed {
                     by: by.clone(),
                     second: false,
+                    word: Some(word.clone()),
                 },
                 "",
             );
@@ -993,6 +1157,7 @@ impl Engine {
             Event::DestructiveConfirmed {
                 by: by.clone(),
                 second: true,
+                word: self.confirm_word(id),
             },
             "",
         );
@@ -1399,7 +1564,7 @@ impl Engine {
                 s.finished_at = Some(r.time);
                 s.approvals = Approvals::default();
             }
-            Event::DestructiveConfirmed { by, second } => {
+            Event::DestructiveConfirmed { by, second, .. } => {
                 let s = &mut self.state.steps[need_step()?];
                 if *second {
                     s.approvals.second = Some(by.clone());
@@ -1446,14 +1611,29 @@ impl Engine {
                 step: r.step.clone(),
                 text: text.clone(),
             }),
-            Event::SignedOff { name, role } => self.state.signoffs.push(SignOff {
+            Event::Reopened { .. } => {
+                let idx = need_step()?;
+                let s = &mut self.state.steps[idx];
+                // Back to pending; `refresh` makes it blocked if its own dependencies wait.
+                s.state = StepState::Pending;
+                s.finished_at = None;
+                s.approvals = Approvals::default();
+                self.live[idx] = StepLive::default();
+            }
+            Event::SignedOff { name, role, .. } => self.state.signoffs.push(SignOff {
                 name: name.clone(),
                 role: role.clone(),
                 at: r.time,
             }),
             Event::Resumed { .. } => self.mark_running_in_doubt(),
-            Event::SessionClosed {} => self.state.closed = true,
-            Event::Aborted { reason } => self.state.aborted = Some(reason.clone()),
+            Event::SessionClosed {} => {
+                self.state.closed = true;
+                self.state.ended_at = self.state.ended_at.or(Some(r.time));
+            }
+            Event::Aborted { reason } => {
+                self.state.aborted = Some(reason.clone());
+                self.state.ended_at = self.state.ended_at.or(Some(r.time));
+            }
         }
         self.state.records += 1;
         self.state.last_activity = Some(r.time);
@@ -1498,6 +1678,11 @@ impl Engine {
     /// Recomputes Pending / Blocked / NotApplicable from variables and dependencies.
     fn refresh(&mut self) {
         let get = |n: &str| self.vars.get(n).map(str::to_string);
+        // A dry run sends nothing, so a skipped (not performed) manual step lets the
+        // statements after it be shown.
+        let frees = |s: &StepState| {
+            s.frees_dependants() || (self.opts.dry_run && matches!(s, StepState::Skipped { .. }))
+        };
         let mut derived = Vec::new();
         for (i, (sec, step)) in self.runbook.steps().enumerate() {
             let cur = &self.state.steps[i].state;
@@ -1523,7 +1708,7 @@ impl Engine {
                         !self
                             .index
                             .get(d.as_str())
-                            .is_some_and(|&j| self.state.steps[j].state.is_finished())
+                            .is_some_and(|&j| frees(&self.state.steps[j].state))
                     })
                     .cloned()
                     .collect();

@@ -56,6 +56,12 @@ impl StepState {
         )
     }
 
+    /// Lets steps that name it in `after` start: finished, but not skipped (the skip
+    /// popup promises that dependants wait; reopening the step and running it frees them).
+    pub fn frees_dependants(&self) -> bool {
+        self.is_finished() && !matches!(self, StepState::Skipped { .. })
+    }
+
     /// Short label for lists and reports.
     pub fn label(&self) -> &'static str {
         match self {
@@ -191,6 +197,8 @@ pub struct RunState {
     pub variables: Vec<NamedValue>,
     pub aborted: Option<String>,
     pub closed: bool,
+    /// When the session was closed or aborted: its clock stops there.
+    pub ended_at: Option<DateTime<Utc>>,
     pub signoffs: Vec<SignOff>,
     pub notes: Vec<NoteEntry>,
     /// Records applied.

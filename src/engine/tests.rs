@@ -323,13 +323,15 @@ fn one_at_a_time_except_checks() {
 #[test]
 fn checks_run_side_by_side() {
     let mut e = engine();
+    let fx = confirm_drop(&mut e);
+    let (rid, _) = run_sql(&fx).expect("drop-db runs after the word");
     e.handle(
-        Input::Skip {
+        Input::SqlFinished {
             step: "drop-db".into(),
-            reason: "done by DBA".into(),
-            by: "".into(),
+            request_id: rid,
+            result: Ok(QueryOutput::default()),
         },
-        t(1),
+        t(4),
     );
     let mut checks = e.runnable_checks();
     checks.sort();
@@ -635,7 +637,13 @@ fn after_blocks_until_dependency_finishes() {
             by: "alice".into()
         }
     );
-    assert_eq!(state(&e, "after-drop"), &StepState::Pending);
+    // The skip popup promises that dependants wait: a skipped step does not free them.
+    assert_eq!(
+        state(&e, "after-drop"),
+        &StepState::Blocked {
+            waiting_for: vec!["drop-db".into()]
+        }
+    );
     assert!(
         refused(&e.handle(
             Input::Skip {
@@ -648,6 +656,176 @@ fn after_blocks_until_dependency_finishes() {
         .unwrap()
         .contains("already finished")
     );
+    // Running it frees them.
+    let fx = e.handle(
+        Input::Reopen {
+            step: "drop-db".into(),
+            reason: "the DBA did not restore it after all".into(),
+            by: "bob".into(),
+        },
+        t(2),
+    );
+    assert_eq!(kinds(&fx), ["journal:reopened"]);
+    let fx = confirm_drop(&mut e);
+    let (rid, _) = run_sql(&fx).expect("drop-db runs after reopening");
+    e.handle(
+        Input::SqlFinished {
+            step: "drop-db".into(),
+            request_id: rid,
+            result: Ok(QueryOutput::default()),
+        },
+        t(4),
+    );
+    assert_eq!(state(&e, "after-drop"), &StepState::Pending);
+}
+
+#[test]
+fn reopen_a_skipped_or_done_step_journaled_and_replayed() {
+    let rb = sample_runbook();
+    let v = vars(&rb);
+    let mut e = Engine::new(Arc::new(rb), v, opts());
+    let mut all = e.handle(Input::Start, t(0));
+    let skip = Input::Skip {
+        step: "stop-hosts".into(),
+        reason: "hosts already stopped".into(),
+        by: "alice".into(),
+    };
+    all.extend(e.handle(skip, t(1)));
+    let no_reason = Input::Reopen {
+        step: "stop-hosts".into(),
+        reason: "  ".into(),
+        by: "bob".into(),
+    };
+    assert!(
+        refused(&e.handle(no_reason, t(2)))
+            .unwrap()
+            .contains("reason")
+    );
+    let pending = Input::Reopen {
+        step: "check-jobs".into(),
+        reason: "again".into(),
+        by: "bob".into(),
+    };
+    assert!(
+        refused(&e.handle(pending, t(2)))
+            .unwrap()
+            .contains("Only a skipped or done step")
+    );
+    let fx = e.handle(
+        Input::Reopen {
+            step: "stop-hosts".into(),
+            reason: "one host was still running".into(),
+            by: "bob".into(),
+        },
+        t(2),
+    );
+    let rec = fx.iter().find_map(Effect::journal_record).unwrap().clone();
+    assert_eq!(rec.operator, "bob");
+    assert_eq!(rec.step.as_deref(), Some("stop-hosts"));
+    assert_eq!(
+        rec.event,
+        Event::Reopened {
+            by: "bob".into(),
+            reason: "one host was still running".into()
+        }
+    );
+    all.extend(fx);
+    assert_eq!(state(&e, "stop-hosts"), &StepState::Pending);
+    // A done (manual) step reopens too.
+    all.extend(e.handle(
+        Input::ConfirmManual {
+            step: "stop-hosts".into(),
+            by: "bob".into(),
+            note: "stopped".into(),
+            evidence: "Get-Service shows them stopped".into(),
+        },
+        t(3),
+    ));
+    assert!(matches!(state(&e, "stop-hosts"), StepState::Done { .. }));
+    all.extend(e.handle(
+        Input::Reopen {
+            step: "stop-hosts".into(),
+            reason: "wrong server".into(),
+            by: "carol".into(),
+        },
+        t(4),
+    ));
+    assert_eq!(state(&e, "stop-hosts"), &StepState::Pending);
+    let records: Vec<Record> = all
+        .iter()
+        .filter_map(Effect::journal_record)
+        .cloned()
+        .collect();
+    let rb = e.runbook().clone();
+    let replayed = Engine::replay(rb.clone(), vars(&rb), opts(), &records).unwrap();
+    assert_eq!(replayed.state(), e.state());
+}
+
+#[test]
+fn close_with_open_steps_needs_a_reason_and_journals_them() {
+    let mut e = engine();
+    let fx = e.handle(Input::CloseWithReason { reason: " ".into() }, t(1));
+    assert!(refused(&fx).unwrap().contains("give a reason"));
+    assert!(!e.is_over());
+    let fx = e.handle(
+        Input::CloseWithReason {
+            reason: "handed over to the vendor".into(),
+        },
+        t(2),
+    );
+    let rec = fx.iter().find_map(Effect::journal_record).unwrap();
+    assert_eq!(rec.event, Event::SessionClosed {});
+    assert!(
+        rec.details.contains("stop-hosts: pending"),
+        "{}",
+        rec.details
+    );
+    assert!(rec.details.contains("handed over to the vendor"));
+    assert!(e.is_over());
+}
+
+#[test]
+fn sign_off_lists_open_steps_as_exceptions() {
+    let mut e = engine();
+    let fx = e.handle(
+        Input::SignOffWith {
+            name: "Rita Reviewer".into(),
+            role: "auditor".into(),
+            comment: "backups older than policy".into(),
+            next_review: "not a date".into(),
+            at: t(1),
+        },
+        t(1),
+    );
+    assert!(refused(&fx).unwrap().contains("YYYY-MM-DD"));
+    let fx = e.handle(
+        Input::SignOffWith {
+            name: "Rita Reviewer".into(),
+            role: "auditor".into(),
+            comment: "backups older than policy".into(),
+            next_review: "2027-06-30".into(),
+            at: t(1),
+        },
+        t(1),
+    );
+    let rec = fx.iter().find_map(Effect::journal_record).unwrap();
+    let Event::SignedOff {
+        exceptions,
+        comment,
+        next_review,
+        ..
+    } = &rec.event
+    else {
+        panic!("{rec:?}")
+    };
+    assert!(exceptions.contains(&"stop-hosts: pending".to_string()));
+    assert!(
+        !exceptions.iter().any(|x| x.starts_with("bam-step")),
+        "n/a is no exception"
+    );
+    assert_eq!(comment, "backups older than policy");
+    assert_eq!(next_review, "2027-06-30");
+    assert!(rec.details.contains("exception"));
 }
 
 #[test]
@@ -1517,4 +1695,44 @@ fn security_warnings_are_journaled_at_start() {
         matches!(&record.event, Event::Note { text } if text == "security warning: sql01: trust_server_certificate is on"),
         "{record:?}"
     );
+}
+
+#[test]
+fn journals_written_before_the_record_fields_still_read() {
+    let old = [
+        r#"{"type":"signed_off","name":"Alice","role":"DBA"}"#,
+        r#"{"type":"destructive_confirmed","by":"alice","second":false}"#,
+        r#"{"type":"session_closed"}"#,
+    ];
+    let ev: Vec<Event> = old
+        .iter()
+        .map(|j| serde_json::from_str(j).unwrap_or_else(|e| panic!("{j}: {e}")))
+        .collect();
+    assert_eq!(
+        ev[0],
+        Event::SignedOff {
+            name: "Alice".into(),
+            role: "DBA".into(),
+            exceptions: vec![],
+            comment: String::new(),
+            next_review: String::new(),
+        }
+    );
+    assert!(matches!(
+        &ev[1],
+        Event::DestructiveConfirmed { word: None, .. }
+    ));
+    // And the new fields stay out of the file when empty (old readers see the same lines).
+    assert_eq!(serde_json::to_string(&ev[0]).unwrap(), old[0]);
+}
+
+#[test]
+fn verify_is_offered_only_when_a_check_can_tell() {
+    let e = engine();
+    // A check re-runs itself; a sql step with a check after it can be verified.
+    assert!(e.can_verify("check-jobs"));
+    assert!(e.can_verify("drop-db"));
+    // The last step (a generate) has no check after it.
+    assert!(!e.can_verify("gen-config"));
+    assert!(!e.can_verify("no-such-step"));
 }

@@ -89,6 +89,9 @@ pub fn markdown(r: &Report) -> String {
             text(&r.journal_status)
         );
     }
+    if let Some(note) = super::simulated_note(r) {
+        let _ = writeln!(o, "> {}\n", text(&note));
+    }
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| Session | {} |", code(&r.session_id));
     let _ = writeln!(
@@ -108,122 +111,102 @@ pub fn markdown(r: &Report) -> String {
             p.parts
         );
     }
+    if r.review {
+        let _ = writeln!(o, "| Scope | {} |", cell(&super::scope(r)));
+        let _ = writeln!(o, "| Reviewers | {} |", cell(&super::reviewers(r)));
+    }
     let _ = writeln!(o, "| Operators | {} |", cell(&r.operators.join(", ")));
-    let _ = writeln!(o, "| Disaster declared | {} |", t(r.declared_at));
+    if !r.review && r.declared_at.is_some() {
+        let _ = writeln!(o, "| Disaster declared | {} |", t(r.declared_at));
+    }
     let _ = writeln!(
         o,
         "| Started / last action | {} / {} |",
         t(r.started),
         t(r.ended)
     );
-    let status = if let Some(a) = &r.aborted {
-        format!("aborted: {}", cell(a))
-    } else if r.closed {
-        "closed".to_string()
-    } else {
-        "open (not closed)".to_string()
-    };
-    let _ = writeln!(o, "| Session | {status} |");
-    let elapsed = r
-        .elapsed_secs()
-        .map_or_else(|| "—".to_string(), fmt_duration);
-    let open = r.aborted.is_none() && !r.closed;
-    let rto = match (r.rto_minutes, r.rto_met()) {
-        (Some(m), Some(true)) if open => format!(
-            "{elapsed} so far against a target of {m} min: within target so far (the session is still open)"
-        ),
-        (Some(m), Some(true)) => format!("{elapsed} against a target of {m} min: **met**"),
-        (Some(m), Some(false)) => format!("{elapsed} against a target of {m} min: **MISSED**"),
-        (Some(m), None) => format!("target {m} min; not measurable yet"),
-        (None, _) => format!("{elapsed} (no target set)"),
-    };
-    let label = if open { "RTO so far" } else { "RTO achieved" };
-    let _ = writeln!(o, "| {label} | {rto} |");
-    let rpo = match &r.mark {
-        Some((name, Some(time))) => format!("restored to mark {} at {}", code(name), cell(time)),
-        Some((name, None)) => format!("restored to mark {}", code(name)),
-        None => "no restore to a mark recorded".to_string(),
-    };
-    let rpo_target = super::rpo_note(r);
-    let _ = writeln!(o, "| RPO | {rpo}{rpo_target} |");
-    let counts = |s: StepStatus| r.steps.iter().filter(|l| l.status == s).count();
-    let _ = writeln!(
-        o,
-        "| Steps | {} passed, {} done, {} failed, {} skipped, {} in doubt, {} not run |\n",
-        counts(StepStatus::Passed) + counts(StepStatus::Written) + counts(StepStatus::WouldRun),
-        counts(StepStatus::Done),
-        counts(StepStatus::Failed),
-        counts(StepStatus::Skipped),
-        counts(StepStatus::InDoubt),
-        counts(StepStatus::NotRun)
-    );
+    let _ = writeln!(o, "| Session | {} |", cell(&super::session_status(r)));
+    if !r.review {
+        let elapsed = r
+            .elapsed_secs()
+            .map_or_else(|| "—".to_string(), fmt_duration);
+        let open = r.aborted.is_none() && !r.closed;
+        let rto = match (r.rto_minutes, r.rto_met()) {
+            (Some(m), Some(true)) if open => format!(
+                "{elapsed} so far against a target of {m} min: within target so far (the session is still open)"
+            ),
+            (Some(m), Some(true)) => format!("{elapsed} against a target of {m} min: **met**"),
+            (Some(m), Some(false)) => format!("{elapsed} against a target of {m} min: **MISSED**"),
+            (Some(m), None) => format!("target {m} min; not measurable yet"),
+            (None, _) => format!("{elapsed} (no target set)"),
+        };
+        let label = if open { "RTO so far" } else { "RTO achieved" };
+        let _ = writeln!(o, "| {label} | {rto} |");
+        let rpo = match &r.mark {
+            Some((name, Some(time))) => {
+                format!("restored to mark {} at {}", code(name), cell(time))
+            }
+            Some((name, None)) => format!("restored to mark {}", code(name)),
+            None => "no restore to a mark recorded".to_string(),
+        };
+        let _ = writeln!(o, "| RPO | {rpo}{} |", text(&super::rpo_note(r)));
+    }
+    let (verdict, _) = r.verdict();
+    let _ = writeln!(o, "| Verdict | **{}** |", text(&verdict));
+    if let Some(d) = r.signers.iter().rev().find(|s| !s.next_review.is_empty()) {
+        let _ = writeln!(o, "| Next review | {} |", cell(&d.next_review));
+    }
+    let _ = writeln!(o, "| Steps | {} |\n", text(&r.counts_text()));
 
     let _ = writeln!(
         o,
         "## Steps\n\n| # | Step | Status | Started | Duration | By |\n|---|---|---|---|---|---|"
     );
     for (i, l) in r.steps.iter().enumerate() {
-        let dur = match (l.started, l.finished) {
-            (Some(a), Some(b)) => fmt_duration((b - a).num_seconds()),
-            _ => "—".into(),
-        };
         let started = l
             .started
             .map(|d| d.format("%H:%M:%S").to_string())
             .unwrap_or_else(|| "—".into());
         let _ = writeln!(
             o,
-            "| {} | {} {} | {} | {started} | {dur} | {} |",
+            "| {} | {} {} | {} | {started} | {} | {} |",
             i + 1,
             cell(&l.title),
             code(&l.id),
             l.status.label(),
-            cell(&l.by)
+            text(&l.duration_text()),
+            cell(&l.by_all())
         );
     }
     o.push('\n');
 
-    let problems: Vec<_> = r
-        .steps
-        .iter()
-        .filter(|l| {
-            matches!(
-                l.status,
-                StepStatus::Failed | StepStatus::Skipped | StepStatus::InDoubt
-            ) || !l.failed_attempts.is_empty()
-        })
-        .collect();
-    if !problems.is_empty() {
-        let _ = writeln!(o, "## Failures, skips and open questions\n");
-        for l in problems {
-            let why = match l.status {
-                StepStatus::Skipped => {
-                    format!("skipped by {}: {}", text(&l.by), text(&l.skip_reason))
-                }
-                StepStatus::Failed | StepStatus::InDoubt => l
-                    .error
-                    .as_deref()
-                    .map_or_else(|| "started, no outcome recorded".into(), text),
-                s => format!(
-                    "{}; then {} on attempt {}",
-                    text(&l.failed_attempts.join("; ")),
-                    s.label(),
-                    l.attempts
-                ),
-            };
+    let findings = r.findings();
+    if !findings.is_empty() {
+        let _ = writeln!(o, "## {}\n", super::findings_title(r));
+        for (l, why) in findings {
             let _ = writeln!(
                 o,
                 "- **{}** {} — {}",
                 text(&l.title),
                 code(&l.id),
-                why.trim()
+                text(why.trim())
             );
         }
         o.push('\n');
     }
 
+    let _ = writeln!(o, "## Controls\n");
+    for line in super::controls(r) {
+        let _ = writeln!(o, "- {}", text(&line));
+    }
+    o.push('\n');
+
     let _ = writeln!(o, "## Evidence\n");
-    for l in r.steps.iter().filter(|l| l.status != StepStatus::NotRun) {
+    for l in r
+        .steps
+        .iter()
+        .filter(|l| !matches!(l.status, StepStatus::NotRun | StepStatus::NotApplicable))
+    {
         let _ = writeln!(
             o,
             "### {} {} — {}\n",
@@ -231,10 +214,25 @@ pub fn markdown(r: &Report) -> String {
             code(&l.id),
             l.status.label()
         );
+        if !l.attested.is_empty() && l.status == StepStatus::Done {
+            let _ = writeln!(o, "Attested ({}):\n", text(&l.by_all()));
+            for line in l.attested.lines() {
+                let _ = writeln!(o, "> {}", text(line));
+            }
+        }
+        for f in &l.failed_attempts {
+            let _ = writeln!(o, "- ✘ {}", text(f));
+        }
+        if let (Some(e), true) = (&l.error, l.failed_attempts.is_empty()) {
+            let _ = writeln!(o, "- ✘ {}", text(e));
+        }
+        if !l.skip_reason.is_empty() && l.status == StepStatus::Skipped {
+            let _ = writeln!(o, "Skipped by {}: {}", text(&l.by), text(&l.skip_reason));
+        }
         if let Some(s) = &l.statement {
             let _ = writeln!(
                 o,
-                "On the {} server, database {}:\n\n{}",
+                "\nOn the {} server, database {}:\n\n{}",
                 s.role,
                 code(&s.database),
                 fenced("sql", &s.sql)
@@ -293,7 +291,12 @@ pub fn markdown(r: &Report) -> String {
             let _ = writeln!(o, "\nEvidence recorded: {}", text(&l.manual_evidence));
         }
         if let Some((name, sha)) = &l.file {
-            let _ = writeln!(o, "\nWrote {} (SHA-256 {})", code(name), code(sha));
+            let at = if l.file_path.is_empty() {
+                String::new()
+            } else {
+                format!(" to {}", code(&l.file_path))
+            };
+            let _ = writeln!(o, "\nWrote {}{at} (SHA-256 {})", code(name), code(sha));
         }
         o.push('\n');
     }
@@ -312,21 +315,52 @@ pub fn markdown(r: &Report) -> String {
         o.push('\n');
     }
 
+    let comments: Vec<_> = r.signers.iter().filter(|s| !s.comment.is_empty()).collect();
+    if !comments.is_empty() {
+        let _ = writeln!(
+            o,
+            "## {}\n",
+            if r.review {
+                "Reviewer comments"
+            } else {
+                "Signer comments"
+            }
+        );
+        for s in comments {
+            let _ = writeln!(
+                o,
+                "- **{}** ({}): {}",
+                text(&s.name),
+                text(&s.role),
+                text(&s.comment)
+            );
+        }
+        o.push('\n');
+    }
+
     let _ = writeln!(
         o,
         "## Journal\n\n{}\n\nFinal hash: {}\n",
         text(&r.journal_status),
         code(&r.final_hash)
     );
-    let _ = writeln!(o, "## Sign-off\n");
-    for (at, name, role) in &r.signoffs {
+    let _ = writeln!(o, "## Sign-off\n\n{}\n", r.attestation());
+    for s in &r.signers {
+        let exceptions = if s.exceptions.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " — **signed with exceptions**: {}",
+                text(&s.exceptions.join("; "))
+            )
+        };
         let _ = writeln!(
             o,
-            "- Signed off by **{}** ({}) at {} — {}",
-            text(name),
-            text(role),
-            at.format("%Y-%m-%d %H:%M:%S UTC"),
-            r.signoff_status(name)
+            "- Signed off by **{}** ({}) at {} — {}{exceptions}",
+            text(&s.name),
+            text(&s.role),
+            s.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.signoff_status(&s.name)
         );
     }
     if !r.signatures.is_empty() {

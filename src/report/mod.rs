@@ -10,6 +10,13 @@ pub use html::html;
 pub use markdown::markdown;
 pub use timeline::{Report, StepLine, StepStatus, build};
 
+/// A readiness review (not an incident): framed by scope, reviewers, findings and verdict,
+/// with no disaster declaration or RTO clock. The shipped review runbook is `readiness`;
+/// a user runbook says so in its title.
+pub fn is_review(runbook_id: &str, title: &str) -> bool {
+    runbook_id == "readiness" || title.to_ascii_lowercase().contains("review")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Markdown,
@@ -106,11 +113,172 @@ pub fn rpo_note(r: &Report) -> String {
         (Some(a), Some(t)) if a <= i64::from(t) => {
             format!(" — {a} min of work at risk (target {t} min: met)")
         }
-        (Some(a), Some(t)) => format!(" — {a} min of work at risk (target {t} min: MISSED)"),
+        (Some(a), Some(t)) => format!(" — {a} min of work at risk (target {t} min: NOT MET)"),
         (Some(a), None) => format!(" — {a} min of work at risk"),
-        (None, Some(t)) => format!(" (target: at most {t} min of work lost)"),
+        (None, Some(t)) => format!(
+            " (target: at most {t} min of work lost; met or not cannot be said: no mark time was recorded)"
+        ),
         (None, None) => String::new(),
     }
+}
+
+/// A drill's group was simulated: say that the dates in its evidence are the simulator's.
+pub fn simulated_note(r: &Report) -> Option<String> {
+    r.simulated.then(|| {
+        format!(
+            "DRILL: the SQL Servers were simulated by btsdr ({}). Dates and times inside the evidence (backups, marks, job history) come from the simulated group's clock, not from real backups; the step times are real.",
+            r.environment
+        )
+    })
+}
+
+/// A review's scope: the runbook, its sections and the environment.
+pub fn scope(r: &Report) -> String {
+    let mut sections: Vec<&str> = Vec::new();
+    for l in r
+        .steps
+        .iter()
+        .filter(|l| l.status != timeline::StepStatus::NotApplicable)
+    {
+        if !l.section.is_empty() && !sections.contains(&l.section.as_str()) {
+            sections.push(&l.section);
+        }
+    }
+    let title = if r.title.is_empty() {
+        &r.runbook_id
+    } else {
+        &r.title
+    };
+    if sections.is_empty() {
+        format!("{title} on {}", r.environment)
+    } else {
+        format!("{title} on {}: {}", r.environment, sections.join("; "))
+    }
+}
+
+/// Who signed the review (name and role), or that nobody has yet.
+pub fn reviewers(r: &Report) -> String {
+    if r.signers.is_empty() {
+        return "not signed yet".into();
+    }
+    r.signers
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.role))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Open, closed (when, by whom, with what) or aborted.
+pub fn session_status(r: &Report) -> String {
+    if let Some(a) = &r.aborted {
+        return format!("aborted: {a}");
+    }
+    match r.closed_at {
+        Some(at) if r.closed => {
+            let d = r.closed_details.trim();
+            // The open steps themselves are listed under Controls; here only how many.
+            let d = match d.strip_prefix("session closed with open steps: ") {
+                Some(rest) => {
+                    let (list, reason) = rest.split_once(" — reason: ").unwrap_or((rest, ""));
+                    format!(
+                        " with {} step(s) open — reason: {reason}",
+                        list.split(", ").count()
+                    )
+                }
+                None if d.is_empty() || d == "session closed" => String::new(),
+                None => format!(" — {d}"),
+            };
+            format!(
+                "closed at {} by {}{d}",
+                at.format("%Y-%m-%d %H:%M:%S UTC"),
+                r.closed_by
+            )
+        }
+        _ if r.closed => "closed".into(),
+        _ => "open (not closed)".into(),
+    }
+}
+
+pub fn findings_title(r: &Report) -> &'static str {
+    if r.review {
+        "Findings and exceptions"
+    } else {
+        "Failures, skips and open questions"
+    }
+}
+
+/// The controls an auditor checks, one sentence each: the two-person rule, each
+/// destructive step (word, who confirmed, who approved, who ran it), crash recovery,
+/// reopenings, and how the session ended.
+pub fn controls(r: &Report) -> Vec<String> {
+    let mut out = vec![if r.two_person_rule {
+        "Two-person rule: ON — each destructive step needed a second, different person to approve it.".to_string()
+    } else {
+        "Two-person rule: off — one person confirmed each destructive step.".to_string()
+    }];
+    let destructive: Vec<_> = r.steps.iter().filter(|l| l.destructive).collect();
+    if destructive.is_empty() {
+        out.push("Destructive steps: none was confirmed in this session.".into());
+    }
+    for l in destructive {
+        let word = l
+            .word
+            .as_deref()
+            .map_or_else(String::new, |w| format!("typed word \"{w}\"; "));
+        let who = |v: &[String]| {
+            if v.is_empty() {
+                "nobody".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let approved = if r.two_person_rule {
+            format!("; approved by {}", who(&l.approved_by))
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "Destructive step {} ({}): {}; {word}confirmed by {}{approved}; acted on it: {}.",
+            l.id,
+            l.title,
+            l.status.label(),
+            who(&l.confirmed_by),
+            if l.people.is_empty() {
+                "nobody".into()
+            } else {
+                l.people.join(", ")
+            }
+        ));
+    }
+    for (at, who, in_doubt) in &r.resumes {
+        let what = if in_doubt.is_empty() {
+            "no step was in doubt".to_string()
+        } else {
+            format!("in doubt: {}", in_doubt.join(", "))
+        };
+        out.push(format!(
+            "Resumed at {} by {who} after a stop or crash; {what}.",
+            at.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    for l in &r.steps {
+        for c in &l.controls {
+            out.push(format!("Step {}: {c}.", l.id));
+        }
+    }
+    out.push(
+        if let (true, Some(at)) = (r.closed && !r.closed_details.is_empty(), r.closed_at) {
+            format!(
+                "Session: closed at {} by {}; the close record says: {}.",
+                at.format("%Y-%m-%d %H:%M:%S UTC"),
+                r.closed_by,
+                r.closed_details.trim()
+            )
+        } else {
+            format!("Session: {}.", session_status(r))
+        },
+    );
+    out
 }
 
 /// `90` -> `1 h 30 min`; `45` -> `45 min`; seconds under a minute shown as such.

@@ -9,6 +9,8 @@ use btsdr_types::{ResultSet, Statement};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepStatus {
     NotRun,
+    /// Its `when` was false for this session's variables (not work left undone).
+    NotApplicable,
     Passed,
     Failed,
     Skipped,
@@ -22,6 +24,7 @@ impl StepStatus {
     pub fn label(self) -> &'static str {
         match self {
             StepStatus::NotRun => "not run",
+            StepStatus::NotApplicable => "n/a",
             StepStatus::Passed => "passed",
             StepStatus::Failed => "FAILED",
             StepStatus::Skipped => "skipped",
@@ -58,6 +61,77 @@ pub struct StepLine {
     pub failed_attempts: Vec<String>,
     /// Each attempt on the timeline: start, end (None while running) and how it ended.
     pub segments: Vec<(DateTime<Utc>, Option<DateTime<Utc>>, StepStatus)>,
+    /// Why the step does not apply (N/A).
+    pub na_reason: String,
+    /// A manual step's instructions: what the person who confirmed it attested.
+    pub attested: String,
+    /// Everyone who acted on the step (ran, confirmed, approved, skipped, resolved), in order.
+    pub people: Vec<String>,
+    /// The step may change or destroy data (a typed word was asked).
+    pub destructive: bool,
+    /// Who typed the confirm word, who approved as second person, and the word.
+    pub confirmed_by: Vec<String>,
+    pub approved_by: Vec<String>,
+    pub word: Option<String>,
+    /// Where a generated file was written.
+    pub file_path: String,
+    /// Control events in words: in doubt after a crash and how it was resolved, reopenings.
+    pub controls: Vec<String>,
+}
+
+impl StepLine {
+    /// Who did the step, as the report's "By" column says it.
+    pub fn by_all(&self) -> String {
+        if self.people.is_empty() {
+            self.by.clone()
+        } else {
+            self.people.join(", ")
+        }
+    }
+
+    /// Seconds of each timed attempt (a confirmation or skip has none).
+    pub fn attempt_secs(&self) -> Vec<i64> {
+        self.segments
+            .iter()
+            .filter_map(|(a, b, _)| b.map(|b| (b - *a).num_seconds()))
+            .collect()
+    }
+
+    /// The last attempt's duration, with each attempt's when there were several.
+    pub fn duration_text(&self) -> String {
+        let secs = self.attempt_secs();
+        match secs.as_slice() {
+            [] => "—".into(),
+            [one] => super::fmt_duration(*one),
+            many => format!(
+                "{} (attempts: {})",
+                super::fmt_duration(many[many.len() - 1]),
+                many.iter()
+                    .map(|s| super::fmt_duration(*s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    fn add_person(&mut self, who: &str) {
+        let who = who.trim();
+        if !who.is_empty() && !self.people.iter().any(|p| p == who) {
+            self.people.push(who.to_string());
+        }
+    }
+}
+
+/// One sign-off with what the signer recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signer {
+    pub at: DateTime<Utc>,
+    pub name: String,
+    pub role: String,
+    /// Open or skipped steps when they signed: "signed with exceptions".
+    pub exceptions: Vec<String>,
+    pub comment: String,
+    pub next_review: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -87,7 +161,21 @@ pub struct Report {
     /// allowed_signers when the report was made.
     pub signatures: Vec<SignatureRow>,
     pub closed: bool,
+    /// When it was closed (the clock stops there), by whom and what the close record says.
+    pub closed_at: Option<DateTime<Utc>>,
+    pub closed_by: String,
+    pub closed_details: String,
     pub aborted: Option<String>,
+    /// Destructive steps needed a second, different person.
+    pub two_person_rule: bool,
+    /// A readiness review rather than an incident or drill (see [`super::is_review`]).
+    pub review: bool,
+    /// Sign-offs with their exceptions, comments and next review date.
+    pub signers: Vec<Signer>,
+    /// Restarts after a stop or crash, with the steps that were then in doubt.
+    pub resumes: Vec<(DateTime<Utc>, String, Vec<String>)>,
+    /// The drill scenario's group was simulated (evidence dates are the simulator's).
+    pub simulated: bool,
     /// Journal verification summary and final chain hash.
     pub journal_status: String,
     pub final_hash: String,
@@ -95,10 +183,131 @@ pub struct Report {
 }
 
 impl Report {
-    /// Disaster declared (or session start) to the last recorded action.
+    /// Disaster declared (or session start) to the close (the clock stops there), else to
+    /// the last recorded action.
     pub fn elapsed_secs(&self) -> Option<i64> {
         let from = self.declared_at.or(self.started)?;
-        Some((self.ended? - from).num_seconds())
+        Some((self.closed_at.or(self.ended)? - from).num_seconds())
+    }
+
+    /// Steps by status, N/A apart from not run: `(label, count)` for non-zero counts.
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        let n = |f: &dyn Fn(StepStatus) -> bool| self.steps.iter().filter(|l| f(l.status)).count();
+        [
+            (
+                "passed",
+                n(&|s| {
+                    matches!(
+                        s,
+                        StepStatus::Passed | StepStatus::Written | StepStatus::WouldRun
+                    )
+                }),
+            ),
+            ("done", n(&|s| s == StepStatus::Done)),
+            ("failed", n(&|s| s == StepStatus::Failed)),
+            ("skipped", n(&|s| s == StepStatus::Skipped)),
+            ("in doubt", n(&|s| s == StepStatus::InDoubt)),
+            ("not run", n(&|s| s == StepStatus::NotRun)),
+            ("not applicable", n(&|s| s == StepStatus::NotApplicable)),
+        ]
+        .into_iter()
+        .filter(|(_, c)| *c > 0)
+        .collect()
+    }
+
+    /// `12 passed, 3 done, 21 not applicable`.
+    pub fn counts_text(&self) -> String {
+        let c = self.counts();
+        if c.is_empty() {
+            return "no steps".into();
+        }
+        c.iter()
+            .map(|(l, n)| format!("{n} {l}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Steps an auditor must look at: failed, skipped, in doubt, not run; and steps that
+    /// passed only after a failed attempt. Each with what happened, in words.
+    pub fn findings(&self) -> Vec<(&StepLine, String)> {
+        self.steps
+            .iter()
+            .filter_map(|l| {
+                let why = match l.status {
+                    StepStatus::Skipped => format!("skipped by {}: {}", l.by, l.skip_reason),
+                    StepStatus::Failed | StepStatus::InDoubt => l
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "started, no outcome recorded".into()),
+                    StepStatus::NotRun => "not run".into(),
+                    s if !l.failed_attempts.is_empty() => format!(
+                        "{}; then {} on attempt {}",
+                        l.failed_attempts.join("; "),
+                        s.label(),
+                        l.attempts
+                    ),
+                    _ => return None,
+                };
+                Some((l, why))
+            })
+            .collect()
+    }
+
+    /// The overall verdict in words, and whether it is clean.
+    pub fn verdict(&self) -> (String, bool) {
+        let count = |s: StepStatus| self.steps.iter().filter(|l| l.status == s).count();
+        let failed = count(StepStatus::Failed) + count(StepStatus::InDoubt);
+        let not_run = count(StepStatus::NotRun);
+        let skipped = count(StepStatus::Skipped);
+        let signed = !self.signers.is_empty();
+        // Worst first: a failure, then work never done, then skips (each with its reason).
+        let (what, ok) = match (self.review, failed, not_run, skipped) {
+            (true, 0, 0, 0) => (
+                "READY: every applicable item passed or was confirmed".into(),
+                true,
+            ),
+            (true, 0, 0, n) => (
+                format!("READY WITH EXCEPTIONS: {n} item(s) skipped, each with its reason"),
+                false,
+            ),
+            (true, 0, n, _) => (
+                format!("REVIEW INCOMPLETE: {n} item(s) not reviewed"),
+                false,
+            ),
+            (true, f, _, _) => (format!("NOT READY: {f} item(s) failed or in doubt"), false),
+            (false, 0, 0, 0) => (
+                "COMPLETE: every applicable step passed or was done".into(),
+                true,
+            ),
+            (false, 0, 0, n) => (
+                format!("COMPLETE WITH EXCEPTIONS: {n} step(s) skipped, each with its reason"),
+                false,
+            ),
+            (false, 0, n, _) => (format!("INCOMPLETE: {n} step(s) not run"), false),
+            (false, f, _, _) => (
+                format!("NOT COMPLETE: {f} step(s) failed or in doubt"),
+                false,
+            ),
+        };
+        let sign = match self.signers.iter().find(|s| !s.exceptions.is_empty()) {
+            Some(s) if signed => format!(
+                "; signed with {} exception(s) by {}",
+                s.exceptions.len(),
+                s.name
+            ),
+            _ if signed => "; signed".into(),
+            _ => "; not signed".into(),
+        };
+        (format!("{what}{sign}"), ok && signed)
+    }
+
+    /// What a signature on this report attests.
+    pub fn attestation(&self) -> &'static str {
+        if self.review {
+            "By signing, the reviewer attests that the items above were examined as recorded, that the findings and exceptions listed are complete, and that the verdict is their own judgement."
+        } else {
+            "By signing, the signer attests that they read this report, that the steps shown as passed or done were carried out as recorded (by the people named), and that every failure, skip and exception listed above is known and accepted."
+        }
     }
 
     /// Minutes of work at risk: from the mark restored to until the disaster was declared.
@@ -166,10 +375,16 @@ pub fn build(
     };
     if let Some(rb) = runbook {
         for (sec, st) in rb.steps() {
-            r.steps
-                .push(new_line(&st.id, &st.title, &sec.title, st.kind_name()));
+            let mut l = new_line(&st.id, &st.title, &sec.title, st.kind_name());
+            l.destructive = st.is_destructive();
+            if let crate::runbook::model::StepBody::Manual(m) = &st.body {
+                l.attested = m.instructions.trim().to_string();
+            }
+            r.steps.push(l);
         }
     }
+    let mut variables: Vec<(String, String)> = Vec::new();
+    let mut in_doubt_now: Vec<String> = Vec::new();
     for rec in records {
         if !rec.operator.is_empty() && !r.operators.contains(&rec.operator) {
             r.operators.push(rec.operator.clone());
@@ -200,10 +415,19 @@ pub fn build(
                     drill,
                     dry_run,
                     plan,
+                    two_person_rule,
+                    variables: vars,
                     ..
                 },
                 _,
             ) => {
+                r.two_person_rule = *two_person_rule;
+                r.review = super::is_review(runbook_id, title);
+                r.simulated = *drill && environment.starts_with("drill:");
+                variables = vars
+                    .iter()
+                    .map(|v| (v.name.clone(), v.value.clone()))
+                    .collect();
                 r.plan.clone_from(plan);
                 r.session_id.clone_from(session_id);
                 r.runbook_id.clone_from(runbook_id);
@@ -217,7 +441,12 @@ pub fn build(
                 r.drill = *drill;
                 r.dry_run = *dry_run;
             }
+            (Event::VariableSet { name, value }, _) => {
+                variables.retain(|(n, _)| n != name);
+                variables.push((name.clone(), value.clone()));
+            }
             (Event::StepStarted { attempt, statement }, Some(l)) => {
+                l.add_person(&rec.operator);
                 l.started = l.started.or(Some(rec.time));
                 l.attempts = (*attempt).max(l.attempts + 1);
                 l.status = StepStatus::InDoubt;
@@ -287,6 +516,7 @@ pub fn build(
                 l.finished = Some(rec.time);
             }
             (Event::ManualConfirmed { by, note, evidence }, Some(l)) => {
+                l.add_person(by);
                 l.status = StepStatus::Done;
                 l.by.clone_from(by);
                 l.note.clone_from(note);
@@ -295,14 +525,16 @@ pub fn build(
                 l.finished = Some(rec.time);
             }
             (Event::Skipped { by, reason }, Some(l)) => {
+                l.add_person(by);
                 l.status = StepStatus::Skipped;
                 l.by.clone_from(by);
                 l.skip_reason.clone_from(reason);
                 l.finished = Some(rec.time);
             }
-            (Event::GenerateWritten { name, sha256, .. }, Some(l)) => {
+            (Event::GenerateWritten { name, sha256, path }, Some(l)) => {
                 l.status = StepStatus::Written;
                 l.file = Some((name.clone(), sha256.clone()));
+                l.file_path.clone_from(path);
                 l.started = l.started.or(Some(rec.time));
                 l.finished = Some(rec.time);
             }
@@ -313,10 +545,66 @@ pub fn build(
                 },
                 Some(l),
             ) => {
+                l.add_person(by);
                 l.status = StepStatus::Done;
                 l.note.clone_from(note);
                 l.by.clone_from(by);
                 l.finished = Some(rec.time);
+                let how = if in_doubt_now.contains(&l.id) {
+                    "in doubt after a restart"
+                } else {
+                    "in doubt"
+                };
+                l.controls.push(format!(
+                    "{how}; {} marked it done at {}: {note}",
+                    by,
+                    rec.time.format("%H:%M:%S")
+                ));
+                in_doubt_now.retain(|s| s != &l.id);
+            }
+            (Event::InDoubtResolved { by, resolution }, Some(l)) => {
+                l.add_person(by);
+                let what = match resolution {
+                    crate::engine::events::Resolution::Verify => "chose to verify it on the server",
+                    _ => "chose to run it again",
+                };
+                let how = if in_doubt_now.contains(&l.id) {
+                    "in doubt after a restart"
+                } else {
+                    "in doubt"
+                };
+                l.controls.push(format!(
+                    "{how}; {by} {what} at {}",
+                    rec.time.format("%H:%M:%S")
+                ));
+            }
+            (Event::DestructiveConfirmed { by, second, word }, Some(l)) => {
+                l.add_person(by);
+                l.destructive = true;
+                if *second {
+                    l.approved_by.push(by.clone());
+                } else {
+                    l.confirmed_by.push(by.clone());
+                }
+                if word.is_some() {
+                    l.word.clone_from(word);
+                }
+            }
+            (Event::Reopened { by, reason }, Some(l)) => {
+                l.add_person(by);
+                l.controls.push(format!(
+                    "was {} and reopened by {by} at {}: {reason}",
+                    l.status.label(),
+                    rec.time.format("%H:%M:%S")
+                ));
+                l.status = StepStatus::NotRun;
+                l.skip_reason.clear();
+                l.finished = None;
+            }
+            (Event::Resumed { in_doubt }, _) => {
+                in_doubt_now.clone_from(in_doubt);
+                r.resumes
+                    .push((rec.time, rec.operator.clone(), in_doubt.clone()));
             }
             (Event::Note { text }, l) => {
                 let on = l.map(|l| l.id.clone()).unwrap_or_default();
@@ -330,15 +618,74 @@ pub fn build(
                     },
                 ));
             }
-            (Event::SignedOff { name, role }, _) => {
-                r.signoffs.push((rec.time, name.clone(), role.clone()))
+            (
+                Event::SignedOff {
+                    name,
+                    role,
+                    exceptions,
+                    comment,
+                    next_review,
+                },
+                _,
+            ) => {
+                r.signoffs.push((rec.time, name.clone(), role.clone()));
+                r.signers.push(Signer {
+                    at: rec.time,
+                    name: name.clone(),
+                    role: role.clone(),
+                    exceptions: exceptions.clone(),
+                    comment: comment.clone(),
+                    next_review: next_review.clone(),
+                });
             }
-            (Event::SessionClosed {}, _) => r.closed = true,
+            (Event::SessionClosed {}, _) => {
+                r.closed = true;
+                r.closed_at = Some(rec.time);
+                r.closed_by.clone_from(&rec.operator);
+                r.closed_details.clone_from(&rec.details);
+            }
             (Event::Aborted { reason }, _) => r.aborted = Some(reason.clone()),
             _ => {}
         }
     }
+    if let Some(rb) = runbook {
+        mark_not_applicable(&mut r, rb, records);
+        for l in &mut r.steps {
+            l.attested = fill(&l.attested, &variables);
+        }
+    }
     r
+}
+
+/// Steps never run whose `when` is false for the session's variables are N/A, not "not
+/// run": the engine replays the records to say which (as the session saw them).
+fn mark_not_applicable(r: &mut Report, rb: &Runbook, records: &[Record]) {
+    let rb = std::sync::Arc::new(rb.clone());
+    let vars = crate::engine::Variables::from_runbook(&rb);
+    let Ok(engine) =
+        crate::engine::Engine::replay(rb, vars, crate::engine::EngineOptions::default(), records)
+    else {
+        return;
+    };
+    for l in &mut r.steps {
+        if l.status != StepStatus::NotRun {
+            continue;
+        }
+        if let Some(crate::engine::StepState::NotApplicable { reason }) = engine.step_state(&l.id) {
+            l.status = StepStatus::NotApplicable;
+            l.na_reason.clone_from(reason);
+        }
+    }
+}
+
+/// `{{name}}` placeholders of attested text filled from the session's variables (secrets
+/// are already redacted in the journal); unknown names stay as written.
+fn fill(text: &str, vars: &[(String, String)]) -> String {
+    let mut out = text.to_string();
+    for (n, v) in vars {
+        out = out.replace(&format!("{{{{{n}}}}}"), v);
+    }
+    out
 }
 
 fn new_line(id: &str, title: &str, section: &str, kind: &str) -> StepLine {
@@ -362,6 +709,15 @@ fn new_line(id: &str, title: &str, section: &str, kind: &str) -> StepLine {
         file: None,
         failed_attempts: Vec::new(),
         segments: Vec::new(),
+        na_reason: String::new(),
+        attested: String::new(),
+        people: Vec::new(),
+        destructive: false,
+        confirmed_by: Vec::new(),
+        approved_by: Vec::new(),
+        word: None,
+        file_path: String::new(),
+        controls: Vec::new(),
     }
 }
 

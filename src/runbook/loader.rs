@@ -652,7 +652,7 @@ impl Validator<'_> {
     fn fields_of_kind(&mut self, st: &RawStep, kind_s: &Spanned<String>, id: &str) -> Option<()> {
         let kind = kind_s.get_ref().as_str();
         // Which optional fields are set, to refuse those that do not belong to the kind.
-        let present: [(&str, Option<Range<usize>>); 17] = [
+        let present: [(&str, Option<Range<usize>>); 18] = [
             ("run_on", st.run_on.as_ref().map(span)),
             ("instructions", st.instructions.as_ref().map(span)),
             ("commands", st.commands.first().map(|c| span(&c.run))),
@@ -663,6 +663,7 @@ impl Validator<'_> {
             ("params", st.params.first().map(span)),
             ("destructive", st.destructive.as_ref().map(span)),
             ("confirm_word", st.confirm_word.as_ref().map(span)),
+            ("undo", st.undo.as_ref().map(span)),
             ("timeout_secs", st.timeout_secs.as_ref().map(span)),
             ("long_running", st.long_running.as_ref().map(span)),
             ("assert", st.assert.first().map(|a| span(&a.message))),
@@ -680,6 +681,7 @@ impl Validator<'_> {
                 "params",
                 "destructive",
                 "confirm_word",
+                "undo",
                 "timeout_secs",
                 "long_running",
             ],
@@ -855,6 +857,11 @@ impl Validator<'_> {
                 params,
                 destructive: st.destructive.as_ref().is_some_and(|d| *d.get_ref()),
                 confirm_word: st.confirm_word.as_ref().map(|c| c.get_ref().clone()),
+                undo: st
+                    .undo
+                    .as_ref()
+                    .map(|u| u.get_ref().trim().to_string())
+                    .filter(|u| !u.is_empty()),
                 timeout_secs,
                 long_running: st.long_running.as_ref().is_some_and(|d| *d.get_ref()),
             });
@@ -1259,6 +1266,7 @@ fn inherit(st: &mut RawStep, base: RawStep, at: &Range<usize>) {
         sql,
         destructive,
         confirm_word,
+        undo,
         timeout_secs,
         long_running,
         health,

@@ -108,6 +108,9 @@ pub struct SqlSpec {
     pub destructive: bool,
     /// The word a destructive step asks the operator to type.
     pub confirm_word: Option<String>,
+    /// How to reverse it, when it can be (disabling a job): the confirmation then says so
+    /// instead of "cannot be undone".
+    pub undo: Option<String>,
     pub timeout_secs: u64,
     pub long_running: bool,
 }

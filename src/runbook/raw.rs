@@ -123,6 +123,7 @@ pub struct RawStep {
     pub params: Vec<Spanned<String>>,
     pub destructive: Option<Spanned<bool>>,
     pub confirm_word: Option<Spanned<String>>,
+    pub undo: Option<Spanned<String>>,
     pub timeout_secs: Option<Spanned<u64>>,
     pub long_running: Option<Spanned<bool>>,
     // check

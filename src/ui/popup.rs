@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Widget, Wrap};
 
 use crate::app::{Action, App, Form, Mode, Popup, Screen, StartKind};
 use crate::guide::Plan;
+use crate::runbook::model::StepBody;
 
 use super::text::clip;
 
@@ -205,10 +206,25 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             form,
             scroll,
         } => {
-            l.push(Line::from(vec![
-                Span::styled("DESTRUCTIVE: ", t.fail),
-                Span::raw(format!("“{}” cannot be undone.", step_title(app, step))),
-            ]));
+            // "cannot be undone" only where the runbook gives no way back (`undo`).
+            let undo = app
+                .run
+                .as_ref()
+                .and_then(|r| r.runbook.step(step))
+                .and_then(|s| match &s.body {
+                    StepBody::Sql(q) => q.undo.clone(),
+                    _ => None,
+                });
+            l.push(Line::from(match undo {
+                None => vec![
+                    Span::styled("DESTRUCTIVE: ", t.fail),
+                    Span::raw(format!("“{}” cannot be undone.", step_title(app, step))),
+                ],
+                Some(u) => vec![
+                    Span::styled("CHANGES THE SERVER: ", t.warn),
+                    Span::raw(format!("“{}”. To undo: {u}", step_title(app, step))),
+                ],
+            }));
             l.push(Line::from(vec![
                 Span::styled("Server: ", t.dim),
                 Span::styled(server.clone(), t.warn),
@@ -271,9 +287,55 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
                 step_title(app, step)
             )));
             l.push(Line::styled(
-                format!("{first} confirmed it; someone else must approve."),
+                format!("{first} confirmed it; someone else must read it and approve."),
                 t.warn,
             ));
+            // What they approve: the server, the statement and the word.
+            if let Some(e) = app.session.as_ref().map(|s| &s.engine) {
+                if let Ok(st) = e.preview_statement(step) {
+                    let server = app
+                        .run
+                        .as_ref()
+                        .and_then(|r| r.vars.get(&format!("{}_sql_server", st.role)))
+                        .filter(|n| !n.trim().is_empty())
+                        .map_or_else(
+                            || st.role.to_string(),
+                            |n| format!("{n} ({} role)", st.role),
+                        );
+                    l.push(Line::from(vec![
+                        Span::styled("Server: ", t.dim),
+                        Span::styled(
+                            clip(
+                                &format!("{server} · database {}", st.database),
+                                w.saturating_sub(8),
+                            ),
+                            t.warn,
+                        ),
+                    ]));
+                    l.push(Line::styled("Statement:", t.dim));
+                    let budget = usize::from(area.height.saturating_sub(18)).max(2);
+                    let lines: Vec<&str> = st.sql.trim().lines().collect();
+                    for s in lines.iter().take(budget) {
+                        l.push(Line::styled(clip(&format!("  {s}"), w), t.code));
+                    }
+                    if lines.len() > budget {
+                        l.push(Line::styled(
+                            format!(
+                                "  … {} more line(s) (y copies the statement on the run screen)",
+                                lines.len() - budget
+                            ),
+                            t.dim,
+                        ));
+                    }
+                }
+                if let Some(word) = e.confirm_word(step) {
+                    l.push(Line::from(vec![
+                        Span::raw("Type your name, then "),
+                        Span::styled(word, t.warn),
+                        Span::raw(" to approve:"),
+                    ]));
+                }
+            }
             l.push(Line::raw(""));
             form_lines(app, form, w, &mut l);
             l.push(keys_line(
@@ -316,7 +378,7 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
         Popup::Skip { step, form } => {
             l.push(Line::raw(format!("Skip “{}”?", step_title(app, step))));
             l.push(Line::styled(
-                "Steps that depend on it will wait. The reason is journaled.",
+                "Steps that depend on it will wait (R reopens it later). The reason is journaled and in the signed report.",
                 t.dim,
             ));
             l.push(Line::raw(""));
@@ -337,9 +399,18 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
                     .filter(|s| !s.mark.is_settled())
                     .map(|s| s.id.as_str())
                     .collect();
-                if !open.is_empty() {
+                if open.is_empty() {
+                    l.push(Line::styled(
+                        "Every step is settled: signing also closes the session (its clock stops).",
+                        t.dim,
+                    ));
+                } else {
                     l.push(Line::styled(
                         clip(&format!("Still open: {}", open.join(", ")), w),
+                        t.warn,
+                    ));
+                    l.push(Line::styled(
+                        "Signing now is a sign-off WITH EXCEPTIONS (they are listed).",
                         t.warn,
                     ));
                 }
@@ -348,6 +419,53 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             form_lines(app, form, w, &mut l);
             l.push(keys_line(app, &submit_back));
             frame(app, area, buf, pw, l, "Sign off", false, 0);
+        }
+        Popup::Reopen { step, form } => {
+            l.push(Line::raw(format!("Reopen “{}”?", step_title(app, step))));
+            l.push(Line::styled(
+                "It becomes pending again and steps that depend on it wait for it. Who and why are journaled.",
+                t.dim,
+            ));
+            l.push(Line::raw(""));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(
+                app,
+                &[(Action::Submit, "reopen"), (Action::Back, "cancel")],
+            ));
+            frame(app, area, buf, pw, l, "Reopen step", false, 0);
+        }
+        Popup::Close { open, form } => {
+            if open.is_empty() {
+                l.push(Line::raw("Every step is settled. Close the session?"));
+            } else {
+                l.push(Line::styled(
+                    format!("{} step(s) are still open:", open.len()),
+                    t.warn,
+                ));
+                for o in open.iter().take(6) {
+                    l.push(Line::styled(clip(&format!("  {o}"), w), t.warn));
+                }
+                if open.len() > 6 {
+                    l.push(Line::styled(
+                        format!("  … and {} more", open.len() - 6),
+                        t.dim,
+                    ));
+                }
+            }
+            l.push(Line::styled(
+                "Closing stops the clock and ends the session (it leaves Resume); it can still be signed.",
+                t.dim,
+            ));
+            l.push(Line::raw(""));
+            form_lines(app, form, w, &mut l);
+            l.push(keys_line(
+                app,
+                &[
+                    (Action::Submit, "close the session"),
+                    (Action::Back, "cancel"),
+                ],
+            ));
+            frame(app, area, buf, pw, l, "Close session", !open.is_empty(), 0);
         }
         Popup::Quit => {
             l.push(Line::raw("Quit btsdr?"));
@@ -499,7 +617,18 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
                 "Its outcome on the server is unknown. Decide before anything else runs:",
             ));
             l.push(Line::raw(""));
+            let verify = app
+                .session
+                .as_ref()
+                .is_some_and(|s| s.engine.can_verify(step));
             for (i, (name, what)) in IN_DOUBT_CHOICES.iter().enumerate() {
+                if i == 0 && !verify {
+                    l.push(Line::styled(
+                        format!("  {:<10}not offered: no check in this runbook can tell whether it took effect", ""),
+                        t.dim,
+                    ));
+                    continue;
+                }
                 let line = Line::from(vec![
                     Span::raw(if i == *choice { "› " } else { "  " }),
                     Span::styled(format!("{name:<10}"), t.key),
