@@ -34,7 +34,10 @@ pub struct LiveOpener {
     pub config: Config,
     pub data_dir: PathBuf,
     /// Running simulators; dropped (and stopped) with the opener.
-    drills: Arc<std::sync::Mutex<Vec<Drill>>>,
+    /// Each with the number `start_drill` gave it.
+    drills: Arc<std::sync::Mutex<Vec<(u64, Drill)>>>,
+    /// The number of the drill the last `start_drill` / `running_drill` returned.
+    last_drill: u64,
     /// Runbook for drills (`btsdr drill --runbook`).
     pub drill_runbook: String,
     pub dry_run: bool,
@@ -48,7 +51,21 @@ pub struct LiveOpener {
     /// names): the next new session takes them, over the runbook's, environment's and
     /// drill scenario's values.
     pub sets: Vec<(String, String)>,
+    /// The open session when it is a drill: its simulator follows it.
+    current: Option<CurrentDrill>,
 }
+
+/// The drill session the TUI has open.
+struct CurrentDrill {
+    runbook: Arc<Runbook>,
+    /// Its simulator's number in `LiveOpener::drills` (absent until it listens).
+    drill: u64,
+    /// The session's output folder, which holds the simulator's snapshot.
+    files_dir: PathBuf,
+}
+
+/// The simulator's snapshot in a drill session's output folder (`btsdr_sim::replay`).
+pub const SIM_SNAPSHOT: &str = "simulator.json";
 
 impl LiveOpener {
     pub fn new(library: Library, config: Config, data_dir: PathBuf) -> LiveOpener {
@@ -57,12 +74,14 @@ impl LiveOpener {
             config,
             data_dir,
             drills: Arc::default(),
+            last_drill: 0,
             drill_runbook: DRILL_RUNBOOK.to_string(),
             dry_run: false,
             two_person_rule: false,
             prompted: crate::config::MapSecrets::new(),
             operator: None,
             sets: Vec::new(),
+            current: None,
         }
     }
 
@@ -93,6 +112,15 @@ impl LiveOpener {
     /// queues statements until it listens, plus the scenario's runbook values. The UI is up
     /// at once; building the scenario's history takes a few hundred milliseconds.
     fn start_drill(&mut self, scenario: &str) -> Result<(Arc<dyn Executor>, Vars), String> {
+        self.start_drill_replaying(scenario, Vec::new())
+    }
+
+    /// Like `start_drill`, after running `events` (a snapshot's) again on the new group.
+    fn start_drill_replaying(
+        &mut self,
+        scenario: &str,
+        events: Vec<btsdr_sim::replay::SimEvent>,
+    ) -> Result<(Arc<dyn Executor>, Vars), String> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "internal error: no async runtime".to_string())?;
         let sc = btsdr_sim::scenario::Scenario::load(scenario)?;
@@ -102,8 +130,10 @@ impl LiveOpener {
         let deferred = DeferredExecutor::new(Role::ALL.to_vec(), "the drill simulator");
         let ready = deferred.clone();
         let drills = Arc::clone(&self.drills);
+        self.last_drill += 1;
+        let number = self.last_drill;
         handle.spawn(async move {
-            match Drill::start_with(sc, None).await {
+            match Drill::start_replaying(sc, None, &events).await {
                 Ok(drill) => {
                     let exec = TiberiusExecutor::new(&drill.environment(), &drill.secrets())
                         .map(|e| Arc::new(e) as Arc<dyn Executor>)
@@ -111,7 +141,7 @@ impl LiveOpener {
                     drills
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(drill);
+                        .push((number, drill));
                     ready.resolve(exec);
                 }
                 Err(e) => {
@@ -167,16 +197,18 @@ impl LiveOpener {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .rev()
-            .find(|d| d.scenario.name == scenario)
-            .map(|d| {
+            .find(|(_, d)| d.scenario.name == scenario)
+            .map(|(n, d)| {
                 (
+                    *n,
                     d.environment(),
                     d.secrets(),
                     d.variables().into_iter().collect(),
                 )
             });
         match running {
-            Some((env, secrets, vars)) => {
+            Some((number, env, secrets, vars)) => {
+                self.last_drill = number;
                 let exec = TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?;
                 Ok((Arc::new(exec), vars))
             }
@@ -215,6 +247,14 @@ impl LiveOpener {
         for (k, v) in std::mem::take(&mut self.sets) {
             vars.set(&k, v);
         }
+        self.current = env_name
+            .strip_prefix(DRILL_PREFIX)
+            .filter(|_| opts.drill)
+            .map(|_| CurrentDrill {
+                runbook: Arc::clone(&runbook),
+                drill: self.last_drill,
+                files_dir: self.files_dir(&id),
+            });
         let engine = Engine::new(runbook, vars, opts);
         Ok(Opened {
             engine,
@@ -222,6 +262,64 @@ impl LiveOpener {
             executor,
             files_dir: self.files_dir(&id),
         })
+    }
+
+    /// The simulator's snapshot a drill session left (empty when it has none).
+    fn drill_snapshot(&self, session_id: &str, scenario: &str) -> Vec<btsdr_sim::replay::SimEvent> {
+        let path = self.files_dir(session_id).join(SIM_SNAPSHOT);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the simulator snapshot; the drill starts fresh");
+                return Vec::new();
+            }
+        };
+        match serde_json::from_str::<btsdr_sim::replay::Snapshot>(&text) {
+            Ok(s) if s.version == btsdr_sim::replay::SNAPSHOT_VERSION && s.scenario == scenario => {
+                s.events
+            }
+            Ok(s) => {
+                tracing::warn!(path = %path.display(), version = s.version, scenario = %s.scenario, "the simulator snapshot is not for this drill; it starts fresh");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the simulator snapshot does not parse; the drill starts fresh");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Saves the running simulator's snapshot into the drill session's output folder.
+    fn save_snapshot(&self, cur: &CurrentDrill) {
+        let snap = {
+            let drills = self
+                .drills
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match drills.iter().find(|(n, _)| *n == cur.drill) {
+                Some((_, d)) => d.snapshot(),
+                None => return,
+            }
+        };
+        let text = match serde_json::to_string(&snap) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot serialise the simulator snapshot");
+                return;
+            }
+        };
+        let path = cur.files_dir.join(SIM_SNAPSHOT);
+        let tmp = cur.files_dir.join(format!("{SIM_SNAPSHOT}.tmp"));
+        let res = std::fs::create_dir_all(&cur.files_dir)
+            .and_then(|()| {
+                let _ = std::fs::remove_file(&tmp);
+                journal::private::write_new(&tmp, text.as_bytes())
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = res {
+            tracing::warn!(path = %path.display(), error = %e, "cannot save the simulator snapshot");
+        }
     }
 
     fn files_dir(&self, session_id: &str) -> PathBuf {
@@ -289,7 +387,9 @@ impl LiveOpener {
         let mut vars = Variables::from_runbook(&runbook);
         let executor: Arc<dyn Executor> =
             if let Some(scenario) = environment.strip_prefix(DRILL_PREFIX).filter(|_| drill) {
-                let (exec, drill_vars) = self.start_drill(scenario)?;
+                // The group as the session left it: the snapshot's statements run again.
+                let events = self.drill_snapshot(session_id, scenario);
+                let (exec, drill_vars) = self.start_drill_replaying(scenario, events)?;
                 for (k, v) in drill_vars {
                     vars.set(&k, v);
                 }
@@ -301,6 +401,14 @@ impl LiveOpener {
                 Arc::new(TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?)
             };
         let original = opts.operator.clone();
+        self.current = environment
+            .strip_prefix(DRILL_PREFIX)
+            .filter(|_| drill)
+            .map(|_| CurrentDrill {
+                runbook: Arc::clone(&runbook),
+                drill: self.last_drill,
+                files_dir: self.files_dir(session_id),
+            });
         let mut engine = Engine::replay(runbook, vars, opts, &read.entries)?;
         let (mut writer, report) = JournalWriter::open_append(&path)
             .map_err(|e| format!("cannot reopen {}: {e}", path.display()))?;
@@ -422,6 +530,34 @@ impl Opener for LiveOpener {
                 out.display()
             ))
             .map_err(|e| format!("cannot write the report to {}: {e}", out.display()))
+    }
+
+    /// A drill's simulator follows its session: a confirmed "run UpdateDatabase.vbs" step is
+    /// performed on the simulated group (the simulator cannot receive a Windows command), and
+    /// the group's snapshot is saved for a later resume.
+    fn journaled(&mut self, record: &crate::engine::Record) {
+        let Some(cur) = self.current.as_ref() else {
+            return;
+        };
+        if let (Event::ManualConfirmed { .. }, Some(step)) = (&record.event, &record.step) {
+            let runs_update = cur.runbook.step(step).is_some_and(|s| match &s.body {
+                crate::runbook::model::StepBody::Manual(m) => m
+                    .commands
+                    .iter()
+                    .any(|c| c.run.contains("UpdateDatabase.vbs")),
+                _ => false,
+            });
+            if runs_update {
+                let drills = self
+                    .drills
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some((_, d)) = drills.iter().find(|(n, _)| *n == cur.drill) {
+                    d.simulate_update_database();
+                }
+            }
+        }
+        self.save_snapshot(cur);
     }
 }
 

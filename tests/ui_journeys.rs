@@ -1,0 +1,249 @@
+//! The journeys of issue 13 end to end, key-driven through the app's own opener (as Home and
+//! `btsdr drill` open sessions) against the simulator over TCP: a trainee walks each runbook
+//! on the healthy group doing what each step says; a drill resumed in a new process continues
+//! on the group its session changed.
+
+use std::path::Path;
+
+use btsdr::app::harness::Harness;
+use btsdr::app::{Popup, Request, StepMark};
+use btsdr::config::Config;
+use btsdr::launch::LiveOpener;
+use btsdr::runbook::library::Library;
+use btsdr::runbook::model::StepBody;
+
+fn library() -> Library {
+    match Library::load(None) {
+        Ok(l) => l,
+        Err(d) => panic!("the shipped runbooks do not load: {d:?}"),
+    }
+}
+
+fn opener(data: &Path, runbook: &str) -> LiveOpener {
+    let mut o = LiveOpener::new(library(), Config::default(), data.to_path_buf());
+    o.drill_runbook = runbook.to_string();
+    o.operator = Some("trainee".into());
+    o
+}
+
+fn drill(h: &mut Harness, scenario: &str) {
+    h.request(Request::Drill {
+        scenario: scenario.into(),
+        operator: "trainee".into(),
+        rto_minutes: Some(240),
+    });
+}
+
+fn mark(h: &Harness, id: &str) -> StepMark {
+    let run = h.app.run.as_ref().expect("a run is open");
+    run.steps[run.index_of(id).expect("step")].mark
+}
+
+/// Selects a step with the find popup, as an operator would.
+fn go_to(h: &mut Harness, id: &str) {
+    h.press("/");
+    h.type_text(id);
+    h.press("enter");
+    assert_eq!(
+        h.app.selected_step().map(|(r, _)| r.id.clone()).as_deref(),
+        Some(id),
+        "find did not select {id}:\n{}",
+        h.screen()
+    );
+}
+
+/// Answers the popups a step may raise the way the step asks: the typed word of a
+/// destructive step, the runbook's values as they are.
+async fn answer_popups(h: &mut Harness) {
+    for _ in 0..6 {
+        h.settle().await;
+        match h.app.popups.last() {
+            Some(Popup::TypedConfirm { word, .. }) => {
+                let w = word.clone();
+                h.type_text(&w);
+                h.press("enter");
+            }
+            Some(Popup::Variables { .. }) => h.press("enter"),
+            _ => return,
+        }
+    }
+}
+
+/// Does one step as it says; returns its mark afterwards.
+async fn do_step(h: &mut Harness, id: &str) -> StepMark {
+    go_to(h, id);
+    let manual = h
+        .app
+        .selected_step()
+        .is_some_and(|(_, st)| matches!(st.body, StepBody::Manual(_)));
+    if manual {
+        h.press("c");
+        h.type_text("done as the step says (drill)");
+        h.press("tab");
+        h.type_text("drill evidence");
+        h.press("enter");
+    } else {
+        h.press("enter");
+    }
+    answer_popups(h).await;
+    mark(h, id)
+}
+
+/// Walks every step that applies, in order, until `stop` (included); a step that waits for a
+/// later one is done after it (as the screen's `next:` says). Returns the steps that did not
+/// pass, with what the screen said.
+async fn walk(h: &mut Harness, stop: Option<&str>) -> Vec<String> {
+    answer_popups(h).await;
+    let ids: Vec<String> = h
+        .app
+        .run
+        .as_ref()
+        .expect("a run is open")
+        .steps
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    let mut problems = Vec::new();
+    let mut waited: Vec<String> = Vec::new();
+    for _pass in 0..3 {
+        let mut progressed = false;
+        waited.clear();
+        for id in &ids {
+            let m = mark(h, id);
+            if m == StepMark::Blocked {
+                waited.push(id.clone());
+            } else if m != StepMark::NotApplicable && !m.is_settled() {
+                let got = do_step(h, id).await;
+                match got {
+                    StepMark::Passed | StepMark::Done => progressed = true,
+                    StepMark::Blocked => waited.push(id.clone()),
+                    _ => {
+                        problems.push(format!("{id}: {got:?}\n{}", h.screen()));
+                        eprintln!("NOT PASSED {id}: {got:?}");
+                        return problems;
+                    }
+                }
+            }
+            if stop == Some(id.as_str()) {
+                return problems;
+            }
+        }
+        if waited.is_empty() || !progressed {
+            break;
+        }
+    }
+    problems.extend(
+        waited
+            .iter()
+            .map(|id| format!("{id}: still waiting\n{}", h.screen())),
+    );
+    problems
+}
+
+async fn healthy_reaches_the_end(runbook: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::with_opener(120, 40, Box::new(opener(dir.path(), runbook)));
+    h.timeout = std::time::Duration::from_secs(120);
+    drill(&mut h, "healthy");
+    let problems = walk(&mut h, None).await;
+    assert!(
+        problems.is_empty(),
+        "{runbook} on the healthy drill: {} step(s) did not pass:\n{}",
+        problems.len(),
+        problems
+            .iter()
+            .take(2)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    );
+    let run = h.app.run.as_ref().expect("a run is open");
+    assert!(run.all_settled(), "{}", h.screen());
+    let (done, total) = run.progress(None);
+    assert_eq!(done, total);
+    assert!(total > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_reaches_the_end_of_restore() {
+    healthy_reaches_the_end("restore").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_reaches_the_end_of_backup() {
+    healthy_reaches_the_end("backup").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_reaches_the_end_of_disaster_recovery() {
+    healthy_reaches_the_end("disaster-recovery").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_reaches_the_end_of_readiness() {
+    healthy_reaches_the_end("readiness").await;
+}
+
+/// Quit right after Restore To Mark passed, resume in a new process: the simulated group is
+/// the one the session left (the restored databases are online at the mark), so the run goes
+/// on to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_resumed_after_restore_to_mark_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = Harness::with_opener(100, 30, Box::new(opener(dir.path(), "disaster-recovery")));
+    h.timeout = std::time::Duration::from_secs(120);
+    drill(&mut h, "healthy");
+    let problems = walk(&mut h, Some("group.restore-to-mark-outcome")).await;
+    assert!(problems.is_empty(), "{}", problems.join("\n----\n"));
+    assert_eq!(mark(&h, "group.restore-to-mark-outcome"), StepMark::Passed);
+    assert_eq!(mark(&h, "group.online"), StepMark::Pending);
+    let session = h.app.run.as_ref().expect("a run").session_id.clone();
+    h.press("q");
+    h.press("y");
+    assert!(h.quit_requested());
+    drop(h);
+    let snapshot = dir
+        .path()
+        .join("sessions")
+        .join(format!("{session}.files"))
+        .join(btsdr::launch::SIM_SNAPSHOT);
+    assert!(
+        snapshot.is_file(),
+        "no simulator snapshot at {}",
+        snapshot.display()
+    );
+
+    // A new process: a new opener, a new simulator, rebuilt from the snapshot.
+    let mut h = Harness::with_opener(100, 30, Box::new(opener(dir.path(), "disaster-recovery")));
+    h.timeout = std::time::Duration::from_secs(120);
+    h.request(Request::Resume {
+        session_id: session.clone(),
+    });
+    let resumed = h.app.run.as_ref().map(|r| r.session_id.clone());
+    let said: Vec<String> = h.app.notices.iter().map(|n| n.text.clone()).collect();
+    assert_eq!(resumed, Some(session.clone()), "{said:?}\n{}", h.screen());
+    assert_eq!(resumed, Some(session.clone()), "{}", h.screen());
+    assert_eq!(mark(&h, "group.restore-to-mark-outcome"), StepMark::Passed);
+    // The outcome check still passes on the rebuilt group, and the rest of the run too.
+    go_to(&mut h, "group.restore-to-mark-outcome");
+    h.press("r");
+    h.settle().await;
+    assert_eq!(
+        mark(&h, "group.restore-to-mark-outcome"),
+        StepMark::Passed,
+        "{}",
+        h.screen()
+    );
+    let problems = walk(&mut h, None).await;
+    assert!(
+        problems.is_empty(),
+        "after the resume: {}",
+        problems
+            .iter()
+            .take(2)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    );
+    assert_eq!(mark(&h, "group.online"), StepMark::Passed);
+}
