@@ -340,6 +340,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     operator: op,
                     rto_minutes: session.rto,
                     rpo_minutes: session.rpo,
+                    repoint: false,
                 },
                 (None, None) => unreachable_target(),
             };

@@ -112,7 +112,7 @@ impl LiveOpener {
     /// queues statements until it listens, plus the scenario's runbook values. The UI is up
     /// at once; building the scenario's history takes a few hundred milliseconds.
     fn start_drill(&mut self, scenario: &str) -> Result<(Arc<dyn Executor>, Vars), String> {
-        self.start_drill_replaying(scenario, Vec::new())
+        self.start_drill_replaying(scenario, Vec::new(), Vec::new())
     }
 
     /// Like `start_drill`, after running `events` (a snapshot's) again on the new group.
@@ -120,6 +120,7 @@ impl LiveOpener {
         &mut self,
         scenario: &str,
         events: Vec<btsdr_sim::replay::SimEvent>,
+        remap: Vec<(Role, Role)>,
     ) -> Result<(Arc<dyn Executor>, Vars), String> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "internal error: no async runtime".to_string())?;
@@ -135,7 +136,8 @@ impl LiveOpener {
         handle.spawn(async move {
             match Drill::start_replaying(sc, None, &events).await {
                 Ok(drill) => {
-                    let exec = TiberiusExecutor::new(&drill.environment(), &drill.secrets())
+                    let env = remapped(&drill.environment(), &remap);
+                    let exec = TiberiusExecutor::new(&env, &drill.secrets())
                         .map(|e| Arc::new(e) as Arc<dyn Executor>)
                         .map_err(|e| e.to_string());
                     drills
@@ -190,7 +192,11 @@ impl LiveOpener {
 
     /// The simulator of `scenario` this process already runs (a new connection to it), or a
     /// new one.
-    fn running_drill(&mut self, scenario: &str) -> Result<(Arc<dyn Executor>, Vars), String> {
+    fn running_drill(
+        &mut self,
+        scenario: &str,
+        remap: &[(Role, Role)],
+    ) -> Result<(Arc<dyn Executor>, Vars), String> {
         let running = self
             .drills
             .lock()
@@ -209,10 +215,11 @@ impl LiveOpener {
         match running {
             Some((number, env, secrets, vars)) => {
                 self.last_drill = number;
+                let env = remapped(&env, remap);
                 let exec = TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?;
                 Ok((Arc::new(exec), vars))
             }
-            None => self.start_drill(scenario),
+            None => self.start_drill_replaying(scenario, Vec::new(), remap.to_vec()),
         }
     }
 
@@ -380,6 +387,21 @@ impl LiveOpener {
             ));
         };
         let runbook = self.runbook(&runbook_id)?;
+        // The server variables the session started with (a repointed part names the
+        // destination's server as its source).
+        let journaled: Vec<(String, String)> = read
+            .entries
+            .iter()
+            .find_map(|r| match &r.event {
+                Event::SessionStarted { variables, .. } => Some(
+                    variables
+                        .iter()
+                        .map(|v| (v.name.clone(), v.value.clone()))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default();
         let mut opts = started_opts;
         if let Some(op) = operator {
             opts.operator = op.to_string();
@@ -389,13 +411,22 @@ impl LiveOpener {
             if let Some(scenario) = environment.strip_prefix(DRILL_PREFIX).filter(|_| drill) {
                 // The group as the session left it: the snapshot's statements run again.
                 let events = self.drill_snapshot(session_id, scenario);
-                let (exec, drill_vars) = self.start_drill_replaying(scenario, events)?;
+                let sc = btsdr_sim::scenario::Scenario::load(scenario)?;
+                let names = btsdr_sim::drill::scenario_variables(&sc);
+                let remap = remap_from(&journaled, &|r: Role| {
+                    names.get(&format!("{}_sql_server", r.as_str())).cloned()
+                });
+                let (exec, drill_vars) = self.start_drill_replaying(scenario, events, remap)?;
                 for (k, v) in drill_vars {
                     vars.set(&k, v);
                 }
                 exec
             } else {
                 let env = self.environment(&environment)?;
+                let remap = remap_from(&journaled, &|r: Role| {
+                    env.profile(r).map(|p| p.display_server())
+                });
+                let env = remapped(&env, &remap);
                 let from_env = EnvSecrets::for_environment(&env);
                 let secrets = crate::config::Chain(&from_env, &self.prompted);
                 Arc::new(TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?)
@@ -461,17 +492,27 @@ impl Opener for LiveOpener {
                 operator,
                 rto_minutes,
                 rpo_minutes,
+                repoint,
             } => {
                 let runbook = self.runbook(&runbook_id)?;
                 let drill = environment.strip_prefix(DRILL_PREFIX);
                 let opts = self.new_options(operator, drill.is_some(), rto_minutes, rpo_minutes);
+                let remap: Vec<(Role, Role)> = if repoint {
+                    vec![
+                        (Role::Source, Role::Destination),
+                        (Role::Msgbox, Role::Destination),
+                    ]
+                } else {
+                    Vec::new()
+                };
                 if let Some(scenario) = drill {
                     // A runbook (a failure plan's part) practised on the simulator: later
                     // parts continue on the group the earlier ones changed.
-                    let (executor, vars) = self.running_drill(scenario)?;
+                    let (executor, vars) = self.running_drill(scenario, &remap)?;
+                    let vars = repointed_vars(vars, &remap);
                     return self.create(runbook, &environment, executor, opts, &[], &vars);
                 }
-                let env = self.environment(&environment)?;
+                let env = remapped(&self.environment(&environment)?, &remap);
                 let mut opts = opts;
                 opts.security_warnings = self.security_warnings(&env);
                 let secrets = EnvSecrets::for_environment(&env);
@@ -559,6 +600,62 @@ impl Opener for LiveOpener {
         }
         self.save_snapshot(cur);
     }
+}
+
+/// `env` with each `(role, served_by)` role's profiles replaced by `served_by`'s (after a
+/// failover the destination's server is the source). Roles `served_by` lacks are kept.
+fn remapped(env: &Environment, remap: &[(Role, Role)]) -> Environment {
+    let mut out = env.clone();
+    for (role, by) in remap {
+        let profiles = env.profiles(*by).to_vec();
+        if profiles.is_empty() {
+            continue;
+        }
+        match role {
+            Role::Source => out.source = profiles.first().cloned(),
+            Role::Msgbox => out.msgbox = profiles,
+            Role::Destination => out.destination = profiles.first().cloned(),
+        }
+    }
+    out
+}
+
+/// The server variables of a repointed part: the roles name the server that serves them.
+fn repointed_vars(mut vars: Vars, remap: &[(Role, Role)]) -> Vars {
+    let get = |vars: &Vars, r: Role| {
+        let key = format!("{}_sql_server", r.as_str());
+        vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+    };
+    for (role, by) in remap {
+        if let Some(server) = get(&vars, *by) {
+            let key = format!("{}_sql_server", role.as_str());
+            vars.retain(|(k, _)| *k != key);
+            vars.push((key, server));
+        }
+    }
+    vars
+}
+
+/// The remap a resumed session was started with: a role whose journaled
+/// `{role}_sql_server` names another role's server (`server_of`) is served by that role.
+fn remap_from(
+    journaled: &[(String, String)],
+    server_of: &dyn Fn(Role) -> Option<String>,
+) -> Vec<(Role, Role)> {
+    let mut out = Vec::new();
+    for role in [Role::Source, Role::Msgbox] {
+        let key = format!("{}_sql_server", role.as_str());
+        let Some(want) = journaled.iter().find(|(k, _)| *k == key).map(|(_, v)| v) else {
+            continue;
+        };
+        if server_of(role).is_some_and(|own| own.eq_ignore_ascii_case(want)) {
+            continue;
+        }
+        if server_of(Role::Destination).is_some_and(|d| d.eq_ignore_ascii_case(want)) {
+            out.push((role, Role::Destination));
+        }
+    }
+    out
 }
 
 /// Open sessions Home offers to resume.

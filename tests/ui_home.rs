@@ -32,6 +32,7 @@ impl Opener for FakeOpener {
             operator,
             rto_minutes,
             rpo_minutes,
+            ..
         } = req
         else {
             return Err("only Start in this test".into());
@@ -189,6 +190,7 @@ async fn something_failed_sql_computer_starts_restore_at_the_plan() {
             operator: "alice".into(),
             rto_minutes: Some(240),
             rpo_minutes: None,
+            repoint: false,
         })
     );
     assert_eq!(h.app.screen, Screen::Run);

@@ -247,3 +247,120 @@ async fn a_drill_resumed_after_restore_to_mark_continues() {
     );
     assert_eq!(mark(&h, "group.online"), StepMark::Passed);
 }
+
+/// The SQL Server computer failed: restore then backup, chosen from Home on the healthy drill.
+/// The two parts are one incident (part 2 keeps part 1's clock and targets), and part 2, after
+/// the operator confirms the repoint, runs against the new source (SQLDR01), not the failed
+/// SQLBTS01.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_plan_is_one_incident_and_part_2_targets_the_new_source() {
+    use btsdr::app::HomeItem;
+    use btsdr::engine::Event;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library();
+    let mut h = Harness::with_opener(100, 30, Box::new(opener(dir.path(), "backup")));
+    h.timeout = std::time::Duration::from_secs(120);
+    h.app.operator = "trainee".into();
+    // The opener declares incidents on the wall clock: the screen's clock follows it.
+    h.send(btsdr::app::Msg::Tick(chrono::Utc::now()));
+    h.app.home = btsdr::launch::home_items(&lib, dir.path());
+    let class = h
+        .app
+        .home
+        .iter()
+        .position(|i| matches!(i, HomeItem::Failure(p) if p.id == "sql-computer"))
+        .expect("the SQL Server computer class is on Home");
+    for _ in 0..class {
+        h.press("j");
+    }
+    h.press("enter");
+    assert!(matches!(
+        h.app.popups.last(),
+        Some(Popup::Plan { part: 0, .. })
+    ));
+    h.press("enter");
+    let s = h.screen();
+    assert!(s.contains("drill:healthy"), "the drill is offered:\n{s}");
+    assert!(!s.contains("Repoint"), "part 1 asks no repoint:\n{s}");
+    h.type_text("240");
+    h.press("enter");
+    h.settle().await;
+    let problems = walk(&mut h, None).await;
+    assert!(problems.is_empty(), "{}", problems.join("\n----\n"));
+    let part1 = h.app.run.as_ref().expect("a run").session_id.clone();
+
+    // Some time later, part 2 from Home: the Start popup asks to repoint the roles.
+    h.advance(600);
+    h.press("H");
+    h.press("enter");
+    assert!(matches!(
+        h.app.popups.last(),
+        Some(Popup::Plan { part: 1, .. })
+    ));
+    h.press("enter");
+    let s = h.screen();
+    assert!(s.contains("Repoint roles to the new source"), "{s}");
+    h.press("enter");
+    h.settle().await;
+    answer_popups(&mut h).await;
+    let part2 = h.app.run.as_ref().expect("a run").session_id.clone();
+    assert_ne!(part1, part2);
+    assert_eq!(h.app.run.as_ref().unwrap().runbook.id, "backup");
+
+    // The new source answers: SERVERPROPERTY('ServerName') is the DR instance.
+    assert_eq!(do_step(&mut h, "prep.sql-version").await, StepMark::Passed);
+    let s = h.screen();
+    assert!(s.contains("SQLDR01"), "part 2 reads the new source:\n{s}");
+    assert!(!s.contains("SQLBTS01 "), "{s}");
+
+    // The journals: one clock (part 2 keeps part 1's declaration and RTO), the repoint
+    // journaled with who confirmed it, the server variables naming the new source.
+    let started = |id: &str| {
+        let path = dir.path().join("sessions").join(format!("{id}.jsonl"));
+        let read = btsdr::journal::read_records(&path).expect("journal");
+        assert!(read.report.is_intact(), "{}", read.report);
+        read.entries
+    };
+    let (r1, r2) = (started(&part1), started(&part2));
+    let head = |rs: &[btsdr::engine::Record]| match &rs[0].event {
+        Event::SessionStarted {
+            declared_at,
+            rto_minutes,
+            variables,
+            plan,
+            ..
+        } => (
+            *declared_at,
+            *rto_minutes,
+            variables
+                .iter()
+                .find(|v| v.name == "source_sql_server")
+                .map(|v| v.value.clone()),
+            plan.clone(),
+        ),
+        other => panic!("first record: {other:?}"),
+    };
+    let (d1, rto1, src1, plan1) = head(&r1);
+    let (d2, rto2, src2, plan2) = head(&r2);
+    assert!(d1.is_some());
+    assert_eq!(d1, d2, "one incident, one clock");
+    assert_eq!(rto1, Some(240));
+    assert_eq!(rto2, Some(240));
+    assert_eq!(src1.as_deref(), Some("SQLBTS01"));
+    assert_eq!(src2.as_deref(), Some("SQLDR01"));
+    assert_eq!(
+        plan1.map(|p| (p.id, p.part)),
+        Some(("sql-computer".into(), 0))
+    );
+    assert_eq!(
+        plan2.map(|p| (p.id, p.part)),
+        Some(("sql-computer".into(), 1))
+    );
+    assert!(
+        r2.iter().any(|r| matches!(&r.event, Event::Note { text } if text.contains("roles repointed") && text.contains("trainee"))),
+        "{r2:#?}"
+    );
+    // The status bar counts from the declaration: 10 minutes in, not 0.
+    let s = h.screen();
+    assert!(s.contains("T+00:09:5") || s.contains("T+00:10:0"), "{s}");
+}

@@ -110,6 +110,19 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
         .take()
         .filter(|p| p.current().is_some_and(|part| part.runbook == rb.id));
     if let Some(p) = &pending {
+        // A later part of the plan opened after an earlier one in this process: the same
+        // incident, so the same clock and targets.
+        if p.part > 0
+            && app
+                .plan
+                .as_ref()
+                .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
+            && let Some(declared) = app.declared_at
+        {
+            let mins =
+                |d: Option<chrono::Duration>| d.and_then(|d| u32::try_from(d.num_minutes()).ok());
+            engine.join_incident(declared, mins(app.rto), mins(app.rpo));
+        }
         engine.set_plan(crate::engine::PlanRef {
             id: p.plan.id.clone(),
             label: p.plan.label.clone(),
@@ -162,6 +175,7 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
         let missing = missing_vars(app);
         if missing.is_empty() {
             fx.extend(input(app, Input::Start));
+            fx.extend(start_notes(app));
         } else {
             push_variables(app, missing);
         }
@@ -185,6 +199,19 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
     {
         let step = d.id.clone();
         app.popups.push(Popup::InDoubt { step, choice: 0 });
+    }
+    fx
+}
+
+/// Journals the notes kept for the session's start, once it has started.
+fn start_notes(app: &mut App) -> Vec<AppEffect> {
+    let started = app.session.as_ref().is_some_and(|s| s.engine.is_started());
+    if !started {
+        return Vec::new();
+    }
+    let mut fx = Vec::new();
+    for text in std::mem::take(&mut app.start_notes) {
+        fx.extend(input(app, Input::Note { step: None, text }));
     }
     fx
 }
@@ -450,6 +477,7 @@ pub fn intent(app: &mut App, i: Intent) -> Vec<AppEffect> {
                 let missing = missing_vars(app);
                 if missing.is_empty() {
                     fx.extend(input(app, Input::Start));
+                    fx.extend(start_notes(app));
                 } else {
                     push_variables(app, missing);
                 }

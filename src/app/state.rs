@@ -483,6 +483,8 @@ pub struct App {
     pub plan: Option<PlanRun>,
     /// The plan part a Start request was made for; applied when that session opens.
     pub pending_plan: Option<PlanRun>,
+    /// Notes the next session journals as soon as it starts (a repoint the operator confirmed).
+    pub start_notes: Vec<String>,
     pub declared_at: Option<DateTime<Utc>>,
     pub rto: Option<Duration>,
     pub rpo: Option<Duration>,
@@ -524,6 +526,7 @@ impl App {
             operator: String::new(),
             plan: None,
             pending_plan: None,
+            start_notes: Vec::new(),
             declared_at: None,
             rto: None,
             rpo: None,

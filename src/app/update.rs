@@ -89,6 +89,9 @@ pub enum Request {
         operator: String,
         rto_minutes: Option<u32>,
         rpo_minutes: Option<u32>,
+        /// A later part of a failure plan after the failover, confirmed by the operator: the
+        /// source and MessageBox roles go to the destination's server (the new source).
+        repoint: bool,
     },
     Drill {
         scenario: String,
@@ -397,6 +400,25 @@ fn home_action(app: &mut App, a: Action) -> Vec<AppEffect> {
 
 const RTO_HELP: &str = "Recovery time objective; the status bar counts against it. Empty: none.";
 
+/// The Start form's field that confirms repointed roles (present after a failover part).
+const REPOINT_FIELD: usize = 4;
+
+/// Runbooks that move the group to the destination's SQL Server.
+const FAILOVER_RUNBOOKS: &[&str] = &["restore", "disaster-recovery"];
+
+/// The 1-based number of an earlier part of `p`'s plan that failed the group over, when
+/// `p`'s part itself does not.
+fn failover_before(p: &PlanRun) -> Option<usize> {
+    let this = p.current()?;
+    if FAILOVER_RUNBOOKS.contains(&this.runbook.as_str()) {
+        return None;
+    }
+    p.plan.parts[..p.part.min(p.plan.parts.len())]
+        .iter()
+        .rposition(|x| FAILOVER_RUNBOOKS.contains(&x.runbook.as_str()))
+        .map(|i| i + 1)
+}
+
 /// The Start popup for a runbook (from Home or from a failure plan).
 fn push_start(app: &mut App, runbook_id: String, title: String, plan: Option<PlanRun>) {
     let envs = &app.environments;
@@ -453,6 +475,19 @@ fn push_start(app: &mut App, runbook_id: String, title: String, plan: Option<Pla
         .take(2)
         .position(|f| f.problem().is_some())
         .unwrap_or(2);
+    // After a failover part of the same plan, the operator confirms where this part runs.
+    if let Some(after) = plan.as_ref().and_then(failover_before) {
+        form.fields.push(
+            Field::new(
+                "Repoint roles to the new source (yes/no)",
+                Check::OneOf(vec!["yes".into(), "no".into()]),
+            )
+            .value("yes")
+            .help(format!(
+                "Part {after} failed the group over: yes sends this part's source and MessageBox statements to the destination's server (journaled)."
+            )),
+        );
+    }
     app.popups.push(Popup::Start {
         kind: StartKind::Runbook,
         target: runbook_id,
@@ -1030,12 +1065,22 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                         _ => None,
                     }
                     .unwrap_or_else(|| typed.to_string());
+                    let repoint = form.fields.get(REPOINT_FIELD).is_some_and(|_| {
+                        form.value(REPOINT_FIELD).trim().eq_ignore_ascii_case("yes")
+                    });
+                    if repoint {
+                        app.start_notes.push(format!(
+                            "roles repointed for this part of the incident: the source and MessageBox roles go to the destination's server, the group's SQL Server since the failover (confirmed by {})",
+                            app.operator
+                        ));
+                    }
                     Request::Start {
                         runbook_id: target,
                         environment,
                         operator: app.operator.clone(),
                         rto_minutes: rto,
                         rpo_minutes: mins(form.value(3)),
+                        repoint,
                     }
                 }
                 StartKind::Drill => {
