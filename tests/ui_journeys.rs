@@ -309,6 +309,7 @@ async fn a_failure_plan_is_one_incident_and_part_2_targets_the_new_source() {
 
     // The new source answers: SERVERPROPERTY('ServerName') is the DR instance.
     assert_eq!(do_step(&mut h, "prep.sql-version").await, StepMark::Passed);
+    go_to(&mut h, "prep.sql-version");
     let s = h.screen();
     assert!(s.contains("SQLDR01"), "part 2 reads the new source:\n{s}");
     assert!(!s.contains("SQLBTS01 "), "{s}");

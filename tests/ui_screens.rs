@@ -157,6 +157,8 @@ async fn run_screen_states() {
         snap!(h, "run_fresh");
         h.press("enter");
         h.settle().await;
+        // The check passed and the selection moved on: back to it.
+        h.press("k");
         snap!(h, "run_check_passed");
         // Output focus, cursor on the table row, cell inspector.
         h.press("tab");
@@ -275,6 +277,7 @@ async fn colour_carries_meaning_debug_buffer() {
     let (mut h, _d, exec) = demo(100, 30).await;
     h.press("enter");
     h.settle().await;
+    h.press("k");
     exec.once(
         "adm_BackupHistory",
         Reply::Err(SqlError::Timeout { secs: 60 }),
@@ -313,6 +316,7 @@ async fn tiny_terminals_never_panic() {
     let (mut h, _d, _) = demo(100, 30).await;
     h.press("enter");
     h.settle().await;
+    h.press("k");
     h.press("?");
     for w in 1..=20 {
         for hh in 1..=5 {
@@ -345,6 +349,8 @@ async fn output_pane_with_100k_lines_renders_only_visible_rows() {
     h.press("j");
     h.press("enter");
     h.settle().await;
+    // It passed and the selection moved on: back to it.
+    h.press("k");
     h.press("tab");
     h.press("tab");
     let t = std::time::Instant::now();

@@ -277,8 +277,9 @@ fn push_variables(app: &mut App, names: Vec<String>) {
 }
 
 /// Sends one input to the engine and turns its effects into app effects and popups.
-/// When the operator confirms or skips the selected step, the selection moves on to the next
-/// open step (after a check or statement it stays, so its output stays in view).
+/// When the selected step is confirmed, skipped or passes, the selection moves on to the next
+/// open step, the same way after every kind of step (a failure stays selected, with its
+/// error in view).
 pub fn input(app: &mut App, inp: Input) -> Vec<AppEffect> {
     let before = app.selected_step().map(|(r, _)| (r.id.clone(), r.mark));
     let fx = input_inner(app, inp);
@@ -286,7 +287,9 @@ pub fn input(app: &mut App, inp: Input) -> Vec<AppEffect> {
         && !mark.is_settled()
         && let Some(run) = &app.run
         && let Some(i) = run.index_of(&id)
-        && matches!(run.steps[i].mark, StepMark::Done | StepMark::Skipped)
+        && (matches!(run.steps[i].mark, StepMark::Done | StepMark::Skipped)
+            || (mark == StepMark::Running
+                && matches!(run.steps[i].mark, StepMark::Passed | StepMark::WouldRun)))
         && app.selected == i
         && app.popups.is_empty()
     {

@@ -93,6 +93,14 @@ impl StepMark {
             StepMark::WouldRun => "○",
         }
     }
+    /// "is passed", "was shown, not sent (dry run)": the state after a step id, in a sentence.
+    pub fn is_phrase(self) -> String {
+        match self {
+            StepMark::WouldRun => "was shown, not sent (dry run)".to_string(),
+            m => format!("is {}", m.word()),
+        }
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             StepMark::Pending => "pending",

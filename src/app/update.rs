@@ -606,8 +606,8 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                     app.notify(
                         Level::Info,
                         format!(
-                            "{id} is {}; {} re-verifies a check",
-                            m.word(),
+                            "{id} {}; {} re-verifies a check",
+                            m.is_phrase(),
                             app.keymap.hint(Mode::Run, Action::Verify)
                         ),
                     );
