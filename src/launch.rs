@@ -335,8 +335,13 @@ impl LiveOpener {
 
     fn resume(&mut self, session_id: &str, operator: Option<&str>) -> Result<Opened, String> {
         let path = journal::session_path(&self.data_dir, session_id)?;
-        let read = journal::read_records(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if !path.exists() {
+            return Err(format!(
+                "no session `{session_id}` in {}: `btsdr sessions` lists them",
+                journal::sessions_dir(&self.data_dir).display()
+            ));
+        }
+        let read = journal::read_records(&path).map_err(|e| e.to_string())?;
         if !read.report.is_intact() {
             return Err(format!(
                 "{}: {} — it cannot be resumed; `btsdr report {session_id}` still shows what verified",
@@ -658,10 +663,28 @@ fn remap_from(
     out
 }
 
-/// Open sessions Home offers to resume.
-pub const HOME_SESSIONS: usize = 5;
 /// Ended sessions Home offers a report of.
 pub const HOME_REPORTS: usize = 5;
+
+/// Which runbooks a scenario's faults show up in: those of the checks it fails, the restore
+/// procedures for a connection dropped mid-restore, every runbook for a healthy group.
+fn exercised_by(s: &btsdr_sim::scenario::Scenario) -> String {
+    let mut ids: Vec<&str> = s
+        .expect_failing_checks
+        .iter()
+        .filter_map(|c| c.split_once(':').map(|(rb, _)| rb))
+        .collect();
+    if s.faults.drop_during_restore {
+        ids.extend(["restore", "disaster-recovery"]);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        "every runbook passes".into()
+    } else {
+        format!("fails in {}", ids.join(", "))
+    }
+}
 
 /// Home screen entries: unfinished sessions (newest first), failure classes, runbooks, drill
 /// scenarios, reports of the newest ended sessions.
@@ -673,12 +696,8 @@ pub fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::
         Default::default()
     });
     // Newest first: the run interrupted last is the likeliest one to resume.
-    for s in sessions
-        .open
-        .iter()
-        .filter(|s| s.intact)
-        .take(HOME_SESSIONS)
-    {
+    // Every open session (Home's list scrolls): an unfinished incident is never hidden.
+    for s in sessions.open.iter().filter(|s| s.intact) {
         items.push(HomeItem::Resume {
             session_id: s.id.clone(),
             runbook: s.runbook_id.clone(),
@@ -686,9 +705,10 @@ pub fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::
                 .started
                 .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                 .unwrap_or_default(),
+            // Where first (the drill scenario or environment), then who: what tells two
+            // sessions of one runbook apart when the line is cut.
             summary: format!(
-                "{} on {} by {}{}",
-                s.title,
+                "on {} by {}{}",
                 s.environment,
                 s.operator,
                 if s.in_doubt > 0 {
@@ -717,12 +737,8 @@ pub fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::
             let scenario = name.to_string();
             let title = btsdr_sim::scenario::Scenario::parse(text, name)
                 .map(|s| {
-                    s.description
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string()
+                    let first = s.description.lines().next().unwrap_or("").trim();
+                    format!("{first} [{}]", exercised_by(&s))
                 })
                 .unwrap_or_default();
             (scenario, title)

@@ -450,9 +450,15 @@ fn home_lists_sessions_to_resume_and_recent_reports() {
             _ => {}
         }
     }
-    let newest = |ids: &[String]| -> Vec<String> { ids.iter().rev().take(5).cloned().collect() };
-    assert_eq!(resume, newest(&opened));
-    assert_eq!(reports, newest(&closed));
+    let newest =
+        |ids: &[String], n: usize| -> Vec<String> { ids.iter().rev().take(n).cloned().collect() };
+    // Every open session, newest first (issue 18: 13 open, 5 offered); the 5 newest reports.
+    assert_eq!(resume, newest(&opened, opened.len()));
+    assert_eq!(reports, newest(&closed, 5));
+    // Each names where it runs and who ran it.
+    assert!(items.iter().any(
+        |i| matches!(i, HomeItem::Resume { summary, .. } if summary.starts_with("on prod by amy"))
+    ));
 }
 
 /// With no environment configured, a failure plan is practised on the simulator: the Start
