@@ -560,3 +560,53 @@ async fn a_recent_report_is_written_and_its_path_stays_on_screen() {
         h.app.popups
     );
 }
+
+/// Issue 18: Esc on "Runbook variables" put the values aside and left a session that could
+/// never start (Enter said "start it first", `c` took a note and threw it away). Now every
+/// key that acts on a step asks for the values again, and the session starts once they are
+/// given.
+#[tokio::test]
+async fn values_put_aside_are_asked_again_before_any_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, _requests, _lib) = plan_harness(dir.path(), &["prod"]);
+    let sql = h
+        .app
+        .home
+        .iter()
+        .position(|i| matches!(i, HomeItem::Failure(p) if p.id == "sql-computer"))
+        .expect("the SQL Server computer class is on Home");
+    for _ in 0..sql {
+        h.press("j");
+    }
+    h.press("enter");
+    h.press("enter");
+    h.press("enter");
+    h.settle().await;
+    assert!(matches!(h.app.popups.last(), Some(Popup::Variables { .. })));
+    h.press("esc");
+    assert!(h.app.popups.is_empty());
+    let said: Vec<String> = h.app.notices.iter().map(|n| n.text.clone()).collect();
+    assert!(
+        said.iter().any(|t| t.contains("has not started")),
+        "{said:?}"
+    );
+    for key in ["enter", "c", "s", "r", "S"] {
+        h.press(key);
+        assert!(
+            matches!(h.app.popups.last(), Some(Popup::Variables { .. })),
+            "`{key}` did not ask for the values again: {:?}",
+            h.app.popups
+        );
+        h.press("esc");
+    }
+    h.press("enter");
+    fill_paths(&mut h).await;
+    assert!(h.app.popups.is_empty(), "{:?}", h.app.popups);
+    assert!(
+        h.app
+            .session
+            .as_ref()
+            .is_some_and(|s| s.engine.is_started()),
+        "the session started once its values were given"
+    );
+}

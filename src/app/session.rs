@@ -203,6 +203,24 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
     fx
 }
 
+/// A session that has not started: asks for the values it still needs (or starts it when
+/// none is missing).
+pub fn ask_to_start(app: &mut App) -> Vec<AppEffect> {
+    let missing = missing_vars(app);
+    if missing.is_empty() {
+        let mut fx = input(app, Input::Start);
+        fx.extend(start_notes(app));
+        sync(app);
+        return fx;
+    }
+    app.notify(
+        Level::Info,
+        "the session starts once the runbook's values are given: fill them in, then Enter",
+    );
+    push_variables(app, missing);
+    vec![]
+}
+
 /// Journals the notes kept for the session's start, once it has started.
 fn start_notes(app: &mut App) -> Vec<AppEffect> {
     let started = app.session.as_ref().is_some_and(|s| s.engine.is_started());

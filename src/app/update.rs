@@ -544,6 +544,22 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         }
         return vec![];
     };
+    // A session whose values were put aside (Esc on "Runbook variables") has not started:
+    // anything that would act on a step asks for them again (issue 18: it could never start,
+    // and a confirmation's note was typed, then thrown away).
+    if matches!(
+        a,
+        Action::Run
+            | Action::Submit
+            | Action::Confirm
+            | Action::Skip
+            | Action::Retry
+            | Action::Verify
+            | Action::SignOff
+    ) && app.session.as_ref().is_some_and(|s| !s.engine.is_started())
+    {
+        return super::session::ask_to_start(app);
+    }
     let n = run.steps.len();
     let page = crate::ui::output_rows_for(app) as isize;
     let selected_id = run.steps.get(app.selected).map(|s| s.id.clone());
@@ -864,7 +880,17 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
     };
     match a {
         Action::Back => {
+            let put_aside = matches!(top, Popup::Variables { .. });
             app.popups.pop();
+            if put_aside && app.session.as_ref().is_some_and(|s| !s.engine.is_started()) {
+                app.notify(
+                    Level::Info,
+                    format!(
+                        "the session has not started: {} asks for its values again",
+                        app.keymap.hint(Mode::Run, Action::Run)
+                    ),
+                );
+            }
             return vec![];
         }
         Action::NextField => {
