@@ -594,11 +594,29 @@ impl App {
         self.declared_at.map(|d| self.now - d)
     }
 
+    /// A toast, kept in the selected step's log on the run screen (a toast goes away; the
+    /// log keeps what it said).
     pub fn notify(&mut self, level: Level, text: impl Into<String>) {
-        let secs = if level == Level::Error { 12 } else { 5 };
+        let text = text.into();
+        let secs = match level {
+            Level::Error => 12,
+            Level::Warn => 8,
+            _ => 4,
+        };
+        if self.screen == Screen::Run
+            && let Some(run) = self.run.as_mut()
+            && let Some(row) = run.steps.get(self.selected)
+        {
+            let id = row.id.clone();
+            run.outputs.entry(id).or_default().log.push(LogLine {
+                at: self.now,
+                level,
+                text: text.clone(),
+            });
+        }
         self.notices.push(Notice {
             level,
-            text: text.into(),
+            text,
             until: self.now + Duration::seconds(secs),
         });
         // Keep the last few only.
