@@ -738,7 +738,7 @@ pub fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::
             let title = btsdr_sim::scenario::Scenario::parse(text, name)
                 .map(|s| {
                     let first = s.description.lines().next().unwrap_or("").trim();
-                    format!("{first} [{}]", exercised_by(&s))
+                    format!("[{}] {first}", exercised_by(&s))
                 })
                 .unwrap_or_default();
             (scenario, title)

@@ -300,6 +300,8 @@ async fn a_failure_plan_is_one_incident_and_part_2_targets_the_new_source() {
     h.press("enter");
     let s = h.screen();
     assert!(s.contains("Repoint roles to the new source"), "{s}");
+    assert!(s.contains("same incident"), "{s}");
+    assert!(s.contains("[240"), "the incident's RTO is shown:\n{s}");
     h.press("enter");
     h.settle().await;
     answer_popups(&mut h).await;

@@ -475,6 +475,19 @@ fn push_start(app: &mut App, runbook_id: String, title: String, plan: Option<Pla
         .take(2)
         .position(|f| f.problem().is_some())
         .unwrap_or(2);
+    // The next part of the incident open here keeps its RTO (shown; the session takes it).
+    if let Some(p) = plan.as_ref()
+        && p.part > 0
+        && app
+            .plan
+            .as_ref()
+            .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
+        && let Some(rto) = app.rto
+        && form.value(2).is_empty()
+        && let Some(f) = form.fields.get_mut(2)
+    {
+        *f = f.clone().value(rto.num_minutes().to_string());
+    }
     // After a failover part of the same plan, the operator confirms where this part runs.
     if let Some(after) = plan.as_ref().and_then(failover_before) {
         form.fields.push(

@@ -529,7 +529,20 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             form,
             plan,
         } => {
+            // A later part of the plan whose earlier part ran here: the same incident.
+            let same_incident = plan.as_ref().is_some_and(|p| {
+                p.part > 0
+                    && app
+                        .plan
+                        .as_ref()
+                        .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
+                    && app.declared_at.is_some()
+            });
             let (what, intro) = match kind {
+                StartKind::Runbook if same_incident => (
+                    "Runbook: ",
+                    "The next part of the same incident: a new session, on the clock and RTO of the part before.",
+                ),
                 StartKind::Runbook => (
                     "Runbook: ",
                     "A new session. The RTO clock starts when you confirm.",
