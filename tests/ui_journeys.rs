@@ -367,3 +367,38 @@ async fn a_failure_plan_is_one_incident_and_part_2_targets_the_new_source() {
     let s = h.screen();
     assert!(s.contains("T+00:09:5") || s.contains("T+00:10:0"), "{s}");
 }
+
+/// Each fault scenario, walked through the backup runbook as a trainee would: a step that does
+/// not pass is one its file lists (`expect_failing_checks`), never another. (stale-full,
+/// partial-set and missing-mark reach the end: doing the steps in order forces the full
+/// backup that repairs them before the checks that would fail run.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_scenario_first_fails_a_step_its_file_lists() {
+    let mut wrong = Vec::new();
+    for name in btsdr_sim::scenario::NAMES
+        .iter()
+        .filter(|n| **n != "healthy")
+    {
+        let sc = btsdr_sim::scenario::Scenario::load(name).expect("scenario");
+        let expected: Vec<String> = sc
+            .expect_failing_checks
+            .iter()
+            .filter_map(|c| c.strip_prefix("backup:").map(str::to_string))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = Harness::with_opener(120, 40, Box::new(opener(dir.path(), "backup")));
+        h.timeout = std::time::Duration::from_secs(120);
+        drill(&mut h, name);
+        let problems = walk(&mut h, None).await;
+        let first = problems
+            .first()
+            .and_then(|p| p.split(':').next())
+            .map(str::to_string);
+        if let Some(id) = &first
+            && !expected.contains(id)
+        {
+            wrong.push(format!("{name}: {id} failed, listed {expected:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
