@@ -64,6 +64,9 @@ struct CurrentDrill {
     files_dir: PathBuf,
 }
 
+/// The runbook variable that says whether the group uses log shipping.
+pub const LOG_SHIPPING_VAR: &str = "use_log_shipping";
+
 /// The simulator's snapshot in a drill session's output folder (`btsdr_sim::replay`).
 pub const SIM_SNAPSHOT: &str = "simulator.json";
 
@@ -531,7 +534,16 @@ impl Opener for LiveOpener {
                             .map(|p| (format!("{}_sql_server", r.as_str()), p.display_server()))
                     })
                     .collect();
-                self.create(runbook, &env.name, executor, opts, &servers, &[])
+                // No destination configured: ask whether the group uses log shipping (an empty
+                // answer, which the variables popup asks for) rather than assume it does and
+                // fail every log-shipping step on the missing server.
+                let ask: Vec<(String, String)> =
+                    if env.destination.is_none() && runbook.variable(LOG_SHIPPING_VAR).is_some() {
+                        vec![(LOG_SHIPPING_VAR.to_string(), String::new())]
+                    } else {
+                        Vec::new()
+                    };
+                self.create(runbook, &env.name, executor, opts, &servers, &ask)
             }
             Request::Drill {
                 scenario,

@@ -402,3 +402,55 @@ async fn each_fault_scenario_first_fails_a_step_its_file_lists() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Issue 18: a group configured without a destination was assumed to use log shipping and
+/// every log-shipping step failed with "Add a server for role destination". Now the session
+/// asks first; answering false makes those steps not apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_without_a_destination_is_asked_about_log_shipping() {
+    use btsdr::config::DrillConfig;
+    let drill = btsdr_sim::drill::Drill::start("healthy")
+        .await
+        .expect("drill starts");
+    let mut env = drill.environment();
+    env.name = "nodest".into();
+    env.destination = None;
+    let mut config = Config::default();
+    config.environments.insert("nodest".into(), env);
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = LiveOpener::new(library(), config, dir.path().to_path_buf());
+    o.prompted = drill.secrets();
+    let mut h = Harness::with_opener(100, 30, Box::new(o));
+    h.request(Request::Start {
+        runbook_id: "backup".into(),
+        environment: "nodest".into(),
+        operator: "alice".into(),
+        rto_minutes: None,
+        rpo_minutes: None,
+        repoint: false,
+    });
+    let names = match h.app.popups.last() {
+        Some(Popup::Variables { names, .. }) => names.clone(),
+        other => panic!("no variables popup: {other:?}"),
+    };
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("use_log_shipping"),
+        "{names:?}"
+    );
+    let s = h.screen();
+    assert!(s.contains("log-shipping destination"), "{s}");
+    // false, then a value for whatever else is missing.
+    h.type_text("false");
+    // (The others this runbook asks here are paths.)
+    for _ in names.iter().skip(1) {
+        h.press("tab");
+        h.type_text(r"\\FS01\BizTalkBackup");
+    }
+    h.press("enter");
+    h.settle().await;
+    let left = format!("{:?}", h.app.popups);
+    assert!(h.app.popups.is_empty(), "{left}\n{}", h.screen());
+    assert_eq!(mark(&h, "store.dest-lag"), StepMark::NotApplicable);
+    drill.shutdown().await;
+}

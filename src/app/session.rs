@@ -172,7 +172,20 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
     if started {
         fx.extend(input(app, Input::Resume));
     } else {
-        let missing = missing_vars(app);
+        let mut missing = missing_vars(app);
+        // A yes/no the opener left unanswered (use_log_shipping when no destination is
+        // configured) is asked with the values.
+        if let Some(s) = &app.session {
+            let e = &s.engine;
+            for v in &e.runbook().variables {
+                if v.kind == crate::runbook::model::VarKind::Bool
+                    && e.variables().get(&v.name) == Some("")
+                    && !missing.contains(&v.name)
+                {
+                    missing.insert(0, v.name.clone());
+                }
+            }
+        }
         if missing.is_empty() {
             fx.extend(input(app, Input::Start));
             fx.extend(start_notes(app));
