@@ -114,6 +114,16 @@ pub enum Cmd {
     },
     /// List sessions (open ones can be resumed; in-doubt steps are counted).
     Sessions,
+    /// Resume an open session in the UI (as Home's Resume does): a drill continues on the
+    /// simulated group its session left.
+    Resume {
+        /// Session id (see `btsdr sessions`) or `latest`.
+        id: String,
+        /// Who is at the keyboard now (default: $BTSDR_OPERATOR, then the OS user); a change
+        /// of hands is journaled.
+        #[arg(long)]
+        operator: Option<String>,
+    },
     /// Journal tools.
     #[command(subcommand)]
     Journal(JournalCmd),
@@ -390,6 +400,7 @@ pub fn run(cli: Cli) -> ExitCode {
                     operator: op,
                     rto_minutes: session.rto,
                     rpo_minutes: session.rpo,
+                    repoint: false,
                 },
                 (None, None) => {
                     // clap enforces --env or --drill; keep a clear message rather than a panic.
@@ -457,6 +468,33 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Cmd::Validate { paths }) => finish(validate(&paths)),
         Some(Cmd::Recover { failure, list }) => finish(recover(failure.as_deref(), list)),
         Some(Cmd::Sessions) => finish(sessions()),
+        Some(Cmd::Resume { id, operator }) => {
+            let id = if id == LATEST {
+                match latest_session() {
+                    Ok(p) => p
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    Err(e) => return finish(Err(CliError::Setup(e))),
+                }
+            } else {
+                id
+            };
+            let session = SessionArgs {
+                operator,
+                rto: None,
+                rpo: None,
+                dry_run: false,
+                two_person: false,
+            };
+            interactive(
+                config_path.as_deref(),
+                Some(crate::app::Request::Resume { session_id: id }),
+                &session,
+                None,
+                &UiValues::default(),
+            )
+        }
         Some(Cmd::Journal(JournalCmd::Verify {
             file,
             allowed_signers,

@@ -34,7 +34,10 @@ pub struct LiveOpener {
     pub config: Config,
     pub data_dir: PathBuf,
     /// Running simulators; dropped (and stopped) with the opener.
-    drills: Arc<std::sync::Mutex<Vec<Drill>>>,
+    /// Each with the number `start_drill` gave it.
+    drills: Arc<std::sync::Mutex<Vec<(u64, Drill)>>>,
+    /// The number of the drill the last `start_drill` / `running_drill` returned.
+    last_drill: u64,
     /// Runbook for drills (`btsdr drill --runbook`).
     pub drill_runbook: String,
     pub dry_run: bool,
@@ -48,7 +51,24 @@ pub struct LiveOpener {
     /// names): the next new session takes them, over the runbook's, environment's and
     /// drill scenario's values.
     pub sets: Vec<(String, String)>,
+    /// The open session when it is a drill: its simulator follows it.
+    current: Option<CurrentDrill>,
 }
+
+/// The drill session the TUI has open.
+struct CurrentDrill {
+    runbook: Arc<Runbook>,
+    /// Its simulator's number in `LiveOpener::drills` (absent until it listens).
+    drill: u64,
+    /// The session's output folder, which holds the simulator's snapshot.
+    files_dir: PathBuf,
+}
+
+/// The runbook variable that says whether the group uses log shipping.
+pub const LOG_SHIPPING_VAR: &str = "use_log_shipping";
+
+/// The simulator's snapshot in a drill session's output folder (`btsdr_sim::replay`).
+pub const SIM_SNAPSHOT: &str = "simulator.json";
 
 impl LiveOpener {
     pub fn new(library: Library, config: Config, data_dir: PathBuf) -> LiveOpener {
@@ -57,12 +77,14 @@ impl LiveOpener {
             config,
             data_dir,
             drills: Arc::default(),
+            last_drill: 0,
             drill_runbook: DRILL_RUNBOOK.to_string(),
             dry_run: false,
             two_person_rule: false,
             prompted: crate::config::MapSecrets::new(),
             operator: None,
             sets: Vec::new(),
+            current: None,
         }
     }
 
@@ -93,6 +115,16 @@ impl LiveOpener {
     /// queues statements until it listens, plus the scenario's runbook values. The UI is up
     /// at once; building the scenario's history takes a few hundred milliseconds.
     fn start_drill(&mut self, scenario: &str) -> Result<(Arc<dyn Executor>, Vars), String> {
+        self.start_drill_replaying(scenario, Vec::new(), Vec::new())
+    }
+
+    /// Like `start_drill`, after running `events` (a snapshot's) again on the new group.
+    fn start_drill_replaying(
+        &mut self,
+        scenario: &str,
+        events: Vec<btsdr_sim::replay::SimEvent>,
+        remap: Vec<(Role, Role)>,
+    ) -> Result<(Arc<dyn Executor>, Vars), String> {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "internal error: no async runtime".to_string())?;
         let sc = btsdr_sim::scenario::Scenario::load(scenario)?;
@@ -102,16 +134,19 @@ impl LiveOpener {
         let deferred = DeferredExecutor::new(Role::ALL.to_vec(), "the drill simulator");
         let ready = deferred.clone();
         let drills = Arc::clone(&self.drills);
+        self.last_drill += 1;
+        let number = self.last_drill;
         handle.spawn(async move {
-            match Drill::start_with(sc, None).await {
+            match Drill::start_replaying(sc, None, &events).await {
                 Ok(drill) => {
-                    let exec = TiberiusExecutor::new(&drill.environment(), &drill.secrets())
+                    let env = remapped(&drill.environment(), &remap);
+                    let exec = TiberiusExecutor::new(&env, &drill.secrets())
                         .map(|e| Arc::new(e) as Arc<dyn Executor>)
                         .map_err(|e| e.to_string());
                     drills
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(drill);
+                        .push((number, drill));
                     ready.resolve(exec);
                 }
                 Err(e) => {
@@ -160,27 +195,34 @@ impl LiveOpener {
 
     /// The simulator of `scenario` this process already runs (a new connection to it), or a
     /// new one.
-    fn running_drill(&mut self, scenario: &str) -> Result<(Arc<dyn Executor>, Vars), String> {
+    fn running_drill(
+        &mut self,
+        scenario: &str,
+        remap: &[(Role, Role)],
+    ) -> Result<(Arc<dyn Executor>, Vars), String> {
         let running = self
             .drills
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .rev()
-            .find(|d| d.scenario.name == scenario)
-            .map(|d| {
+            .find(|(_, d)| d.scenario.name == scenario)
+            .map(|(n, d)| {
                 (
+                    *n,
                     d.environment(),
                     d.secrets(),
                     d.variables().into_iter().collect(),
                 )
             });
         match running {
-            Some((env, secrets, vars)) => {
+            Some((number, env, secrets, vars)) => {
+                self.last_drill = number;
+                let env = remapped(&env, remap);
                 let exec = TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?;
                 Ok((Arc::new(exec), vars))
             }
-            None => self.start_drill(scenario),
+            None => self.start_drill_replaying(scenario, Vec::new(), remap.to_vec()),
         }
     }
 
@@ -215,6 +257,14 @@ impl LiveOpener {
         for (k, v) in std::mem::take(&mut self.sets) {
             vars.set(&k, v);
         }
+        self.current = env_name
+            .strip_prefix(DRILL_PREFIX)
+            .filter(|_| opts.drill)
+            .map(|_| CurrentDrill {
+                runbook: Arc::clone(&runbook),
+                drill: self.last_drill,
+                files_dir: self.files_dir(&id),
+            });
         let engine = Engine::new(runbook, vars, opts);
         Ok(Opened {
             engine,
@@ -224,14 +274,79 @@ impl LiveOpener {
         })
     }
 
+    /// The simulator's snapshot a drill session left (empty when it has none).
+    fn drill_snapshot(&self, session_id: &str, scenario: &str) -> Vec<btsdr_sim::replay::SimEvent> {
+        let path = self.files_dir(session_id).join(SIM_SNAPSHOT);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the simulator snapshot; the drill starts fresh");
+                return Vec::new();
+            }
+        };
+        match serde_json::from_str::<btsdr_sim::replay::Snapshot>(&text) {
+            Ok(s) if s.version == btsdr_sim::replay::SNAPSHOT_VERSION && s.scenario == scenario => {
+                s.events
+            }
+            Ok(s) => {
+                tracing::warn!(path = %path.display(), version = s.version, scenario = %s.scenario, "the simulator snapshot is not for this drill; it starts fresh");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "the simulator snapshot does not parse; the drill starts fresh");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Saves the running simulator's snapshot into the drill session's output folder.
+    fn save_snapshot(&self, cur: &CurrentDrill) {
+        let snap = {
+            let drills = self
+                .drills
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match drills.iter().find(|(n, _)| *n == cur.drill) {
+                Some((_, d)) => d.snapshot(),
+                None => return,
+            }
+        };
+        let text = match serde_json::to_string(&snap) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot serialise the simulator snapshot");
+                return;
+            }
+        };
+        let path = cur.files_dir.join(SIM_SNAPSHOT);
+        let tmp = cur.files_dir.join(format!("{SIM_SNAPSHOT}.tmp"));
+        let res = std::fs::create_dir_all(&cur.files_dir)
+            .and_then(|()| {
+                let _ = std::fs::remove_file(&tmp);
+                journal::private::write_new(&tmp, text.as_bytes())
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = res {
+            tracing::warn!(path = %path.display(), error = %e, "cannot save the simulator snapshot");
+        }
+    }
+
     fn files_dir(&self, session_id: &str) -> PathBuf {
         journal::sessions_dir(&self.data_dir).join(format!("{session_id}.files"))
     }
 
+    // TODO(issue 16): split (the replay of the journal, the drill snapshot, the hand-over).
+    #[allow(clippy::too_many_lines)]
     fn resume(&mut self, session_id: &str, operator: Option<&str>) -> Result<Opened, String> {
         let path = journal::session_path(&self.data_dir, session_id)?;
-        let read = journal::read_records(&path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if !path.exists() {
+            return Err(format!(
+                "no session `{session_id}` in {}: `btsdr sessions` lists them",
+                journal::sessions_dir(&self.data_dir).display()
+            ));
+        }
+        let read = journal::read_records(&path).map_err(|e| e.to_string())?;
         if !read.report.is_intact() {
             return Err(format!(
                 "{}: {} — it cannot be resumed; `btsdr report {session_id}` still shows what verified",
@@ -282,6 +397,21 @@ impl LiveOpener {
             ));
         };
         let runbook = self.runbook(&runbook_id)?;
+        // The server variables the session started with (a repointed part names the
+        // destination's server as its source).
+        let journaled: Vec<(String, String)> = read
+            .entries
+            .iter()
+            .find_map(|r| match &r.event {
+                Event::SessionStarted { variables, .. } => Some(
+                    variables
+                        .iter()
+                        .map(|v| (v.name.clone(), v.value.clone()))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default();
         let mut opts = started_opts;
         if let Some(op) = operator {
             opts.operator = op.to_string();
@@ -289,18 +419,37 @@ impl LiveOpener {
         let mut vars = Variables::from_runbook(&runbook);
         let executor: Arc<dyn Executor> =
             if let Some(scenario) = environment.strip_prefix(DRILL_PREFIX).filter(|_| drill) {
-                let (exec, drill_vars) = self.start_drill(scenario)?;
+                // The group as the session left it: the snapshot's statements run again.
+                let events = self.drill_snapshot(session_id, scenario);
+                let sc = btsdr_sim::scenario::Scenario::load(scenario)?;
+                let names = btsdr_sim::drill::scenario_variables(&sc);
+                let remap = remap_from(&journaled, &|r: Role| {
+                    names.get(&format!("{}_sql_server", r.as_str())).cloned()
+                });
+                let (exec, drill_vars) = self.start_drill_replaying(scenario, events, remap)?;
                 for (k, v) in drill_vars {
                     vars.set(&k, v);
                 }
                 exec
             } else {
                 let env = self.environment(&environment)?;
+                let remap = remap_from(&journaled, &|r: Role| {
+                    env.profile(r).map(|p| p.display_server())
+                });
+                let env = remapped(&env, &remap);
                 let from_env = EnvSecrets::for_environment(&env);
                 let secrets = crate::config::Chain(&from_env, &self.prompted);
                 Arc::new(TiberiusExecutor::new(&env, &secrets).map_err(|e| e.to_string())?)
             };
         let original = opts.operator.clone();
+        self.current = environment
+            .strip_prefix(DRILL_PREFIX)
+            .filter(|_| drill)
+            .map(|_| CurrentDrill {
+                runbook: Arc::clone(&runbook),
+                drill: self.last_drill,
+                files_dir: self.files_dir(session_id),
+            });
         let mut engine = Engine::replay(runbook, vars, opts, &read.entries)?;
         let (mut writer, report) = JournalWriter::open_append(&path)
             .map_err(|e| format!("cannot reopen {}: {e}", path.display()))?;
@@ -353,17 +502,27 @@ impl Opener for LiveOpener {
                 operator,
                 rto_minutes,
                 rpo_minutes,
+                repoint,
             } => {
                 let runbook = self.runbook(&runbook_id)?;
                 let drill = environment.strip_prefix(DRILL_PREFIX);
                 let opts = self.new_options(operator, drill.is_some(), rto_minutes, rpo_minutes);
+                let remap: Vec<(Role, Role)> = if repoint {
+                    vec![
+                        (Role::Source, Role::Destination),
+                        (Role::Msgbox, Role::Destination),
+                    ]
+                } else {
+                    Vec::new()
+                };
                 if let Some(scenario) = drill {
                     // A runbook (a failure plan's part) practised on the simulator: later
                     // parts continue on the group the earlier ones changed.
-                    let (executor, vars) = self.running_drill(scenario)?;
+                    let (executor, vars) = self.running_drill(scenario, &remap)?;
+                    let vars = repointed_vars(vars, &remap);
                     return self.create(runbook, &environment, executor, opts, &[], &vars);
                 }
-                let env = self.environment(&environment)?;
+                let env = remapped(&self.environment(&environment)?, &remap);
                 let mut opts = opts;
                 opts.security_warnings = self.security_warnings(&env);
                 let secrets = EnvSecrets::for_environment(&env);
@@ -377,7 +536,16 @@ impl Opener for LiveOpener {
                             .map(|p| (format!("{}_sql_server", r.as_str()), p.display_server()))
                     })
                     .collect();
-                self.create(runbook, &env.name, executor, opts, &servers, &[])
+                // No destination configured: ask whether the group uses log shipping (an empty
+                // answer, which the variables popup asks for) rather than assume it does and
+                // fail every log-shipping step on the missing server.
+                let ask: Vec<(String, String)> =
+                    if env.destination.is_none() && runbook.variable(LOG_SHIPPING_VAR).is_some() {
+                        vec![(LOG_SHIPPING_VAR.to_string(), String::new())]
+                    } else {
+                        Vec::new()
+                    };
+                self.create(runbook, &env.name, executor, opts, &servers, &ask)
             }
             Request::Drill {
                 scenario,
@@ -423,12 +591,114 @@ impl Opener for LiveOpener {
             ))
             .map_err(|e| format!("cannot write the report to {}: {e}", out.display()))
     }
+
+    /// A drill's simulator follows its session: a confirmed "run UpdateDatabase.vbs" step is
+    /// performed on the simulated group (the simulator cannot receive a Windows command), and
+    /// the group's snapshot is saved for a later resume.
+    fn journaled(&mut self, record: &crate::engine::Record) {
+        let Some(cur) = self.current.as_ref() else {
+            return;
+        };
+        if let (Event::ManualConfirmed { .. }, Some(step)) = (&record.event, &record.step) {
+            let runs_update = cur.runbook.step(step).is_some_and(|s| match &s.body {
+                crate::runbook::model::StepBody::Manual(m) => m
+                    .commands
+                    .iter()
+                    .any(|c| c.run.contains("UpdateDatabase.vbs")),
+                _ => false,
+            });
+            if runs_update {
+                let drills = self
+                    .drills
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some((_, d)) = drills.iter().find(|(n, _)| *n == cur.drill) {
+                    d.simulate_update_database();
+                }
+            }
+        }
+        self.save_snapshot(cur);
+    }
 }
 
-/// Open sessions Home offers to resume.
-pub const HOME_SESSIONS: usize = 5;
+/// `env` with each `(role, served_by)` role's profiles replaced by `served_by`'s (after a
+/// failover the destination's server is the source). Roles `served_by` lacks are kept.
+fn remapped(env: &Environment, remap: &[(Role, Role)]) -> Environment {
+    let mut out = env.clone();
+    for (role, by) in remap {
+        let profiles = env.profiles(*by).to_vec();
+        if profiles.is_empty() {
+            continue;
+        }
+        match role {
+            Role::Source => out.source = profiles.first().cloned(),
+            Role::Msgbox => out.msgbox = profiles,
+            Role::Destination => out.destination = profiles.first().cloned(),
+        }
+    }
+    out
+}
+
+/// The server variables of a repointed part: the roles name the server that serves them.
+fn repointed_vars(mut vars: Vars, remap: &[(Role, Role)]) -> Vars {
+    let get = |vars: &Vars, r: Role| {
+        let key = format!("{}_sql_server", r.as_str());
+        vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+    };
+    for (role, by) in remap {
+        if let Some(server) = get(&vars, *by) {
+            let key = format!("{}_sql_server", role.as_str());
+            vars.retain(|(k, _)| *k != key);
+            vars.push((key, server));
+        }
+    }
+    vars
+}
+
+/// The remap a resumed session was started with: a role whose journaled
+/// `{role}_sql_server` names another role's server (`server_of`) is served by that role.
+fn remap_from(
+    journaled: &[(String, String)],
+    server_of: &dyn Fn(Role) -> Option<String>,
+) -> Vec<(Role, Role)> {
+    let mut out = Vec::new();
+    for role in [Role::Source, Role::Msgbox] {
+        let key = format!("{}_sql_server", role.as_str());
+        let Some(want) = journaled.iter().find(|(k, _)| *k == key).map(|(_, v)| v) else {
+            continue;
+        };
+        if server_of(role).is_some_and(|own| own.eq_ignore_ascii_case(want)) {
+            continue;
+        }
+        if server_of(Role::Destination).is_some_and(|d| d.eq_ignore_ascii_case(want)) {
+            out.push((role, Role::Destination));
+        }
+    }
+    out
+}
+
 /// Ended sessions Home offers a report of.
 pub const HOME_REPORTS: usize = 5;
+
+/// Which runbooks a scenario's faults show up in: those of the checks it fails, the restore
+/// procedures for a connection dropped mid-restore, every runbook for a healthy group.
+fn exercised_by(s: &btsdr_sim::scenario::Scenario) -> String {
+    let mut ids: Vec<&str> = s
+        .expect_failing_checks
+        .iter()
+        .filter_map(|c| c.split_once(':').map(|(rb, _)| rb))
+        .collect();
+    if s.faults.drop_during_restore {
+        ids.extend(["restore", "disaster-recovery"]);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        "every runbook passes".into()
+    } else {
+        format!("fails in {}", ids.join(", "))
+    }
+}
 
 /// Home screen entries: unfinished sessions (newest first), failure classes, runbooks, drill
 /// scenarios, reports of the newest ended sessions.
@@ -440,12 +710,8 @@ pub fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::
         Default::default()
     });
     // Newest first: the run interrupted last is the likeliest one to resume.
-    for s in sessions
-        .open
-        .iter()
-        .filter(|s| s.intact)
-        .take(HOME_SESSIONS)
-    {
+    // Every open session (Home's list scrolls): an unfinished incident is never hidden.
+    for s in sessions.open.iter().filter(|s| s.intact) {
         items.push(HomeItem::Resume {
             session_id: s.id.clone(),
             runbook: s.runbook_id.clone(),
@@ -453,9 +719,10 @@ pub fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::
                 .started
                 .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                 .unwrap_or_default(),
+            // Where first (the drill scenario or environment), then who: what tells two
+            // sessions of one runbook apart when the line is cut.
             summary: format!(
-                "{} on {} by {}{}",
-                s.title,
+                "on {} by {}{}",
                 s.environment,
                 s.operator,
                 if s.in_doubt > 0 {
@@ -484,12 +751,8 @@ pub fn home_items(lib: &Library, data_dir: &std::path::Path) -> Vec<crate::app::
             let scenario = name.to_string();
             let title = btsdr_sim::scenario::Scenario::parse(text, name)
                 .map(|s| {
-                    s.description
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string()
+                    let first = s.description.lines().next().unwrap_or("").trim();
+                    format!("[{}] {first}", exercised_by(&s))
                 })
                 .unwrap_or_default();
             (scenario, title)

@@ -31,9 +31,11 @@ async fn drill_fault_retry_manual_skip_crash_resume_signoff() {
     h.press("enter");
     h.settle().await;
     assert_eq!(mark(&h, "prep.version"), StepMark::Passed);
+    // The selection moved on to the next open step, as after a manual confirm (issue 18: a
+    // `j` here skipped a step).
+    assert_eq!(h.app.selected_step().unwrap().0.id, "prep.stop-hosts");
 
     // Manual step: confirm with a note and evidence.
-    h.press("j");
     h.press("c");
     h.type_text("stopped 4 host instances and ENTSSO");
     h.press("tab");
@@ -70,7 +72,7 @@ async fn drill_fault_retry_manual_skip_crash_resume_signoff() {
 
     // The destructive restore: typed confirmation, then it hangs... and btsdr "crashes".
     exec.once("RESTORE DATABASE", Reply::Hang);
-    h.press("j");
+    // The retry passed: the selection is already on the next step.
     h.press("enter");
     assert!(matches!(
         h.app.popups.last(),
@@ -219,6 +221,8 @@ async fn copy_uses_osc52_text_of_the_command_and_the_sql() {
     h.press("k");
     h.press("enter");
     h.settle().await;
+    // The check passed and the selection moved on: back to it.
+    h.press("k");
     h.press("y");
     let sql = h.clipboard().last().cloned().unwrap();
     assert!(sql.contains("SELECT @@VERSION"), "{sql}");

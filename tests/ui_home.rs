@@ -33,6 +33,7 @@ impl Opener for FakeOpener {
             operator,
             rto_minutes,
             rpo_minutes,
+            ..
         } = req
         else {
             return Err("only Start in this test".into());
@@ -190,6 +191,7 @@ async fn something_failed_sql_computer_starts_restore_at_the_plan() {
             operator: "alice".into(),
             rto_minutes: Some(240),
             rpo_minutes: None,
+            repoint: false,
         })
     );
     assert_eq!(h.app.screen, Screen::Run);
@@ -449,9 +451,15 @@ fn home_lists_sessions_to_resume_and_recent_reports() {
             _ => {}
         }
     }
-    let newest = |ids: &[String]| -> Vec<String> { ids.iter().rev().take(5).cloned().collect() };
-    assert_eq!(resume, newest(&opened));
-    assert_eq!(reports, newest(&closed));
+    let newest =
+        |ids: &[String], n: usize| -> Vec<String> { ids.iter().rev().take(n).cloned().collect() };
+    // Every open session, newest first (issue 18: 13 open, 5 offered); the 5 newest reports.
+    assert_eq!(resume, newest(&opened, opened.len()));
+    assert_eq!(reports, newest(&closed, 5));
+    // Each names where it runs and who ran it.
+    assert!(items.iter().any(
+        |i| matches!(i, HomeItem::Resume { summary, .. } if summary.starts_with("on prod by amy"))
+    ));
 }
 
 /// With no environment configured, a failure plan is practised on the simulator: the Start
@@ -551,5 +559,55 @@ async fn a_recent_report_is_written_and_its_path_stays_on_screen() {
         matches!(h.app.popups.last(), Some(Popup::Message { error: true, text, .. }) if text.contains("cannot read bad")),
         "{:?}",
         h.app.popups
+    );
+}
+
+/// Issue 18: Esc on "Runbook variables" put the values aside and left a session that could
+/// never start (Enter said "start it first", `c` took a note and threw it away). Now every
+/// key that acts on a step asks for the values again, and the session starts once they are
+/// given.
+#[tokio::test]
+async fn values_put_aside_are_asked_again_before_any_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut h, _requests, _lib) = plan_harness(dir.path(), &["prod"]);
+    let sql = h
+        .app
+        .home
+        .iter()
+        .position(|i| matches!(i, HomeItem::Failure(p) if p.id == "sql-computer"))
+        .expect("the SQL Server computer class is on Home");
+    for _ in 0..sql {
+        h.press("j");
+    }
+    h.press("enter");
+    h.press("enter");
+    h.press("enter");
+    h.settle().await;
+    assert!(matches!(h.app.popups.last(), Some(Popup::Variables { .. })));
+    h.press("esc");
+    assert!(h.app.popups.is_empty());
+    let said: Vec<String> = h.app.notices.iter().map(|n| n.text.clone()).collect();
+    assert!(
+        said.iter().any(|t| t.contains("has not started")),
+        "{said:?}"
+    );
+    for key in ["enter", "c", "s", "r", "S"] {
+        h.press(key);
+        assert!(
+            matches!(h.app.popups.last(), Some(Popup::Variables { .. })),
+            "`{key}` did not ask for the values again: {:?}",
+            h.app.popups
+        );
+        h.press("esc");
+    }
+    h.press("enter");
+    fill_paths(&mut h).await;
+    assert!(h.app.popups.is_empty(), "{:?}", h.app.popups);
+    assert!(
+        h.app
+            .session
+            .as_ref()
+            .is_some_and(|s| s.engine.is_started()),
+        "the session started once its values were given"
     );
 }

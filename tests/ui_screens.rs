@@ -158,6 +158,8 @@ async fn run_screen_states() {
         snap!(h, "run_fresh");
         h.press("enter");
         h.settle().await;
+        // The check passed and the selection moved on: back to it.
+        h.press("k");
         snap!(h, "run_check_passed");
         // Output focus, cursor on the table row, cell inspector.
         h.press("tab");
@@ -276,6 +278,7 @@ async fn colour_carries_meaning_debug_buffer() {
     let (mut h, _d, exec) = demo(100, 30).await;
     h.press("enter");
     h.settle().await;
+    h.press("k");
     exec.once(
         "adm_BackupHistory",
         Reply::Err(SqlError::Timeout { secs: 60 }),
@@ -314,6 +317,7 @@ async fn tiny_terminals_never_panic() {
     let (mut h, _d, _) = demo(100, 30).await;
     h.press("enter");
     h.settle().await;
+    h.press("k");
     h.press("?");
     for w in 1..=20 {
         for hh in 1..=5 {
@@ -346,6 +350,8 @@ async fn output_pane_with_100k_lines_renders_only_visible_rows() {
     h.press("j");
     h.press("enter");
     h.settle().await;
+    // It passed and the selection moved on: back to it.
+    h.press("k");
     h.press("tab");
     h.press("tab");
     let t = std::time::Instant::now();
@@ -376,7 +382,11 @@ async fn status_bar_keeps_the_rto_clock_at_80_columns() {
     let screen = h.screen();
     let status = screen.lines().last().unwrap_or("");
     assert!(status.contains("/RTO 4h 00m"), "{status}");
-    assert!(!status.contains("op alice"), "{status}");
+    // Issue 13/18: the operator stays at 80x24 (connection words give way first).
+    assert!(status.contains("op alice"), "{status}");
+    // The title keeps the whole session id.
+    let title = screen.lines().next().unwrap_or("");
+    assert!(title.contains("20261121-0300-demo"), "{title}");
     h.resize(120, 30);
     let screen = h.screen();
     let status = screen.lines().last().unwrap_or("");
@@ -408,4 +418,47 @@ async fn a_section_that_does_not_apply_is_not_shown_as_done() {
         "{bam}"
     );
     assert!(!bam.contains('✔'), "{bam}");
+}
+
+/// Issue 13: toasts were clipped, drawn over the steps pane's border at 80 columns, and lost.
+/// Now a toast sits inside the output pane, wrapped whole, and the step's log keeps it.
+#[tokio::test]
+async fn a_toast_is_whole_inside_the_output_pane_and_kept_in_the_log() {
+    let (mut h, _dir, _exec) = demo(80, 24).await;
+    let text = "Step `restore.files` waits for prep.stop-hosts: finish it (or skip it with a reason) first, then come back here";
+    h.app.notify(btsdr::app::Level::Warn, text);
+    let screen = h.screen();
+    let joined: String = screen
+        .lines()
+        .map(|l| l.trim_end_matches(['│', ' ']))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for word in ["prep.stop-hosts:", "reason)", "back", "here"] {
+        assert!(joined.contains(word), "`{word}` is cut:\n{screen}");
+    }
+    // The steps pane's right border is intact on every body row.
+    let left_w = screen
+        .lines()
+        .nth(1)
+        .and_then(|l| l.find('┐'))
+        .map(|b| l_chars(&screen, b))
+        .expect("the steps pane's top border");
+    for (y, line) in screen.lines().enumerate().skip(2).take(20) {
+        let c = line.chars().nth(left_w);
+        assert!(
+            matches!(c, Some('│' | '┘' | '┐')),
+            "row {y} border overwritten: {line}\n{screen}"
+        );
+    }
+    let run = h.app.run.as_ref().unwrap();
+    let id = &run.steps[h.app.selected].id;
+    assert!(
+        run.outputs[id].log.iter().any(|l| l.text == text),
+        "the step's log keeps the toast"
+    );
+}
+
+/// The column (in characters) of byte offset `b` on the second line of `screen`.
+fn l_chars(screen: &str, b: usize) -> usize {
+    screen.lines().nth(1).map_or(0, |l| l[..b].chars().count())
 }

@@ -499,6 +499,7 @@ async fn runbooks_started_on_a_drill_environment_share_its_simulator() {
         operator: "amy".into(),
         rto_minutes: Some(120),
         rpo_minutes: None,
+        repoint: false,
     };
     // The runbook's default job name, which the scenario's job carries.
     let job = "Backup BizTalk Server (BizTalkMgmtDb)";
@@ -581,6 +582,7 @@ async fn a_resume_by_another_operator_is_journaled_as_a_hand_over() {
             operator: "amy".into(),
             rto_minutes: None,
             rpo_minutes: None,
+            repoint: false,
         })
         .expect("restore opens on the drill");
     for fx in first

@@ -32,6 +32,10 @@ pub trait Opener {
             "the report of {session_id} cannot be written from here: run `btsdr report {session_id}`"
         ))
     }
+
+    /// Called after each record of the open session is in the journal (a drill's simulator
+    /// follows the session: it performs confirmed Windows steps and keeps its snapshot).
+    fn journaled(&mut self, _record: &crate::engine::Record) {}
 }
 
 /// An opener that refuses everything (for a driver started on an already open session).
@@ -130,6 +134,7 @@ impl SessionDriver {
                     }
                     _ => None,
                 };
+                let copy = (*record).clone();
                 if let Err(e) = j.append(*record) {
                     tracing::error!(error = %e, "journal append failed");
                     self.halted = true;
@@ -141,6 +146,7 @@ impl SessionDriver {
                 if let Some(step) = manual {
                     self.tell_drill(&step);
                 }
+                self.opener.journaled(&copy);
                 vec![]
             }
             AppEffect::Submit {

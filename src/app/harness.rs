@@ -82,6 +82,13 @@ impl Harness {
         self.pump();
     }
 
+    /// Asks the driver's opener for a session (as Home does) and shows it.
+    pub fn request(&mut self, req: super::update::Request) {
+        let msgs = self.driver.perform_now(AppEffect::Open(req));
+        self.queue.extend(msgs);
+        self.pump();
+    }
+
     /// Feeds one message and performs the resulting effects (synchronously).
     pub fn send(&mut self, msg: Msg) {
         self.queue.push_back(msg);

@@ -110,6 +110,19 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
         .take()
         .filter(|p| p.current().is_some_and(|part| part.runbook == rb.id));
     if let Some(p) = &pending {
+        // A later part of the plan opened after an earlier one in this process: the same
+        // incident, so the same clock and targets.
+        if p.part > 0
+            && app
+                .plan
+                .as_ref()
+                .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
+            && let Some(declared) = app.declared_at
+        {
+            let mins =
+                |d: Option<chrono::Duration>| d.and_then(|d| u32::try_from(d.num_minutes()).ok());
+            engine.join_incident(declared, mins(app.rto), mins(app.rpo));
+        }
         engine.set_plan(crate::engine::PlanRef {
             id: p.plan.id.clone(),
             label: p.plan.label.clone(),
@@ -159,9 +172,23 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
     if started {
         fx.extend(input(app, Input::Resume));
     } else {
-        let missing = missing_vars(app);
+        let mut missing = missing_vars(app);
+        // A yes/no the opener left unanswered (use_log_shipping when no destination is
+        // configured) is asked with the values.
+        if let Some(s) = &app.session {
+            let e = &s.engine;
+            for v in &e.runbook().variables {
+                if v.kind == crate::runbook::model::VarKind::Bool
+                    && e.variables().get(&v.name) == Some("")
+                    && !missing.contains(&v.name)
+                {
+                    missing.insert(0, v.name.clone());
+                }
+            }
+        }
         if missing.is_empty() {
             fx.extend(input(app, Input::Start));
+            fx.extend(start_notes(app));
         } else {
             push_variables(app, missing);
         }
@@ -186,6 +213,37 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
         let step = d.id.clone();
         let choice = super::update::in_doubt_first(app, &step);
         app.popups.push(Popup::InDoubt { step, choice });
+    }
+    fx
+}
+
+/// A session that has not started: asks for the values it still needs (or starts it when
+/// none is missing).
+pub fn ask_to_start(app: &mut App) -> Vec<AppEffect> {
+    let missing = missing_vars(app);
+    if missing.is_empty() {
+        let mut fx = input(app, Input::Start);
+        fx.extend(start_notes(app));
+        sync(app);
+        return fx;
+    }
+    app.notify(
+        Level::Info,
+        "the session starts once the runbook's values are given: fill them in, then Enter",
+    );
+    push_variables(app, missing);
+    vec![]
+}
+
+/// Journals the notes kept for the session's start, once it has started.
+fn start_notes(app: &mut App) -> Vec<AppEffect> {
+    let started = app.session.as_ref().is_some_and(|s| s.engine.is_started());
+    if !started {
+        return Vec::new();
+    }
+    let mut fx = Vec::new();
+    for text in std::mem::take(&mut app.start_notes) {
+        fx.extend(input(app, Input::Note { step: None, text }));
     }
     fx
 }
@@ -289,8 +347,9 @@ pub fn ask_variables(app: &mut App, step: String, names: Vec<String>) {
 }
 
 /// Sends one input to the engine and turns its effects into app effects and popups.
-/// When the operator confirms or skips the selected step, the selection moves on to the next
-/// open step (after a check or statement it stays, so its output stays in view).
+/// When the selected step is confirmed, skipped or passes, the selection moves on to the next
+/// open step, the same way after every kind of step (a failure stays selected, with its
+/// error in view).
 pub fn input(app: &mut App, inp: Input) -> Vec<AppEffect> {
     let before = app.selected_step().map(|(r, _)| (r.id.clone(), r.mark));
     let fx = input_inner(app, inp);
@@ -298,7 +357,9 @@ pub fn input(app: &mut App, inp: Input) -> Vec<AppEffect> {
         && !mark.is_settled()
         && let Some(run) = &app.run
         && let Some(i) = run.index_of(&id)
-        && matches!(run.steps[i].mark, StepMark::Done | StepMark::Skipped)
+        && (matches!(run.steps[i].mark, StepMark::Done | StepMark::Skipped)
+            || (mark == StepMark::Running
+                && matches!(run.steps[i].mark, StepMark::Passed | StepMark::WouldRun)))
         && app.selected == i
         && app.popups.is_empty()
     {
@@ -547,6 +608,7 @@ pub fn intent(app: &mut App, i: Intent) -> Vec<AppEffect> {
                 let missing = missing_vars(app);
                 if missing.is_empty() {
                     fx.extend(input(app, Input::Start));
+                    fx.extend(start_notes(app));
                 } else {
                     push_variables(app, missing);
                 }

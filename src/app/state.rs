@@ -95,6 +95,14 @@ impl StepMark {
             StepMark::WouldRun => "○",
         }
     }
+    /// "is passed", "was shown, not sent (dry run)": the state after a step id, in a sentence.
+    pub fn is_phrase(self) -> String {
+        match self {
+            StepMark::WouldRun => "was shown, not sent (dry run)".to_string(),
+            m => format!("is {}", m.word()),
+        }
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             StepMark::Pending => "pending",
@@ -499,6 +507,8 @@ pub struct App {
     pub plan: Option<PlanRun>,
     /// The plan part a Start request was made for; applied when that session opens.
     pub pending_plan: Option<PlanRun>,
+    /// Notes the next session journals as soon as it starts (a repoint the operator confirmed).
+    pub start_notes: Vec<String>,
     pub declared_at: Option<DateTime<Utc>>,
     pub rto: Option<Duration>,
     pub rpo: Option<Duration>,
@@ -542,6 +552,7 @@ impl App {
             operator: String::new(),
             plan: None,
             pending_plan: None,
+            start_notes: Vec::new(),
             declared_at: None,
             rto: None,
             rpo: None,
@@ -608,11 +619,29 @@ impl App {
         self.declared_at.map(|d| end - d)
     }
 
+    /// A toast, kept in the selected step's log on the run screen (a toast goes away; the
+    /// log keeps what it said).
     pub fn notify(&mut self, level: Level, text: impl Into<String>) {
-        let secs = if level == Level::Error { 12 } else { 5 };
+        let text = text.into();
+        let secs = match level {
+            Level::Error => 12,
+            Level::Warn => 8,
+            _ => 4,
+        };
+        if self.screen == Screen::Run
+            && let Some(run) = self.run.as_mut()
+            && let Some(row) = run.steps.get(self.selected)
+        {
+            let id = row.id.clone();
+            run.outputs.entry(id).or_default().log.push(LogLine {
+                at: self.now,
+                level,
+                text: text.clone(),
+            });
+        }
         self.notices.push(Notice {
             level,
-            text: text.into(),
+            text,
             until: self.now + Duration::seconds(secs),
         });
         // Keep the last few only.

@@ -114,6 +114,9 @@ pub enum Request {
         operator: String,
         rto_minutes: Option<u32>,
         rpo_minutes: Option<u32>,
+        /// A later part of a failure plan after the failover, confirmed by the operator: the
+        /// source and MessageBox roles go to the destination's server (the new source).
+        repoint: bool,
     },
     Drill {
         scenario: String,
@@ -428,6 +431,25 @@ fn home_action(app: &mut App, a: Action) -> Vec<AppEffect> {
 
 const RTO_HELP: &str = "Recovery time objective; the status bar counts against it. Empty: none.";
 
+/// The Start form's field that confirms repointed roles (present after a failover part).
+const REPOINT_FIELD: usize = 4;
+
+/// Runbooks that move the group to the destination's SQL Server.
+const FAILOVER_RUNBOOKS: &[&str] = &["restore", "disaster-recovery"];
+
+/// The 1-based number of an earlier part of `p`'s plan that failed the group over, when
+/// `p`'s part itself does not.
+fn failover_before(p: &PlanRun) -> Option<usize> {
+    let this = p.current()?;
+    if FAILOVER_RUNBOOKS.contains(&this.runbook.as_str()) {
+        return None;
+    }
+    p.plan.parts[..p.part.min(p.plan.parts.len())]
+        .iter()
+        .rposition(|x| FAILOVER_RUNBOOKS.contains(&x.runbook.as_str()))
+        .map(|i| i + 1)
+}
+
 /// The Start popup for a runbook (from Home or from a failure plan).
 fn push_start(app: &mut App, runbook_id: String, title: String, plan: Option<PlanRun>) {
     let envs = &app.environments;
@@ -484,6 +506,32 @@ fn push_start(app: &mut App, runbook_id: String, title: String, plan: Option<Pla
         .take(2)
         .position(|f| f.problem().is_some())
         .unwrap_or(2);
+    // The next part of the incident open here keeps its RTO (shown; the session takes it).
+    if let Some(p) = plan.as_ref()
+        && p.part > 0
+        && app
+            .plan
+            .as_ref()
+            .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
+        && let Some(rto) = app.rto
+        && form.value(2).is_empty()
+        && let Some(f) = form.fields.get_mut(2)
+    {
+        *f = f.clone().value(rto.num_minutes().to_string());
+    }
+    // After a failover part of the same plan, the operator confirms where this part runs.
+    if let Some(after) = plan.as_ref().and_then(failover_before) {
+        form.fields.push(
+            Field::new(
+                "Repoint roles to the new source (yes/no)",
+                Check::OneOf(vec!["yes".into(), "no".into()]),
+            )
+            .value("yes")
+            .help(format!(
+                "Part {after} failed the group over: yes sends this part's source and MessageBox statements to the destination's server (journaled)."
+            )),
+        );
+    }
     app.popups.push(Popup::Start {
         kind: StartKind::Runbook,
         target: runbook_id,
@@ -542,6 +590,22 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         }
         return vec![];
     };
+    // A session whose values were put aside (Esc on "Runbook variables") has not started:
+    // anything that would act on a step asks for them again (issue 18: it could never start,
+    // and a confirmation's note was typed, then thrown away).
+    if matches!(
+        a,
+        Action::Run
+            | Action::Submit
+            | Action::Confirm
+            | Action::Skip
+            | Action::Retry
+            | Action::Verify
+            | Action::SignOff
+    ) && app.session.as_ref().is_some_and(|s| !s.engine.is_started())
+    {
+        return super::session::ask_to_start(app);
+    }
     let n = run.steps.len();
     let page = crate::ui::output_rows_for(app) as isize;
     let selected_id = run.steps.get(app.selected).map(|s| s.id.clone());
@@ -605,8 +669,8 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                     app.notify(
                         Level::Info,
                         format!(
-                            "{id} is {}; {} re-verifies a check",
-                            m.word(),
+                            "{id} {}; {} re-verifies a check",
+                            m.is_phrase(),
                             app.keymap.hint(Mode::Run, Action::Verify)
                         ),
                     );
@@ -951,8 +1015,18 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
     };
     match a {
         Action::Back => {
-            if matches!(app.popups.pop(), Some(Popup::Variables { .. })) {
+            let put_aside = matches!(app.popups.pop(), Some(Popup::Variables { .. }));
+            if put_aside {
                 app.ask_then_run = None;
+            }
+            if put_aside && app.session.as_ref().is_some_and(|s| !s.engine.is_started()) {
+                app.notify(
+                    Level::Info,
+                    format!(
+                        "the session has not started: {} asks for its values again",
+                        app.keymap.hint(Mode::Run, Action::Run)
+                    ),
+                );
             }
             return vec![];
         }
@@ -1200,12 +1274,22 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                         _ => None,
                     }
                     .unwrap_or_else(|| typed.to_string());
+                    let repoint = form.fields.get(REPOINT_FIELD).is_some_and(|_| {
+                        form.value(REPOINT_FIELD).trim().eq_ignore_ascii_case("yes")
+                    });
+                    if repoint {
+                        app.start_notes.push(format!(
+                            "roles repointed for this part of the incident: the source and MessageBox roles go to the destination's server, the group's SQL Server since the failover (confirmed by {})",
+                            app.operator
+                        ));
+                    }
                     Request::Start {
                         runbook_id: target,
                         environment,
                         operator: app.operator.clone(),
                         rto_minutes: rto,
                         rpo_minutes: mins(form.value(3)),
+                        repoint,
                     }
                 }
                 StartKind::Drill => {

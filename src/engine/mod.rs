@@ -168,6 +168,21 @@ impl Engine {
         }
     }
 
+    /// A later part of a failure plan joins the incident an earlier part declared: one clock
+    /// (its declaration time) and the same targets. Only before the session starts.
+    pub fn join_incident(
+        &mut self,
+        declared_at: DateTime<Utc>,
+        rto_minutes: Option<u32>,
+        rpo_minutes: Option<u32>,
+    ) {
+        if !self.is_started() {
+            self.opts.declared_at = Some(declared_at);
+            self.opts.rto_minutes = rto_minutes.or(self.opts.rto_minutes);
+            self.opts.rpo_minutes = rpo_minutes.or(self.opts.rpo_minutes);
+        }
+    }
+
     // ----- read access -------------------------------------------------------------
 
     pub fn runbook(&self) -> &Arc<Runbook> {

@@ -84,8 +84,7 @@ fn render(rb: &Runbook, values: Option<&BTreeMap<String, String>>, note: &str) -
     let _ = writeln!(
         o,
         "\nRunbook `{}`, content SHA-256 `{}`.\n",
-        rb.id,
-        &rb.content_hash[..16.min(rb.content_hash.len())]
+        rb.id, rb.content_hash
     );
     if !note.is_empty() {
         let _ = writeln!(o, "{note}\n");

@@ -18,7 +18,7 @@ fn label(item: &HomeItem) -> String {
             started,
             summary,
         } => {
-            format!("{runbook} · {session_id} · started {started} · {summary}")
+            format!("{runbook} {summary} · {started} · {session_id}")
         }
         HomeItem::Start { runbook_id, title } => format!("{title} ({runbook_id})"),
         // The name first: it is what `btsdr drill --scenario NAME` takes.
@@ -32,9 +32,14 @@ fn label(item: &HomeItem) -> String {
 /// What the selected item does (the About pane, or the lines under the list when narrow).
 fn explain(item: &HomeItem) -> String {
     match item {
-        HomeItem::Resume { .. } => {
-            "Continue where the session stopped. The journal is replayed: finished steps stay finished; a step that was running when btsdr stopped is marked IN DOUBT and you decide what to do (verify, re-run or mark done) before anything else runs.".into()
-        }
+        HomeItem::Resume {
+            session_id,
+            runbook,
+            started,
+            summary,
+        } => format!(
+            "{runbook} {summary}, started {started}: session {session_id} (`btsdr resume {session_id}` from a shell).\nContinue where the session stopped. The journal is replayed: finished steps stay finished; a step that was running when btsdr stopped is marked IN DOUBT and you decide what to do (verify, re-run or mark done) before anything else runs. A drill continues on the simulated group as the session left it."
+        ),
         HomeItem::Failure(plan) => {
             let parts: Vec<&str> = plan.parts.iter().map(|p| p.runbook.as_str()).collect();
             format!(

@@ -156,6 +156,38 @@ fn locate(parts: &[(Part, usize)], mut i: usize) -> Option<(&Part, usize)> {
     None
 }
 
+/// A cell as shown: msdb's integer times and dates (`sysjobhistory.run_time` = 23000 is
+/// 02:30:00, `run_date` = 20261121) in a readable form (`y` and the inspector keep the stored
+/// value); anything else as it is.
+fn cell_shown(column: &str, v: &btsdr_types::ValueRef<'_>) -> String {
+    let raw = v.to_string();
+    let btsdr_types::ValueRef::Int(i) = v else {
+        return raw;
+    };
+    let i = *i;
+    let name = column.to_ascii_lowercase();
+    let time = matches!(
+        name.as_str(),
+        "run_time"
+            | "run_duration"
+            | "next_run_time"
+            | "last_run_time"
+            | "active_start_time"
+            | "active_end_time"
+    );
+    let date = matches!(
+        name.as_str(),
+        "run_date" | "next_run_date" | "last_run_date" | "active_start_date" | "active_end_date"
+    );
+    if time && (0..=995_959).contains(&i) {
+        format!("{:02}:{:02}:{:02}", i / 10_000, i / 100 % 100, i % 100)
+    } else if date && (19_000_101..=99_991_231).contains(&i) {
+        format!("{}-{:02}-{:02}", i / 10_000, i / 100 % 100, i % 100)
+    } else {
+        raw
+    }
+}
+
 /// Column widths from the header, the first rows and the rows on screen (`visible`).
 fn col_widths(set: &ResultSet, visible: std::ops::Range<usize>) -> Vec<usize> {
     set.columns
@@ -166,7 +198,7 @@ fn col_widths(set: &ResultSet, visible: std::ops::Range<usize>) -> Vec<usize> {
             let shown = set.rows.slice(visible.clone());
             for row in set.rows.iter().take(SAMPLE_ROWS).chain(shown) {
                 if let Some(v) = row.get(c) {
-                    w = w.max(width(&v.to_string()));
+                    w = w.max(width(&cell_shown(&col.name, &v)));
                 }
                 if w >= MAX_COL {
                     break;
@@ -395,7 +427,7 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
                                 .rows
                                 .get(k)
                                 .and_then(|r| r.get(c))
-                                .map(|v| v.to_string())
+                                .map(|v| cell_shown(&set.columns[c].name, &v))
                                 .unwrap_or_default();
                             let st = if v == "NULL" { t.dim } else { t.text };
                             let st = if is_cursor && c == app.out_col.min(ws.len() - 1) {
@@ -436,5 +468,25 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
             line
         };
         buf.set_line(inner.x, inner.y + y as u16, &line, inner.width);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell_shown;
+    use btsdr_types::ValueRef;
+
+    #[test]
+    fn msdb_integer_times_and_dates_read_as_times_and_dates() {
+        assert_eq!(cell_shown("run_time", &ValueRef::Int(23_000)), "02:30:00");
+        assert_eq!(cell_shown("RUN_DURATION", &ValueRef::Int(5)), "00:00:05");
+        assert_eq!(
+            cell_shown("run_date", &ValueRef::Int(20_261_121)),
+            "2026-11-21"
+        );
+        // Out of range, another column, or not an integer: as stored.
+        assert_eq!(cell_shown("run_date", &ValueRef::Int(0)), "0");
+        assert_eq!(cell_shown("run_status", &ValueRef::Int(23_000)), "23000");
+        assert_eq!(cell_shown("run_time", &ValueRef::Null), "NULL");
     }
 }

@@ -673,7 +673,20 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             form,
             plan,
         } => {
+            // A later part of the plan whose earlier part ran here: the same incident.
+            let same_incident = plan.as_ref().is_some_and(|p| {
+                p.part > 0
+                    && app
+                        .plan
+                        .as_ref()
+                        .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
+                    && app.declared_at.is_some()
+            });
             let (what, intro) = match kind {
+                StartKind::Runbook if same_incident => (
+                    "Runbook: ",
+                    "The next part of the same incident: a new session, on the clock and RTO of the part before.",
+                ),
                 StartKind::Runbook => (
                     "Runbook: ",
                     "A new session. The RTO clock starts when you confirm.",
@@ -857,21 +870,38 @@ fn draw_plan(app: &App, plan: &Plan, part: usize, area: Rect, buf: &mut Buffer) 
 }
 
 /// Steps whose title, id or SQL contains `q` (case-insensitive): `(index, "id — title")`.
+/// The step named exactly comes first, then id matches, then titles, then SQL (a statement
+/// that mentions another step's id never hides that step).
 pub fn find_matches(app: &App, q: &str) -> Vec<(usize, String)> {
     let q = q.trim().to_lowercase();
     let Some(run) = &app.run else { return vec![] };
     if q.is_empty() {
         return vec![];
     }
-    run.steps
+    let mut found: Vec<(u8, usize, String)> = run
+        .steps
         .iter()
         .enumerate()
         .filter_map(|(i, row)| {
             let (_, st) = run.step(i)?;
-            let sql = st.statement().map_or("", |s| s.2);
-            let hay = format!("{} {} {}", st.id, st.title, sql).to_lowercase();
-            hay.contains(&q)
-                .then(|| (i, format!("{} — {}", row.id, st.title)))
+            let id = st.id.to_lowercase();
+            let rank = if id == q {
+                0
+            } else if id.contains(&q) {
+                1
+            } else if st.title.to_lowercase().contains(&q) {
+                2
+            } else if st
+                .statement()
+                .is_some_and(|s| s.2.to_lowercase().contains(&q))
+            {
+                3
+            } else {
+                return None;
+            };
+            Some((rank, i, format!("{} — {}", row.id, st.title)))
         })
-        .collect()
+        .collect();
+    found.sort_by_key(|(rank, i, _)| (*rank, *i));
+    found.into_iter().map(|(_, i, s)| (i, s)).collect()
 }

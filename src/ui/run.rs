@@ -230,13 +230,20 @@ fn detail_pane(app: &App, area: Rect, buf: &mut Buffer) {
         pane_block(app, " Step ", app.focus == Focus::Detail).render(area, buf);
         return;
     };
-    let pos = app.selected + 1;
-    let title = format!(
-        " Step {pos}/{} · {} · {} ",
-        run.steps.len(),
-        step.kind_name(),
-        step.id
-    );
+    // Counted like the steps pane: steps that do not apply are not numbered.
+    let applies = |s: &&crate::app::StepRow| s.mark != StepMark::NotApplicable;
+    let total = run.steps.iter().filter(applies).count();
+    let title = if row.mark == StepMark::NotApplicable {
+        format!(" Step n/a · {} · {} ", step.kind_name(), step.id)
+    } else {
+        let pos = run
+            .steps
+            .iter()
+            .take(app.selected + 1)
+            .filter(applies)
+            .count();
+        format!(" Step {pos}/{total} · {} · {} ", step.kind_name(), step.id)
+    };
     let block = pane_block(app, title, app.focus == Focus::Detail);
     let vars = |name: &str| run.vars.get(name).cloned();
     let mut lines: Vec<Line> = Vec::new();
@@ -568,9 +575,9 @@ pub fn next_hint(app: &App) -> Vec<(String, bool)> {
                 Some(n) => {
                     say(
                         format!(
-                            "{} is {} — next open step: {} (",
+                            "{} {} — next open step: {} (",
                             row.id,
-                            row.mark.word(),
+                            row.mark.is_phrase(),
                             n.id
                         ),
                         false,

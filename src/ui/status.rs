@@ -9,25 +9,10 @@ use ratatui::widgets::{Clear, Widget};
 use crate::app::{App, ConnState, Level, Screen};
 use btsdr_types::Role;
 
-use super::text::{clip, clock, short_duration, width};
+use super::text::{clip, clock, pad, short_duration, width};
 
 pub fn title_bar(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
-    let mut left = vec![Span::styled(" btsdr ", t.title)];
-    match (&app.screen, &app.run) {
-        (Screen::Run, Some(run)) => {
-            left.push(Span::styled("· ", t.dim));
-            left.push(Span::styled(run.runbook.title.clone(), t.text));
-            left.push(Span::styled(
-                format!(" · session {}", run.session_id),
-                t.dim,
-            ));
-        }
-        _ => left.push(Span::styled(
-            "· BizTalk Server backup, restore & disaster recovery",
-            t.dim,
-        )),
-    }
     let mut right: Vec<Span> = Vec::new();
     if app.drill {
         right.push(Span::styled(" DRILL ", t.badge_drill));
@@ -39,13 +24,33 @@ pub fn title_bar(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let rw: usize = right.iter().map(Span::width).sum();
     let lw = usize::from(area.width).saturating_sub(rw);
+    let mut left = vec![Span::styled(" btsdr ", t.title)];
+    match (&app.screen, &app.run) {
+        (Screen::Run, Some(run)) => {
+            // The session id is what `btsdr resume` and `report` take: the runbook's title
+            // gives way first (clipped, then left out).
+            let session = format!(" · session {}", run.session_id);
+            let room = lw.saturating_sub(width(" btsdr · ") + width(&session) + 1);
+            if room >= 8 {
+                left.push(Span::styled("· ", t.dim));
+                left.push(Span::styled(clip(&run.runbook.title, room), t.text));
+                left.push(Span::styled(session, t.dim));
+            } else {
+                left.push(Span::styled(format!("· {}", run.session_id), t.dim));
+            }
+        }
+        _ => left.push(Span::styled(
+            "· BizTalk Server backup, restore & disaster recovery",
+            t.dim,
+        )),
+    }
     let left_line = Line::from(left);
     buf.set_line(area.x, area.y, &left_line, lw as u16);
     let x = area.x + area.width.saturating_sub(rw as u16);
     buf.set_line(x, area.y, &Line::from(right), rw as u16);
 }
 
-fn conn_span(app: &App, role: Role, short: bool) -> Vec<Span<'static>> {
+fn conn_span(app: &App, role: Role, short: bool, tiny: bool) -> Vec<Span<'static>> {
     let t = &app.theme;
     let state = app.conns.get(&role).cloned().unwrap_or(ConnState::Unknown);
     let (sym, word, st): (&str, &str, Style) = match &state {
@@ -64,6 +69,19 @@ fn conn_span(app: &App, role: Role, short: bool) -> Vec<Span<'static>> {
     } else {
         role.as_str()
     };
+    if tiny {
+        // The symbol alone (the word only when the server is down).
+        let shown = if matches!(state, ConnState::Down(_)) {
+            format!("{sym}{word}")
+        } else {
+            sym.to_string()
+        };
+        return vec![
+            Span::styled(name.to_string(), t.dim),
+            Span::styled(shown, st),
+            Span::raw(" "),
+        ];
+    }
     vec![
         Span::styled(format!("{name}:"), t.dim),
         Span::styled(format!("{sym}{word}"), st),
@@ -72,26 +90,43 @@ fn conn_span(app: &App, role: Role, short: bool) -> Vec<Span<'static>> {
 }
 
 pub fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
-    // Narrower forms until one fits: short labels, then without the operator (named in the
-    // journal anyway), then a clipped environment name, so the clock against the RTO,
-    // rightmost, is the last thing cut.
+    // Narrower forms until one fits: short labels, connection symbols only, then without the
+    // operator (named in the journal anyway), then a clipped environment name, so the clock
+    // against the RTO, rightmost, is the last thing cut.
     let w = usize::from(area.width);
-    let line = [(false, true), (true, true), (true, false)]
-        .into_iter()
-        .map(|(short, operator)| status_spans(app, short, operator, usize::MAX))
-        .find(|l| l.width() <= w)
-        .unwrap_or_else(|| {
-            let over = status_spans(app, true, false, usize::MAX)
-                .width()
-                .saturating_sub(w);
-            let env = width(&app.environment);
-            status_spans(app, true, false, env.saturating_sub(over).max(8))
-        });
+    let line = [
+        (Compact::None, true),
+        (Compact::Short, true),
+        (Compact::Tiny, true),
+        (Compact::Tiny, false),
+    ]
+    .into_iter()
+    .map(|(c, operator)| status_spans(app, c, operator, usize::MAX))
+    .find(|l| l.width() <= w)
+    .unwrap_or_else(|| {
+        let over = status_spans(app, Compact::Tiny, false, usize::MAX)
+            .width()
+            .saturating_sub(w);
+        let env = width(&app.environment);
+        status_spans(app, Compact::Tiny, false, env.saturating_sub(over).max(8))
+    });
     buf.set_line(area.x, area.y, &line, area.width);
 }
 
-fn status_spans(app: &App, short: bool, operator: bool, env_max: usize) -> Line<'static> {
+/// How much the status bar is shortened.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Compact {
+    None,
+    /// Short role names, "/RTO".
+    Short,
+    /// Also the connection symbols without words.
+    Tiny,
+}
+
+fn status_spans(app: &App, compact: Compact, operator: bool, env_max: usize) -> Line<'static> {
     let t = &app.theme;
+    let short = compact != Compact::None;
+    let tiny = compact == Compact::Tiny;
     let mut spans: Vec<Span> = Vec::new();
     let env = match (app.environment.is_empty(), app.environments.len()) {
         (false, _) => clip(&app.environment, env_max),
@@ -104,7 +139,7 @@ fn status_spans(app: &App, short: bool, operator: bool, env_max: usize) -> Line<
         spans.push(Span::styled("│ ", t.border));
         for role in Role::ALL {
             if app.conns.contains_key(&role) {
-                spans.extend(conn_span(app, role, short));
+                spans.extend(conn_span(app, role, short, tiny));
             }
         }
     }
@@ -150,37 +185,62 @@ fn status_spans(app: &App, short: bool, operator: bool, env_max: usize) -> Line<
     Line::from(spans)
 }
 
-/// Notices float at the bottom right of the body, newest last.
+/// Notices float at the bottom right, newest lowest: on the run screen inside the output
+/// pane (never over the steps pane or a border), whole (wrapped to at most three lines; the
+/// step's log keeps the full text).
 pub fn notices(app: &App, body: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let live: Vec<_> = app.notices.iter().filter(|n| n.until > app.now).collect();
-    let max_w = usize::from(body.width.saturating_sub(4)).min(70);
-    if max_w < 10 {
+    let area = if app.screen == Screen::Run && app.run.is_some() {
+        let out = super::run::panes(body).output;
+        Rect::new(
+            out.x + 1,
+            out.y + 1,
+            out.width.saturating_sub(2),
+            out.height.saturating_sub(2),
+        )
+    } else {
+        body
+    };
+    let max_w = usize::from(area.width.saturating_sub(2)).min(70);
+    if max_w < 10 || area.height == 0 {
         return;
     }
-    for (k, n) in live
-        .iter()
-        .rev()
-        .take(usize::from(body.height / 3))
-        .enumerate()
-    {
+    let mut bottom = area.y + area.height;
+    for n in live.iter().rev() {
         let (tag, st) = match n.level {
             Level::Error => ("[ERROR] ", t.danger),
             Level::Warn => ("[WARN] ", t.warn),
             Level::Ok => ("[OK] ", t.ok),
             Level::Info => ("[INFO] ", t.accent),
         };
-        let text = clip(&format!("{tag}{}", n.text), max_w);
-        let w = width(&text) as u16 + 2;
-        let y = body.y + body.height.saturating_sub(2 + k as u16);
-        let x = body.x + body.width.saturating_sub(w + 1);
-        let r = Rect::new(x, y, w, 1).intersection(body);
-        Clear.render(r, buf);
-        buf.set_line(
-            r.x,
-            r.y,
-            &Line::from(Span::styled(format!(" {text} "), st)),
-            r.width,
-        );
+        let mut rows = super::output::wrap_words(&format!("{tag}{}", n.text), max_w);
+        if rows.len() > 3 {
+            rows.truncate(3);
+            if let Some(last) = rows.last_mut() {
+                *last = clip(&format!("{last} …"), max_w);
+            }
+        }
+        let h = rows.len() as u16;
+        if bottom < area.y + h {
+            break;
+        }
+        let top = bottom - h;
+        let w = rows.iter().map(|r| width(r)).max().unwrap_or(0) as u16 + 2;
+        let x = area.x + area.width.saturating_sub(w);
+        for (k, r) in rows.iter().enumerate() {
+            let rect = Rect::new(x, top + k as u16, w, 1).intersection(area);
+            Clear.render(rect, buf);
+            buf.set_line(
+                rect.x,
+                rect.y,
+                &Line::from(Span::styled(
+                    format!(" {} ", pad(r, usize::from(w) - 2)),
+                    st,
+                )),
+                rect.width,
+            );
+        }
+        bottom = top;
     }
 }

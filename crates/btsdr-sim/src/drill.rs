@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::backend::{Request, Session};
 use super::model::{SharedGroup, SimBackend, lock};
+use super::replay::{SNAPSHOT_VERSION, SimEvent, SimLog, Snapshot};
 use super::scenario::{self, Scenario};
 use super::tds::TdsServer;
 use super::tds::tls::{SimCertificate, TlsSettings};
@@ -33,6 +35,8 @@ pub struct Drill {
     pub ca_pem: String,
     ca_file: CaFile,
     servers: Vec<TdsServer>,
+    /// What clients did to the group, for `snapshot` (`sim::replay`).
+    log: SimLog,
 }
 
 /// The drill's CA written to a private temporary directory, removed with the drill.
@@ -76,6 +80,16 @@ impl Drill {
 
     /// Like `start`; `first_port` puts the source on that port and the others on the next two.
     pub async fn start_with(sc: Scenario, first_port: Option<u16>) -> Result<Drill, String> {
+        Drill::start_replaying(sc, first_port, &[]).await
+    }
+
+    /// Like `start_with`, after running `events` (a `snapshot`'s) again on the new group: a
+    /// later process continues on the group an earlier one changed.
+    pub async fn start_replaying(
+        sc: Scenario,
+        first_port: Option<u16>,
+        events: &[SimEvent],
+    ) -> Result<Drill, String> {
         let g = scenario::build(&sc)?;
         let (user, password) = sc
             .accounts
@@ -88,6 +102,8 @@ impl Drill {
             .map(|i| (role_of(i.role), i.server_name.clone()))
             .collect();
         let group: SharedGroup = Arc::new(Mutex::new(g));
+        let log = SimLog::default();
+        replay_events(&group, &log, events);
         let cert = SimCertificate::generate()?;
         // Encryption offered, not forced, as SQL Server installs by default.
         let tls = TlsSettings::new(&cert, false)?;
@@ -97,7 +113,7 @@ impl Drill {
         for (i, (role, name)) in roles.into_iter().enumerate() {
             let port = first_port.map_or(0, |p| p.saturating_add(i as u16));
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let backend = Arc::new(SimBackend::new(group.clone(), i));
+            let backend = Arc::new(SimBackend::new(group.clone(), i).with_log(log.clone()));
             let server = TdsServer::bind_tls(addr, backend, tls.clone())
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -117,7 +133,17 @@ impl Drill {
             ca_pem: cert.ca_pem,
             ca_file,
             servers,
+            log,
         })
+    }
+
+    /// Everything clients did to the group so far, to rebuild it with `start_replaying`.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            scenario: self.scenario.name.clone(),
+            events: self.log.events(),
+        }
     }
 
     pub fn endpoint(&self, role: Role) -> Option<&Endpoint> {
@@ -168,49 +194,99 @@ impl Drill {
     /// step the simulator cannot receive over TDS): the restored BizTalkMgmtDb and the
     /// destination's jobs name the destination instead of the old servers.
     pub fn simulate_update_database(&self) {
-        let mut g = lock(&self.group);
-        let Some(dest) = g.role_instance(super::model::state::InstanceRole::Destination) else {
-            return;
-        };
-        let new = g.instances[dest].server_name.clone();
-        let olds: Vec<String> = g
-            .instances
-            .iter()
-            .filter(|i| i.server_name != new)
-            .map(|i| i.server_name.clone())
-            .collect();
-        let inst = &mut g.instances[dest];
-        let fix = |s: &mut String| {
-            for o in &olds {
-                if s.eq_ignore_ascii_case(o) {
-                    *s = new.clone();
-                }
-            }
-        };
-        if let Some(m) = inst.restored_mgmt.as_mut() {
-            for (s, _) in &mut m.core_dbs {
-                fix(s);
-            }
-            for o in &mut m.others {
-                fix(&mut o.server_name);
-                fix(&mut o.bts_server_name);
-            }
-            for mb in &mut m.msgboxes {
-                fix(&mut mb.server);
-            }
-        }
-        for j in &mut inst.msdb.jobs {
-            for s in &mut j.steps {
-                for o in &olds {
-                    s.command = s.command.replace(o.as_str(), &new);
-                }
-            }
-        }
+        let at = lock(&self.group).now();
+        self.log.push(SimEvent::UpdateDatabase { at });
+        update_database(&self.group);
     }
 
     pub async fn shutdown(self) {
         for s in self.servers {
             s.shutdown().await;
+        }
+    }
+}
+
+/// Runs logged events again on a freshly built group (each at its simulated time) and logs
+/// them anew, so that a snapshot of the new drill holds the whole history.
+fn replay_events(group: &SharedGroup, log: &SimLog, events: &[SimEvent]) {
+    for e in events {
+        match e {
+            SimEvent::Request {
+                at,
+                instance,
+                login,
+                database,
+                sql,
+                params,
+                dropped,
+            } => {
+                {
+                    let mut g = lock(group);
+                    if *instance >= g.instances.len() {
+                        continue;
+                    }
+                    g.clock.set(*at);
+                }
+                let backend = SimBackend::new(group.clone(), *instance);
+                let mut session = Session {
+                    spid: 1000,
+                    login: login.clone(),
+                    database: database.clone(),
+                };
+                let request = Request {
+                    sql: sql.clone(),
+                    params: params.clone(),
+                };
+                backend.replay(&mut session, request, *dropped);
+            }
+            SimEvent::UpdateDatabase { at } => {
+                lock(group).clock.set(*at);
+                update_database(group);
+            }
+        }
+        log.push(e.clone());
+    }
+}
+
+/// What `cscript UpdateDatabase.vbs SampleUpdateInfo.xml` does (see
+/// `Drill::simulate_update_database`).
+fn update_database(group: &SharedGroup) {
+    let mut g = lock(group);
+    let Some(dest) = g.role_instance(super::model::state::InstanceRole::Destination) else {
+        return;
+    };
+    let new = g.instances[dest].server_name.clone();
+    let olds: Vec<String> = g
+        .instances
+        .iter()
+        .filter(|i| i.server_name != new)
+        .map(|i| i.server_name.clone())
+        .collect();
+    let inst = &mut g.instances[dest];
+    let fix = |s: &mut String| {
+        for o in &olds {
+            if s.eq_ignore_ascii_case(o) {
+                *s = new.clone();
+            }
+        }
+    };
+    if let Some(m) = inst.restored_mgmt.as_mut() {
+        for (s, _) in &mut m.core_dbs {
+            fix(s);
+        }
+        for o in &mut m.others {
+            fix(&mut o.server_name);
+            fix(&mut o.bts_server_name);
+        }
+        for mb in &mut m.msgboxes {
+            fix(&mut mb.server);
+        }
+    }
+    for j in &mut inst.msdb.jobs {
+        for s in &mut j.steps {
+            for o in &olds {
+                s.command = s.command.replace(o.as_str(), &new);
+            }
         }
     }
 }

@@ -4,5 +4,6 @@
 pub mod backend;
 pub mod drill;
 pub mod model;
+pub mod replay;
 pub mod scenario;
 pub mod tds;

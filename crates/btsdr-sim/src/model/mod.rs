@@ -22,6 +22,7 @@ pub mod tables;
 pub mod value;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ use exec::{BatchState, Ctx, Flow};
 use state::{Group, InstanceId, Running};
 
 use super::backend::{Backend, Reply, ReplyFuture, Request, Session};
+use super::replay::{SimEvent, SimLog};
 use btsdr_types::{Param, Value};
 
 pub type SharedGroup = Arc<Mutex<Group>>;
@@ -57,6 +59,31 @@ pub struct SimBackend {
     pub inst: InstanceId,
     /// Transactions left open by a request, by session id, until COMMIT, ROLLBACK or logout.
     open_transactions: Arc<Mutex<HashMap<u16, exec::Transaction>>>,
+    /// Where requests are logged for a later replay (`sim::replay`), if anywhere.
+    pub log: Option<SimLog>,
+}
+
+/// Logs a request when it ends, however it ends: `dropped` stays set unless its long work
+/// finished (a dropped connection or an attention leaves the work undone).
+struct LogGuard {
+    log: SimLog,
+    event: Option<SimEvent>,
+}
+
+impl LogGuard {
+    fn finished(&mut self) {
+        if let Some(SimEvent::Request { dropped, .. }) = self.event.as_mut() {
+            *dropped = false;
+        }
+    }
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        if let Some(e) = self.event.take() {
+            self.log.push(e);
+        }
+    }
 }
 
 /// Removes a running request from `sys.dm_exec_requests` however the request ends.
@@ -85,7 +112,15 @@ impl SimBackend {
             group,
             inst,
             open_transactions: Arc::default(),
+            log: None,
         }
+    }
+
+    /// The same instance, logging every request into `log`.
+    #[must_use]
+    pub fn with_log(mut self, log: SimLog) -> SimBackend {
+        self.log = Some(log);
+        self
     }
 
     /// Runs a request to completion (the async part only waits for long RESTOREs).
@@ -94,6 +129,48 @@ impl SimBackend {
         if latency > 0 {
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
+        let mut guard = self.log.clone().map(|log| LogGuard {
+            log,
+            event: Some(SimEvent::Request {
+                at: lock(&self.group).now(),
+                instance: self.inst,
+                login: session.login.clone(),
+                database: session.database.clone(),
+                sql: request.sql.clone(),
+                params: request.params.clone(),
+                dropped: true,
+            }),
+        });
+        let out = self.run_logged(session, request, None).await;
+        if let Some(g) = guard.as_mut()
+            && !out.last().is_some_and(|r| *r == Reply::Disconnect)
+        {
+            g.finished();
+        }
+        out
+    }
+
+    /// Runs a logged request again (`sim::replay`): no waiting, and long work that was
+    /// `dropped` the first time is dropped again.
+    pub fn replay(&self, session: &mut Session, request: Request, dropped: bool) -> Vec<Reply> {
+        let fut = self.run_logged(session, request, Some(dropped));
+        // Nothing awaits in replay mode: the future is ready at its first poll.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut fut = std::pin::pin!(fut);
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => Vec::new(),
+        }
+    }
+
+    /// `replay` is `Some(dropped)` when the request is being replayed.
+    async fn run_logged(
+        &self,
+        session: &mut Session,
+        request: Request,
+        replay: Option<bool>,
+    ) -> Vec<Reply> {
         let toks = match lex::lex(&request.sql) {
             Ok(t) => t,
             Err(e) => {
@@ -138,7 +215,7 @@ impl SimBackend {
             b.vars
                 .insert(name.trim_start_matches('@').to_ascii_lowercase(), v);
         }
-        let out = self.run_batch(session, &stmts, &mut b).await;
+        let out = self.run_batch(session, &stmts, &mut b, replay).await;
         if let Some(t) = b.tran.take() {
             self.open_transactions
                 .lock()
@@ -153,6 +230,7 @@ impl SimBackend {
         session: &mut Session,
         stmts: &[parse::Stmt],
         b: &mut BatchState,
+        replay: Option<bool>,
     ) -> Vec<Reply> {
         for s in stmts {
             let r = {
@@ -166,7 +244,10 @@ impl SimBackend {
                 };
                 ctx.run(s)
             };
-            if let Some(d) = b.delay.take() {
+            // A replay does not wait (WAITFOR was waited the first time).
+            if let Some(d) = b.delay.take()
+                && replay.is_none()
+            {
                 tokio::time::sleep(d).await;
             }
             match r {
@@ -178,6 +259,22 @@ impl SimBackend {
                 Ok(_) => {}
             }
             if let Some(work) = b.long.take() {
+                if let Some(dropped) = replay {
+                    let mut g = lock(&self.group);
+                    let key = work.database.to_ascii_lowercase();
+                    if g.faults.drop_during_restore
+                        && work.command == "RESTORE DATABASE"
+                        && !g.dropped_once.contains(&key)
+                    {
+                        g.dropped_once.push(key);
+                    }
+                    if dropped {
+                        return std::mem::take(&mut b.out);
+                    }
+                    let replies = media::apply_restore(&mut g, &work.plan);
+                    b.out.extend(replies);
+                    continue;
+                }
                 let _guard = {
                     let mut g = lock(&self.group);
                     let start_time = g.now();
