@@ -679,3 +679,108 @@ fn rb_id<'a>(lib: &'a Library, step: &str) -> &'a str {
         .find(|r| r.step(step).is_some())
         .map_or("?", |r| r.id.as_str())
 }
+
+/// Runs the named steps of `runbook` in order with `overrides`; each step's rows or failure.
+async fn run_steps(
+    h: &Harness,
+    runbook: &str,
+    steps: &[&str],
+    overrides: &[(&str, &str)],
+) -> BTreeMap<String, Result<ResultSet, String>> {
+    let lib = library();
+    let rb = lib.get(runbook).expect("runbook");
+    let o: BTreeMap<String, String> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let vars = variables(&rb, &h.drill, &o);
+    let mut out = BTreeMap::new();
+    for id in steps {
+        assert!(applicable(&rb, id, &vars), "{runbook}:{id} does not apply");
+        let r = run_once(&h.exec, statement(&rb, id, &vars)).await;
+        let rows = r
+            .as_ref()
+            .ok()
+            .and_then(|o| o.first().cloned())
+            .unwrap_or_default();
+        out.insert(id.to_string(), outcome(&rb, id, &vars, r).map(|()| rows));
+    }
+    out
+}
+
+const PLAN: &[&str] = &["db.reachable-marks", "db.plan-chain", "db.plan-final"];
+
+/// Fix 2: a partial set between the last full set and the newest mark breaks the chain; the
+/// plan must refuse (it used to skip the partial set and plan a chain with a gap) and
+/// db.reachable-marks must list only marks before the partial set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_set_after_the_last_full_set_is_never_planned_across() {
+    let h = harness("partial-set").await;
+    let r = run_steps(&h, "restore", PLAN, &[("use_log_shipping", "false")]).await;
+    h.drill.shutdown().await;
+    for id in ["db.plan-chain", "db.plan-final"] {
+        let why = r[id]
+            .as_ref()
+            .err()
+            .unwrap_or_else(|| panic!("{id} planned across the partial set: {r:#?}"));
+        assert!(why.contains("partial"), "{id}: {why}");
+    }
+    let marks = r["db.reachable-marks"]
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!marks.rows.is_empty());
+    // The partial set ran 25 minutes before 02:40: every reachable mark is older.
+    for i in 0..marks.rows.len() {
+        let m = marks
+            .get(i, "mark_name")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        assert!(
+            m.as_str() < "BTS_2026_11_21_02_15",
+            "{m} is after the partial set"
+        );
+    }
+    // A mark before the partial set can still be planned.
+    let older = marks
+        .get(0, "mark_name")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let h = harness("partial-set").await;
+    let r = run_steps(
+        &h,
+        "restore",
+        PLAN,
+        &[
+            ("use_log_shipping", "false"),
+            ("target_mark", older.as_str()),
+        ],
+    )
+    .await;
+    h.drill.shutdown().await;
+    for id in PLAN {
+        assert!(r[*id].is_ok(), "{id} to {older}: {:?}", r[*id]);
+    }
+}
+
+/// Without a partial set the newest mark is planned: one full and later logs per database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_plans_the_newest_mark_without_log_shipping() {
+    let h = harness("healthy").await;
+    let r = run_steps(&h, "restore", PLAN, &[("use_log_shipping", "false")]).await;
+    h.drill.shutdown().await;
+    for id in PLAN {
+        assert!(r[*id].is_ok(), "{id}: {:?}", r[*id]);
+    }
+    let newest = r["db.reachable-marks"]
+        .as_ref()
+        .map(|s| s.get(0, "mark_name").map(|v| v.to_string()))
+        .ok()
+        .flatten();
+    let final_mark = r["db.plan-final"]
+        .as_ref()
+        .map(|s| s.get(0, "stop_mark").map(|v| v.to_string()))
+        .ok()
+        .flatten();
+    assert!(newest.is_some());
+    assert_eq!(newest, final_mark);
+}

@@ -79,6 +79,24 @@ pub struct Servers {
     /// Failover cluster instances (SERVERPROPERTY('IsClustered') = 1).
     #[serde(default = "yes")]
     pub clustered: bool,
+    /// The name BizTalk was configured with for the source instance when it differs from
+    /// @@SERVERNAME (`SQLBTS01,5000`, a client alias); admv_BackupDatabases returns it.
+    #[serde(default)]
+    pub source_configured_as: Option<String>,
+    /// The same for the MessageBox instance.
+    #[serde(default)]
+    pub msgbox_configured_as: Option<String>,
+}
+
+impl Servers {
+    /// The source instance's name as BizTalk's tables hold it.
+    pub fn source_configured(&self) -> &str {
+        self.source_configured_as.as_deref().unwrap_or(&self.source)
+    }
+    /// The MessageBox instance's name as BizTalk's tables hold it.
+    pub fn msgbox_configured(&self) -> &str {
+        self.msgbox_configured_as.as_deref().unwrap_or(&self.msgbox)
+    }
 }
 
 fn version() -> String {
@@ -269,9 +287,15 @@ const DEFAULT_LOGINS: &[(&str, char, bool)] = &[
 ];
 
 fn instance(role: InstanceRole, name: &str, sc: &Scenario) -> Instance {
+    let configured = match role {
+        InstanceRole::Source => sc.servers.source_configured_as.clone(),
+        InstanceRole::Msgbox => sc.servers.msgbox_configured_as.clone(),
+        InstanceRole::Destination => None,
+    };
     let mut inst = Instance {
         role,
         server_name: name.to_string(),
+        aliases: configured.into_iter().collect(),
         version: sc.servers.version.clone(),
         edition: sc.servers.edition.clone(),
         level: "RTM".into(),
@@ -457,7 +481,7 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
             db.recovery = Recovery::Simple;
         }
         inst.databases.push(db);
-        let server = inst.server_name.clone();
+        let server = inst.aliases.first().unwrap_or(&inst.server_name).clone();
         if !d.in_backup {
             continue;
         }
@@ -617,13 +641,15 @@ fn simulate(g: &mut Group, sc: &Scenario) {
         events.push((end - Duration::hours(h), "disable-job"));
     }
     if let Some(m) = f.partial_set_minutes_before_end {
+        // One run cannot reach the MessageBox server: the databases before it in the job's
+        // order are backed up, the rest are not (a partial set, as sp_MarkAll leaves it).
         events.push((
             end - Duration::minutes(m) - Duration::seconds(1),
-            "share-full-on",
+            "unreachable-on",
         ));
         events.push((
             end - Duration::minutes(m) + Duration::seconds(1),
-            "share-full-off",
+            "unreachable-off",
         ));
     }
     if let Some(m) = f.share_full_minutes_before_end {
@@ -642,6 +668,10 @@ fn simulate(g: &mut Group, sc: &Scenario) {
             "disable-job" => set_job_enabled(g, 0, BACKUP_JOB, false),
             "share-full-on" => g.faults.share_full = true,
             "share-full-off" => g.faults.share_full = false,
+            "unreachable-on" => {
+                g.faults.unreachable_server = Some(sc.servers.msgbox_configured().to_string())
+            }
+            "unreachable-off" => g.faults.unreachable_server = None,
             "restore-failing" => g.faults.restore_failing = true,
             _ => {}
         }

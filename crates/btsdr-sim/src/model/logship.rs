@@ -172,12 +172,7 @@ fn file_of(ls: &super::state::LogShipping, h: &super::state::HistoryRow) -> Stri
         }
         _ => h.file_location.clone(),
     };
-    let sep = if loc.is_empty() || loc.ends_with('\\') || loc.ends_with('/') {
-        ""
-    } else {
-        "\\"
-    };
-    format!("{loc}{sep}{}", h.file_name)
+    super::biztalk::join_location(&loc, &h.file_name)
 }
 
 fn in_scope(ls: &super::state::LogShipping, h: &super::state::HistoryRow) -> bool {

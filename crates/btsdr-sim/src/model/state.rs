@@ -359,6 +359,9 @@ impl InstanceRole {
 pub struct Instance {
     pub role: InstanceRole,
     pub server_name: String,
+    /// Other names BizTalk may have been configured with for this instance (`HOST,PORT`, a
+    /// client alias): admv_BackupDatabases and the adm_* tables hold them as configured.
+    pub aliases: Vec<String>,
     pub version: String,
     pub edition: String,
     pub level: String,
@@ -436,7 +439,12 @@ impl HistoryRow {
         vec![
             int(self.backup_id),
             int(self.backup_set_id),
-            text(&self.mark_name),
+            // sp_BackupAllFull inserts full rows without MarkName (NULL); sp_MarkAll writes it.
+            if self.backup_type == "db" {
+                btsdr_types::Value::Null
+            } else {
+                text(&self.mark_name)
+            },
             text(&self.database_name),
             text(&self.server_name),
             text(&self.file_name),
@@ -506,6 +514,9 @@ pub struct BackupFile {
 pub struct Faults {
     /// BACKUP fails with "not enough space" (3202 / OS error 112).
     pub share_full: bool,
+    /// Backups of databases on this server (as configured) fail with a network error: the
+    /// Backup job stops there and leaves a partial set.
+    pub unreachable_server: Option<String>,
     /// The destination's Restore Databases job fails (`restore_failure_message`).
     pub restore_failing: bool,
     /// A RESTORE drops the connection half-way.
@@ -539,10 +550,14 @@ pub struct Group {
 }
 
 impl Group {
+    /// The instance a server name reaches: its own name or a configured alias.
     pub fn find_instance(&self, server_name: &str) -> Option<InstanceId> {
-        self.instances
-            .iter()
-            .position(|i| i.server_name.eq_ignore_ascii_case(server_name))
+        self.instances.iter().position(|i| {
+            i.server_name.eq_ignore_ascii_case(server_name)
+                || i.aliases
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(server_name))
+        })
     }
     pub fn role_instance(&self, role: InstanceRole) -> Option<InstanceId> {
         self.instances.iter().position(|i| i.role == role)
