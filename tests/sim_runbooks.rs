@@ -158,8 +158,17 @@ async fn run_checks(h: &Harness, lib: &Library) -> BTreeMap<String, String> {
 /// Runs one runbook's sql and check steps in order, doing the simulated equivalent of the
 /// manual steps the later checks depend on (UpdateDatabase.vbs).
 async fn run_procedure(h: &Harness, rb: &Runbook) -> BTreeMap<String, String> {
+    run_procedure_with(h, rb, &BTreeMap::new()).await
+}
+
+/// [`run_procedure`] with variable overrides.
+async fn run_procedure_with(
+    h: &Harness,
+    rb: &Runbook,
+    overrides: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut failures = BTreeMap::new();
-    let vars = variables(rb, &h.drill, &BTreeMap::new());
+    let vars = variables(rb, &h.drill, overrides);
     for (_, step) in rb.steps() {
         if !applicable(rb, &step.id, &vars) {
             continue;
@@ -783,4 +792,82 @@ async fn healthy_plans_the_newest_mark_without_log_shipping() {
         .flatten();
     assert!(newest.is_some());
     assert_eq!(newest, final_mark);
+}
+
+/// Every scenario that names procedure steps (`expect_failing_steps`): running the runbook's
+/// statements in order on it, each named step fails on its own assertion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_scenarios_fail_their_procedure_steps() {
+    let lib = library();
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for name in NAMES {
+        let sc = Scenario::load(name).unwrap_or_else(|e| panic!("{e}"));
+        let want = sc.expect_failing_steps.clone();
+        let overrides = sc.procedure_variables.clone();
+        let runbooks: BTreeSet<&str> = want
+            .iter()
+            .filter_map(|id| id.split_once(':').map(|(r, _)| r))
+            .collect();
+        for rb_id in runbooks {
+            let rb = lib
+                .get(rb_id)
+                .unwrap_or_else(|| panic!("{name}: no runbook {rb_id}"));
+            let h = harness(name).await;
+            let failures = run_procedure_with(&h, &rb, &overrides).await;
+            h.drill.shutdown().await;
+            for id in want.iter().filter(|w| w.starts_with(&format!("{rb_id}:"))) {
+                seen += 1;
+                match failures.get(id) {
+                    None => problems.push(format!("{name}: {id} passed")),
+                    Some(why) if why.starts_with("SQL error") => problems.push(format!(
+                        "{name}: {id} failed on SQL, not its assertions: {why}"
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    assert!(seen >= 2, "no scenario names procedure steps");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Fix 4: Restore To Mark's outcome is this run's, not the newest history row: while the run
+/// started tonight goes on, the check says "still running" (an earlier rehearsal's success
+/// used to pass it); when it ends in failure, the check fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_to_mark_outcome_judges_the_run_just_started() {
+    let h = harness("restore-to-mark-running").await;
+    let steps = ["db.ls-restore-to-mark", "db.ls-restore-to-mark-outcome"];
+    let r = run_steps(&h, "restore", &steps, &[]).await;
+    assert!(r["db.ls-restore-to-mark"].is_ok(), "{r:#?}");
+    let why = r["db.ls-restore-to-mark-outcome"]
+        .as_ref()
+        .err()
+        .unwrap_or_else(|| panic!("passed while the job runs: {r:#?}"));
+    assert!(why.contains("still running"), "{why}");
+    assert!(!why.contains("failed:"), "{why}");
+    // Let the job run to its end (it ends after a few statements), then look again.
+    for _ in 0..8 {
+        let _ = run_once(
+            &h.exec,
+            Statement {
+                role: btsdr_types::Role::Destination,
+                database: "master".into(),
+                sql: "SELECT 1 AS x;".into(),
+                params: Vec::new(),
+                timeout_secs: 30,
+                long_running: false,
+            },
+        )
+        .await;
+    }
+    let r = run_steps(&h, "restore", &["db.ls-restore-to-mark-outcome"], &[]).await;
+    h.drill.shutdown().await;
+    let why = r["db.ls-restore-to-mark-outcome"]
+        .as_ref()
+        .err()
+        .unwrap_or_else(|| panic!("passed although the run failed: {r:#?}"));
+    assert!(why.contains("Restore To Mark failed"), "{why}");
+    assert!(!why.contains("still running"), "{why}");
 }

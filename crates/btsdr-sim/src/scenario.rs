@@ -35,6 +35,13 @@ pub struct Scenario {
     /// Check step ids (`runbook:step`) that must fail in this scenario.
     #[serde(default)]
     pub expect_failing_checks: Vec<String>,
+    /// Procedure steps (`runbook:step`, sql or check) that must fail on their assertions when
+    /// the runbook's statements run in order with `procedure_variables`.
+    #[serde(default)]
+    pub expect_failing_steps: Vec<String>,
+    /// Variable values the procedure runs with (`use_log_shipping = "false"`).
+    #[serde(default)]
+    pub procedure_variables: std::collections::BTreeMap<String, String>,
     pub accounts: Vec<Account>,
     pub servers: Servers,
     pub databases: Vec<DbSpec>,
@@ -206,6 +213,15 @@ pub struct FaultSpec {
     /// The newest mark is missing in this database (MarkLog, logmarkhistory and its log file).
     #[serde(default)]
     pub missing_mark_database: Option<String>,
+    /// Restore To Mark last ran (a rehearsal) N days before the end, and succeeded.
+    #[serde(default)]
+    pub restore_to_mark_succeeded_days_ago: Option<i64>,
+    /// Restore To Mark, once started, runs for this many statements before it ends.
+    #[serde(default)]
+    pub restore_to_mark_running_statements: u32,
+    /// Restore To Mark fails when it runs.
+    #[serde(default)]
+    pub restore_to_mark_fails: bool,
     /// The destination's Restore Databases job fails for the last N hours.
     #[serde(default)]
     pub restore_failing_hours: Option<i64>,
@@ -238,6 +254,7 @@ pub const NAMES: &[&str] = &[
     "share-full",
     "login-missing",
     "drop-during-restore",
+    "restore-to-mark-running",
 ];
 
 impl Scenario {
@@ -539,6 +556,7 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
         utc_offset: Duration::minutes(sc.utc_offset_minutes),
         sched_checked: start,
         dropped_once: Vec::new(),
+        pending_runs: Vec::new(),
         shared_tables: Default::default(),
     };
     let freq = if sc.faults.stale_full {
@@ -622,6 +640,17 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
     simulate(&mut g, sc);
     g.clock = SimClock::new(sc.end, sc.clock_speed);
     g.faults.drop_during_restore = sc.faults.drop_during_restore;
+    g.faults.restore_to_mark_statements = sc.faults.restore_to_mark_running_statements;
+    g.faults.restore_to_mark_fails = sc.faults.restore_to_mark_fails;
+    if let Some(days) = sc.faults.restore_to_mark_succeeded_days_ago {
+        jobs::record_past_run(
+            &mut g,
+            2,
+            logship::JOB_TO_MARK,
+            sc.end - Duration::days(days),
+            true,
+        );
+    }
     Ok(g)
 }
 

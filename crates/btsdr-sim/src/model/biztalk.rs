@@ -425,7 +425,7 @@ pub fn get_backup_history(ctx: &mut Ctx, a: &Args) -> R<()> {
         "SetComplete",
     ];
     let types = [
-        "int", "int", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "nvarchar",
+        "bigint", "bigint", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "char",
         "datetime", "bit",
     ];
     ctx.b.out.push(Reply::Rows(ResultSet {

@@ -152,6 +152,31 @@ pub struct Job {
     pub created: NaiveDateTime,
     pub last_run: Option<NaiveDateTime>,
     pub running: bool,
+    /// Its `sysjobactivity` row in the current Agent session.
+    pub activity: Activity,
+}
+
+/// A job's `sysjobactivity` row (MS-sysjobactivity): requested and started when the run
+/// begins, stopped with `job_history_id` pointing at the outcome row when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    pub requested: Option<NaiveDateTime>,
+    pub started: Option<NaiveDateTime>,
+    pub stopped: Option<NaiveDateTime>,
+    pub last_step: Option<i64>,
+    pub history_id: Option<i64>,
+}
+
+/// A run `sp_start_job` asked for: SQL Server Agent runs it after the call returns
+/// (MS-sp_start_job); the simulator runs it before a later statement.
+#[derive(Debug, Clone)]
+pub struct PendingRun {
+    pub inst: InstanceId,
+    pub job: usize,
+    pub start_step: usize,
+    pub invoked_by: String,
+    /// Statements still to pass before the run ends (0: before the next one).
+    pub statements_left: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -421,14 +446,14 @@ pub struct HistoryRow {
 impl HistoryRow {
     /// `adm_BackupHistory`'s columns and SQL types, in the order of [`HistoryRow::values`].
     pub const COLUMNS: [(&'static str, &'static str); 10] = [
-        ("BackupId", "int"),
-        ("BackupSetId", "int"),
+        ("BackupId", "bigint"),
+        ("BackupSetId", "bigint"),
         ("MarkName", "nvarchar"),
         ("DatabaseName", "nvarchar"),
         ("ServerName", "nvarchar"),
         ("BackupFileName", "nvarchar"),
         ("BackupFileLocation", "nvarchar"),
-        ("BackupType", "nvarchar"),
+        ("BackupType", "char"),
         ("BackupDateTime", "datetime"),
         ("SetComplete", "bit"),
     ];
@@ -521,6 +546,10 @@ pub struct Faults {
     pub restore_failing: bool,
     /// A RESTORE drops the connection half-way.
     pub drop_during_restore: bool,
+    /// Restore To Mark runs for this many statements after it was started.
+    pub restore_to_mark_statements: u32,
+    /// Restore To Mark fails when it runs.
+    pub restore_to_mark_fails: bool,
 }
 
 /// Everything behind the mutex.
@@ -544,6 +573,8 @@ pub struct Group {
     pub sched_checked: NaiveDateTime,
     /// Databases whose RESTORE already dropped the connection once (drop-during-restore).
     pub dropped_once: Vec<String>,
+    /// Jobs started with sp_start_job and not finished yet.
+    pub pending_runs: Vec<PendingRun>,
     /// Big catalog tables built by earlier statements, by (instance, `db.object`), with the
     /// hash of the rows they were built from (see `tables::source_hash`).
     pub shared_tables: HashMap<(InstanceId, String), (u64, std::sync::Arc<super::tables::Table>)>,

@@ -638,25 +638,31 @@ fn msdb_table(ctx: &Ctx, obj: &str) -> Option<Table> {
                 .jobs
                 .iter()
                 .map(|j| {
-                    let last = j.last_run.map_or(Value::Null, dt);
+                    let a = &j.activity;
+                    let d = |t: Option<chrono::NaiveDateTime>| t.map_or(Value::Null, dt);
+                    let n = |x: Option<i64>| x.map_or(Value::Null, int);
                     vec![
                         int(1),
                         Value::Guid(j.job_id.clone()),
-                        last.clone(),
-                        last.clone(),
-                        if j.running { Value::Null } else { last },
-                        Value::Null,
+                        d(a.requested),
+                        d(a.started),
+                        n(a.last_step),
+                        d(a.stopped),
+                        n(a.history_id),
                     ]
                 })
                 .collect();
+            // MS-sysjobactivity: one row per job in the current Agent session; the run's
+            // outcome row in sysjobhistory is job_history_id once it stopped.
             t(
                 &[
                     ("session_id", "int"),
                     ("job_id", "uniqueidentifier"),
                     ("run_requested_date", "datetime"),
                     ("start_execution_date", "datetime"),
-                    ("stop_execution_date", "datetime"),
                     ("last_executed_step_id", "int"),
+                    ("stop_execution_date", "datetime"),
+                    ("job_history_id", "int"),
                 ],
                 rows,
             )
@@ -669,7 +675,7 @@ fn msdb_table(ctx: &Ctx, obj: &str) -> Option<Table> {
                 ("database_name", "nvarchar"),
                 ("server_name", "nvarchar"),
                 ("machine_name", "nvarchar"),
-                ("type", "nvarchar"),
+                ("type", "char"),
                 ("backup_start_date", "datetime"),
                 ("backup_finish_date", "datetime"),
                 ("first_lsn", "decimal"),
