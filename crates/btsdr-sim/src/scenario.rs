@@ -213,6 +213,9 @@ pub struct FaultSpec {
     /// The newest mark is missing in this database (MarkLog, logmarkhistory and its log file).
     #[serde(default)]
     pub missing_mark_database: Option<String>,
+    /// BizTalk host instances still connected to these source databases (sys.dm_exec_sessions).
+    #[serde(default)]
+    pub connected_sessions_on_source: Vec<String>,
     /// Restore To Mark last ran (a rehearsal) N days before the end, and succeeded.
     #[serde(default)]
     pub restore_to_mark_succeeded_days_ago: Option<i64>,
@@ -255,6 +258,7 @@ pub const NAMES: &[&str] = &[
     "login-missing",
     "drop-during-restore",
     "restore-to-mark-running",
+    "servers-configured-as",
 ];
 
 impl Scenario {
@@ -355,6 +359,7 @@ fn instance(role: InstanceRole, name: &str, sc: &Scenario) -> Instance {
         next_db_id: 4,
         clustered: sc.servers.clustered,
         restored_mgmt: None,
+        client_sessions: Vec::new(),
     };
     system_dbs(&mut inst);
     let mut n = 0u8;
@@ -642,6 +647,14 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
     g.faults.drop_during_restore = sc.faults.drop_during_restore;
     g.faults.restore_to_mark_statements = sc.faults.restore_to_mark_running_statements;
     g.faults.restore_to_mark_fails = sc.faults.restore_to_mark_fails;
+    for (i, db) in sc.faults.connected_sessions_on_source.iter().enumerate() {
+        g.instances[0].client_sessions.push((
+            60 + i as i64,
+            "BTSAPP01".into(),
+            "BizTalk Server (BTSNTSvc64.exe)".into(),
+            db.clone(),
+        ));
+    }
     if let Some(days) = sc.faults.restore_to_mark_succeeded_days_ago {
         jobs::record_past_run(
             &mut g,

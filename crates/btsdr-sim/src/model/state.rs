@@ -402,6 +402,8 @@ pub struct Instance {
     pub clustered: bool,
     /// BizTalkMgmtDb tables of a restored copy of the management database (destination).
     pub restored_mgmt: Option<Mgmt>,
+    /// Other clients' sessions shown by sys.dm_exec_sessions: (session_id, host, program, database).
+    pub client_sessions: Vec<(i64, String, String, String)>,
 }
 
 impl Instance {

@@ -355,7 +355,7 @@ fn sys_table(ctx: &Ctx, db: &str, obj: &str) -> Option<Table> {
                 ("status", "nvarchar"),
                 ("is_user_process", "bit"),
             ],
-            vec![vec![
+            std::iter::once(vec![
                 int(i64::from(ctx.b.spid)),
                 text(&ctx.b.login),
                 text("BTSDR-OPERATOR"),
@@ -363,7 +363,19 @@ fn sys_table(ctx: &Ctx, db: &str, obj: &str) -> Option<Table> {
                 int(inst.db(&ctx.b.db).map_or(1, |d| d.id)),
                 text("running"),
                 bit(true),
-            ]],
+            ])
+            .chain(inst.client_sessions.iter().map(|(id, host, program, db)| {
+                vec![
+                    int(*id),
+                    text(&inst.agent_account),
+                    text(host),
+                    text(program),
+                    int(inst.db(db).map_or(1, |d| d.id)),
+                    text("sleeping"),
+                    bit(true),
+                ]
+            }))
+            .collect(),
         ),
         "servers" => {
             let mut rows = vec![vec![
