@@ -39,6 +39,12 @@ pub struct Scenario {
     /// the runbook's statements run in order with `procedure_variables`.
     #[serde(default)]
     pub expect_failing_steps: Vec<String>,
+    /// Failures may be SQL errors (a schema-drift scenario: the statement cannot compile).
+    #[serde(default)]
+    pub expect_sql_errors: bool,
+    /// Another BizTalk/SQL version's schema.
+    #[serde(default)]
+    pub schema_drift: DriftSpec,
     /// Variable values the procedure runs with (`use_log_shipping = "false"`).
     #[serde(default)]
     pub procedure_variables: std::collections::BTreeMap<String, String>,
@@ -62,6 +68,19 @@ fn one() -> f64 {
 }
 fn min_restore() -> f64 {
     0.3
+}
+
+/// What another BizTalk/SQL version lacks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    /// `object.column` names this version does not have (`bts_LogShippingHistory.BackupType`).
+    #[serde(default)]
+    pub missing_columns: Vec<String>,
+    /// BizTalk before 2020 keeps the force-full flag in adm_ForceFullBackup, without
+    /// adm_BackupSettings.
+    #[serde(default)]
+    pub no_backup_settings: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,6 +278,7 @@ pub const NAMES: &[&str] = &[
     "drop-during-restore",
     "restore-to-mark-running",
     "servers-configured-as",
+    "schema-drift",
 ];
 
 impl Scenario {
@@ -545,7 +565,7 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
             group_name: "BizTalk Group".into(),
             use_compression: false,
             force_full: false,
-            has_backup_settings: true,
+            has_backup_settings: !sc.schema_drift.no_backup_settings,
         },
         files: Default::default(),
         faults: Faults::default(),
@@ -562,6 +582,13 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
         sched_checked: start,
         dropped_once: Vec::new(),
         pending_runs: Vec::new(),
+        missing_columns: sc
+            .schema_drift
+            .missing_columns
+            .iter()
+            .filter_map(|c| c.split_once('.'))
+            .map(|(o, c)| (o.to_ascii_lowercase(), c.to_string()))
+            .collect(),
         shared_tables: Default::default(),
     };
     let freq = if sc.faults.stale_full {

@@ -575,6 +575,8 @@ pub struct Group {
     pub sched_checked: NaiveDateTime,
     /// Databases whose RESTORE already dropped the connection once (drop-during-restore).
     pub dropped_once: Vec<String>,
+    /// Columns another BizTalk/SQL version lacks: (object, column), lower case.
+    pub missing_columns: Vec<(String, String)>,
     /// Jobs started with sp_start_job and not finished yet.
     pub pending_runs: Vec<PendingRun>,
     /// Big catalog tables built by earlier statements, by (instance, `db.object`), with the

@@ -97,7 +97,30 @@ pub fn resolve(ctx: &mut Ctx, parts: &[String]) -> R<Table> {
         }
         _ => None,
     };
-    found.ok_or_else(|| invalid(parts))
+    let mut table = found.ok_or_else(|| invalid(parts))?;
+    drop_missing_columns(ctx, &obj_l, &mut table);
+    Ok(table)
+}
+
+/// Schema drift (scenario `schema_drift`): the columns this version does not have.
+fn drop_missing_columns(ctx: &Ctx, obj: &str, table: &mut Table) {
+    for (o, c) in &ctx.g.missing_columns {
+        if o != obj {
+            continue;
+        }
+        if let Some(i) = table
+            .cols
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(c))
+        {
+            table.cols.remove(i);
+            for r in &mut table.rows {
+                if i < r.len() {
+                    r.remove(i);
+                }
+            }
+        }
+    }
 }
 
 /// For the big catalog tables that only change when backups, marks or log shipping happen:
