@@ -11,7 +11,7 @@ use btsdr::runbook::library::Library;
 use btsdr::runbook::model::{Escape, Runbook, StepBody};
 use btsdr::sql::executor::{TiberiusExecutor, run_once};
 use btsdr_sim::drill::Drill;
-use btsdr_sim::scenario::{DbSpec, NAMES, Scenario};
+use btsdr_sim::scenario::{NAMES, Scenario};
 use btsdr_types::{QueryOutput, ResultSet, SqlError, Statement};
 
 fn library() -> Library {
@@ -441,12 +441,7 @@ fn fixture(name: &str) -> String {
 /// The healthy group (Rules Engine and BAM configured) with a second, non-master MessageBox
 /// whose name sorts before the master's, so the file must order by master, not by name.
 fn scenario_with_rules_bam_two_msgboxes() -> Scenario {
-    let mut sc = Scenario::load("healthy").unwrap_or_else(|e| panic!("{e}"));
-    let extra: DbSpec =
-        toml::from_str("name = \"ABizTalkMsgBoxDb\"\nrole = \"msgbox\"\nsize_mb = 512")
-            .unwrap_or_else(|e| panic!("{e}"));
-    sc.databases.push(extra);
-    sc
+    Scenario::load("several-msgboxes").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The healthy group without the Rules Engine and BAM databases: adm_Group names neither.
@@ -875,4 +870,36 @@ async fn restore_to_mark_outcome_judges_the_run_just_started() {
         .unwrap_or_else(|| panic!("passed although the run failed: {r:#?}"));
     assert!(why.contains("Restore To Mark failed"), "{why}");
     assert!(!why.contains("still running"), "{why}");
+}
+
+/// Fix 3: on blob storage (http:// as Microsoft's example, and https://) the restore plan reads
+/// every file FROM URL with '/' separators, as sp_BackupBizTalk wrote them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_backups_are_planned_from_url() {
+    for name in ["blob-http", "blob-https"] {
+        let h = harness(name).await;
+        let r = run_steps(&h, "restore", PLAN, &[("use_log_shipping", "false")]).await;
+        h.drill.shutdown().await;
+        for id in ["db.plan-chain", "db.plan-final"] {
+            let rows = r[id]
+                .as_ref()
+                .unwrap_or_else(|e| panic!("{name} {id}: {e}"));
+            assert!(!rows.rows.is_empty(), "{name} {id}: no rows");
+            for i in 0..rows.rows.len() {
+                let device = rows
+                    .get(i, "device")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                let file = rows
+                    .get(i, "backup_file")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                assert_eq!(device, "URL", "{name} {id}: {file}");
+                assert!(
+                    file.starts_with(name.trim_start_matches("blob-")) && !file.contains('\\'),
+                    "{name} {id}: {file}"
+                );
+            }
+        }
+    }
 }

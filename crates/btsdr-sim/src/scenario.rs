@@ -279,6 +279,9 @@ pub const NAMES: &[&str] = &[
     "restore-to-mark-running",
     "servers-configured-as",
     "schema-drift",
+    "blob-http",
+    "blob-https",
+    "several-msgboxes",
 ];
 
 impl Scenario {
