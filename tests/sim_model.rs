@@ -244,7 +244,47 @@ async fn share_full_fails_backups_with_the_real_errors() {
         )
         .await,
     );
-    assert!(int(&partial, 0, "n") >= 1);
+    // sp_MarkAll inserts a history row only after a backup succeeded and stops at the first
+    // failure (BizTalk 2020 BTS_Administration_Logic.sql): a full share leaves no row at all.
+    assert_eq!(int(&partial, 0, "n"), 0);
+}
+
+/// A run that cannot reach the MessageBox server: the databases before it in the cursor's
+/// order (ORDER BY ServerName) have their log backup and history row, SetComplete = 0; the
+/// MessageBox has none; full rows have no MarkName.
+#[tokio::test]
+async fn a_partial_set_holds_the_databases_backed_up_before_the_failure() {
+    let g = group("partial-set");
+    let src = backend(&g, InstanceRole::Source);
+    let partial = rows(
+        &run(
+            &src,
+            "BizTalkMgmtDb",
+            "SELECT DatabaseName, ServerName, BackupType FROM dbo.adm_BackupHistory WHERE SetComplete = 0 ORDER BY DatabaseName",
+            &[],
+        )
+        .await,
+    );
+    let names: Vec<String> = (0..partial.rows.len())
+        .map(|i| {
+            partial
+                .get(i, "DatabaseName")
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(names.contains(&"BizTalkMgmtDb".to_string()), "{names:?}");
+    assert!(!names.contains(&"BizTalkMsgBoxDb".to_string()), "{names:?}");
+    let full = rows(
+        &run(
+            &src,
+            "BizTalkMgmtDb",
+            "SELECT COUNT(*) AS n FROM dbo.adm_BackupHistory WHERE BackupType = 'db' AND MarkName IS NOT NULL",
+            &[],
+        )
+        .await,
+    );
+    assert_eq!(int(&full, 0, "n"), 0);
 }
 
 #[tokio::test]

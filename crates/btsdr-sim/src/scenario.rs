@@ -35,6 +35,19 @@ pub struct Scenario {
     /// Check step ids (`runbook:step`) that must fail in this scenario.
     #[serde(default)]
     pub expect_failing_checks: Vec<String>,
+    /// Procedure steps (`runbook:step`, sql or check) that must fail on their assertions when
+    /// the runbook's statements run in order with `procedure_variables`.
+    #[serde(default)]
+    pub expect_failing_steps: Vec<String>,
+    /// Failures may be SQL errors (a schema-drift scenario: the statement cannot compile).
+    #[serde(default)]
+    pub expect_sql_errors: bool,
+    /// Another BizTalk/SQL version's schema.
+    #[serde(default)]
+    pub schema_drift: DriftSpec,
+    /// Variable values the procedure runs with (`use_log_shipping = "false"`).
+    #[serde(default)]
+    pub procedure_variables: std::collections::BTreeMap<String, String>,
     pub accounts: Vec<Account>,
     pub servers: Servers,
     pub databases: Vec<DbSpec>,
@@ -55,6 +68,19 @@ fn one() -> f64 {
 }
 fn min_restore() -> f64 {
     0.3
+}
+
+/// What another BizTalk/SQL version lacks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    /// `object.column` names this version does not have (`bts_LogShippingHistory.BackupType`).
+    #[serde(default)]
+    pub missing_columns: Vec<String>,
+    /// BizTalk before 2020 keeps the force-full flag in adm_ForceFullBackup, without
+    /// adm_BackupSettings.
+    #[serde(default)]
+    pub no_backup_settings: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +105,24 @@ pub struct Servers {
     /// Failover cluster instances (SERVERPROPERTY('IsClustered') = 1).
     #[serde(default = "yes")]
     pub clustered: bool,
+    /// The name BizTalk was configured with for the source instance when it differs from
+    /// @@SERVERNAME (`SQLBTS01,5000`, a client alias); admv_BackupDatabases returns it.
+    #[serde(default)]
+    pub source_configured_as: Option<String>,
+    /// The same for the MessageBox instance.
+    #[serde(default)]
+    pub msgbox_configured_as: Option<String>,
+}
+
+impl Servers {
+    /// The source instance's name as BizTalk's tables hold it.
+    pub fn source_configured(&self) -> &str {
+        self.source_configured_as.as_deref().unwrap_or(&self.source)
+    }
+    /// The MessageBox instance's name as BizTalk's tables hold it.
+    pub fn msgbox_configured(&self) -> &str {
+        self.msgbox_configured_as.as_deref().unwrap_or(&self.msgbox)
+    }
 }
 
 fn version() -> String {
@@ -188,6 +232,18 @@ pub struct FaultSpec {
     /// The newest mark is missing in this database (MarkLog, logmarkhistory and its log file).
     #[serde(default)]
     pub missing_mark_database: Option<String>,
+    /// BizTalk host instances still connected to these source databases (sys.dm_exec_sessions).
+    #[serde(default)]
+    pub connected_sessions_on_source: Vec<String>,
+    /// Restore To Mark last ran (a rehearsal) N days before the end, and succeeded.
+    #[serde(default)]
+    pub restore_to_mark_succeeded_days_ago: Option<i64>,
+    /// Restore To Mark, once started, runs for this many statements before it ends.
+    #[serde(default)]
+    pub restore_to_mark_running_statements: u32,
+    /// Restore To Mark fails when it runs.
+    #[serde(default)]
+    pub restore_to_mark_fails: bool,
     /// The destination's Restore Databases job fails for the last N hours.
     #[serde(default)]
     pub restore_failing_hours: Option<i64>,
@@ -233,6 +289,12 @@ pub const NAMES: &[&str] = &[
     "share-full",
     "login-missing",
     "drop-during-restore",
+    "restore-to-mark-running",
+    "servers-configured-as",
+    "schema-drift",
+    "blob-http",
+    "blob-https",
+    "several-msgboxes",
 ];
 
 impl Scenario {
@@ -292,9 +354,15 @@ const DEFAULT_LOGINS: &[(&str, char, bool)] = &[
 ];
 
 fn instance(role: InstanceRole, name: &str, sc: &Scenario) -> Instance {
+    let configured = match role {
+        InstanceRole::Source => sc.servers.source_configured_as.clone(),
+        InstanceRole::Msgbox => sc.servers.msgbox_configured_as.clone(),
+        InstanceRole::Destination => None,
+    };
     let mut inst = Instance {
         role,
         server_name: name.to_string(),
+        aliases: configured.into_iter().collect(),
         version: sc.servers.version.clone(),
         edition: sc.servers.edition.clone(),
         level: "RTM".into(),
@@ -337,6 +405,7 @@ fn instance(role: InstanceRole, name: &str, sc: &Scenario) -> Instance {
         next_db_id: 4,
         clustered: sc.servers.clustered,
         restored_mgmt: None,
+        client_sessions: Vec::new(),
     };
     system_dbs(&mut inst);
     let mut n = 0u8;
@@ -482,7 +551,7 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
             db.recovery = Recovery::Simple;
         }
         inst.databases.push(db);
-        let server = inst.server_name.clone();
+        let server = inst.aliases.first().unwrap_or(&inst.server_name).clone();
         if !d.in_backup {
             continue;
         }
@@ -524,7 +593,7 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
             group_name: "BizTalk Group".into(),
             use_compression: false,
             force_full: false,
-            has_backup_settings: true,
+            has_backup_settings: !sc.schema_drift.no_backup_settings,
         },
         files: Default::default(),
         faults: Faults::default(),
@@ -540,6 +609,14 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
         utc_offset: Duration::minutes(sc.utc_offset_minutes),
         sched_checked: start,
         dropped_once: Vec::new(),
+        pending_runs: Vec::new(),
+        missing_columns: sc
+            .schema_drift
+            .missing_columns
+            .iter()
+            .filter_map(|c| c.split_once('.'))
+            .map(|(o, c)| (o.to_ascii_lowercase(), c.to_string()))
+            .collect(),
         shared_tables: Default::default(),
     };
     let freq = if sc.faults.stale_full {
@@ -629,6 +706,25 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
         .iter()
         .map(|r| (r.manual_step.clone(), r.clears.clone()))
         .collect();
+    g.faults.restore_to_mark_statements = sc.faults.restore_to_mark_running_statements;
+    g.faults.restore_to_mark_fails = sc.faults.restore_to_mark_fails;
+    for (i, db) in sc.faults.connected_sessions_on_source.iter().enumerate() {
+        g.instances[0].client_sessions.push((
+            60 + i as i64,
+            "BTSAPP01".into(),
+            "BizTalk Server (BTSNTSvc64.exe)".into(),
+            db.clone(),
+        ));
+    }
+    if let Some(days) = sc.faults.restore_to_mark_succeeded_days_ago {
+        jobs::record_past_run(
+            &mut g,
+            2,
+            logship::JOB_TO_MARK,
+            sc.end - Duration::days(days),
+            true,
+        );
+    }
     Ok(g)
 }
 
@@ -648,13 +744,15 @@ fn simulate(g: &mut Group, sc: &Scenario) {
         events.push((end - Duration::hours(h), "disable-job"));
     }
     if let Some(m) = f.partial_set_minutes_before_end {
+        // One run cannot reach the MessageBox server: the databases before it in the job's
+        // order are backed up, the rest are not (a partial set, as sp_MarkAll leaves it).
         events.push((
             end - Duration::minutes(m) - Duration::seconds(1),
-            "share-full-on",
+            "unreachable-on",
         ));
         events.push((
             end - Duration::minutes(m) + Duration::seconds(1),
-            "share-full-off",
+            "unreachable-off",
         ));
     }
     if let Some(m) = f.share_full_minutes_before_end {
@@ -673,6 +771,10 @@ fn simulate(g: &mut Group, sc: &Scenario) {
             "disable-job" => set_job_enabled(g, 0, BACKUP_JOB, false),
             "share-full-on" => g.faults.share_full = true,
             "share-full-off" => g.faults.share_full = false,
+            "unreachable-on" => {
+                g.faults.unreachable_server = Some(sc.servers.msgbox_configured().to_string())
+            }
+            "unreachable-off" => g.faults.unreachable_server = None,
             "restore-failing" => g.faults.restore_failing = true,
             _ => {}
         }

@@ -131,6 +131,8 @@ pub fn backup_full_now(ctx: &mut Ctx, a: &Args) -> R<()> {
     )
 }
 
+/// One `adm_BackupHistory` row: BackupFileLocation is the job's @BackupPath, BackupFileName the
+/// file's name (sp_GetFileNameFromFilePath), as sp_MarkAll / sp_BackupAllFull insert them.
 #[allow(clippy::too_many_arguments)]
 fn add_history(
     g: &mut Group,
@@ -138,14 +140,15 @@ fn add_history(
     mark: &str,
     server: &str,
     db: &str,
+    path: &str,
     file: &str,
     kind: &str,
     at: NaiveDateTime,
 ) {
     g.mgmt.next_backup_id += 1;
-    let (loc, name) = match file.rfind(['\\', '/']) {
-        Some(i) => (file[..=i].to_string(), file[i + 1..].to_string()),
-        None => (String::new(), file.to_string()),
+    let name = match file.rfind(['\\', '/']) {
+        Some(i) => file[i + 1..].to_string(),
+        None => file.to_string(),
     };
     g.mgmt.history.push(HistoryRow {
         backup_id: g.mgmt.next_backup_id,
@@ -154,11 +157,24 @@ fn add_history(
         database_name: db.to_string(),
         server_name: server.to_string(),
         file_name: name,
-        file_location: loc,
+        file_location: path.to_string(),
         backup_type: kind.to_string(),
         at,
         set_complete: false,
     });
+}
+
+/// A history row's file: BackupFileLocation, the separator sp_BackupBizTalk uses ('/' when the
+/// location starts with `http`, else '\\') unless it ends with one, then BackupFileName.
+pub fn join_location(loc: &str, name: &str) -> String {
+    let sep = if loc.is_empty() || loc.ends_with('\\') || loc.ends_with('/') {
+        ""
+    } else if loc.trim_start().starts_with("http") {
+        "/"
+    } else {
+        "\\"
+    };
+    format!("{loc}{sep}{name}")
 }
 
 fn complete_set(g: &mut Group, set_id: i64) {
@@ -191,6 +207,31 @@ pub fn activity(g: &mut Group) {
     }
 }
 
+/// Fails the backup of a database on `g.faults.unreachable_server` as a network error would
+/// (a partial set: sp_BackupAllFull / sp_MarkAll stop at the first failure, `goto FAILED`).
+fn unreachable(g: &Group, server: &str, file: &str) -> R<()> {
+    match &g.faults.unreachable_server {
+        Some(s) if s.eq_ignore_ascii_case(server) => Err(Fail::one(
+            3201,
+            format!(
+                "Cannot open backup device '{file}'. Operating system error 64(The specified network name is no longer available.)."
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The databases in the order BizTalk 2020's cursor reads `admv_BackupDatabases`
+/// (sp_MarkAll: `ORDER BY ServerName`; sp_BackupAllFull has no ORDER BY: the same order here).
+fn cursor_order(g: &Group) -> Vec<(String, String)> {
+    let mut dbs = g.backup_databases();
+    dbs.sort_by_key(|(s, _)| s.to_lowercase());
+    dbs
+}
+
+/// sp_BackupAllFull (BTS_Administration_Logic.sql): one `adm_BackupHistory` row per database
+/// after its backup succeeded (MarkName NULL, BackupFileLocation = @BackupPath), SetComplete = 1
+/// for the set only when every database succeeded.
 fn full_set(ctx: &mut Ctx, mark: &str, path: &str, local: bool) -> R<()> {
     check_path(path)?;
     let g = &mut *ctx.g;
@@ -199,16 +240,19 @@ fn full_set(ctx: &mut Ctx, mark: &str, path: &str, local: bool) -> R<()> {
     let fm = full_mark(mark, at);
     g.mgmt.next_set_id += 1;
     let set_id = g.mgmt.next_set_id;
-    for (server, db) in g.backup_databases() {
+    for (server, db) in cursor_order(g) {
         let Some(inst) = g.find_instance(&server) else {
             return Err(Fail::one(
                 7202,
                 format!("Could not find server '{server}' in sys.servers."),
             ));
         };
-        let file = biztalk_file(path, &server, &db, "Full", &fm);
+        // The file is named by the instance's own SERVERPROPERTY('servername'), not the
+        // configured name (sp_BackupBizTalkFull).
+        let real = g.instances[inst].server_name.clone();
+        let file = biztalk_file(path, &real, &db, "Full", &fm);
         let compress = g.mgmt.use_compression && !db.eq_ignore_ascii_case("SSODB");
-        add_history(g, set_id, &fm, &server, &db, &file, "db", at);
+        unreachable(g, &server, &file)?;
         write_backup(
             g,
             inst,
@@ -219,6 +263,7 @@ fn full_set(ctx: &mut Ctx, mark: &str, path: &str, local: bool) -> R<()> {
             false,
             &format!("{db}_Full_{fm}"),
         )?;
+        add_history(g, set_id, &fm, &server, &db, path, &file, "db", at);
     }
     complete_set(g, set_id);
     g.mgmt.force_full = false;
@@ -270,24 +315,27 @@ pub fn mark_all(ctx: &mut Ctx, a: &Args) -> R<()> {
             mark_time: now,
         });
     }
-    // Phase 2: BACKUP LOG of each database into the new set.
+    // Phase 2: BACKUP LOG of each database into the new set, in the cursor's order; the
+    // history row follows each successful backup (sp_MarkAll).
     g.mgmt.next_set_id += 1;
     let set_id = g.mgmt.next_set_id;
-    for (server, db) in &dbs {
-        let inst = g.find_instance(server).unwrap_or(0);
-        let file = biztalk_file(&path, server, db, "Log", &fm);
+    for (server, db) in cursor_order(g) {
+        let inst = g.find_instance(&server).unwrap_or(0);
+        let real = g.instances[inst].server_name.clone();
+        let file = biztalk_file(&path, &real, &db, "Log", &fm);
         let compress = g.mgmt.use_compression && !db.eq_ignore_ascii_case("SSODB");
-        add_history(g, set_id, &fm, server, db, &file, "lg", at);
+        unreachable(g, &server, &file)?;
         write_backup(
             g,
             inst,
-            db,
+            &db,
             true,
             &file,
             compress,
             false,
             &format!("{db}_Log_{fm}"),
         )?;
+        add_history(g, set_id, &fm, &server, &db, &path, &file, "lg", at);
     }
     complete_set(g, set_id);
     Ok(())
@@ -320,7 +368,7 @@ pub fn delete_history_and_files(ctx: &mut Ctx, a: &Args) -> R<()> {
         .history
         .iter()
         .filter(|h| h.at < before)
-        .map(|h| super::media::file_key(&format!("{}{}", h.file_location, h.file_name)))
+        .map(|h| super::media::file_key(&join_location(&h.file_location, &h.file_name)))
         .collect();
     for k in old {
         ctx.g.files.remove(&k);
@@ -377,7 +425,7 @@ pub fn get_backup_history(ctx: &mut Ctx, a: &Args) -> R<()> {
         "SetComplete",
     ];
     let types = [
-        "int", "int", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "nvarchar",
+        "bigint", "bigint", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "nvarchar", "char",
         "datetime", "bit",
     ];
     ctx.b.out.push(Reply::Rows(ResultSet {

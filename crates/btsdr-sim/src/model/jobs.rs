@@ -70,6 +70,7 @@ pub fn add_job(
         created,
         last_run: None,
         running: false,
+        activity: Default::default(),
     });
     m.jobs.len() - 1
 }
@@ -127,6 +128,8 @@ pub fn copy_source_jobs(g: &mut Group, inst: InstanceId) {
 }
 
 /// Runs job `idx` on `inst` from step index `start`, writing step and outcome history.
+// TODO(issue 16): split (one function per job step kind).
+#[allow(clippy::too_many_lines)]
 pub fn run_job(
     g: &mut Group,
     inst: InstanceId,
@@ -139,6 +142,17 @@ pub fn run_job(
     };
     let started = g.now();
     let account = g.instances[inst].agent_account.clone();
+    if let Some(j) = g.instances[inst].msdb.jobs.get_mut(idx) {
+        // A scheduled run begins here; one from sp_start_job was requested earlier.
+        let a = &mut j.activity;
+        if !j.running {
+            a.requested = Some(started);
+            a.started = Some(started);
+        }
+        a.stopped = None;
+        a.history_id = None;
+        j.running = true;
+    }
     let mut ok = true;
     let mut last = None;
     let mut i = start;
@@ -224,7 +238,7 @@ pub fn run_job(
         "The job {}.  The Job was invoked by {invoked_by}.  The last step to run was step {sid} ({sname}).",
         if ok { "succeeded" } else { "failed" }
     );
-    push_history(
+    let outcome = push_history(
         g,
         inst,
         &job.job_id,
@@ -236,9 +250,13 @@ pub fn run_job(
         i64::from(ok),
         started,
     );
+    let now = g.now();
     if let Some(j) = g.instances[inst].msdb.jobs.get_mut(idx) {
         j.last_run = Some(started);
         j.running = false;
+        j.activity.stopped = Some(now);
+        j.activity.history_id = Some(outcome);
+        j.activity.last_step = (sid > 0).then_some(sid);
     }
     ok
 }
@@ -255,7 +273,7 @@ fn push_history(
     msg: &str,
     status: i64,
     at: NaiveDateTime,
-) {
+) -> i64 {
     let m = &mut g.instances[inst].msdb;
     let id = m.new_id();
     m.history.push(JobHistory {
@@ -276,6 +294,7 @@ fn push_history(
     {
         m.history.remove(pos);
     }
+    id
 }
 
 /// The next time after `t` a schedule fires (daily schedules only).
@@ -331,7 +350,7 @@ fn run_until(g: &mut Group, until: NaiveDateTime) {
                 m.jobs
                     .iter()
                     .enumerate()
-                    .filter(|(_, j)| j.enabled)
+                    .filter(|(_, j)| j.enabled && !j.running)
                     .filter_map(|(i, j)| {
                         j.schedule_ids.iter().find_map(|sid| {
                             let s = m.schedules.iter().find(|s| s.schedule_id == *sid)?;
@@ -357,8 +376,93 @@ pub fn advance(g: &mut Group, d: Duration) {
     run_until(g, until);
 }
 
+/// History of a run that ended before the simulation (its step and outcome rows, as Agent
+/// writes them); the Agent session has restarted since, so no activity row refers to it.
+pub fn record_past_run(g: &mut Group, inst: InstanceId, name: &str, at: NaiveDateTime, ok: bool) {
+    let Some(job) = g.instances[inst].msdb.job(name).cloned() else {
+        return;
+    };
+    let status = i64::from(ok);
+    let word = if ok { "succeeded" } else { "failed" };
+    for s in &job.steps {
+        push_history(
+            g,
+            inst,
+            &job.job_id,
+            s.step_id,
+            &s.step_name,
+            0,
+            0,
+            &format!(
+                "Executed as user: {}. The step {word}.",
+                g.instances[inst].agent_account
+            ),
+            status,
+            at,
+        );
+    }
+    let msg = format!("The job {word}.  The Job was invoked by User sa.");
+    push_history(
+        g,
+        inst,
+        &job.job_id,
+        0,
+        "(Job outcome)",
+        0,
+        0,
+        &msg,
+        status,
+        at,
+    );
+}
+
+/// Asks SQL Server Agent to run job `idx` (sp_start_job): the job is running from now, its
+/// steps run and their history is written later, before a later statement (see `catch_up`).
+pub fn request_run(g: &mut Group, inst: InstanceId, idx: usize, start_step: usize, by: &str) {
+    let now = g.now();
+    let Some(j) = g.instances[inst].msdb.jobs.get_mut(idx) else {
+        return;
+    };
+    j.running = true;
+    j.activity = super::state::Activity {
+        requested: Some(now),
+        started: Some(now),
+        ..Default::default()
+    };
+    let statements_left = if j.name.eq_ignore_ascii_case(super::logship::JOB_TO_MARK) {
+        g.faults.restore_to_mark_statements
+    } else {
+        0
+    };
+    g.pending_runs.push(super::state::PendingRun {
+        inst,
+        job: idx,
+        start_step,
+        invoked_by: by.to_string(),
+        statements_left,
+    });
+}
+
+/// Ends the runs sp_start_job asked for whose time has come.
+fn finish_requested_runs(g: &mut Group) {
+    let mut due = Vec::new();
+    g.pending_runs.retain_mut(|r| {
+        if r.statements_left == 0 {
+            due.push(r.clone());
+            false
+        } else {
+            r.statements_left -= 1;
+            true
+        }
+    });
+    for r in due {
+        run_job(g, r.inst, r.job, r.start_step, &r.invoked_by);
+    }
+}
+
 /// Runs the jobs that fell due while real time passed (called before each request).
 pub fn catch_up(g: &mut Group) {
+    finish_requested_runs(g);
     let now = g.now();
     if now > g.sched_checked {
         let speed = g.clock.speed;

@@ -172,12 +172,7 @@ fn file_of(ls: &super::state::LogShipping, h: &super::state::HistoryRow) -> Stri
         }
         _ => h.file_location.clone(),
     };
-    let sep = if loc.is_empty() || loc.ends_with('\\') || loc.ends_with('/') {
-        ""
-    } else {
-        "\\"
-    };
-    format!("{loc}{sep}{}", h.file_name)
+    super::biztalk::join_location(&loc, &h.file_name)
 }
 
 fn in_scope(ls: &super::state::LogShipping, h: &super::state::HistoryRow) -> bool {
@@ -337,6 +332,12 @@ pub fn restore_databases_step(ctx: &mut Ctx, _: &Args) -> R<()> {
 /// source's SQL Agent jobs.
 pub fn restore_to_mark_step(ctx: &mut Ctx, _: &Args) -> R<()> {
     must_be_destination(ctx)?;
+    if ctx.g.faults.restore_to_mark_fails {
+        return Err(Fail::one(
+            4305,
+            "The log in this backup set begins at LSN 1000500000000001, which is too recent to apply to the database. An earlier log backup that includes LSN 1000400000000001 can be restored. RESTORE LOG is terminating abnormally.",
+        ));
+    }
     let sets = pending(&ctx.instance().log_shipping);
     // Newest complete log set whose mark is in every database's log file.
     let target = {

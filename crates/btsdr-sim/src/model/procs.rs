@@ -608,7 +608,7 @@ fn start_job(ctx: &mut Ctx, a: &Args) -> R<()> {
     };
     let who = ctx.b.login.clone();
     let inst = ctx.inst;
-    jobs::run_job(ctx.g, inst, i, start, &format!("User {who}"));
+    jobs::request_run(ctx.g, inst, i, start, &format!("User {who}"));
     info(ctx, 0, format!("Job '{}' started successfully.", job.name));
     Ok(())
 }
@@ -627,7 +627,14 @@ fn stop_job(ctx: &mut Ctx, a: &Args) -> R<()> {
         ));
     }
     let name = job.name.clone();
-    ctx.instance_mut().msdb.jobs[i].running = false;
+    let inst = ctx.inst;
+    ctx.g
+        .pending_runs
+        .retain(|r| !(r.inst == inst && r.job == i));
+    let now = ctx.g.now();
+    let j = &mut ctx.instance_mut().msdb.jobs[i];
+    j.running = false;
+    j.activity.stopped = Some(now);
     info(ctx, 0, format!("Job '{name}' stopped successfully."));
     Ok(())
 }

@@ -153,6 +153,31 @@ pub struct Job {
     pub created: NaiveDateTime,
     pub last_run: Option<NaiveDateTime>,
     pub running: bool,
+    /// Its `sysjobactivity` row in the current Agent session.
+    pub activity: Activity,
+}
+
+/// A job's `sysjobactivity` row (MS-sysjobactivity): requested and started when the run
+/// begins, stopped with `job_history_id` pointing at the outcome row when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    pub requested: Option<NaiveDateTime>,
+    pub started: Option<NaiveDateTime>,
+    pub stopped: Option<NaiveDateTime>,
+    pub last_step: Option<i64>,
+    pub history_id: Option<i64>,
+}
+
+/// A run `sp_start_job` asked for: SQL Server Agent runs it after the call returns
+/// (MS-sp_start_job); the simulator runs it before a later statement.
+#[derive(Debug, Clone)]
+pub struct PendingRun {
+    pub inst: InstanceId,
+    pub job: usize,
+    pub start_step: usize,
+    pub invoked_by: String,
+    /// Statements still to pass before the run ends (0: before the next one).
+    pub statements_left: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -360,6 +385,9 @@ impl InstanceRole {
 pub struct Instance {
     pub role: InstanceRole,
     pub server_name: String,
+    /// Other names BizTalk may have been configured with for this instance (`HOST,PORT`, a
+    /// client alias): admv_BackupDatabases and the adm_* tables hold them as configured.
+    pub aliases: Vec<String>,
     pub version: String,
     pub edition: String,
     pub level: String,
@@ -375,6 +403,8 @@ pub struct Instance {
     pub clustered: bool,
     /// BizTalkMgmtDb tables of a restored copy of the management database (destination).
     pub restored_mgmt: Option<Mgmt>,
+    /// Other clients' sessions shown by sys.dm_exec_sessions: (session_id, host, program, database).
+    pub client_sessions: Vec<(i64, String, String, String)>,
 }
 
 impl Instance {
@@ -419,14 +449,14 @@ pub struct HistoryRow {
 impl HistoryRow {
     /// `adm_BackupHistory`'s columns and SQL types, in the order of [`HistoryRow::values`].
     pub const COLUMNS: [(&'static str, &'static str); 10] = [
-        ("BackupId", "int"),
-        ("BackupSetId", "int"),
+        ("BackupId", "bigint"),
+        ("BackupSetId", "bigint"),
         ("MarkName", "nvarchar"),
         ("DatabaseName", "nvarchar"),
         ("ServerName", "nvarchar"),
         ("BackupFileName", "nvarchar"),
         ("BackupFileLocation", "nvarchar"),
-        ("BackupType", "nvarchar"),
+        ("BackupType", "char"),
         ("BackupDateTime", "datetime"),
         ("SetComplete", "bit"),
     ];
@@ -437,7 +467,12 @@ impl HistoryRow {
         vec![
             int(self.backup_id),
             int(self.backup_set_id),
-            text(&self.mark_name),
+            // sp_BackupAllFull inserts full rows without MarkName (NULL); sp_MarkAll writes it.
+            if self.backup_type == "db" {
+                btsdr_types::Value::Null
+            } else {
+                text(&self.mark_name)
+            },
             text(&self.database_name),
             text(&self.server_name),
             text(&self.file_name),
@@ -507,12 +542,19 @@ pub struct BackupFile {
 pub struct Faults {
     /// BACKUP fails with "not enough space" (3202 / OS error 112).
     pub share_full: bool,
+    /// Backups of databases on this server (as configured) fail with a network error: the
+    /// Backup job stops there and leaves a partial set.
+    pub unreachable_server: Option<String>,
     /// The destination's Restore Databases job fails (`restore_failure_message`).
     pub restore_failing: bool,
     /// A RESTORE drops the connection half-way.
     pub drop_during_restore: bool,
     /// Drill remedies: (manual step `runbook:step`, fault it clears); see `manual.rs`.
     pub remedies: Vec<(String, String)>,
+    /// Restore To Mark runs for this many statements after it was started.
+    pub restore_to_mark_statements: u32,
+    /// Restore To Mark fails when it runs.
+    pub restore_to_mark_fails: bool,
 }
 
 /// Everything behind the mutex.
@@ -536,16 +578,24 @@ pub struct Group {
     pub sched_checked: NaiveDateTime,
     /// Databases whose RESTORE already dropped the connection once (drop-during-restore).
     pub dropped_once: Vec<String>,
+    /// Columns another BizTalk/SQL version lacks: (object, column), lower case.
+    pub missing_columns: Vec<(String, String)>,
+    /// Jobs started with sp_start_job and not finished yet.
+    pub pending_runs: Vec<PendingRun>,
     /// Big catalog tables built by earlier statements, by (instance, `db.object`), with the
     /// hash of the rows they were built from (see `tables::source_hash`).
     pub shared_tables: HashMap<(InstanceId, String), (u64, std::sync::Arc<super::tables::Table>)>,
 }
 
 impl Group {
+    /// The instance a server name reaches: its own name or a configured alias.
     pub fn find_instance(&self, server_name: &str) -> Option<InstanceId> {
-        self.instances
-            .iter()
-            .position(|i| i.server_name.eq_ignore_ascii_case(server_name))
+        self.instances.iter().position(|i| {
+            i.server_name.eq_ignore_ascii_case(server_name)
+                || i.aliases
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(server_name))
+        })
     }
     pub fn role_instance(&self, role: InstanceRole) -> Option<InstanceId> {
         self.instances.iter().position(|i| i.role == role)

@@ -97,7 +97,30 @@ pub fn resolve(ctx: &mut Ctx, parts: &[String]) -> R<Table> {
         }
         _ => None,
     };
-    found.ok_or_else(|| invalid(parts))
+    let mut table = found.ok_or_else(|| invalid(parts))?;
+    drop_missing_columns(ctx, &obj_l, &mut table);
+    Ok(table)
+}
+
+/// Schema drift (scenario `schema_drift`): the columns this version does not have.
+fn drop_missing_columns(ctx: &Ctx, obj: &str, table: &mut Table) {
+    for (o, c) in &ctx.g.missing_columns {
+        if o != obj {
+            continue;
+        }
+        if let Some(i) = table
+            .cols
+            .iter()
+            .position(|(n, _)| n.eq_ignore_ascii_case(c))
+        {
+            table.cols.remove(i);
+            for r in &mut table.rows {
+                if i < r.len() {
+                    r.remove(i);
+                }
+            }
+        }
+    }
 }
 
 /// For the big catalog tables that only change when backups, marks or log shipping happen:
@@ -357,7 +380,7 @@ fn sys_table(ctx: &Ctx, db: &str, obj: &str) -> Option<Table> {
                 ("status", "nvarchar"),
                 ("is_user_process", "bit"),
             ],
-            vec![vec![
+            std::iter::once(vec![
                 int(i64::from(ctx.b.spid)),
                 text(&ctx.b.login),
                 text("BTSDR-OPERATOR"),
@@ -365,7 +388,19 @@ fn sys_table(ctx: &Ctx, db: &str, obj: &str) -> Option<Table> {
                 int(inst.db(&ctx.b.db).map_or(1, |d| d.id)),
                 text("running"),
                 bit(true),
-            ]],
+            ])
+            .chain(inst.client_sessions.iter().map(|(id, host, program, db)| {
+                vec![
+                    int(*id),
+                    text(&inst.agent_account),
+                    text(host),
+                    text(program),
+                    int(inst.db(db).map_or(1, |d| d.id)),
+                    text("sleeping"),
+                    bit(true),
+                ]
+            }))
+            .collect(),
         ),
         "servers" => {
             let mut rows = vec![vec![
@@ -642,25 +677,31 @@ fn msdb_table(ctx: &Ctx, obj: &str) -> Option<Table> {
                 .jobs
                 .iter()
                 .map(|j| {
-                    let last = j.last_run.map_or(Value::Null, dt);
+                    let a = &j.activity;
+                    let d = |t: Option<chrono::NaiveDateTime>| t.map_or(Value::Null, dt);
+                    let n = |x: Option<i64>| x.map_or(Value::Null, int);
                     vec![
                         int(1),
                         Value::Guid(j.job_id.clone()),
-                        last.clone(),
-                        last.clone(),
-                        if j.running { Value::Null } else { last },
-                        Value::Null,
+                        d(a.requested),
+                        d(a.started),
+                        n(a.last_step),
+                        d(a.stopped),
+                        n(a.history_id),
                     ]
                 })
                 .collect();
+            // MS-sysjobactivity: one row per job in the current Agent session; the run's
+            // outcome row in sysjobhistory is job_history_id once it stopped.
             t(
                 &[
                     ("session_id", "int"),
                     ("job_id", "uniqueidentifier"),
                     ("run_requested_date", "datetime"),
                     ("start_execution_date", "datetime"),
-                    ("stop_execution_date", "datetime"),
                     ("last_executed_step_id", "int"),
+                    ("stop_execution_date", "datetime"),
+                    ("job_history_id", "int"),
                 ],
                 rows,
             )
@@ -673,7 +714,7 @@ fn msdb_table(ctx: &Ctx, obj: &str) -> Option<Table> {
                 ("database_name", "nvarchar"),
                 ("server_name", "nvarchar"),
                 ("machine_name", "nvarchar"),
-                ("type", "nvarchar"),
+                ("type", "char"),
                 ("backup_start_date", "datetime"),
                 ("backup_finish_date", "datetime"),
                 ("first_lsn", "decimal"),
