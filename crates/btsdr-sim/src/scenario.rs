@@ -200,6 +200,14 @@ pub struct FaultSpec {
     /// A top-level RESTORE DATABASE drops the connection half-way (once per database).
     #[serde(default)]
     pub drop_during_restore: bool,
+    /// schema-drift: `table.column` names this BizTalk/SQL version does not have (queries
+    /// naming them fail with 207; the catalog views do not list them).
+    #[serde(default)]
+    pub drop_columns: Vec<String>,
+    /// schema-drift: `procedure.parameter` names (no `@`) this version does not have
+    /// (EXEC with them fails with 8145; sys.parameters does not list them).
+    #[serde(default)]
+    pub drop_params: Vec<String>,
 }
 
 // `EMBEDDED`: every `assets/scenarios/*.toml` as (name without `.toml`, text); see build.rs.
@@ -598,6 +606,19 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
     simulate(&mut g, sc);
     g.clock = SimClock::new(sc.end, sc.clock_speed);
     g.faults.drop_during_restore = sc.faults.drop_during_restore;
+    let pairs = |v: &[String]| -> Vec<(String, String)> {
+        v.iter()
+            .filter_map(|s| s.rsplit_once('.'))
+            .map(|(a, b)| {
+                (
+                    a.to_ascii_lowercase(),
+                    b.trim_start_matches('@').to_string(),
+                )
+            })
+            .collect()
+    };
+    g.faults.drop_columns = pairs(&sc.faults.drop_columns);
+    g.faults.drop_params = pairs(&sc.faults.drop_params);
     Ok(g)
 }
 

@@ -131,6 +131,10 @@ pub struct BatchState {
     pub tcache: HashMap<String, std::sync::Arc<Table>>,
     pub memo: HashMap<(u32, String), std::sync::Arc<Table>>,
     pub outer: HashMap<u32, Vec<Vec<String>>>,
+    /// `SET NOEXEC ON`: later statements are compiled, not run (until `SET NOEXEC OFF`).
+    pub noexec: bool,
+    /// `SET PARSEONLY ON`: later statements are only parsed (until `SET PARSEONLY OFF`).
+    pub parseonly: bool,
 }
 
 pub struct Ctx<'g> {
@@ -251,6 +255,22 @@ impl<'g> Ctx<'g> {
     fn run_inner(&mut self, s: &Stmt) -> R<Flow> {
         self.b.tcache.clear();
         self.b.memo.clear();
+        if let Stmt::SetExecMode { parse_only, on } = s {
+            // PARSEONLY takes effect at parse time, so under it a SET NOEXEC is not run;
+            // NOEXEC OFF is honoured while NOEXEC is on (it is how a script turns it off).
+            if *parse_only {
+                self.b.parseonly = *on;
+            } else if !self.b.parseonly {
+                self.b.noexec = *on;
+            }
+            return Ok(Flow::Normal);
+        }
+        if self.b.noexec || self.b.parseonly {
+            // The batch was parsed (a syntax error already failed it) and nothing else runs.
+            // SQL Server also binds columns of existing tables under NOEXEC (error 207);
+            // the simulator does not (docs/PREFLIGHT.md).
+            return Ok(Flow::Normal);
+        }
         match s {
             Stmt::Select(sel) => {
                 if sel.items.iter().any(|i| matches!(i, SelItem::Assign(..))) {
@@ -300,7 +320,7 @@ impl<'g> Ctx<'g> {
                 }
                 self.b.vars.insert(key, v);
             }
-            Stmt::SetOption | Stmt::Tran => {}
+            Stmt::SetOption | Stmt::Tran | Stmt::SetExecMode { .. } => {}
             Stmt::If(c, t, e) => {
                 let v = self.eval(c, &Scope::EMPTY)?;
                 if truth(&v) == Some(true) {

@@ -335,6 +335,7 @@ pub fn call(ctx: &mut Ctx, parts: &[String], args: Vec<(Option<String>, Value)>)
                 .params
                 .iter()
                 .find(|(p, _, _)| p.eq_ignore_ascii_case(&n))
+                .filter(|(p, _, _)| !super::catalog::param_dropped(ctx, def.name, p))
             {
                 Some((p, ty, _)) => (*p, *ty),
                 None => {

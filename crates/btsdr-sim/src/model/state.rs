@@ -510,6 +510,10 @@ pub struct Faults {
     pub restore_failing: bool,
     /// A RESTORE drops the connection half-way.
     pub drop_during_restore: bool,
+    /// schema-drift: (table, column) this version does not have (lower-case table name).
+    pub drop_columns: Vec<(String, String)>,
+    /// schema-drift: (procedure, parameter without `@`) this version does not have.
+    pub drop_params: Vec<(String, String)>,
 }
 
 /// Everything behind the mutex.
