@@ -82,6 +82,10 @@ pub enum Cmd {
     /// Run the read-only health checks (for cron, Task Scheduler, monitoring).
     /// Exit 0: all passed; 1: a check failed; 2: checks could not run.
     Check(crate::batch::cli::CheckArgs),
+    /// Prove the runbooks' statements on your servers without running them: every object,
+    /// column, parameter and job name they use, and SET NOEXEC ON compiles (read-only).
+    /// Exit 0: all ok; 1: a step would fail; 2: preflight could not run.
+    Preflight(crate::preflight::cli::PreflightArgs),
     /// Serve a drill scenario on a fixed port so any TDS client (sqlcmd, SSMS) can connect.
     Sim {
         #[arg(long, default_value = "healthy")]
@@ -299,6 +303,12 @@ pub fn run(cli: Cli) -> ExitCode {
             tracing::info!("btsdr check started");
             let code = crate::batch::cli::check_main(args, config_path.as_deref());
             tracing::info!(code, "btsdr check finished");
+            ExitCode::from(code)
+        }
+        Some(Cmd::Preflight(args)) => {
+            let _log = crate::logging::init();
+            let code = crate::preflight::cli::preflight_main(args, config_path.as_deref());
+            tracing::info!(code, "btsdr preflight finished");
             ExitCode::from(code)
         }
         Some(Cmd::Run {

@@ -14,6 +14,7 @@ pub mod launch;
 pub mod logging;
 pub mod paths;
 pub mod plain;
+pub mod preflight;
 pub mod report;
 pub mod runbook;
 pub mod sql;
