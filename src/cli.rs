@@ -301,7 +301,20 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Cmd::Check(args)) => {
             let _log = crate::logging::init();
             tracing::info!("btsdr check started");
-            let code = crate::batch::cli::check_main(args, config_path.as_deref());
+            // --preflight: the runbook's statements proved first (its lines come first).
+            let pre = args
+                .preflight
+                .then(|| crate::preflight::cli::PreflightArgs {
+                    env: args.env.clone(),
+                    drill: args.drill.clone(),
+                    runbooks: vec![args.runbook.clone()],
+                    json: args.json,
+                    set: args.set.clone(),
+                    answers: args.answers.clone(),
+                })
+                .map(|p| crate::preflight::cli::preflight_main(p, config_path.as_deref()));
+            let code =
+                crate::batch::cli::check_main(args, config_path.as_deref()).max(pre.unwrap_or(0));
             tracing::info!(code, "btsdr check finished");
             ExitCode::from(code)
         }

@@ -326,3 +326,51 @@ async fn simulator_catalog_lists_what_it_serves() {
     assert!(!names.iter().any(|n| n == "@fLinkServers"), "{names:?}");
     drill.shutdown().await;
 }
+
+mod cli_support;
+
+#[test]
+fn the_binary_exits_0_1_2_and_check_runs_it_on_request() {
+    let home = cli_support::home();
+    let r = cli_support::btsdr(home.path(), &["preflight", "--drill", "healthy"]);
+    cli_support::expect(&r, 0, "preflight --drill healthy");
+    assert!(r.out.contains("[ OK ] backup:job.state "), "{}", r.out);
+    assert!(r.out.contains(" 0 would fail "), "{}", r.out);
+    let r = cli_support::btsdr(
+        home.path(),
+        &[
+            "preflight",
+            "--drill",
+            "schema-drift",
+            "--runbook",
+            "readiness",
+        ],
+    );
+    cli_support::expect(&r, 1, "preflight --drill schema-drift");
+    assert!(
+        r.out.contains("[FAIL] readiness:daily.dest-lag "),
+        "{}",
+        r.out
+    );
+    assert!(
+        !r.out.contains(" backup:"),
+        "--runbook readiness only: {}",
+        r.out
+    );
+    let r = cli_support::btsdr(
+        home.path(),
+        &["preflight", "--drill", "healthy", "--runbook", "nope"],
+    );
+    cli_support::expect(&r, 2, "unknown runbook");
+    assert!(r.err.contains("no runbook `nope`"), "{}", r.err);
+    // check --preflight: opt-in; the higher exit code of the two.
+    let r = cli_support::btsdr(home.path(), &["check", "--drill", "healthy", "--preflight"]);
+    cli_support::expect(&r, 0, "check --preflight on healthy");
+    assert!(r.out.contains("[ OK ] readiness:daily."), "{}", r.out);
+    let r = cli_support::btsdr(home.path(), &["check", "--drill", "schema-drift"]);
+    assert!(
+        !r.out.contains("would fail"),
+        "preflight is opt-in: {}",
+        r.out
+    );
+}
