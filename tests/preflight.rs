@@ -103,6 +103,18 @@ async fn healthy_checks_every_statement_and_exits_0() {
             .any(|p| p == "sp_update_jobstep @step_id")
     );
     assert!(!cfg.checked.jobs.is_empty(), "{cfg:?}");
+    // Steps on the standby's restoring BizTalkMgmtDb are checked against the source's copy.
+    let upd = s
+        .results
+        .iter()
+        .find(|r| r.runbook == "disaster-recovery" && r.step == "group.update-info")
+        .expect("disaster-recovery:group.update-info");
+    assert_eq!(upd.verdict, Verdict::Ok, "{upd:?}");
+    assert!(
+        upd.notes.iter().any(|n| n.contains("source server's copy")),
+        "{upd:?}"
+    );
+    assert!(!upd.checked.columns.is_empty(), "{upd:?}");
     // Versions, from SERVERPROPERTY and BizTalkDBVersion.
     let src = s
         .versions

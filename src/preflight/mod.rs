@@ -216,6 +216,8 @@ struct Prepared {
 #[derive(Debug, Default)]
 struct Catalog {
     objects: HashMap<(String, String), CatObj>,
+    /// Read on the source server: the database is restoring on the step's own server.
+    from_source: bool,
 }
 
 #[derive(Debug, Default)]
@@ -458,11 +460,49 @@ pub async fn preflight(
         join_all(cat_futs),
         join_all(job_futs)
     );
-    let mut round_trips = versions_found.len() * 2 + cats.len() + jobs.len();
-    let catalogs: HashMap<CatKey, Result<Catalog, SqlError>> = cats
+    let mut round_trips =
+        versions_found.len() + usize::from(roles.contains(&Role::Source)) + cats.len() + jobs.len();
+    let mut catalogs: HashMap<CatKey, Result<Catalog, SqlError>> = cats
         .into_iter()
         .map(|(k, r)| (k, r.map(|o| read_catalog(&o))))
         .collect();
+    // A database restoring on the standby (the steps that use it run once it is recovered)
+    // is a copy of the source's: its names are checked against the source's catalog.
+    let restoring: Vec<(String, BTreeSet<String>)> = wanted
+        .iter()
+        .filter(|((role, db), _)| {
+            *role != Role::Source
+                && matches!(
+                    catalogs.get(&(*role, db.clone())),
+                    Some(Err(SqlError::Server { number: 927, .. }))
+                )
+        })
+        .map(|((_, db), names)| (db.clone(), names.clone()))
+        .collect();
+    let copy_futs = restoring.iter().map(|(db, names)| {
+        let exec = Arc::clone(&exec);
+        let stmt = catalog_statement(Role::Source, db, names);
+        let db = db.clone();
+        async move { (db, run_once(&*exec, stmt).await) }
+    });
+    let copies = join_all(copy_futs).await;
+    round_trips += copies.len();
+    let mut source_copies: HashMap<String, Catalog> = HashMap::new();
+    for (db, r) in copies {
+        if let Ok(o) = r {
+            source_copies.insert(db, read_catalog(&o));
+        }
+    }
+    for (key, cat) in catalogs.iter_mut() {
+        if let Err(SqlError::Server { number: 927, .. }) = cat
+            && let Some(c) = source_copies.remove(&key.1)
+        {
+            *cat = Ok(Catalog {
+                objects: c.objects,
+                from_source: true,
+            });
+        }
+    }
     let job_lists: HashMap<Role, Result<BTreeSet<String>, SqlError>> = jobs
         .into_iter()
         .map(|(role, r)| {
@@ -588,6 +628,11 @@ fn check_names(
             }
             None => continue,
         };
+        if cat.from_source {
+            r.notes.push(format!(
+                "`{db}` is restoring on this server: its names were checked against the source server's copy"
+            ));
+        }
         r.checked.objects.push(o.display());
         let name = o.name().to_lowercase();
         let hit = match o.schema() {
