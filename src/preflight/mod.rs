@@ -820,6 +820,18 @@ fn read_catalog(o: &QueryOutput) -> Catalog {
     cat
 }
 
+/// Reads one role's versions: `SERVERPROPERTY('ProductVersion')` and `Edition`, and on the
+/// source the BizTalk product version from `<mgmt_db>.dbo.BizTalkDBVersion` (for the status
+/// bar and the report as well as preflight; read-only, 1-2 round trips).
+pub async fn detect_versions(
+    exec: &dyn crate::sql::executor::Executor,
+    role: Role,
+    server: String,
+    mgmt_db: &str,
+) -> ServerVersion {
+    versions(exec, role, server, mgmt_db).await
+}
+
 async fn versions(
     exec: &dyn crate::sql::executor::Executor,
     role: Role,
