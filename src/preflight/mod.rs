@@ -234,9 +234,13 @@ fn text_of(rs: &ResultSet, row: usize, col: &str) -> Option<String> {
         .map(|v| v.to_string())
 }
 
-/// A parameter's value, or a typed stand-in when the runbook has none yet: under
-/// `SET NOEXEC ON` the value is never used, only its type.
+/// A parameter's value, or a typed stand-in when the runbook has none yet or it is a secret:
+/// under `SET NOEXEC ON` the value is never used, only its type.
 fn param_for(vars: &Variables, name: &str) -> Result<Param, String> {
+    // A secret is never sent for a statement that will not run.
+    if vars.is_secret(name) {
+        return Ok(Param::Text(String::new()));
+    }
     match vars.param(name) {
         Ok(p) => Ok(p),
         Err(e) => match vars.entry(name) {
@@ -1004,4 +1008,31 @@ fn write_output(opts: &PreflightOptions, s: &PreflightSummary, out: &mut dyn Wri
         s.round_trips,
         s.elapsed.as_secs_f64()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_missing_values_are_bound_as_typed_stand_ins() {
+        let mut v = Variables::new();
+        v.declare("pw", VarKind::Secret, Some("hunter2".into()));
+        v.declare("n", VarKind::Number, None);
+        v.declare("flag", VarKind::Bool, None);
+        v.declare("job", VarKind::Text, Some("Backup".into()));
+        assert_eq!(param_for(&v, "pw"), Ok(Param::Text(String::new())));
+        assert_eq!(param_for(&v, "n"), Ok(Param::Int(0)));
+        assert_eq!(param_for(&v, "flag"), Ok(Param::Bool(false)));
+        assert_eq!(param_for(&v, "job"), Ok(Param::Text("Backup".into())));
+        assert!(param_for(&v, "undeclared").is_err());
+    }
+
+    #[test]
+    fn version_names() {
+        assert_eq!(sql_server_name("15.0.4385.2"), Some("SQL Server 2019"));
+        assert_eq!(sql_server_name("9.0.1"), None);
+        assert_eq!(biztalk_name("3.13.717.0"), Some("BizTalk Server 2020"));
+        assert_eq!(biztalk_name("3"), None);
+    }
 }
