@@ -16,6 +16,7 @@ pub mod paths;
 pub mod plain;
 pub mod preflight;
 pub mod report;
+pub mod restore;
 pub mod runbook;
 pub mod sql;
 pub mod table;
