@@ -26,7 +26,8 @@ pub struct Drill {
     pub endpoints: Vec<Endpoint>,
     pub user: String,
     pub password: String,
-    servers: Vec<TdsServer>,
+    /// Per endpoint, in the same order; `None` once stopped.
+    servers: Vec<Option<TdsServer>>,
 }
 
 impl Drill {
@@ -65,7 +66,7 @@ impl Drill {
                 server_name: name,
                 addr: server.local_addr(),
             });
-            servers.push(server);
+            servers.push(Some(server));
         }
         Ok(Drill {
             scenario: sc,
@@ -159,8 +160,20 @@ impl Drill {
         }
     }
 
+    /// Stops serving `role`'s instance (the server is gone: connections are refused), as when
+    /// "the SQL Server computer failed". The model keeps its state; the others keep serving.
+    pub async fn stop(&mut self, role: Role) {
+        for (e, s) in self.endpoints.iter().zip(self.servers.iter_mut()) {
+            if e.role == role
+                && let Some(s) = s.take()
+            {
+                s.shutdown().await;
+            }
+        }
+    }
+
     pub async fn shutdown(self) {
-        for s in self.servers {
+        for s in self.servers.into_iter().flatten() {
             s.shutdown().await;
         }
     }

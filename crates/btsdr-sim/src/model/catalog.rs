@@ -245,7 +245,12 @@ fn objects(ctx: &mut Ctx, db: &str) -> Vec<Obj> {
     }
     for p in PROCS {
         let (schema, ty) = match p.home {
-            Home::System if p.name.eq_ignore_ascii_case("sp_executesql") => ("sys", "X"),
+            Home::System
+                if p.name.eq_ignore_ascii_case("sp_executesql")
+                    || p.name.eq_ignore_ascii_case("xp_dirtree") =>
+            {
+                ("sys", "X")
+            }
             Home::System => ("sys", "P"),
             _ => ("dbo", "P"),
         };

@@ -235,6 +235,16 @@ pub static PROCS: &[ProcDef] = &[
         ],
         handler: configure,
     },
+    ProcDef {
+        name: "xp_dirtree",
+        home: Home::System,
+        params: &[
+            ("directory", "nvarchar(4000)", true),
+            ("depth", "int", false),
+            ("file", "int", false),
+        ],
+        handler: super::media::dirtree,
+    },
     // destination master (BizTalk log shipping)
     ProcDef {
         name: "bts_ConfigureBizTalkLogShipping",
