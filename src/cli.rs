@@ -86,6 +86,9 @@ pub enum Cmd {
     /// column, parameter and job name they use, and SET NOEXEC ON compiles (read-only).
     /// Exit 0: all ok; 1: a step would fail; 2: preflight could not run.
     Preflight(crate::preflight::cli::PreflightArgs),
+    /// Plan a restore to a mark from the backup files, read on the new instance
+    /// (xp_dirtree + RESTORE HEADERONLY; read-only). Exit 0: a plan; 1: no plan; 2: could not run.
+    RestorePlan(crate::restore::cli::RestorePlanArgs),
     /// Serve a drill scenario on a fixed port so any TDS client (sqlcmd, SSMS) can connect.
     Sim {
         #[arg(long, default_value = "healthy")]
@@ -316,6 +319,12 @@ pub fn run(cli: Cli) -> ExitCode {
             let code =
                 crate::batch::cli::check_main(args, config_path.as_deref()).max(pre.unwrap_or(0));
             tracing::info!(code, "btsdr check finished");
+            ExitCode::from(code)
+        }
+        Some(Cmd::RestorePlan(args)) => {
+            let _log = crate::logging::init();
+            let code = crate::restore::cli::restore_plan_main(args, config_path.as_deref());
+            tracing::info!(code, "btsdr restore-plan finished");
             ExitCode::from(code)
         }
         Some(Cmd::Preflight(args)) => {

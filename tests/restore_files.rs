@@ -277,3 +277,28 @@ async fn listing_and_headers_are_parameters_and_fail_as_sql_server_does() {
     assert_eq!(rs.get(0, "depth").and_then(ValueRef::as_f64), Some(1.0));
     drill.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_plan_prints_the_source_the_mark_and_each_file() {
+    let drill = Drill::start("healthy").await.expect("drill");
+    let t = Target::from_drill(&drill).expect("target");
+    let dir = folder(&drill);
+    let (mark, _) = history(&drill).await;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = btsdr::restore::cli::restore_plan(&t, &dir, None, &mut out, &mut err).await;
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(code, 0, "{out}{}", String::from_utf8_lossy(&err));
+    assert!(
+        out.starts_with(&format!(
+            "Plan from backup files in {dir} (headers read on SQLDR01"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("Mark: {mark} (reachable: ")), "{out}");
+    assert!(out.contains(&format!("STOPATMARK = {mark})")), "{out}");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = btsdr::restore::cli::restore_plan(&t, &dir, Some("nope"), &mut out, &mut err).await;
+    assert_eq!(code, 1);
+    assert!(String::from_utf8_lossy(&err).contains("no plan: mark nope cannot be reached"));
+    drill.shutdown().await;
+}
