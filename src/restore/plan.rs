@@ -385,14 +385,8 @@ pub fn plan_from_headers(
         });
     }
     let list = |r: &[(String, usize, Vec<usize>)]| {
-        if r.is_empty() {
-            "none".to_string()
-        } else {
-            r.iter()
-                .map(|(m, _, _)| m.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
+        let names: Vec<&str> = r.iter().map(|(m, _, _)| m.as_str()).collect();
+        summarize_marks(&names)
     };
     let target = match wanted {
         Some(w) => reachable
@@ -473,6 +467,21 @@ pub fn plan_from_headers(
         databases,
         ignored,
     })
+}
+
+/// Marks for a message: all of them when few, else the oldest, a count and the latest ten.
+pub fn summarize_marks(marks: &[&str]) -> String {
+    const SHOWN: usize = 10;
+    match marks {
+        [] => "none".to_string(),
+        m if m.len() <= SHOWN + 1 => m.join(", "),
+        m => format!(
+            "{}, ... ({} in all), {}",
+            m[0],
+            m.len(),
+            m[m.len() - SHOWN..].join(", ")
+        ),
+    }
 }
 
 #[cfg(test)]

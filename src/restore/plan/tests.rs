@@ -247,3 +247,14 @@ fn an_unknown_mark_says_so() {
     assert!(msg.contains("no backup file carries mark nope"), "{msg}");
     assert!(msg.contains("Marks that can be reached: BTS_L1"), "{msg}");
 }
+
+#[test]
+fn long_mark_lists_are_summarized() {
+    let marks: Vec<String> = (0..30).map(|i| format!("M{i:02}")).collect();
+    let refs: Vec<&str> = marks.iter().map(String::as_str).collect();
+    let s = summarize_marks(&refs);
+    assert!(s.starts_with("M00, ... (30 in all), M20, "), "{s}");
+    assert!(s.ends_with("M29"), "{s}");
+    assert_eq!(summarize_marks(&refs[..3]), "M00, M01, M02");
+    assert_eq!(summarize_marks(&[]), "none");
+}
