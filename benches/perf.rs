@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench --bench perf                 # everything, optimised (bench profile)
 //! cargo bench --bench perf --profile dev   # reuse the dev build (slower, pessimistic)
-//! cargo bench --bench perf -- render keys  # only some: first-frame render keys journal check sessions memory sim100
+//! cargo bench --bench perf -- render keys  # only some: first-frame render keys journal check preflight sessions memory sim100
 //! ```
 //!
 //! Memory figures run in a child process (this binary re-executed with `child NAME`) so the
@@ -105,6 +105,9 @@ fn main() {
     }
     if want("check") {
         run("check", rt.block_on(check_concurrency()));
+    }
+    if want("preflight") {
+        run("preflight", rt.block_on(preflight_all()));
     }
     if want("sessions") {
         run("sessions", sessions());
@@ -698,6 +701,59 @@ fn sessions() -> Res<Vec<Row>> {
 }
 
 /// `btsdr check` (readiness) against 12 databases on 3 servers with 50 ms per query.
+/// `btsdr preflight` of every runbook on the 12-database group at 50 ms per round trip:
+/// wall time of the whole preflight (median of 5 after a warm-up) and its round trips.
+async fn preflight_all() -> Res<Vec<Row>> {
+    use btsdr::preflight::{PreflightOptions, preflight};
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/bench-12db.toml"
+    ))
+    .map_err(|e| e.to_string())?;
+    let sc = Scenario::parse(&text, "benches/bench-12db.toml")?;
+    let latency = sc.latency_ms;
+    let drill = Drill::start_with(sc, None).await?;
+    let lib = btsdr::runbook::library::Library::load(None).map_err(|d| format!("{d:?}"))?;
+    let runbooks: Vec<Arc<Runbook>> = lib.ids().iter().filter_map(|id| lib.get(id)).collect();
+    let opts = || -> Res<PreflightOptions> {
+        Ok(PreflightOptions {
+            runbooks: runbooks.clone(),
+            target: Target::from_drill(&drill)?,
+            sets: vec![],
+            answers: Answers::default(),
+            json: true,
+        })
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let _ = preflight(opts()?, &mut out, &mut err).await;
+    let mut walls = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        out.clear();
+        let s = preflight(opts()?, &mut out, &mut err).await;
+        walls.push(s.elapsed);
+        last = Some(s);
+    }
+    let last = last.ok_or("no run")?;
+    walls.sort();
+    let median = walls[walls.len() / 2];
+    drill.shutdown().await;
+    Ok(vec![Row {
+        metric: format!(
+            "preflight, all {} runbooks ({} statements), {latency} ms per round trip",
+            runbooks.len(),
+            last.results.len()
+        ),
+        goal: "-".into(),
+        measured: format!(
+            "{} ms median of 5 ({} round trips, exit {})",
+            median.as_millis(),
+            last.round_trips,
+            last.code
+        ),
+    }])
+}
+
 async fn check_concurrency() -> Res<Vec<Row>> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -82,6 +82,13 @@ pub enum Cmd {
     /// Run the read-only health checks (for cron, Task Scheduler, monitoring).
     /// Exit 0: all passed; 1: a check failed; 2: checks could not run.
     Check(crate::batch::cli::CheckArgs),
+    /// Prove the runbooks' statements on your servers without running them: every object,
+    /// column, parameter and job name they use, and SET NOEXEC ON compiles (read-only).
+    /// Exit 0: all ok; 1: a step would fail; 2: preflight could not run.
+    Preflight(crate::preflight::cli::PreflightArgs),
+    /// Plan a restore to a mark from the backup files, read on the new instance
+    /// (xp_dirtree + RESTORE HEADERONLY; read-only). Exit 0: a plan; 1: no plan; 2: could not run.
+    RestorePlan(crate::restore::cli::RestorePlanArgs),
     /// Serve a drill scenario on a fixed port so any TDS client (sqlcmd, SSMS) can connect.
     Sim {
         #[arg(long, default_value = "healthy", value_parser = crate::batch::cli::scenario_names())]
@@ -357,8 +364,33 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Cmd::Check(args)) => {
             let _log = crate::logging::init();
             tracing::info!("btsdr check started");
-            let code = crate::batch::cli::check_main(args, config_path.as_deref());
+            // --preflight: the runbook's statements proved first (its lines come first).
+            let pre = args
+                .preflight
+                .then(|| crate::preflight::cli::PreflightArgs {
+                    env: args.env.clone(),
+                    drill: args.drill.clone(),
+                    runbooks: vec![args.runbook.clone()],
+                    json: args.json,
+                    set: args.set.clone(),
+                    answers: args.answers.clone(),
+                })
+                .map(|p| crate::preflight::cli::preflight_main(p, config_path.as_deref()));
+            let code =
+                crate::batch::cli::check_main(args, config_path.as_deref()).max(pre.unwrap_or(0));
             tracing::info!(code, "btsdr check finished");
+            ExitCode::from(code)
+        }
+        Some(Cmd::RestorePlan(args)) => {
+            let _log = crate::logging::init();
+            let code = crate::restore::cli::restore_plan_main(args, config_path.as_deref());
+            tracing::info!(code, "btsdr restore-plan finished");
+            ExitCode::from(code)
+        }
+        Some(Cmd::Preflight(args)) => {
+            let _log = crate::logging::init();
+            let code = crate::preflight::cli::preflight_main(args, config_path.as_deref());
+            tracing::info!(code, "btsdr preflight finished");
             ExitCode::from(code)
         }
         Some(Cmd::Run {

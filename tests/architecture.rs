@@ -329,6 +329,12 @@ const MODULE_RULES: &[(&str, &[&str])] = &[
             "config", "engine", "journal", "paths", "plain", "runbook", "sql", "table",
         ],
     ),
+    // Read-only proofs on the operator's servers, and the restore from the backup files.
+    (
+        "preflight",
+        &["batch", "engine", "paths", "plain", "runbook", "sql"],
+    ),
+    ("restore", &["batch", "plain", "sql"]),
     // The top: sessions, screens, the terminal loop and the command line.
     ("app", &["*"]),
     ("ui", &["*"]),

@@ -53,6 +53,10 @@ pub struct CheckArgs {
     /// Leave the session open to continue the review in the UI.
     #[arg(long)]
     pub keep_open: bool,
+    /// Also preflight the runbook first: every statement's names and compile, read-only
+    /// (docs/PREFLIGHT.md). The exit code is the higher of the two.
+    #[arg(long)]
+    pub preflight: bool,
 }
 
 /// Flags `btsdr run` adds for batch mode (flatten into the `Run` command).

@@ -34,7 +34,8 @@ pub struct Drill {
     /// The CA (PEM) that signed every instance's TLS certificate, made for this drill.
     pub ca_pem: String,
     ca_file: CaFile,
-    servers: Vec<TdsServer>,
+    /// Per endpoint, in the same order; `None` once stopped.
+    servers: Vec<Option<TdsServer>>,
     /// What clients did to the group, for `snapshot` (`sim::replay`).
     log: SimLog,
 }
@@ -122,7 +123,7 @@ impl Drill {
                 server_name: name,
                 addr: server.local_addr(),
             });
-            servers.push(server);
+            servers.push(Some(server));
         }
         Ok(Drill {
             scenario: sc,
@@ -199,8 +200,20 @@ impl Drill {
         update_database(&self.group);
     }
 
+    /// Stops serving `role`'s instance (the server is gone: connections are refused), as when
+    /// "the SQL Server computer failed". The model keeps its state; the others keep serving.
+    pub async fn stop(&mut self, role: Role) {
+        for (e, s) in self.endpoints.iter().zip(self.servers.iter_mut()) {
+            if e.role == role
+                && let Some(s) = s.take()
+            {
+                s.shutdown().await;
+            }
+        }
+    }
+
     pub async fn shutdown(self) {
-        for s in self.servers {
+        for s in self.servers.into_iter().flatten() {
             s.shutdown().await;
         }
     }

@@ -259,6 +259,14 @@ pub struct FaultSpec {
     /// Manual steps that stand for the trainee's fix outside SQL Server (drills only).
     #[serde(default)]
     pub remedies: Vec<RemedySpec>,
+    /// schema-drift: `table.column` names this BizTalk/SQL version does not have (queries
+    /// naming them fail with 207; the catalog views do not list them).
+    #[serde(default)]
+    pub drop_columns: Vec<String>,
+    /// schema-drift: `procedure.parameter` names (no `@`) this version does not have
+    /// (EXEC with them fails with 8145; sys.parameters does not list them).
+    #[serde(default)]
+    pub drop_params: Vec<String>,
 }
 
 /// `[[faults.remedies]]`: confirming `manual_step` in a drill clears the fault `clears`.
@@ -725,6 +733,19 @@ pub fn build(sc: &Scenario) -> Result<Group, String> {
             true,
         );
     }
+    let pairs = |v: &[String]| -> Vec<(String, String)> {
+        v.iter()
+            .filter_map(|s| s.rsplit_once('.'))
+            .map(|(a, b)| {
+                (
+                    a.to_ascii_lowercase(),
+                    b.trim_start_matches('@').to_string(),
+                )
+            })
+            .collect()
+    };
+    g.faults.drop_columns = pairs(&sc.faults.drop_columns);
+    g.faults.drop_params = pairs(&sc.faults.drop_params);
     Ok(g)
 }
 

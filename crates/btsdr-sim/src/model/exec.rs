@@ -137,6 +137,10 @@ pub struct BatchState {
     pub tran: Option<Transaction>,
     /// A WAITFOR DELAY the caller sleeps (outside the lock) after the current statement.
     pub delay: Option<std::time::Duration>,
+    /// `SET NOEXEC ON`: later statements are compiled, not run (until `SET NOEXEC OFF`).
+    pub noexec: bool,
+    /// `SET PARSEONLY ON`: later statements are only parsed (until `SET PARSEONLY OFF`).
+    pub parseonly: bool,
 }
 
 /// An open transaction: its nesting and the instance as it was at the outermost BEGIN.
@@ -344,6 +348,22 @@ impl<'g> Ctx<'g> {
     fn run_inner(&mut self, s: &Stmt) -> R<Flow> {
         self.b.tcache.clear();
         self.b.memo.clear();
+        if let Stmt::SetExecMode { parse_only, on } = s {
+            // PARSEONLY takes effect at parse time, so under it a SET NOEXEC is not run;
+            // NOEXEC OFF is honoured while NOEXEC is on (it is how a script turns it off).
+            if *parse_only {
+                self.b.parseonly = *on;
+            } else if !self.b.parseonly {
+                self.b.noexec = *on;
+            }
+            return Ok(Flow::Normal);
+        }
+        if self.b.noexec || self.b.parseonly {
+            // The batch was parsed (a syntax error already failed it) and nothing else runs.
+            // SQL Server also binds columns of existing tables under NOEXEC (error 207);
+            // the simulator does not (docs/PREFLIGHT.md).
+            return Ok(Flow::Normal);
+        }
         match s {
             Stmt::Select(sel) => {
                 if sel.items.iter().any(|i| matches!(i, SelItem::Assign(..))) {
@@ -393,7 +413,7 @@ impl<'g> Ctx<'g> {
                 }
                 self.b.vars.insert(key, v);
             }
-            Stmt::SetOption => {}
+            Stmt::SetOption | Stmt::SetExecMode { .. } => {}
             Stmt::Tran(op) => self.transaction(*op)?,
             Stmt::If(c, t, e) => {
                 let v = self.eval(c, &Scope::EMPTY)?;

@@ -681,29 +681,36 @@ pub fn restore(ctx: &mut Ctx, r: &RestoreStmt) -> R<()> {
                     ],
                 )
             } else {
-                let mark = f.marks.last().map_or(Value::Null, |m| text(&m.0));
+                // The documented columns the tools read, in the documented order
+                // (learn.microsoft.com/sql/t-sql/statements/restore-statements-headeronly-transact-sql).
+                // There is no mark column: marks are in msdb.dbo.logmarkhistory on the server
+                // that took the backup; BizTalk puts the mark in the file's name.
                 rs(
                     &[
                         ("BackupName", "nvarchar"),
                         ("BackupType", "smallint"),
+                        ("Compressed", "bit"),
+                        ("Position", "smallint"),
                         ("ServerName", "nvarchar"),
                         ("DatabaseName", "nvarchar"),
-                        ("FirstLSN", "decimal"),
-                        ("LastLSN", "decimal"),
-                        ("DatabaseBackupLSN", "decimal"),
+                        ("BackupSize", "numeric"),
+                        ("FirstLSN", "numeric"),
+                        ("LastLSN", "numeric"),
+                        ("DatabaseBackupLSN", "numeric"),
                         ("BackupStartDate", "datetime"),
                         ("BackupFinishDate", "datetime"),
                         ("HasBackupChecksums", "bit"),
                         ("IsDamaged", "bit"),
-                        ("Compressed", "bit"),
-                        ("BackupSize", "decimal"),
-                        ("MarkName", "nvarchar"),
+                        ("BackupTypeDescription", "nvarchar"),
                     ],
                     vec![vec![
                         Value::Null,
                         int(if f.kind == 'D' { 1 } else { 2 }),
+                        Value::Bool(f.compressed),
+                        int(1),
                         text(&f.server_name),
                         text(&f.database_name),
+                        Value::Decimal((f.size_mb * 1024 * 1024).to_string()),
                         Value::Decimal(f.first_lsn.to_string()),
                         Value::Decimal(f.last_lsn.to_string()),
                         Value::Decimal(f.database_backup_lsn.to_string()),
@@ -711,9 +718,11 @@ pub fn restore(ctx: &mut Ctx, r: &RestoreStmt) -> R<()> {
                         dt(f.finish),
                         Value::Bool(f.has_checksums),
                         Value::Bool(f.damaged),
-                        Value::Bool(f.compressed),
-                        Value::Decimal((f.size_mb * 1024 * 1024).to_string()),
-                        mark,
+                        text(if f.kind == 'D' {
+                            "Database"
+                        } else {
+                            "Transaction Log"
+                        }),
                     ]],
                 )
             };
@@ -801,6 +810,61 @@ pub fn restore(ctx: &mut Ctx, r: &RestoreStmt) -> R<()> {
             Ok(())
         }
     }
+}
+
+/// `master.sys.xp_dirtree @directory, @depth, @file`: the names under a folder of the
+/// simulated backup share. xp_dirtree is undocumented; what is modelled is its widely
+/// described behaviour (SQL Server 2005 onwards): columns `subdirectory` (the name, not the
+/// path), `depth` (1 = directly in the folder) and, when `@file` is not 0, `file` (1 for a
+/// file); `@depth` 0 = every level; a folder that does not exist gives no rows, not an error.
+/// Unknown here: its parameter names (callers pass them by position).
+pub fn dirtree(ctx: &mut Ctx, a: &super::procs::Args) -> R<()> {
+    let dir = file_key(&a.text("directory").unwrap_or_default());
+    let dir = dir.trim_end_matches('\\').to_string();
+    let max = a.int("depth").unwrap_or(0);
+    let with_files = a.int("file").unwrap_or(0) != 0;
+    let mut entries: std::collections::BTreeMap<(i64, String), bool> = Default::default();
+    if !dir.is_empty() {
+        for f in ctx.g.files.values() {
+            let path = f.path.trim().replace('/', "\\");
+            let Some(rest) = path
+                .get(..dir.len())
+                .filter(|p| p.eq_ignore_ascii_case(&dir))
+                .and_then(|_| path.get(dir.len()..))
+                .and_then(|r| r.strip_prefix('\\'))
+            else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split('\\').filter(|p| !p.is_empty()).collect();
+            for (i, name) in parts.iter().enumerate() {
+                let depth = i as i64 + 1;
+                if max > 0 && depth > max {
+                    break;
+                }
+                let is_file = i + 1 == parts.len();
+                if is_file && !with_files {
+                    continue;
+                }
+                entries.insert((depth, (*name).to_string()), is_file);
+            }
+        }
+    }
+    let mut cols = vec![("subdirectory", "nvarchar"), ("depth", "int")];
+    if with_files {
+        cols.push(("file", "int"));
+    }
+    let rows = entries
+        .into_iter()
+        .map(|((depth, name), is_file)| {
+            let mut r = vec![text(name), int(depth)];
+            if with_files {
+                r.push(int(i64::from(is_file)));
+            }
+            r
+        })
+        .collect();
+    ctx.b.out.push(Reply::Rows(rs(&cols, rows)));
+    Ok(())
 }
 
 fn rs(cols: &[(&str, &str)], rows: Vec<Vec<Value>>) -> ResultSet {

@@ -7,6 +7,7 @@
 //! Agent jobs (`jobs`). Anything not modelled answers with an error that names it.
 
 pub mod biztalk;
+pub mod catalog;
 pub mod clock;
 pub mod exec;
 pub mod jobs;

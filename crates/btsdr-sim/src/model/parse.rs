@@ -152,6 +152,11 @@ pub enum Stmt {
     Declare(Vec<Decl>),
     Set(String, Option<BinOp>, Expr),
     SetOption,
+    /// `SET NOEXEC ON|OFF` (`parse_only` false) or `SET PARSEONLY ON|OFF` (true).
+    SetExecMode {
+        parse_only: bool,
+        on: bool,
+    },
     If(Expr, Box<Stmt>, Option<Box<Stmt>>),
     While(Expr, Box<Stmt>),
     Block(Vec<Stmt>),
@@ -756,6 +761,26 @@ impl<'a> Parser<'a> {
                 };
                 self.pos += 1;
                 Ok(Stmt::Set(v, op, self.expr()?))
+            }
+            Some(Tok::Word {
+                text,
+                bracketed: false,
+            }) if text.eq_ignore_ascii_case("noexec") || text.eq_ignore_ascii_case("parseonly") => {
+                let parse_only = text.eq_ignore_ascii_case("parseonly");
+                self.pos += 1;
+                let on = match self.peek() {
+                    Some(Tok::Word {
+                        text,
+                        bracketed: false,
+                    }) if text.eq_ignore_ascii_case("on") => true,
+                    Some(Tok::Word {
+                        text,
+                        bracketed: false,
+                    }) if text.eq_ignore_ascii_case("off") => false,
+                    _ => return Err(format!("Incorrect syntax near {}", self.near())),
+                };
+                self.pos += 1;
+                Ok(Stmt::SetExecMode { parse_only, on })
             }
             _ => {
                 // SET NOCOUNT ON, SET XACT_ABORT ON, ...

@@ -248,6 +248,16 @@ pub static PROCS: &[ProcDef] = &[
         ],
         handler: configure,
     },
+    ProcDef {
+        name: "xp_dirtree",
+        home: Home::System,
+        params: &[
+            ("directory", "nvarchar(4000)", true),
+            ("depth", "int", false),
+            ("file", "int", false),
+        ],
+        handler: super::media::dirtree,
+    },
     // destination master (BizTalk log shipping)
     ProcDef {
         name: "bts_ConfigureBizTalkLogShipping",
@@ -348,6 +358,7 @@ pub fn call(ctx: &mut Ctx, parts: &[String], args: Vec<(Option<String>, Value)>)
                 .params
                 .iter()
                 .find(|(p, _, _)| p.eq_ignore_ascii_case(&n))
+                .filter(|(p, _, _)| !super::catalog::param_dropped(ctx, def.name, p))
             {
                 Some((p, ty, _)) => (*p, *ty),
                 None => {

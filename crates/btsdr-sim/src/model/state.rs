@@ -555,6 +555,10 @@ pub struct Faults {
     pub restore_to_mark_statements: u32,
     /// Restore To Mark fails when it runs.
     pub restore_to_mark_fails: bool,
+    /// schema-drift: (table, column) this version does not have (lower-case table name).
+    pub drop_columns: Vec<(String, String)>,
+    /// schema-drift: (procedure, parameter without `@`) this version does not have.
+    pub drop_params: Vec<(String, String)>,
 }
 
 /// Everything behind the mutex.

@@ -78,6 +78,9 @@ pub fn resolve(ctx: &mut Ctx, parts: &[String]) -> R<Table> {
     let schema = schema.to_ascii_lowercase();
     let obj_l = obj.to_ascii_lowercase();
     let found = match schema.as_str() {
+        "sys" if super::catalog::VIEWS.contains(&obj_l.as_str()) => {
+            return super::catalog::view(ctx, &db, &obj_l);
+        }
         "sys" => sys_table(ctx, &db, &obj_l),
         "dbo" => {
             if db.eq_ignore_ascii_case("msdb") {
@@ -86,7 +89,10 @@ pub fn resolve(ctx: &mut Ctx, parts: &[String]) -> R<Table> {
                 && obj_l != "marklog"
                 && mgmt_of(ctx).is_some()
             {
-                mgmt_table(ctx, &obj_l)
+                mgmt_table(ctx, &obj_l).or_else(|| {
+                    (obj_l == "biztalkdbversion")
+                        .then(|| super::catalog::biztalk_db_version(&ctx.g.mgmt.db_name))
+                })
             } else if db.eq_ignore_ascii_case("master") {
                 master_table(ctx, &obj_l)
             } else if obj_l == "marklog" {
@@ -99,7 +105,7 @@ pub fn resolve(ctx: &mut Ctx, parts: &[String]) -> R<Table> {
     };
     let mut table = found.ok_or_else(|| invalid(parts))?;
     drop_missing_columns(ctx, &obj_l, &mut table);
-    Ok(table)
+    Ok(super::catalog::drift_table(ctx, &obj_l, table))
 }
 
 /// Schema drift (scenario `schema_drift`): the columns this version does not have.
@@ -509,14 +515,6 @@ fn sys_table(ctx: &Ctx, db: &str, obj: &str) -> Option<Table> {
                 rows,
             )
         }
-        "tables" | "columns" | "objects" => t(
-            &[
-                ("object_id", "int"),
-                ("name", "nvarchar"),
-                ("type", "nvarchar"),
-            ],
-            Vec::new(),
-        ),
         _ => return None,
     })
 }
