@@ -145,11 +145,13 @@ async fn schema_drift_names_the_steps_that_would_fail() {
         .filter(|r| r.verdict == Verdict::WouldFail)
         .map(|r| format!("{}:{}", r.runbook, r.step))
         .collect();
-    // The scenario's failing checks, and the sql steps that configure log shipping.
+    // The scenario's failing checks and procedure steps, and the sql steps that configure
+    // log shipping (the dropped parameter).
     let mut want: BTreeSet<String> = drill
         .scenario
         .expect_failing_checks
         .iter()
+        .chain(&drill.scenario.expect_failing_steps)
         .cloned()
         .collect();
     want.insert("backup:store.dest-configure".into());

@@ -644,7 +644,18 @@ fn check_names(
         r.checked.objects.push(o.display());
         let name = o.name().to_lowercase();
         let hit = match o.schema() {
-            Some(s) => cat.objects.get(&(s.to_lowercase(), name.clone())),
+            // `master.dbo.sp_who` runs sys.sp_who: an sp_ procedure not found in the schema
+            // named is looked up among the system procedures (CREATE PROCEDURE, "sp_ prefix").
+            Some(s) => cat
+                .objects
+                .get(&(s.to_lowercase(), name.clone()))
+                .or_else(|| {
+                    (o.used_as == Use::Proc
+                        && name.starts_with("sp_")
+                        && s.eq_ignore_ascii_case("dbo"))
+                    .then(|| cat.objects.get(&("sys".to_string(), name.clone())))
+                    .flatten()
+                }),
             None => ["dbo", "sys"]
                 .iter()
                 .find_map(|s| cat.objects.get(&(s.to_string(), name.clone()))),
