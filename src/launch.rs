@@ -593,7 +593,7 @@ impl Opener for LiveOpener {
     }
 
     /// A drill's simulator follows its session: a confirmed manual step is done on the
-    /// simulated group (`config::drill::follow_record`: remedies, UpdateDatabase.vbs), and
+    /// simulated group (`batch::drill::follow_record`: remedies, UpdateDatabase.vbs), and
     /// the group's snapshot is saved for a later resume.
     fn journaled(&mut self, record: &crate::engine::Record) {
         let Some(cur) = self.current.as_ref() else {
@@ -605,7 +605,7 @@ impl Opener for LiveOpener {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some((_, d)) = drills.iter().find(|(n, _)| *n == cur.drill) {
-                crate::config::drill::follow_record(&d.hands(), &cur.runbook, record);
+                crate::batch::drill::follow_record(&d.hands(), &cur.runbook, record);
             }
         }
         self.save_snapshot(cur);

@@ -11,7 +11,7 @@ use btsdr::app::Request;
 use btsdr::app::driver::{Opened, Opener};
 use btsdr::app::harness::{Harness, t0};
 use btsdr::app::{Popup, StepMark};
-use btsdr::config::drill::follow_record;
+use btsdr::batch::drill::follow_record;
 use btsdr::config::{DrillConfig, SecretSource};
 use btsdr::engine::Record;
 use btsdr::engine::{Engine, EngineOptions, Variables};
@@ -53,7 +53,7 @@ fn executor(drill: &Drill) -> Arc<dyn Executor> {
 }
 
 /// The drill's simulator following the session as `btsdr drill`'s opener does: each record,
-/// once durable, goes to `config::drill::follow_record` (confirmed manual steps).
+/// once durable, goes to `batch::drill::follow_record` (confirmed manual steps).
 struct Follow(DrillHands, Arc<Runbook>);
 
 impl Opener for Follow {

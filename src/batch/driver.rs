@@ -79,7 +79,7 @@ pub struct Driver {
     files_dir: PathBuf,
     in_flight: HashMap<u64, InFlight>,
     halted: Option<String>,
-    /// A drill's simulator: confirmed manual steps are done on it (`config::drill::follow_record`).
+    /// A drill's simulator: confirmed manual steps are done on it (`batch::drill::follow_record`).
     drill: Option<btsdr_sim::drill::DrillHands>,
 }
 
@@ -149,7 +149,7 @@ impl Driver {
                     match self.journal.append(record) {
                         Ok(r) => {
                             if let (Some(h), Some(c)) = (&self.drill, &copy) {
-                                crate::config::drill::follow_record(h, self.engine.runbook(), c);
+                                crate::batch::drill::follow_record(h, self.engine.runbook(), c);
                             }
                             out.push(Happened::Journaled {
                                 seq: r.seq,

@@ -9,6 +9,7 @@
 pub mod answers;
 pub mod check;
 pub mod cli;
+pub mod drill;
 pub mod driver;
 pub mod run;
 
@@ -56,7 +57,7 @@ pub struct Target {
     /// Security warnings about the connections (trust_server_certificate, clear text, a
     /// config file others can read): printed on stderr and journaled as notes.
     pub warnings: Vec<String>,
-    /// A drill's simulator, which performs confirmed manual steps (`config::drill::follow_record`).
+    /// A drill's simulator, which performs confirmed manual steps (`batch::drill::follow_record`).
     pub drill_hands: Option<btsdr_sim::drill::DrillHands>,
 }
 
