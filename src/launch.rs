@@ -592,29 +592,20 @@ impl Opener for LiveOpener {
             .map_err(|e| format!("cannot write the report to {}: {e}", out.display()))
     }
 
-    /// A drill's simulator follows its session: a confirmed "run UpdateDatabase.vbs" step is
-    /// performed on the simulated group (the simulator cannot receive a Windows command), and
+    /// A drill's simulator follows its session: a confirmed manual step is done on the
+    /// simulated group (`batch::drill::follow_record`: remedies, UpdateDatabase.vbs), and
     /// the group's snapshot is saved for a later resume.
     fn journaled(&mut self, record: &crate::engine::Record) {
         let Some(cur) = self.current.as_ref() else {
             return;
         };
-        if let (Event::ManualConfirmed { .. }, Some(step)) = (&record.event, &record.step) {
-            let runs_update = cur.runbook.step(step).is_some_and(|s| match &s.body {
-                crate::runbook::model::StepBody::Manual(m) => m
-                    .commands
-                    .iter()
-                    .any(|c| c.run.contains("UpdateDatabase.vbs")),
-                _ => false,
-            });
-            if runs_update {
-                let drills = self
-                    .drills
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if let Some((_, d)) = drills.iter().find(|(n, _)| *n == cur.drill) {
-                    d.simulate_update_database();
-                }
+        if matches!(record.event, Event::ManualConfirmed { .. }) {
+            let drills = self
+                .drills
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, d)) = drills.iter().find(|(n, _)| *n == cur.drill) {
+                crate::batch::drill::follow_record(&d.hands(), &cur.runbook, record);
             }
         }
         self.save_snapshot(cur);

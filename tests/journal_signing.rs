@@ -48,6 +48,7 @@ fn session(dir: &Path, id: &str, notes: usize) -> PathBuf {
             drill: true,
             dry_run: false,
             two_person_rule: false,
+            review: false,
             variables: vec![],
             plan: None,
         },

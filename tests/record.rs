@@ -24,12 +24,13 @@ use btsdr_sim::drill::Drill;
 use btsdr_types::{Column, QueryOutput, ResultSet, Value};
 
 /// A small review: a confirmation, a check that waits for it, and a section that does not
-/// apply (no BAM). Its title makes it a review.
+/// apply (no BAM). Its `kind` makes it a review.
 const REVIEW: &str = r#"
 id = "team-review"
 title = "Quarterly recovery readiness review"
 summary = "The plan and the permissions, signed by a reviewer."
 version = "1.0.0"
+kind = "review"
 
 [[variables]]
 name = "source_sql_server"
@@ -734,4 +735,36 @@ async fn the_second_person_sees_what_they_approve_types_the_word_and_a_rejection
             ("bob".into(), true, Some("DISABLE".into())),
         ]
     );
+}
+
+/// `kind` decides what a runbook is, not its title: the same file without it is framed as
+/// an incident, with it as a review (no RTO on the status bar, none in the report); an
+/// unknown kind is refused with its position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kind_review_not_the_title_makes_a_review() {
+    let data = tempfile::tempdir().unwrap();
+    let drill = Drill::start("healthy").await.expect("drill starts");
+    let (mut h, _) = open_review(data.path(), &drill);
+    h.app.rto = Some(chrono::Duration::minutes(120));
+    let screen = h.screen();
+    let status = screen.lines().last().unwrap_or_default().to_string();
+    assert!(status.contains("review T+"), "{screen}");
+    assert!(!status.contains("RTO"), "{status}");
+
+    let plain = REVIEW.replace("kind = \"review\"\n", "");
+    assert_ne!(plain, REVIEW);
+    let rb = btsdr::runbook::loader::parse("test:team-review.toml", &plain, None)
+        .expect("loads without kind");
+    assert!(!rb.is_review(), "a title with \"review\" is not a review");
+    assert!(review_runbook().is_review());
+
+    let bad = REVIEW.replace("kind = \"review\"", "kind = \"audit\"");
+    let err = btsdr::runbook::loader::parse("test:team-review.toml", &bad, None)
+        .expect_err("an unknown kind is refused");
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("audit") && text.contains("team-review.toml"),
+        "{text}"
+    );
+    drill.shutdown().await;
 }

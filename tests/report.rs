@@ -44,6 +44,7 @@ fn records() -> Vec<Record> {
                 drill: true,
                 dry_run: false,
                 two_person_rule: false,
+                review: false,
                 variables: vec![NamedValue {
                     name: "mark_name".into(),
                     value: "BTS".into(),

@@ -175,12 +175,9 @@ async fn run_procedure_with(
             continue;
         }
         if let StepBody::Manual(m) = &step.body {
-            if m.commands
-                .iter()
-                .any(|c| c.run.contains("UpdateDatabase.vbs"))
-            {
-                h.drill.simulate_update_database();
-            }
+            // Confirmed, as the app tells the drill (remedies, UpdateDatabase.vbs).
+            let commands: Vec<&str> = m.commands.iter().map(|c| c.run.as_str()).collect();
+            h.drill.manual_done(&rb.id, &step.id, &commands);
             continue;
         }
         if step.statement().is_none() {
@@ -394,12 +391,9 @@ async fn evidence_of(
             continue;
         }
         if let StepBody::Manual(m) = &step.body {
-            if update_database
-                && m.commands
-                    .iter()
-                    .any(|c| c.run.contains("UpdateDatabase.vbs"))
-            {
-                h.drill.simulate_update_database();
+            if update_database {
+                let commands: Vec<&str> = m.commands.iter().map(|c| c.run.as_str()).collect();
+                h.drill.manual_done(&rb.id, &step.id, &commands);
             }
             continue;
         }

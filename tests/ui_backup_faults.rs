@@ -6,18 +6,21 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use btsdr::app::driver::Opened;
+use btsdr::app::Request;
+use btsdr::app::driver::{Opened, Opener};
 use btsdr::app::harness::{Harness, t0};
 use btsdr::app::{Popup, StepMark};
+use btsdr::batch::drill::follow_record;
 use btsdr::config::{DrillConfig, SecretSource};
+use btsdr::engine::Record;
 use btsdr::engine::{Engine, EngineOptions, Variables};
 use btsdr::journal::JournalWriter;
 use btsdr::runbook::library::Library;
 use btsdr::runbook::model::Runbook;
 use btsdr::sql::executor::{Executor, TiberiusExecutor};
 use btsdr_sim::drill::Drill;
+use btsdr_sim::drill::DrillHands;
 
 const SESSION: &str = "20261121-030000-backup";
 
@@ -49,6 +52,19 @@ fn executor(drill: &Drill) -> Arc<dyn Executor> {
     }
 }
 
+/// The drill's simulator following the session as `btsdr drill`'s opener does: each record,
+/// once durable, goes to `batch::drill::follow_record` (confirmed manual steps).
+struct Follow(DrillHands, Arc<Runbook>);
+
+impl Opener for Follow {
+    fn open(&mut self, _req: Request) -> Result<Opened, String> {
+        Err("this test opens its session itself".into())
+    }
+    fn journaled(&mut self, record: &Record) {
+        follow_record(&self.0, &self.1, record);
+    }
+}
+
 /// The app on the backup runbook against a running drill, as `btsdr drill` opens it.
 async fn open(dir: &Path, scenario: &str) -> (Drill, Harness) {
     let drill = Drill::start(scenario).await.expect("drill starts");
@@ -59,7 +75,7 @@ async fn open(dir: &Path, scenario: &str) -> (Drill, Harness) {
     }
     let engine = Engine::new(Arc::clone(&rb), vars, options(scenario));
     let journal = JournalWriter::create(&dir.join(format!("{SESSION}.jsonl"))).expect("journal");
-    let mut h = Harness::new(100, 30);
+    let mut h = Harness::with_opener(100, 30, Box::new(Follow(drill.hands(), Arc::clone(&rb))));
     h.open(Opened {
         engine,
         journal,
@@ -116,8 +132,8 @@ async fn destructive(h: &mut Harness, id: &str, word: &str) {
     assert_eq!(mark(h, id), StepMark::Passed, "{id}:\n{}", h.screen());
 }
 
-/// Confirms a manual step with a note and evidence, then gives the drill a moment to honour
-/// it (the simulator is told after the journal record, outside the step's own statements).
+/// Confirms a manual step with a note and evidence (a drill's simulator does it as soon as
+/// the record is journaled).
 async fn confirm(h: &mut Harness, id: &str, note: &str) {
     go_to(h, id);
     h.press("c");
@@ -126,8 +142,6 @@ async fn confirm(h: &mut Harness, id: &str, note: &str) {
     h.type_text("CHG-5001");
     h.press("enter");
     assert_eq!(mark(h, id), StepMark::Done, "{}", h.screen());
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    h.settle().await;
 }
 
 /// Every cell of a step's result sets, joined (what the output pane and `o` show).

@@ -66,8 +66,6 @@ pub struct SessionDriver {
     pub clipboard: Clipboard,
     /// A journal append failed: nothing else is sent until a new session is opened.
     halted: bool,
-    /// In a drill, the runbook id: confirmed manual steps are told to the simulator.
-    drill_runbook: Option<String>,
 }
 
 impl SessionDriver {
@@ -82,7 +80,6 @@ impl SessionDriver {
             opener,
             clipboard: Clipboard::Osc52,
             halted: false,
-            drill_runbook: None,
         }
     }
 
@@ -90,11 +87,6 @@ impl SessionDriver {
     /// Installs an opened session; returns the messages that show it (the session, then the
     /// connection states the executor knows).
     pub fn install(&mut self, o: Opened) -> Vec<Msg> {
-        self.drill_runbook = o
-            .engine
-            .options()
-            .drill
-            .then(|| o.engine.runbook().id.clone());
         let mut out = vec![Msg::Opened(Box::new(Session::new(o.engine)))];
         for (role, state) in o.executor.status() {
             out.push(Msg::Session(SessionMsg::Exec(ExecEvent::Conn {
@@ -128,12 +120,6 @@ impl SessionDriver {
                         "no journal is open".into(),
                     ))];
                 };
-                let manual = match (&record.event, &record.step) {
-                    (crate::engine::Event::ManualConfirmed { .. }, Some(step)) => {
-                        Some(step.clone())
-                    }
-                    _ => None,
-                };
                 let copy = (*record).clone();
                 if let Err(e) = j.append(*record) {
                     tracing::error!(error = %e, "journal append failed");
@@ -142,9 +128,6 @@ impl SessionDriver {
                         "cannot write the journal {}: {e}",
                         j.path().display()
                     )))];
-                }
-                if let Some(step) = manual {
-                    self.tell_drill(&step);
                 }
                 self.opener.journaled(&copy);
                 vec![]
@@ -238,32 +221,6 @@ impl SessionDriver {
     }
 }
 
-impl SessionDriver {
-    /// Drills only: tells the simulator the trainee confirmed a manual step, so a scenario
-    /// whose fault is fixed outside SQL Server (space freed on the share, a permission granted)
-    /// can honour it (`[[faults.remedies]]`, btsdr-sim `model/manual.rs`). Never journaled,
-    /// never sent to a real server; its answer is ignored (an id the session never asked for).
-    fn tell_drill(&mut self, step: &str) {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(3 << 62);
-        let (Some(runbook), Some(x)) = (&self.drill_runbook, &self.exec) else {
-            return;
-        };
-        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let statement = btsdr_types::Statement {
-            role: btsdr_types::Role::Source,
-            database: "master".into(),
-            sql: "EXEC master.dbo.sp_btsdr_drill_manual_done @step = @step;".into(),
-            params: vec![(
-                "step".into(),
-                btsdr_types::Param::Text(format!("{runbook}:{step}")),
-            )],
-            timeout_secs: 30,
-            long_running: false,
-        };
-        x.submit(id, statement, self.exec_tx.clone());
-    }
-}
-
 impl crate::tui::Driver for SessionDriver {
     fn attach(&mut self, tx: UnboundedSender<Msg>) {
         // Executor events become messages.
@@ -307,8 +264,27 @@ mod tests {
         }
     }
 
-    /// Confirms the sample's manual step through a driver; returns what it sent.
-    fn confirm_manual(drill: bool) -> Vec<Statement> {
+    /// Sees each record the driver reports as journaled, and whether the journal file held
+    /// it then.
+    struct Follower(Arc<Mutex<Vec<(String, bool)>>>, std::path::PathBuf);
+    impl Opener for Follower {
+        fn open(&mut self, _req: Request) -> Result<Opened, String> {
+            Err("not in this test".into())
+        }
+        fn journaled(&mut self, record: &crate::engine::Record) {
+            let name = record.event.name();
+            let written = std::fs::read_to_string(&self.1).is_ok_and(|t| t.contains(name));
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((name.to_string(), written));
+        }
+    }
+
+    /// A confirmed manual step reaches the opener's `journaled` hook (a drill's one channel
+    /// to its simulator) after its record is in the journal file, and nothing is sent as SQL.
+    #[test]
+    fn a_confirmed_manual_step_reaches_the_hook_after_the_journal_and_sends_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let rb = Arc::new(sample_runbook());
         let mut vars = Variables::from_runbook(&rb);
@@ -316,7 +292,7 @@ mod tests {
         let opts = EngineOptions {
             operator: "amy".into(),
             session_id: "s".into(),
-            drill,
+            drill: true,
             ..EngineOptions::default()
         };
         let mut engine = Engine::new(rb, vars, opts);
@@ -339,35 +315,27 @@ mod tests {
             records.extend(fx.into_iter().filter_map(|e| e.journal_record().cloned()));
         }
         let exec = Arc::new(Recorder::default());
-        let mut d = SessionDriver::new(Box::new(NoOpener));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let path = dir.path().join("s.jsonl");
+        let mut d = SessionDriver::new(Box::new(Follower(Arc::clone(&seen), path.clone())));
         d.install(Opened {
             engine,
-            journal: JournalWriter::create(&dir.path().join("s.jsonl")).expect("journal"),
+            journal: JournalWriter::create(&path).expect("journal"),
             executor: Arc::clone(&exec) as Arc<dyn Executor>,
             files_dir: dir.path().into(),
         });
+        let n = records.len() as u64;
         for r in records {
             assert!(d.perform_now(AppEffect::Journal(Box::new(r))).is_empty());
         }
-        exec.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    #[test]
-    fn a_drill_tells_the_simulator_which_manual_step_was_confirmed() {
-        let sent = confirm_manual(true);
-        assert_eq!(sent.len(), 1, "{sent:?}");
-        assert!(sent[0].sql.contains("sp_btsdr_drill_manual_done"));
-        assert_eq!(
-            sent[0].params,
-            vec![(
-                "step".to_string(),
-                btsdr_types::Param::Text("sample:stop-hosts".into())
-            )]
+        assert!(exec.0.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(seen.len() as u64, n, "{seen:?}");
+        let (event, written) = seen.last().expect("the confirmation");
+        assert_eq!(event, "manual_confirmed");
+        assert!(
+            *written,
+            "the hook ran before the record was written: {seen:?}"
         );
-    }
-
-    #[test]
-    fn a_real_session_never_sends_the_drill_statement() {
-        assert!(confirm_manual(false).is_empty());
     }
 }

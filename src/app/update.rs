@@ -832,7 +832,7 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
             } else {
                 String::new()
             };
-            let review = crate::report::is_review(&run.runbook.id, &run.runbook.title);
+            let review = run.runbook.is_review();
             let mut fields = vec![
                 Field::new("Name", Check::Required).value(name.clone()),
                 Field::new("Role (e.g. DBA on call, BizTalk admin)", Check::Required),

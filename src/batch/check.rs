@@ -888,6 +888,7 @@ mod tests {
             defaults: vec![],
             executor: exec,
             warnings: vec![],
+            drill_hands: None,
         };
         let opts = CheckOptions {
             runbook: Arc::new(sample_runbook()),

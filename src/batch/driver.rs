@@ -79,6 +79,8 @@ pub struct Driver {
     files_dir: PathBuf,
     in_flight: HashMap<u64, InFlight>,
     halted: Option<String>,
+    /// A drill's simulator: confirmed manual steps are done on it (`batch::drill::follow_record`).
+    drill: Option<btsdr_sim::drill::DrillHands>,
 }
 
 impl Driver {
@@ -99,7 +101,13 @@ impl Driver {
             files_dir,
             in_flight: HashMap::new(),
             halted: None,
+            drill: None,
         }
+    }
+
+    /// In a drill: the simulator that follows the journal, as the TUI's does.
+    pub fn follow_drill(&mut self, hands: Option<btsdr_sim::drill::DrillHands>) {
+        self.drill = hands;
     }
 
     pub fn engine(&self) -> &Engine {
@@ -135,12 +143,20 @@ impl Driver {
                 Effect::Journal { record } => {
                     let step = record.step.clone();
                     let event = record.event.name();
+                    let follow = self.drill.is_some()
+                        && matches!(record.event, crate::engine::Event::ManualConfirmed { .. });
+                    let copy = follow.then(|| record.clone());
                     match self.journal.append(record) {
-                        Ok(r) => out.push(Happened::Journaled {
-                            seq: r.seq,
-                            step,
-                            event,
-                        }),
+                        Ok(r) => {
+                            if let (Some(h), Some(c)) = (&self.drill, &copy) {
+                                crate::batch::drill::follow_record(h, self.engine.runbook(), c);
+                            }
+                            out.push(Happened::Journaled {
+                                seq: r.seq,
+                                step,
+                                event,
+                            });
+                        }
                         Err(e) => {
                             let error = format!(
                                 "cannot write the journal {}: {e}",

@@ -9,6 +9,7 @@
 pub mod answers;
 pub mod check;
 pub mod cli;
+pub mod drill;
 pub mod driver;
 pub mod run;
 
@@ -56,6 +57,8 @@ pub struct Target {
     /// Security warnings about the connections (trust_server_certificate, clear text, a
     /// config file others can read): printed on stderr and journaled as notes.
     pub warnings: Vec<String>,
+    /// A drill's simulator, which performs confirmed manual steps (`batch::drill::follow_record`).
+    pub drill_hands: Option<btsdr_sim::drill::DrillHands>,
 }
 
 impl std::fmt::Debug for Target {
@@ -103,6 +106,7 @@ impl Target {
             defaults,
             executor: Arc::new(executor),
             warnings,
+            drill_hands: None,
         })
     }
 
@@ -127,6 +131,7 @@ impl Target {
             defaults: drill.variables().into_iter().collect(),
             executor: Arc::new(executor),
             warnings: Vec::new(),
+            drill_hands: Some(drill.hands()),
         })
     }
 

@@ -159,6 +159,7 @@ pub async fn run_batch(
         Arc::clone(&opts.target.executor),
         files_dir,
     );
+    d.follow_drill(opts.target.drill_hands.clone());
     let mut o = Out { out, failed: None };
     o.line(&format!(
         "session {session_id}: runbook {} v{} on {} as {}{} (journal {})",

@@ -125,6 +125,9 @@ pub enum Event {
         dry_run: bool,
         #[serde(default)]
         two_person_rule: bool,
+        /// The runbook is a review (`kind = "review"`): framed as one, no RTO clock.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        review: bool,
         /// In runbook order; secrets redacted.
         variables: Vec<NamedValue>,
         /// The failure plan this session was started from (Home, "Something failed?").

@@ -96,6 +96,7 @@ pub fn sample_runbook() -> Runbook {
         title: "Sample runbook".into(),
         summary: String::new(),
         version: "1.0.0".into(),
+        kind: crate::runbook::model::RunbookKind::Procedure,
         checklist: vec![],
         variables: vec![
             var("db", VarKind::Text, Some("BizTalkMgmtDb"), true),

@@ -790,6 +790,7 @@ impl Engine {
             drill: o.drill,
             dry_run: o.dry_run,
             two_person_rule: o.two_person_rule,
+            review: rb.is_review(),
             variables: self.vars.redacted(),
             plan: o.plan.clone(),
         };
@@ -1473,6 +1474,7 @@ impl Engine {
                 drill,
                 dry_run,
                 two_person_rule,
+                review: _,
                 variables,
                 plan,
             } => {

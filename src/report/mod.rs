@@ -11,10 +11,11 @@ pub use markdown::markdown;
 pub use timeline::{Report, StepLine, StepStatus, build};
 
 /// A readiness review (not an incident): framed by scope, reviewers, findings and verdict,
-/// with no disaster declaration or RTO clock. The shipped review runbook is `readiness`;
-/// a user runbook says so in its title.
-pub fn is_review(runbook_id: &str, title: &str) -> bool {
-    runbook_id == "readiness" || title.to_ascii_lowercase().contains("review")
+/// with no disaster declaration or RTO clock. The runbook says so (`kind = "review"`, recorded
+/// as `review` when the session starts); journals written before that field existed are
+/// reviews when their runbook is the shipped `readiness`.
+pub fn is_review(recorded: bool, runbook_id: &str) -> bool {
+    recorded || runbook_id == "readiness"
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -416,13 +416,14 @@ pub fn build(
                     dry_run,
                     plan,
                     two_person_rule,
+                    review,
                     variables: vars,
                     ..
                 },
                 _,
             ) => {
                 r.two_person_rule = *two_person_rule;
-                r.review = super::is_review(runbook_id, title);
+                r.review = super::is_review(*review, runbook_id);
                 r.simulated = *drill && environment.starts_with("drill:");
                 variables = vars
                     .iter()

@@ -391,6 +391,7 @@ impl Validator<'_> {
             title: raw.title,
             summary: raw.summary,
             version: raw.version,
+            kind: raw.kind,
             checklist: raw.checklist,
             variables: vars,
             sections,

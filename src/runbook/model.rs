@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::expr::{Assertion, Cond};
-pub use super::raw::{ChecklistRef, VarKind};
+pub use super::raw::{ChecklistRef, RunbookKind, VarKind};
 use btsdr_types::Role;
 
 /// Where something was written, for messages (1-based).
@@ -22,6 +22,8 @@ pub struct Runbook {
     pub title: String,
     pub summary: String,
     pub version: String,
+    /// `kind = "review"`: a readiness review (report framing, no RTO clock).
+    pub kind: RunbookKind,
     pub checklist: Vec<ChecklistRef>,
     pub variables: Vec<Variable>,
     pub sections: Vec<Section>,
@@ -144,6 +146,11 @@ pub enum Escape {
 }
 
 impl Runbook {
+    /// A readiness review (`kind = "review"`), not an incident.
+    pub fn is_review(&self) -> bool {
+        self.kind == RunbookKind::Review
+    }
+
     /// All steps in document order with their section.
     pub fn steps(&self) -> impl Iterator<Item = (&Section, &Step)> {
         self.sections

@@ -15,6 +15,10 @@ pub struct RawRunbook {
     pub summary: String,
     /// Semantic version of the runbook content.
     pub version: String,
+    /// `procedure` (default: an incident or maintenance, on the RTO clock) or `review` (a
+    /// readiness review: framed by scope, findings and verdict, no RTO clock).
+    #[serde(default)]
+    pub kind: RunbookKind,
     /// The Microsoft checklist(s) this runbook implements.
     #[serde(default)]
     pub checklist: Vec<ChecklistRef>,
@@ -22,6 +26,15 @@ pub struct RawRunbook {
     pub variables: Vec<Variable>,
     #[serde(default)]
     pub sections: Vec<RawSection>,
+}
+
+/// What a runbook is for (`kind` at the top of the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunbookKind {
+    #[default]
+    Procedure,
+    Review,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

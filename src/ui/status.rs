@@ -153,7 +153,12 @@ fn status_spans(app: &App, compact: Compact, operator: bool, env_max: usize) -> 
             t.text,
         ));
     }
-    if let Some(el) = app.elapsed() {
+    let review = app.run.as_ref().is_some_and(|r| r.runbook.is_review());
+    if let Some(el) = app.elapsed().filter(|_| review) {
+        // A review is not on a recovery clock: how long it has been open, no RTO.
+        spans.push(Span::styled("│ ", t.border));
+        spans.push(Span::styled(format!("review T+{} ", clock(el)), t.text));
+    } else if let Some(el) = app.elapsed() {
         spans.push(Span::styled("│ ", t.border));
         let (txt, st) = match app.rto {
             Some(rto) if rto.num_seconds() > 0 => {

@@ -191,13 +191,18 @@ impl Drill {
         super::model::jobs::advance(&mut g, d);
     }
 
-    /// What `cscript UpdateDatabase.vbs SampleUpdateInfo.xml` does after a restore (a Windows
-    /// step the simulator cannot receive over TDS): the restored BizTalkMgmtDb and the
-    /// destination's jobs name the destination instead of the old servers.
-    pub fn simulate_update_database(&self) {
-        let at = lock(&self.group).now();
-        self.log.push(SimEvent::UpdateDatabase { at });
-        update_database(&self.group);
+    /// A handle that performs confirmed manual steps on this drill's group (it can outlive
+    /// a borrow of the drill: a session driver keeps one).
+    pub fn hands(&self) -> DrillHands {
+        DrillHands {
+            group: self.group.clone(),
+            log: self.log.clone(),
+        }
+    }
+
+    /// See [`DrillHands::manual_done`].
+    pub fn manual_done(&self, runbook: &str, step: &str, commands: &[&str]) -> ManualDone {
+        self.hands().manual_done(runbook, step, commands)
     }
 
     /// Stops serving `role`'s instance (the server is gone: connections are refused), as when
@@ -216,6 +221,54 @@ impl Drill {
         for s in self.servers.into_iter().flatten() {
             s.shutdown().await;
         }
+    }
+}
+
+/// What the trainee's hands do to a drill's group: the Windows side of manual steps.
+#[derive(Clone)]
+pub struct DrillHands {
+    group: SharedGroup,
+    log: SimLog,
+}
+
+/// What confirming a manual step did to the simulated group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManualDone {
+    /// Faults the scenario's `[[faults.remedies]]` cleared for this step.
+    pub cleared: Vec<String>,
+    /// The step runs UpdateDatabase.vbs, which was performed.
+    pub update_database: bool,
+}
+
+impl DrillHands {
+    /// The trainee confirmed manual step `step` of `runbook`, whose commands are `commands`:
+    /// clears the faults the scenario's remedies name for `runbook:step` (space freed on the
+    /// share...) and, when a command runs UpdateDatabase.vbs, does what it does after a restore
+    /// (the restored BizTalkMgmtDb and the destination's jobs name the destination instead of
+    /// the old servers). Logged once for `snapshot`, whether or not it changed anything, so a
+    /// resumed drill replays it at the same simulated time.
+    pub fn manual_done(&self, runbook: &str, step: &str, commands: &[&str]) -> ManualDone {
+        let step = format!("{runbook}:{step}");
+        let update = commands.iter().any(|c| c.contains("UpdateDatabase.vbs"));
+        let at = lock(&self.group).now();
+        let done = perform_manual(&self.group, &step, update);
+        self.log.push(SimEvent::ManualDone {
+            at,
+            step,
+            update_database: update,
+        });
+        done
+    }
+}
+
+fn perform_manual(group: &SharedGroup, step: &str, update: bool) -> ManualDone {
+    let cleared = super::model::manual::apply_remedies(&mut lock(group), step);
+    if update {
+        update_database(group);
+    }
+    ManualDone {
+        cleared,
+        update_database: update,
     }
 }
 
@@ -256,13 +309,21 @@ fn replay_events(group: &SharedGroup, log: &SimLog, events: &[SimEvent]) {
                 lock(group).clock.set(*at);
                 update_database(group);
             }
+            SimEvent::ManualDone {
+                at,
+                step,
+                update_database,
+            } => {
+                lock(group).clock.set(*at);
+                perform_manual(group, step, *update_database);
+            }
         }
         log.push(e.clone());
     }
 }
 
 /// What `cscript UpdateDatabase.vbs SampleUpdateInfo.xml` does (see
-/// `Drill::simulate_update_database`).
+/// `DrillHands::manual_done`).
 fn update_database(group: &SharedGroup) {
     let mut g = lock(group);
     let Some(dest) = g.role_instance(super::model::state::InstanceRole::Destination) else {
@@ -333,4 +394,63 @@ pub fn scenario_variables(sc: &Scenario) -> BTreeMap<String, String> {
     v.insert("dr_store".into(), r"\\FS01\DRStore".into());
     v.insert("ls_description".into(), sc.log_shipping.description.clone());
     v
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn share_full(d: &Drill) -> bool {
+        lock(&d.group).faults.share_full
+    }
+
+    /// Confirming the scenario's remedy step clears the fault, is logged once, and a drill
+    /// rebuilt from the snapshot (a resumed session) keeps the remedy; another step clears
+    /// nothing.
+    #[tokio::test]
+    async fn a_remedy_is_performed_logged_and_kept_by_a_resumed_drill() {
+        let d = Drill::start("share-full").await.unwrap();
+        assert!(share_full(&d), "the scenario ends with the share full");
+        let before = d.snapshot().events.len();
+        let other = d.manual_done("backup", "prep.sysadmin", &["whoami"]);
+        assert_eq!(other, ManualDone::default());
+        assert!(share_full(&d));
+        let done = d.manual_done("BACKUP", "store.free-space", &[]);
+        assert_eq!(done.cleared, vec!["share_full".to_string()]);
+        assert!(!done.update_database);
+        assert!(!share_full(&d));
+        let snap = d.snapshot();
+        assert_eq!(snap.events.len(), before + 2);
+        d.shutdown().await;
+
+        let again =
+            Drill::start_replaying(Scenario::load("share-full").unwrap(), None, &snap.events)
+                .await
+                .unwrap();
+        assert!(!share_full(&again), "the resumed drill lost the remedy");
+        again.shutdown().await;
+
+        let fresh = Drill::start("share-full").await.unwrap();
+        assert!(share_full(&fresh), "a fresh drill has the fault");
+        fresh.shutdown().await;
+    }
+
+    /// A step that runs UpdateDatabase.vbs repoints the restored group's jobs, live and on
+    /// replay.
+    #[tokio::test]
+    async fn a_step_running_update_database_is_performed() {
+        let d = Drill::start("healthy").await.unwrap();
+        let done = d.manual_done(
+            "restore",
+            "update.run",
+            &[r"cscript UpdateDatabase.vbs SampleUpdateInfo.xml"],
+        );
+        assert!(done.update_database);
+        assert!(matches!(
+            d.snapshot().events.last(),
+            Some(SimEvent::ManualDone { update_database: true, step, .. }) if step == "restore:update.run"
+        ));
+        d.shutdown().await;
+    }
 }

@@ -31,8 +31,16 @@ pub enum SimEvent {
         #[serde(default)]
         dropped: bool,
     },
-    /// A Windows step the operator confirmed that the simulator performs (UpdateDatabase.vbs).
+    /// UpdateDatabase.vbs performed (snapshots written before `ManualDone` existed).
     UpdateDatabase { at: NaiveDateTime },
+    /// A manual step the trainee confirmed (`Drill::manual_done`): the scenario's remedies
+    /// for `step` (`runbook:step`), and UpdateDatabase.vbs when the step runs it.
+    ManualDone {
+        at: NaiveDateTime,
+        step: String,
+        #[serde(default)]
+        update_database: bool,
+    },
 }
 
 /// The version of the snapshot format below.

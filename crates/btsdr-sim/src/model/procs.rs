@@ -232,13 +232,6 @@ pub static PROCS: &[ProcDef] = &[
         params: &[("loginame", "sysname", true)],
         handler: super::logins::grant_login,
     },
-    // Drill only (model/manual.rs): a manual step the trainee confirmed.
-    ProcDef {
-        name: "sp_btsdr_drill_manual_done",
-        home: Home::System,
-        params: &[("step", "nvarchar(200)", true)],
-        handler: super::manual::manual_done,
-    },
     ProcDef {
         name: "sp_configure",
         home: Home::System,
