@@ -442,13 +442,31 @@ async fn a_group_without_a_destination_is_asked_about_log_shipping() {
     );
     let s = h.screen();
     assert!(s.contains("log-shipping destination"), "{s}");
-    // false, then a value for whatever else is missing.
-    h.type_text("false");
     // (The others this runbook asks here are paths.)
     for _ in names.iter().skip(1) {
         h.press("tab");
         h.type_text(r"\\FS01\BizTalkBackup");
     }
+    // An empty answer is not a silent "no": Enter is refused and says why.
+    h.press("tab");
+    h.press("enter");
+    h.settle().await;
+    match h.app.popups.last() {
+        Some(Popup::Variables { form, .. }) => {
+            assert_eq!(form.focus, 0, "the unanswered question is focused");
+            let e = form.error.clone().unwrap_or_default();
+            assert!(e.contains("answer yes or no"), "{e}");
+        }
+        other => panic!("an empty answer was accepted: {other:?}"),
+    }
+    assert!(
+        h.app
+            .session
+            .as_ref()
+            .is_some_and(|s| !s.engine.is_started())
+    );
+    // "no" answers it.
+    h.type_text("no");
     h.press("enter");
     h.settle().await;
     let left = format!("{:?}", h.app.popups);

@@ -1106,7 +1106,7 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         Popup::Variables { form, names } => {
             let vals = names
                 .into_iter()
-                .zip(form.fields.into_iter().map(|f| f.value))
+                .zip(form.fields.iter().map(super::form::Field::answer))
                 .collect();
             let started = app.session.as_ref().is_some_and(|s| s.engine.is_started());
             let mut fx = super::session::intent(app, Intent::SetVariables(vals));
