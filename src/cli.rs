@@ -1378,6 +1378,7 @@ fn interactive_session(
         app.notify(crate::app::Level::Warn, w);
     }
     app.home = crate::launch::home_items(&lib, &data_dir);
+    app.plan_history = crate::journal::incident::plan_parts(&data_dir).unwrap_or_default();
     app.operator = operator_name(session.operator.as_deref());
     app.environments = config.environments.keys().cloned().collect();
     let mut opener = crate::launch::LiveOpener::new(lib, config, data_dir);

@@ -474,3 +474,86 @@ async fn a_group_without_a_destination_is_asked_about_log_shipping() {
     assert_eq!(mark(&h, "store.dest-lag"), StepMark::NotApplicable);
     drill.shutdown().await;
 }
+
+/// Issue 13: part 2 of a plan joins the incident part 1 declared even when part 1 was opened
+/// by another process: the earlier part is found in the journals (plan id), not in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_part_joins_an_incident_journaled_by_another_process() {
+    use btsdr::app::HomeItem;
+    use btsdr::engine::Event;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library();
+    let choose_class = |h: &mut Harness| {
+        h.app.home = btsdr::launch::home_items(&lib, dir.path());
+        h.app.plan_history = btsdr::journal::incident::plan_parts(dir.path()).expect("journals");
+        let class = h
+            .app
+            .home
+            .iter()
+            .position(|i| matches!(i, HomeItem::Failure(p) if p.id == "sql-computer"))
+            .expect("the SQL Server computer class is on Home");
+        for _ in 0..class {
+            h.press("j");
+        }
+        h.press("enter");
+    };
+    // Process 1 starts part 1 with a 240-minute RTO, then quits.
+    let part1 = {
+        let mut h = Harness::with_opener(100, 30, Box::new(opener(dir.path(), "backup")));
+        h.app.operator = "trainee".into();
+        h.send(btsdr::app::Msg::Tick(chrono::Utc::now()));
+        choose_class(&mut h);
+        assert!(matches!(
+            h.app.popups.last(),
+            Some(Popup::Plan { part: 0, .. })
+        ));
+        h.press("enter");
+        h.type_text("240");
+        h.press("enter");
+        h.settle().await;
+        answer_popups(&mut h).await;
+        h.app.run.as_ref().expect("a run").session_id.clone()
+    };
+    // Process 2: Home offers part 2, which says it joins the incident and shows its RTO.
+    let mut h = Harness::with_opener(100, 30, Box::new(opener(dir.path(), "backup")));
+    h.app.operator = "trainee".into();
+    h.send(btsdr::app::Msg::Tick(chrono::Utc::now()));
+    choose_class(&mut h);
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::Plan { part: 1, .. })),
+        "{:?}",
+        h.app.popups.last()
+    );
+    h.press("enter");
+    let s = h.screen();
+    assert!(s.contains("same incident"), "{s}");
+    assert!(s.contains("[240"), "the incident's RTO is shown:\n{s}");
+    h.press("enter");
+    h.settle().await;
+    answer_popups(&mut h).await;
+    let part2 = h.app.run.as_ref().expect("a run").session_id.clone();
+    assert_ne!(part1, part2);
+    let head = |id: &str| {
+        let path = dir.path().join("sessions").join(format!("{id}.jsonl"));
+        let read = btsdr::journal::read_records(&path).expect("journal");
+        match &read.entries[0].event {
+            Event::SessionStarted {
+                declared_at,
+                rto_minutes,
+                ..
+            } => (*declared_at, *rto_minutes),
+            other => panic!("first record: {other:?}"),
+        }
+    };
+    let (d1, rto1) = head(&part1);
+    let (d2, rto2) = head(&part2);
+    assert!(d1.is_some());
+    assert_eq!(d1, d2, "one incident, one clock");
+    assert_eq!((rto1, rto2), (Some(240), Some(240)));
+    let parts = btsdr::journal::incident::plan_parts(dir.path()).expect("journals");
+    let ids: Vec<&str> = btsdr::journal::incident::incident_of(&parts, &part2)
+        .iter()
+        .map(|p| p.session_id.as_str())
+        .collect();
+    assert_eq!(ids, [part1.as_str(), part2.as_str()]);
+}

@@ -507,6 +507,9 @@ pub struct App {
     pub plan: Option<PlanRun>,
     /// The plan part a Start request was made for; applied when that session opens.
     pub pending_plan: Option<PlanRun>,
+    /// Failure-plan parts found in the journals when Home was built: a later part joins the
+    /// incident an earlier one declared even if that one ran in another process.
+    pub plan_history: Vec<crate::journal::incident::PlanPart>,
     /// Notes the next session journals as soon as it starts (a repoint the operator confirmed).
     pub start_notes: Vec<String>,
     pub declared_at: Option<DateTime<Utc>>,
@@ -552,6 +555,7 @@ impl App {
             operator: String::new(),
             plan: None,
             pending_plan: None,
+            plan_history: Vec::new(),
             start_notes: Vec::new(),
             declared_at: None,
             rto: None,
