@@ -556,4 +556,21 @@ async fn a_later_part_joins_an_incident_journaled_by_another_process() {
         .map(|p| p.session_id.as_str())
         .collect();
     assert_eq!(ids, [part1.as_str(), part2.as_str()]);
+    // One report across the parts: `btsdr report` of either part shows both on one clock.
+    for id in [&part1, &part2] {
+        let path = dir.path().join("sessions").join(format!("{id}.jsonl"));
+        let (rep, _) = btsdr::report::from_journal(&path, Some(&lib)).expect("report");
+        assert_eq!(rep.incident.len(), 2, "{id}");
+        let md = btsdr::report::markdown(&rep);
+        let incident = md.split("## Incident").nth(1).expect("an Incident section");
+        assert!(incident.contains("2 parts on one clock"), "{incident}");
+        assert!(incident.contains("RTO 240 min"), "{incident}");
+        assert!(incident.contains(part1.as_str()) && incident.contains(part2.as_str()));
+        assert!(incident.contains("(this report)"), "{incident}");
+        let html = btsdr::report::html(&rep);
+        assert!(
+            html.contains("2 parts on one clock"),
+            "the HTML says it too"
+        );
+    }
 }
