@@ -129,8 +129,25 @@ pub fn from_throughput(bytes: i64, restores: &[(i64, i64)]) -> Option<Estimate> 
     })
 }
 
-/// Journaled durations per `(runbook, step)`.
-pub type History = BTreeMap<(String, String), Vec<i64>>;
+/// Journaled durations (seconds, passed runs) per `(environment, runbook, step)`: this
+/// group's own history (a drill's environment is its scenario).
+pub type History = BTreeMap<(String, String, String), Vec<i64>>;
+
+/// A step's estimate from the history, if it has any.
+pub fn for_step(h: &History, environment: &str, runbook: &str, step: &str) -> Option<Estimate> {
+    h.get(&(
+        environment.to_string(),
+        runbook.to_string(),
+        step.to_string(),
+    ))
+    .and_then(|d| from_journal(d))
+}
+
+/// Whether any step of the runbook has history in the environment (else the screen says
+/// nothing about time rather than "no estimate" on every step).
+pub fn has_runbook(h: &History, environment: &str, runbook: &str) -> bool {
+    h.keys().any(|(e, r, _)| e == environment && r == runbook)
+}
 
 /// The rest of a run: the estimated seconds of the open steps that have one, and how many
 /// open steps have none.
@@ -176,6 +193,25 @@ pub fn projection(
         s.push_str(&format!(" ({} steps without estimate)", rest.unknown));
     }
     Some(s)
+}
+
+/// The projection in few characters for a narrow status bar: `finish ≥03:42 ✔`.
+pub fn projection_short(
+    now: DateTime<Utc>,
+    rest: Remaining,
+    deadline: Option<DateTime<Utc>>,
+) -> Option<String> {
+    if rest.estimated == 0 {
+        return None;
+    }
+    let finish = now + chrono::Duration::seconds(rest.secs);
+    let at_least = if rest.unknown > 0 { "≥" } else { "" };
+    let mark = match deadline {
+        Some(d) if finish <= d => " ✔",
+        Some(_) => " ✖ RTO",
+        None => "",
+    };
+    Some(format!("finish {at_least}{}{mark}", finish.format("%H:%M")))
 }
 
 #[cfg(test)]
@@ -253,5 +289,10 @@ mod tests {
             Some("projected finish ≥00:10 (1 steps without estimate)")
         );
         assert_eq!(approx(7_260), "2 h 01 min");
+        assert_eq!(
+            projection_short(t(0), some, Some(t(60))).as_deref(),
+            Some("finish ≥00:10 ✖ RTO")
+        );
+        assert_eq!(projection_short(t(0), remaining([None]), None), None);
     }
 }

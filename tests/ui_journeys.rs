@@ -574,3 +574,56 @@ async fn a_later_part_joins_an_incident_journaled_by_another_process() {
         );
     }
 }
+
+/// Issue 13, time guidance: a step run in an earlier session of the same group shows its
+/// estimate and where it comes from; a step never run says "no estimate"; the status bar
+/// projects the finish against the RTO (a lower bound while steps have no estimate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_show_estimates_from_earlier_sessions_and_the_run_its_projected_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut h = Harness::with_opener(160, 40, Box::new(opener(dir.path(), "backup")));
+        drill(&mut h, "healthy");
+        h.settle().await;
+        answer_popups(&mut h).await;
+        assert!(
+            !h.screen().contains("Time: "),
+            "no history, nothing said about time"
+        );
+        assert!(!h.screen().contains("projected finish"));
+        assert_eq!(do_step(&mut h, "prep.sql-version").await, StepMark::Passed);
+    }
+    let history = btsdr::journal::incident::step_durations(dir.path(), 100);
+    assert_eq!(history.len(), 1, "{history:?}");
+    let mut h = Harness::with_opener(160, 40, Box::new(opener(dir.path(), "backup")));
+    h.app.step_history = history;
+    drill(&mut h, "healthy");
+    h.settle().await;
+    answer_popups(&mut h).await;
+    go_to(&mut h, "prep.sql-version");
+    let s = h.screen();
+    assert!(s.contains("Time: est. ~"), "{s}");
+    assert!(s.contains("(from 1 earlier run)"), "{s}");
+    let other = h
+        .app
+        .run
+        .as_ref()
+        .and_then(|r| {
+            r.steps
+                .iter()
+                .find(|x| x.id != "prep.sql-version" && x.mark != StepMark::NotApplicable)
+        })
+        .map(|x| x.id.clone())
+        .expect("another step");
+    go_to(&mut h, &other);
+    let s = h.screen();
+    assert!(s.contains("Time: no estimate"), "{s}");
+    // Every other open step is unknown: the finish is a lower bound, inside the 240 min RTO.
+    assert!(s.contains("projected finish ≥"), "{s}");
+    assert!(s.contains('✔'), "{s}");
+    assert!(s.contains("steps without estimate"), "{s}");
+    // At 100 columns, a shorter form.
+    h.resize(100, 30);
+    let s = h.screen();
+    assert!(s.contains("finish ≥"), "{s}");
+}

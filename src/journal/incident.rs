@@ -101,6 +101,58 @@ pub fn incident_of<'a>(parts: &'a [PlanPart], session_id: &str) -> Vec<&'a PlanP
         .collect()
 }
 
+/// Passed steps' durations from the `newest` most recent intact, non-dry-run sessions, for
+/// [`crate::estimate`]. A step's duration runs from its last start to its passed finish.
+pub fn step_durations(data_dir: &Path, newest: usize) -> crate::estimate::History {
+    let mut out = crate::estimate::History::new();
+    let Ok(mut files) = super::sessions::session_files(data_dir) else {
+        return out;
+    };
+    // Newest first by id (`YYYYmmdd-HHMMSS-runbook[-n]`).
+    files.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, path) in files.into_iter().take(newest) {
+        let Ok(read) = super::read_records(&path) else {
+            continue;
+        };
+        if !read.report.is_intact() {
+            continue;
+        }
+        let mut key = None;
+        let mut started: std::collections::HashMap<String, DateTime<Utc>> = Default::default();
+        for r in &read.entries {
+            match (&r.event, &r.step) {
+                (
+                    Event::SessionStarted {
+                        runbook_id,
+                        environment,
+                        dry_run: false,
+                        ..
+                    },
+                    _,
+                ) => key = Some((environment.clone(), runbook_id.clone())),
+                (Event::StepStarted { .. }, Some(step)) => {
+                    started.insert(step.clone(), r.time);
+                }
+                (
+                    Event::StepFinished {
+                        outcome: crate::engine::Outcome::Passed,
+                        ..
+                    },
+                    Some(step),
+                ) => {
+                    if let (Some((env, rb)), Some(at)) = (&key, started.remove(step)) {
+                        out.entry((env.clone(), rb.clone(), step.clone()))
+                            .or_default()
+                            .push((r.time - at).num_seconds());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
