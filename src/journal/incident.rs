@@ -27,6 +27,9 @@ pub struct PlanPart {
     pub rpo_minutes: Option<u32>,
 }
 
+/// Passed steps' durations in seconds per `(environment, runbook, step)`.
+pub type StepDurations = std::collections::BTreeMap<(String, String, String), Vec<i64>>;
+
 /// Every journaled session started from a failure plan, oldest first. Only first lines are
 /// read (the chain is verified when a session is resumed or reported); unreadable files
 /// are passed over.
@@ -102,9 +105,10 @@ pub fn incident_of<'a>(parts: &'a [PlanPart], session_id: &str) -> Vec<&'a PlanP
 }
 
 /// Passed steps' durations from the `newest` most recent intact, non-dry-run sessions, for
-/// [`crate::estimate`]. A step's duration runs from its last start to its passed finish.
-pub fn step_durations(data_dir: &Path, newest: usize) -> crate::estimate::History {
-    let mut out = crate::estimate::History::new();
+/// time guidance, per `(environment, runbook, step)`. A step's duration runs from its last
+/// start to its passed finish.
+pub fn step_durations(data_dir: &Path, newest: usize) -> StepDurations {
+    let mut out = StepDurations::new();
     let Ok(mut files) = super::sessions::session_files(data_dir) else {
         return out;
     };
