@@ -1410,6 +1410,9 @@ fn interactive_session(
         app.notify(crate::app::Level::Warn, w);
     }
     app.home = crate::launch::home_items(&lib, &data_dir);
+    app.plan_history = crate::journal::incident::plan_parts(&data_dir).unwrap_or_default();
+    // Time guidance from the newest 100 sessions' journals (read once, at start).
+    app.step_history = crate::journal::incident::step_durations(&data_dir, 100);
     app.operator = operator_name(session.operator.as_deref());
     app.environments = config.environments.keys().cloned().collect();
     let mut opener = crate::launch::LiveOpener::new(lib, config, data_dir);

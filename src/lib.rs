@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod embedded;
 pub mod engine;
+pub mod estimate;
 pub mod guide;
 pub mod journal;
 pub mod launch;

@@ -310,6 +310,8 @@ const MODULE_RULES: &[(&str, &[&str])] = &[
     ("plain", &[]),
     ("table", &[]),
     ("logging", &["paths"]),
+    // Time guidance: pure arithmetic on history rows (no I/O, no crate module).
+    ("estimate", &[]),
     // The runbook model: what a runbook says, validated.
     ("runbook", &["embedded"]),
     // The engine decides (pure); its events are its own vocabulary.

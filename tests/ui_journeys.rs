@@ -442,17 +442,188 @@ async fn a_group_without_a_destination_is_asked_about_log_shipping() {
     );
     let s = h.screen();
     assert!(s.contains("log-shipping destination"), "{s}");
-    // false, then a value for whatever else is missing.
-    h.type_text("false");
     // (The others this runbook asks here are paths.)
     for _ in names.iter().skip(1) {
         h.press("tab");
         h.type_text(r"\\FS01\BizTalkBackup");
     }
+    // An empty answer is not a silent "no": Enter is refused and says why.
+    h.press("tab");
+    h.press("enter");
+    h.settle().await;
+    match h.app.popups.last() {
+        Some(Popup::Variables { form, .. }) => {
+            assert_eq!(form.focus, 0, "the unanswered question is focused");
+            let e = form.error.clone().unwrap_or_default();
+            assert!(e.contains("answer yes or no"), "{e}");
+        }
+        other => panic!("an empty answer was accepted: {other:?}"),
+    }
+    assert!(
+        h.app
+            .session
+            .as_ref()
+            .is_some_and(|s| !s.engine.is_started())
+    );
+    // "no" answers it.
+    h.type_text("no");
     h.press("enter");
     h.settle().await;
     let left = format!("{:?}", h.app.popups);
     assert!(h.app.popups.is_empty(), "{left}\n{}", h.screen());
     assert_eq!(mark(&h, "store.dest-lag"), StepMark::NotApplicable);
     drill.shutdown().await;
+}
+
+/// Issue 13: part 2 of a plan joins the incident part 1 declared even when part 1 was opened
+/// by another process: the earlier part is found in the journals (plan id), not in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_part_joins_an_incident_journaled_by_another_process() {
+    use btsdr::app::HomeItem;
+    use btsdr::engine::Event;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = library();
+    let choose_class = |h: &mut Harness| {
+        h.app.home = btsdr::launch::home_items(&lib, dir.path());
+        h.app.plan_history = btsdr::journal::incident::plan_parts(dir.path()).expect("journals");
+        let class = h
+            .app
+            .home
+            .iter()
+            .position(|i| matches!(i, HomeItem::Failure(p) if p.id == "sql-computer"))
+            .expect("the SQL Server computer class is on Home");
+        for _ in 0..class {
+            h.press("j");
+        }
+        h.press("enter");
+    };
+    // Process 1 starts part 1 with a 240-minute RTO, then quits.
+    let part1 = {
+        let mut h = Harness::with_opener(100, 30, Box::new(opener(dir.path(), "backup")));
+        h.app.operator = "trainee".into();
+        h.send(btsdr::app::Msg::Tick(chrono::Utc::now()));
+        choose_class(&mut h);
+        assert!(matches!(
+            h.app.popups.last(),
+            Some(Popup::Plan { part: 0, .. })
+        ));
+        h.press("enter");
+        h.type_text("240");
+        h.press("enter");
+        h.settle().await;
+        answer_popups(&mut h).await;
+        h.app.run.as_ref().expect("a run").session_id.clone()
+    };
+    // Process 2: Home offers part 2, which says it joins the incident and shows its RTO.
+    let mut h = Harness::with_opener(100, 30, Box::new(opener(dir.path(), "backup")));
+    h.app.operator = "trainee".into();
+    h.send(btsdr::app::Msg::Tick(chrono::Utc::now()));
+    choose_class(&mut h);
+    assert!(
+        matches!(h.app.popups.last(), Some(Popup::Plan { part: 1, .. })),
+        "{:?}",
+        h.app.popups.last()
+    );
+    h.press("enter");
+    let s = h.screen();
+    assert!(s.contains("same incident"), "{s}");
+    assert!(s.contains("[240"), "the incident's RTO is shown:\n{s}");
+    h.press("enter");
+    h.settle().await;
+    answer_popups(&mut h).await;
+    let part2 = h.app.run.as_ref().expect("a run").session_id.clone();
+    assert_ne!(part1, part2);
+    let head = |id: &str| {
+        let path = dir.path().join("sessions").join(format!("{id}.jsonl"));
+        let read = btsdr::journal::read_records(&path).expect("journal");
+        match &read.entries[0].event {
+            Event::SessionStarted {
+                declared_at,
+                rto_minutes,
+                ..
+            } => (*declared_at, *rto_minutes),
+            other => panic!("first record: {other:?}"),
+        }
+    };
+    let (d1, rto1) = head(&part1);
+    let (d2, rto2) = head(&part2);
+    assert!(d1.is_some());
+    assert_eq!(d1, d2, "one incident, one clock");
+    assert_eq!((rto1, rto2), (Some(240), Some(240)));
+    let parts = btsdr::journal::incident::plan_parts(dir.path()).expect("journals");
+    let ids: Vec<&str> = btsdr::journal::incident::incident_of(&parts, &part2)
+        .iter()
+        .map(|p| p.session_id.as_str())
+        .collect();
+    assert_eq!(ids, [part1.as_str(), part2.as_str()]);
+    // One report across the parts: `btsdr report` of either part shows both on one clock.
+    for id in [&part1, &part2] {
+        let path = dir.path().join("sessions").join(format!("{id}.jsonl"));
+        let (rep, _) = btsdr::report::from_journal(&path, Some(&lib)).expect("report");
+        assert_eq!(rep.incident.len(), 2, "{id}");
+        let md = btsdr::report::markdown(&rep);
+        let incident = md.split("## Incident").nth(1).expect("an Incident section");
+        assert!(incident.contains("2 parts on one clock"), "{incident}");
+        assert!(incident.contains("RTO 240 min"), "{incident}");
+        assert!(incident.contains(part1.as_str()) && incident.contains(part2.as_str()));
+        assert!(incident.contains("(this report)"), "{incident}");
+        let html = btsdr::report::html(&rep);
+        assert!(
+            html.contains("2 parts on one clock"),
+            "the HTML says it too"
+        );
+    }
+}
+
+/// Issue 13, time guidance: a step run in an earlier session of the same group shows its
+/// estimate and where it comes from; a step never run says "no estimate"; the status bar
+/// projects the finish against the RTO (a lower bound while steps have no estimate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_show_estimates_from_earlier_sessions_and_the_run_its_projected_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut h = Harness::with_opener(160, 40, Box::new(opener(dir.path(), "backup")));
+        drill(&mut h, "healthy");
+        h.settle().await;
+        answer_popups(&mut h).await;
+        assert!(
+            !h.screen().contains("Time: "),
+            "no history, nothing said about time"
+        );
+        assert!(!h.screen().contains("projected finish"));
+        assert_eq!(do_step(&mut h, "prep.sql-version").await, StepMark::Passed);
+    }
+    let history = btsdr::journal::incident::step_durations(dir.path(), 100);
+    assert_eq!(history.len(), 1, "{history:?}");
+    let mut h = Harness::with_opener(160, 40, Box::new(opener(dir.path(), "backup")));
+    h.app.step_history = history;
+    drill(&mut h, "healthy");
+    h.settle().await;
+    answer_popups(&mut h).await;
+    go_to(&mut h, "prep.sql-version");
+    let s = h.screen();
+    assert!(s.contains("Time: est. ~"), "{s}");
+    assert!(s.contains("(from 1 earlier run)"), "{s}");
+    let other = h
+        .app
+        .run
+        .as_ref()
+        .and_then(|r| {
+            r.steps
+                .iter()
+                .find(|x| x.id != "prep.sql-version" && x.mark != StepMark::NotApplicable)
+        })
+        .map(|x| x.id.clone())
+        .expect("another step");
+    go_to(&mut h, &other);
+    let s = h.screen();
+    assert!(s.contains("Time: no estimate"), "{s}");
+    // Every other open step is unknown: the finish is a lower bound, inside the 240 min RTO.
+    assert!(s.contains("projected finish ≥"), "{s}");
+    assert!(s.contains('✔'), "{s}");
+    assert!(s.contains("steps without estimate"), "{s}");
+    // At 100 columns, a shorter form.
+    h.resize(100, 30);
+    let s = h.screen();
+    assert!(s.contains("finish ≥"), "{s}");
 }

@@ -84,7 +84,7 @@ impl Field {
             if !help.is_empty() {
                 help.push(' ');
             }
-            help.push_str("true or false.");
+            help.push_str("Answer yes or no (true or false).");
         }
         Field {
             label: v.label.clone(),
@@ -96,6 +96,16 @@ impl Field {
             secret: v.kind == VarKind::Secret,
             check: Check::Var(Box::new(v.clone())),
             long: false,
+        }
+    }
+
+    /// The value to submit: a yes/no answer to a true/false variable becomes `true`/`false`.
+    pub fn answer(&self) -> String {
+        match &self.check {
+            Check::Var(v) if v.kind == VarKind::Bool => {
+                yes_no(&self.value).map_or_else(|| self.value.clone(), |b| b.to_string())
+            }
+            _ => self.value.clone(),
         }
     }
 
@@ -141,7 +151,24 @@ pub fn validate(check: &Check, value: &str) -> Option<String> {
                 Some(format!("one of: {}", opts.join(", ")))
             }
         }
+        // A yes/no question must be answered: an empty answer is not a silent "no".
+        Check::Var(var) if var.kind == VarKind::Bool => match yes_no(value) {
+            Some(b) => validate_var(var, if b { "true" } else { "false" }),
+            None if v.is_empty() => {
+                Some("answer yes or no: an empty answer is not taken as no".into())
+            }
+            None => Some(format!("`{v}` is not an answer: type yes or no")),
+        },
         Check::Var(var) => validate_var(var, value),
+    }
+}
+
+/// yes/no/true/false (any case, y/n too) as a bool.
+fn yes_no(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "yes" | "y" | "true" => Some(true),
+        "no" | "n" | "false" => Some(false),
+        _ => None,
     }
 }
 
@@ -317,6 +344,27 @@ mod tests {
         assert_eq!(form.value(0).chars().count(), MAX_FIELD_CHARS);
         form.backspace();
         assert!(form.error.is_none());
+    }
+
+    #[test]
+    fn a_yes_no_question_needs_an_answer() {
+        let mut b = var(VarKind::Bool);
+        b.required = false;
+        b.max_len = None;
+        let f = Field::for_variable(&b, Some(""));
+        assert!(f.problem().unwrap_or_default().contains("not taken as no"));
+        assert!(f.clone().value("maybe").problem().is_some());
+        for (typed, sent) in [
+            ("yes", "true"),
+            ("No", "false"),
+            ("true", "true"),
+            ("n", "false"),
+        ] {
+            let f = f.clone().value(typed);
+            assert_eq!(f.problem(), None, "{typed}");
+            assert_eq!(f.answer(), sent);
+        }
+        assert_eq!(Field::new("Note", Check::Any).value("yes").answer(), "yes");
     }
 
     #[test]

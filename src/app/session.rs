@@ -100,6 +100,29 @@ fn conn(c: &ExecConn) -> ConnState {
     }
 }
 
+/// The incident a later part of a plan joins: the earlier part opened in this process, else
+/// the newest earlier part of the same plan in the journals (started in another process).
+/// Its declaration time, RTO and RPO in minutes.
+pub(crate) fn incident_for(
+    app: &App,
+    p: &super::PlanRun,
+) -> Option<(chrono::DateTime<chrono::Utc>, Option<u32>, Option<u32>)> {
+    if p.part == 0 {
+        return None;
+    }
+    let mins = |d: Option<chrono::Duration>| d.and_then(|d| u32::try_from(d.num_minutes()).ok());
+    if app
+        .plan
+        .as_ref()
+        .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
+        && let Some(declared) = app.declared_at
+    {
+        return Some((declared, mins(app.rto), mins(app.rpo)));
+    }
+    crate::journal::incident::earlier_part(&app.plan_history, &p.plan.id, p.part)
+        .map(|e| (e.declared_at, e.rto_minutes, e.rpo_minutes))
+}
+
 /// Opens a session on the run screen: starts a fresh one (asking for variables first if
 /// needed) or resumes a replayed one (asking about steps in doubt).
 pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
@@ -110,18 +133,9 @@ pub fn open(app: &mut App, mut engine: Engine) -> Vec<AppEffect> {
         .take()
         .filter(|p| p.current().is_some_and(|part| part.runbook == rb.id));
     if let Some(p) = &pending {
-        // A later part of the plan opened after an earlier one in this process: the same
-        // incident, so the same clock and targets.
-        if p.part > 0
-            && app
-                .plan
-                .as_ref()
-                .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
-            && let Some(declared) = app.declared_at
-        {
-            let mins =
-                |d: Option<chrono::Duration>| d.and_then(|d| u32::try_from(d.num_minutes()).ok());
-            engine.join_incident(declared, mins(app.rto), mins(app.rpo));
+        // A later part of the plan: the same incident, so the same clock and targets.
+        if let Some((declared, rto, rpo)) = incident_for(app, p) {
+            engine.join_incident(declared, rto, rpo);
         }
         engine.set_plan(crate::engine::PlanRef {
             id: p.plan.id.clone(),

@@ -507,6 +507,11 @@ pub struct App {
     pub plan: Option<PlanRun>,
     /// The plan part a Start request was made for; applied when that session opens.
     pub pending_plan: Option<PlanRun>,
+    /// Failure-plan parts found in the journals when Home was built: a later part joins the
+    /// incident an earlier one declared even if that one ran in another process.
+    pub plan_history: Vec<crate::journal::incident::PlanPart>,
+    /// Earlier sessions' step durations (time guidance; empty: no estimates shown).
+    pub step_history: crate::estimate::History,
     /// Notes the next session journals as soon as it starts (a repoint the operator confirmed).
     pub start_notes: Vec<String>,
     pub declared_at: Option<DateTime<Utc>>,
@@ -552,6 +557,8 @@ impl App {
             operator: String::new(),
             plan: None,
             pending_plan: None,
+            plan_history: Vec::new(),
+            step_history: Default::default(),
             start_notes: Vec::new(),
             declared_at: None,
             rto: None,

@@ -395,7 +395,15 @@ fn home_action(app: &mut App, a: Action) -> Vec<AppEffect> {
                         Some(p) if p.plan.id == plan.id && p.part + 1 < plan.parts.len() => {
                             p.part + 1
                         }
-                        _ => 0,
+                        // An earlier part journaled by another process: offer the next.
+                        Some(p) if p.plan.id == plan.id => 0,
+                        _ => app
+                            .plan_history
+                            .iter()
+                            .rfind(|h| h.plan_id == plan.id)
+                            .map(|h| h.part + 1)
+                            .filter(|&n| n < plan.parts.len())
+                            .unwrap_or(0),
                     };
                     app.popups.push(Popup::Plan { plan, part });
                 }
@@ -506,18 +514,14 @@ fn push_start(app: &mut App, runbook_id: String, title: String, plan: Option<Pla
         .take(2)
         .position(|f| f.problem().is_some())
         .unwrap_or(2);
-    // The next part of the incident open here keeps its RTO (shown; the session takes it).
+    // The next part of the incident (open here, or journaled by another process) keeps its
+    // RTO (shown; the session takes it).
     if let Some(p) = plan.as_ref()
-        && p.part > 0
-        && app
-            .plan
-            .as_ref()
-            .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
-        && let Some(rto) = app.rto
+        && let Some((_, Some(rto), _)) = super::session::incident_for(app, p)
         && form.value(2).is_empty()
         && let Some(f) = form.fields.get_mut(2)
     {
-        *f = f.clone().value(rto.num_minutes().to_string());
+        *f = f.clone().value(rto.to_string());
     }
     // After a failover part of the same plan, the operator confirms where this part runs.
     if let Some(after) = plan.as_ref().and_then(failover_before) {
@@ -1106,7 +1110,7 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         Popup::Variables { form, names } => {
             let vals = names
                 .into_iter()
-                .zip(form.fields.into_iter().map(|f| f.value))
+                .zip(form.fields.iter().map(super::form::Field::answer))
                 .collect();
             let started = app.session.as_ref().is_some_and(|s| s.engine.is_started());
             let mut fx = super::session::intent(app, Intent::SetVariables(vals));

@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod changelog;
+pub mod incident;
 pub mod private;
 pub mod sessions;
 pub mod signing;

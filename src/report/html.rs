@@ -248,6 +248,16 @@ pub fn html(r: &Report) -> String {
                     p.warn { (note) }
                 }
                 (summary(r))
+                @if let Some(clock) = super::incident::clock(r) {
+                    h2 { "Incident" }
+                    p { (clock) }
+                    table {
+                        tr { th { "Part" } th { "Session" } th { "Started" } th { "Ended" } th { "Status" } }
+                        @for row in super::incident::rows(r) {
+                            tr { @for c in &row { td { (c) } } }
+                        }
+                    }
+                }
                 h2 { "Timeline" }
                 (gantt(r))
                 h2 { "Steps" }

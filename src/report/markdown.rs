@@ -157,6 +157,7 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(o, "| Next review | {} |", cell(&d.next_review));
     }
     let _ = writeln!(o, "| Steps | {} |\n", text(&r.counts_text()));
+    incident(&mut o, r);
 
     let _ = writeln!(
         o,
@@ -384,4 +385,21 @@ pub fn markdown(r: &Report) -> String {
 
 pub(super) fn short(h: &str) -> &str {
     &h[..h.len().min(16)]
+}
+
+/// The incident's parts on one clock (only when the session is one part of several).
+fn incident(o: &mut String, r: &Report) {
+    let Some(clock) = super::incident::clock(r) else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "## Incident\n\n{}\n\n| Part | Session | Started | Ended | Status |\n|---|---|---|---|---|",
+        text(&clock)
+    );
+    for row in super::incident::rows(r) {
+        let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+        let _ = writeln!(o, "| {} |", cells.join(" | "));
+    }
+    o.push('\n');
 }

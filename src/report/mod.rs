@@ -3,6 +3,7 @@
 //! printable HTML file with an SVG timeline.
 
 mod html;
+pub mod incident;
 mod markdown;
 mod timeline;
 
@@ -44,6 +45,17 @@ impl Format {
 /// `library` when it has it (titles, sections, order). The verification says whether the
 /// report covers the whole journal.
 pub fn from_journal(
+    path: &std::path::Path,
+    library: Option<&crate::runbook::library::Library>,
+) -> std::io::Result<(Report, crate::journal::VerifyReport)> {
+    let (mut report, verified) = from_journal_alone(path, library)?;
+    // Part of a failure plan: the other parts, on one clock and one timeline.
+    report.incident = incident::parts_for(path, library, &report);
+    Ok((report, verified))
+}
+
+/// [`from_journal`] without the other parts of its incident.
+fn from_journal_alone(
     path: &std::path::Path,
     library: Option<&crate::runbook::library::Library>,
 ) -> std::io::Result<(Report, crate::journal::VerifyReport)> {

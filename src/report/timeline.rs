@@ -176,6 +176,8 @@ pub struct Report {
     pub resumes: Vec<(DateTime<Utc>, String, Vec<String>)>,
     /// The drill scenario's group was simulated (evidence dates are the simulator's).
     pub simulated: bool,
+    /// The other parts of the failure plan's incident, with this one (empty when alone).
+    pub incident: Vec<super::incident::IncidentPart>,
     /// Journal verification summary and final chain hash.
     pub journal_status: String,
     pub final_hash: String,

@@ -673,15 +673,11 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
             form,
             plan,
         } => {
-            // A later part of the plan whose earlier part ran here: the same incident.
-            let same_incident = plan.as_ref().is_some_and(|p| {
-                p.part > 0
-                    && app
-                        .plan
-                        .as_ref()
-                        .is_some_and(|q| q.plan.id == p.plan.id && q.part < p.part)
-                    && app.declared_at.is_some()
-            });
+            // A later part of the plan whose earlier part ran here or is journaled: the same
+            // incident.
+            let same_incident = plan
+                .as_ref()
+                .is_some_and(|p| crate::app::session::incident_for(app, p).is_some());
             let (what, intro) = match kind {
                 StartKind::Runbook if same_incident => (
                     "Runbook: ",

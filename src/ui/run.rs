@@ -267,6 +267,21 @@ fn detail_pane(app: &App, area: Rect, buf: &mut Buffer) {
         state.push(Span::styled(format!(" · attempt {}", row.attempts), t.dim));
     }
     lines.push(Line::from(state));
+    // Time guidance, once this group has history for the runbook (from where, or none).
+    if row.mark != StepMark::NotApplicable
+        && crate::estimate::has_runbook(&app.step_history, &app.environment, &run.runbook.id)
+    {
+        let e = crate::estimate::for_step(
+            &app.step_history,
+            &app.environment,
+            &run.runbook.id,
+            &row.id,
+        );
+        lines.push(Line::from(Span::styled(
+            format!("Time: {}", crate::estimate::describe(e.as_ref())),
+            t.dim,
+        )));
+    }
     if let Some(n) = row.note.as_ref().filter(|_| row.mark != StepMark::Failed) {
         lines.push(Line::from(vec![
             Span::styled("Note: ", t.dim),

@@ -94,23 +94,41 @@ pub fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
     // operator (named in the journal anyway), then a clipped environment name, so the clock
     // against the RTO, rightmost, is the last thing cut.
     let w = usize::from(area.width);
+    // The projected finish (only with time history) goes first when space runs out.
     let line = [
-        (Compact::None, true),
-        (Compact::Short, true),
-        (Compact::Tiny, true),
-        (Compact::Tiny, false),
+        (Compact::None, true, Finish::Full),
+        (Compact::Short, true, Finish::Full),
+        (Compact::Tiny, true, Finish::Short),
+        (Compact::None, true, Finish::No),
+        (Compact::Short, true, Finish::No),
+        (Compact::Tiny, true, Finish::No),
+        (Compact::Tiny, false, Finish::No),
     ]
     .into_iter()
-    .map(|(c, operator)| status_spans(app, c, operator, usize::MAX))
+    .map(|(c, operator, finish)| status_spans(app, c, operator, finish, usize::MAX))
     .find(|l| l.width() <= w)
     .unwrap_or_else(|| {
-        let over = status_spans(app, Compact::Tiny, false, usize::MAX)
+        let over = status_spans(app, Compact::Tiny, false, Finish::No, usize::MAX)
             .width()
             .saturating_sub(w);
         let env = width(&app.environment);
-        status_spans(app, Compact::Tiny, false, env.saturating_sub(over).max(8))
+        status_spans(
+            app,
+            Compact::Tiny,
+            false,
+            Finish::No,
+            env.saturating_sub(over).max(8),
+        )
     });
     buf.set_line(area.x, area.y, &line, area.width);
+}
+
+/// Whether the status bar shows the projected finish (only with time history), and how.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    No,
+    Short,
+    Full,
 }
 
 /// How much the status bar is shortened.
@@ -123,7 +141,13 @@ enum Compact {
     Tiny,
 }
 
-fn status_spans(app: &App, compact: Compact, operator: bool, env_max: usize) -> Line<'static> {
+fn status_spans(
+    app: &App,
+    compact: Compact,
+    operator: bool,
+    finish: Finish,
+    env_max: usize,
+) -> Line<'static> {
     let t = &app.theme;
     let short = compact != Compact::None;
     let tiny = compact == Compact::Tiny;
@@ -187,7 +211,38 @@ fn status_spans(app: &App, compact: Compact, operator: bool, env_max: usize) -> 
         };
         spans.push(Span::styled(txt, st));
     }
+    // The projected finish against the RTO, where the bar is wide enough.
+    if let Some(p) = (finish != Finish::No)
+        .then(|| projection(app, finish == Finish::Short))
+        .flatten()
+    {
+        spans.push(Span::styled("│ ", t.border));
+        spans.push(Span::styled(format!("{p} "), t.dim));
+    }
     Line::from(spans)
+}
+
+/// The run's projected finish from its open steps' estimates (`None` without any).
+fn projection(app: &App, short: bool) -> Option<String> {
+    let run = app.run.as_ref()?;
+    if app.session.as_ref().is_some_and(|s| s.engine.is_over()) {
+        return None;
+    }
+    let open: Vec<Option<crate::estimate::Estimate>> = run
+        .steps
+        .iter()
+        .filter(|s| !s.mark.is_settled())
+        .map(|s| {
+            crate::estimate::for_step(&app.step_history, &app.environment, &run.runbook.id, &s.id)
+        })
+        .collect();
+    let deadline = app.declared_at.zip(app.rto).map(|(d, r)| d + r);
+    let rest = crate::estimate::remaining(open.iter().map(Option::as_ref));
+    if short {
+        crate::estimate::projection_short(app.now, rest, deadline)
+    } else {
+        crate::estimate::projection(app.now, rest, deadline)
+    }
 }
 
 /// Notices float at the bottom right, newest lowest: on the run screen inside the output
