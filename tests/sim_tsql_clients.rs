@@ -298,3 +298,30 @@ async fn errors_carry_their_line_and_raiserror_substitutes() {
         "{r:?}"
     );
 }
+
+/// Binary literals are bytes (an odd digit count padded on the left, as SQL Server does),
+/// datetime2(7) keeps seven decimals, and a CAST to a MAX type stays a MAX column.
+#[tokio::test]
+async fn binary_literals_datetime2_and_max_types() {
+    let rs = rows(
+        "SELECT 0x0A0B AS b, 0xABC AS odd, CAST('2024-01-02 03:04:05.1234567' AS datetime2(7)) AS t, \
+         CAST(N'x' AS nvarchar(max)) AS m",
+    )
+    .await;
+    let row: Vec<Value> = (0..4)
+        .map(|i| {
+            rs.rows
+                .first()
+                .and_then(|r| r.get(i))
+                .map(|v| v.to_value())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(row[0], Value::Binary(vec![0x0a, 0x0b]));
+    assert_eq!(row[1], Value::Binary(vec![0x0a, 0xbc]));
+    assert_eq!(
+        row[2],
+        Value::DateTime("2024-01-02 03:04:05.1234567".into())
+    );
+    assert_eq!(rs.columns[3].type_name, "nvarchar(max)");
+}

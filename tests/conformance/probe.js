@@ -190,6 +190,16 @@ const probes = {
     } catch (x) { e = x; }
     assert(e && e.message === 'db msdb has 7 rows,    ab|4  |4294967295', e && e.message);
   },
+  async datetime2_keeps_its_precision(c) {
+    // tedious: a Date (ms) plus nanosecondsDelta (the rest, in seconds).
+    const v = (await query(c, "SELECT CAST('2024-01-02 03:04:05.1234567' AS datetime2(7))"))[0][0][0];
+    const ns = Math.round((v.getUTCMilliseconds() / 1000 + v.nanosecondsDelta) * 1e7);
+    assert(v.getUTCSeconds() === 5 && ns === 1234567, `${v.toISOString()} + ${v.nanosecondsDelta}`);
+  },
+  async binary_literal(c) {
+    const v = (await query(c, 'SELECT 0x0A0BFF'))[0][0][0];
+    assert(Buffer.isBuffer(v) && v.toString('hex') === '0a0bff', String(v));
+  },
   async top_without_parentheses(c) {
     assert((await query(c, 'SELECT TOP 2 name FROM sys.databases'))[0].length === 2, 'TOP 2');
   },

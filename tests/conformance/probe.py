@@ -218,6 +218,16 @@ def probe_raiserror_arguments(conn):
         raise AssertionError("RAISERROR severity 16 raised nothing")
 
 
+def probe_datetime2_keeps_its_precision(conn):
+    # datetime2(7) keeps 100 ns; Python's datetime shows the first six of the seven digits.
+    v = scalar(conn, "SELECT CAST('2024-01-02 03:04:05.1234567' AS datetime2(7))")
+    assert (v.second, v.microsecond) == (5, 123456), v
+
+
+def probe_binary_literal(conn):
+    assert bytes(scalar(conn, "SELECT 0x0A0BFF")) == b"\x0a\x0b\xff"
+
+
 if CLIENT == "python-tds":
     # The DB-API exposes the ERROR token's line and server only in python-tds.
     def probe_error_line_and_server(conn):

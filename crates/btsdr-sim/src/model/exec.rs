@@ -1979,7 +1979,18 @@ fn col_type(e: &Expr, cols: &[(String, String)], types: &[String]) -> Option<Str
             })?;
             types.get(i).cloned()
         }
-        Expr::Cast(_, ty) => Some(base_type(ty)),
+        Expr::Cast(_, ty) => {
+            let base = base_type(ty);
+            // A MAX type stays one on the wire (PLP), whatever the length of the value.
+            let max = ty.to_ascii_lowercase().replace(' ', "").ends_with("(max)");
+            Some(
+                if max && matches!(base.as_str(), "nvarchar" | "varchar" | "varbinary") {
+                    format!("{base}(max)")
+                } else {
+                    base
+                },
+            )
+        }
         _ => None,
     }
 }
@@ -2067,6 +2078,8 @@ pub fn cast(v: Value, ty: &str) -> R<Value> {
             Some(t) => {
                 if base == "date" {
                     Value::DateTime(t.format("%Y-%m-%d").to_string())
+                } else if base == "datetime2" {
+                    dt7(t)
                 } else {
                     dt(t)
                 }
@@ -2307,6 +2320,13 @@ pub fn to_result_set(t: Table) -> ResultSet {
     }
 }
 
+/// A datetime2(7): seven decimals (100 ns), as SQL Server shows it.
+fn dt7(t: chrono::NaiveDateTime) -> Value {
+    let mut s = t.format("%Y-%m-%d %H:%M:%S%.9f").to_string();
+    s.truncate(s.len().saturating_sub(2));
+    Value::DateTime(s)
+}
+
 fn conform(v: Value, ty: &str) -> Value {
     if v.is_null() {
         return v;
@@ -2326,9 +2346,13 @@ fn conform(v: Value, ty: &str) -> Value {
             other => truth(&other).map_or(Value::Null, Value::Bool),
         },
         "float" => v.as_f64().map_or(Value::Null, Value::Float),
-        "datetime" | "datetime2" | "date" => match &v {
+        "datetime" | "date" => match &v {
             Value::DateTime(_) => v,
             other => as_dt(other).map_or(Value::Null, dt),
+        },
+        "datetime2" => match &v {
+            Value::DateTime(_) => v,
+            other => as_dt(other).map_or(Value::Null, dt7),
         },
         "decimal" => Value::Decimal(v.to_string()),
         "uniqueidentifier" => Value::Guid(v.to_string()),

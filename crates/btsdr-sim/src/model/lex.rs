@@ -185,6 +185,14 @@ pub fn lex_lines(src: &str) -> Result<(Vec<Tok>, Vec<u32>), String> {
             }
             let name: String = chars[start + 1..i].iter().collect();
             out.push(Tok::Var(name));
+        } else if c == '0' && matches!(chars.get(i + 1), Some('x' | 'X')) {
+            // A binary literal, 0x0A0B (0x alone is an empty one): Num keeps the `0x`.
+            let start = i;
+            i += 2;
+            while i < n && chars[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            out.push(Tok::Num(chars[start..i].iter().collect()));
         } else if c.is_ascii_digit()
             || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
         {

@@ -1459,6 +1459,16 @@ impl<'a> Parser<'a> {
         match t {
             Tok::Num(n) => {
                 self.pos += 1;
+                if let Some(hex) = n.strip_prefix("0x").or_else(|| n.strip_prefix("0X")) {
+                    // SQL Server pads an odd number of digits on the left: 0xABC is 0x0ABC.
+                    let padded = format!("{}{hex}", if hex.len() % 2 == 1 { "0" } else { "" });
+                    let bytes = (0..padded.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16))
+                        .collect::<Result<Vec<u8>, _>>()
+                        .map_err(|_| format!("Incorrect syntax near '{n}'."))?;
+                    return Ok(Expr::Lit(Value::Binary(bytes)));
+                }
                 if n.contains('.') {
                     Ok(Expr::Lit(Value::Float(
                         n.parse().map_err(|_| format!("bad number {n}"))?,
