@@ -200,6 +200,23 @@ const probes = {
     const v = (await query(c, 'SELECT 0x0A0BFF'))[0][0][0];
     assert(Buffer.isBuffer(v) && v.toString('hex') === '0a0bff', String(v));
   },
+  async serverproperty_is_sql_variant(c) {
+    let types = null;
+    const rows = await new Promise((resolve, reject) => {
+      const seen = [];
+      const r = new Request("SELECT SERVERPROPERTY('ProductVersion'), SERVERPROPERTY('EngineEdition')",
+        (err) => (err ? reject(err) : resolve(seen)));
+      r.on('columnMetadata', (m) => { types = m.map((x) => x.type.name); });
+      r.on('row', (x) => seen.push(x.map((y) => y.value)));
+      c.execSqlBatch(r);
+    });
+    assert(JSON.stringify(types) === '["Variant","Variant"]', JSON.stringify(types));
+    assert(String(rows[0][0]).startsWith('15.') && Number(rows[0][1]) === 3, JSON.stringify(rows));
+  },
+  async dm_os_host_info(c) {
+    const row = (await query(c, 'SELECT host_platform, host_release FROM sys.dm_os_host_info'))[0][0];
+    assert(JSON.stringify(row) === '["Windows","10.0"]', JSON.stringify(row));
+  },
   async top_without_parentheses(c) {
     assert((await query(c, 'SELECT TOP 2 name FROM sys.databases'))[0].length === 2, 'TOP 2');
   },

@@ -228,6 +228,25 @@ def probe_binary_literal(conn):
     assert bytes(scalar(conn, "SELECT 0x0A0BFF")) == b"\x0a\x0b\xff"
 
 
+def probe_dm_os_host_info(conn):
+    # What SSMS and sqlcmd ask at connect (SQL Server 2017+).
+    cur = conn.cursor()
+    cur.execute("SELECT host_platform, host_release FROM sys.dm_os_host_info")
+    assert tuple(cur.fetchone()) == ("Windows", "10.0")
+
+
+if CLIENT != "pyodbc-freetds":
+    # FreeTDS's ODBC driver refuses sql_variant columns (HY091 from SQLColAttribute); whether it
+    # does so against SQL Server too is not known here, so it is not probed.
+    def probe_serverproperty_is_sql_variant(conn):
+        cur = conn.cursor()
+        cur.execute("SELECT SERVERPROPERTY('ProductVersion'), SERVERPROPERTY('EngineEdition')")
+        version, edition = cur.fetchone()
+        assert version.startswith("15.") and int(edition) == 3, (version, edition)
+        if CLIENT == "python-tds":
+            assert [d[1] for d in cur.description] == [98, 98], cur.description  # SQLVARIANT
+
+
 if CLIENT == "python-tds":
     # The DB-API exposes the ERROR token's line and server only in python-tds.
     def probe_error_line_and_server(conn):

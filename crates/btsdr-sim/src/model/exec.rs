@@ -1991,6 +1991,11 @@ fn col_type(e: &Expr, cols: &[(String, String)], types: &[String]) -> Option<Str
                 },
             )
         }
+        // SERVERPROPERTY returns sql_variant
+        // (learn.microsoft.com/sql/t-sql/functions/serverproperty-transact-sql).
+        Expr::Func { name, .. } if name.eq_ignore_ascii_case("serverproperty") => {
+            Some("sql_variant".into())
+        }
         _ => None,
     }
 }

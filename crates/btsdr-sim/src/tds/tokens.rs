@@ -362,14 +362,25 @@ enum ColType {
     Int(u8),
     Bit,
     Float,
-    Decimal { precision: u8, scale: u8 },
-    NVarChar { max: bool },
-    VarChar { max: bool },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
+    NVarChar {
+        max: bool,
+    },
+    VarChar {
+        max: bool,
+    },
     DateTime,
     DateTime2,
     Date,
     Guid,
-    VarBinary { max: bool },
+    VarBinary {
+        max: bool,
+    },
+    /// sql_variant (SERVERPROPERTY): an int or an nvarchar inside (MS-TDS 2.2.5.5.4).
+    Variant,
 }
 
 impl ColType {
@@ -424,6 +435,7 @@ impl ColType {
             "datetime2" => ColType::DateTime2,
             "date" => ColType::Date,
             "uniqueidentifier" => ColType::Guid,
+            "sql_variant" => ColType::Variant,
             "varbinary" | "binary" | "image" => {
                 let long = values
                     .clone()
@@ -465,6 +477,10 @@ impl ColType {
                 t.0.push(0xA5);
                 t.u16(if max { 0xFFFF } else { 8000 });
             }
+            ColType::Variant => {
+                t.0.push(0x62);
+                t.u32(8016);
+            }
         }
     }
 
@@ -485,6 +501,7 @@ impl ColType {
                 ColType::NVarChar { .. } | ColType::VarChar { .. } | ColType::VarBinary { .. } => {
                     t.u16(0xFFFF)
                 }
+                ColType::Variant => t.u32(0),
                 _ => t.0.push(0),
             }
             return Ok(());
@@ -518,6 +535,7 @@ impl ColType {
                 .flat_map(u16::to_le_bytes)
                 .collect(),
             ColType::VarChar { .. } => cp1252_encode(&v.to_string()),
+            ColType::Variant => variant_bytes(v),
             ColType::DateTime => {
                 let dt = parse_datetime(v)?;
                 let days = (dt.date() - base_date(1900)).num_days();
@@ -565,6 +583,10 @@ impl ColType {
                 t.u16(bytes.len() as u16);
                 t.0.extend(bytes);
             }
+            ColType::Variant => {
+                t.u32(bytes.len() as u32);
+                t.0.extend(bytes);
+            }
             ColType::Int(_)
             | ColType::Bit
             | ColType::Float
@@ -578,6 +600,25 @@ impl ColType {
             }
         }
         Ok(())
+    }
+}
+
+/// A sql_variant's base type, property bytes, properties and value: INT4 has no
+/// properties; NVARCHAR has its collation and maximum length.
+fn variant_bytes(v: ValueRef<'_>) -> Vec<u8> {
+    match v {
+        ValueRef::Int(i) if i32::try_from(i).is_ok() => {
+            [&[0x38, 0][..], &(i as i32).to_le_bytes()].concat()
+        }
+        other => {
+            let text: Vec<u8> = other
+                .to_string()
+                .encode_utf16()
+                .take(4000)
+                .flat_map(u16::to_le_bytes)
+                .collect();
+            [&[0xE7, 7][..], &COLLATION, &8000u16.to_le_bytes(), &text].concat()
+        }
     }
 }
 
@@ -879,6 +920,24 @@ mod tests {
             b.windows(name.len()).any(|w| w == name),
             "server name in INFO"
         );
+    }
+
+    #[test]
+    fn sql_variant_carries_its_base_type() {
+        let mut t = Tokens::default();
+        t.result_set(&rs("sql_variant", vec![Value::Int(3)]))
+            .unwrap();
+        let row = t.0.iter().rposition(|b| *b == 0xD1).unwrap();
+        // total length 6, INT4 with no properties, then the value
+        assert_eq!(&t.0[row + 1..], &[6, 0, 0, 0, 0x38, 0, 3, 0, 0, 0]);
+        let mut t = Tokens::default();
+        t.result_set(&rs("sql_variant", vec![Value::Text("ab".into())]))
+            .unwrap();
+        let row = t.0.iter().rposition(|b| *b == 0xD1).unwrap();
+        let mut want = vec![13, 0, 0, 0, 0xE7, 7];
+        want.extend_from_slice(&COLLATION);
+        want.extend_from_slice(&[0x40, 0x1F, b'a', 0, b'b', 0]);
+        assert_eq!(&t.0[row + 1..], &want[..]);
     }
 
     #[test]
