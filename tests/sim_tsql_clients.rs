@@ -227,3 +227,101 @@ async fn sp_executesql_as_text_takes_declared_parameters() {
     let wrong = "EXEC sp_executesql N'SELECT 1', N'@a int', @zz = 1";
     assert_eq!(error_number(&on(&b, 60, wrong).await), Some(8145));
 }
+
+/// SET NOCOUNT marks where DONE counts stop (the TDS server clears DONE_COUNT from there and
+/// remembers it for the session); SET FMTONLY lasts for the session: columns without rows.
+#[tokio::test]
+async fn nocount_and_fmtonly_last_for_the_session() {
+    let b = backend();
+    let mut s = Session {
+        spid: 61,
+        login: "btsdr".into(),
+        database: "master".into(),
+    };
+    let mut run = async |sql: &str| {
+        let req = Request {
+            sql: sql.into(),
+            params: Vec::new(),
+        };
+        b.run(&mut s, req).await
+    };
+    let r = run("SET NOCOUNT ON").await;
+    assert!(r.contains(&Reply::Counts(false)), "{r:?}");
+    let r = run("SET FMTONLY ON; SELECT name, database_id FROM sys.databases").await;
+    let Some(Reply::Rows(rs)) = r.iter().find(|r| matches!(r, Reply::Rows(_))) else {
+        panic!("no result set: {r:?}");
+    };
+    assert_eq!(rs.columns.len(), 2);
+    assert_eq!(rs.rows.len(), 0, "FMTONLY ON sends no rows");
+    let r = run("SET FMTONLY OFF; SET NOCOUNT OFF; SELECT name FROM sys.databases").await;
+    assert!(r.contains(&Reply::Counts(true)), "{r:?}");
+    let Some(Reply::Rows(rs)) = r.iter().find(|r| matches!(r, Reply::Rows(_))) else {
+        panic!("no result set: {r:?}");
+    };
+    assert!(rs.rows.len() > 3, "rows again after FMTONLY OFF");
+}
+
+/// Errors carry the line of their statement in the batch (SQL Server counts from 1), a
+/// syntax error the line it is on, and RAISERROR substitutes its arguments.
+#[tokio::test]
+async fn errors_carry_their_line_and_raiserror_substitutes() {
+    let b = backend();
+    let line = |r: &[Reply]| {
+        r.iter()
+            .find_map(|r| match r {
+                Reply::Error { line, .. } => Some(*line),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no error in {r:?}"))
+    };
+    let r = on(
+        &b,
+        62,
+        "SELECT 1\n\n-- a comment\nSELECT * FROM dbo.no_such_table",
+    )
+    .await;
+    assert_eq!(line(&r), 4, "{r:?}");
+    let r = on(&b, 62, "SELECT 1\nSELECT 2\nSELECT FROM WHERE").await;
+    assert_eq!(line(&r), 3, "{r:?}");
+    let r = on(
+        &b,
+        62,
+        "SELECT 1\nRAISERROR('db %s: %d of %5.2s|%-4i|%u', 16, 2, N'msdb', 7, 'abc', 3, -1)",
+    )
+    .await;
+    assert_eq!(line(&r), 2);
+    assert!(
+        r.iter().any(
+            |x| matches!(x, Reply::Error { message, number: 50000, severity: 16, state: 2, .. }
+            if message == "db msdb: 7 of    ab|3   |4294967295")
+        ),
+        "{r:?}"
+    );
+}
+
+/// Binary literals are bytes (an odd digit count padded on the left, as SQL Server does),
+/// datetime2(7) keeps seven decimals, and a CAST to a MAX type stays a MAX column.
+#[tokio::test]
+async fn binary_literals_datetime2_and_max_types() {
+    let rs = rows(
+        "SELECT 0x0A0B AS b, 0xABC AS odd, CAST('2024-01-02 03:04:05.1234567' AS datetime2(7)) AS t, \
+         CAST(N'x' AS nvarchar(max)) AS m",
+    )
+    .await;
+    let row: Vec<Value> = (0..4)
+        .map(|i| {
+            rs.rows
+                .first()
+                .and_then(|r| r.get(i))
+                .map(|v| v.to_value())
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(row[0], Value::Binary(vec![0x0a, 0x0b]));
+    assert_eq!(row[1], Value::Binary(vec![0x0a, 0xbc]));
+    assert_eq!(
+        row[2],
+        Value::DateTime("2024-01-02 03:04:05.1234567".into())
+    );
+    assert_eq!(rs.columns[3].type_name, "nvarchar(max)");
+}

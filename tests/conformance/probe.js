@@ -144,6 +144,79 @@ const probes = {
     try { await query(c, 'COMMIT'); } catch (e) { code = e.number; }
     assert(code === 3902, `COMMIT without BEGIN: ${code}`);
   },
+  async nocount(c) {
+    // SET NOCOUNT ON: DONE tokens without DONE_COUNT, so tedious reports no row count.
+    const counts = (sql) => new Promise((resolve, reject) => {
+      const seen = [];
+      const r = new Request(sql, (err) => (err ? reject(err) : resolve(seen)));
+      r.on('doneInProc', (n) => seen.push(n));
+      r.on('done', (n) => seen.push(n));
+      c.execSqlBatch(r);
+    });
+    const insert = 'DECLARE @t TABLE (a int); INSERT INTO @t VALUES (1), (2)';
+    const off = await counts(`SET NOCOUNT OFF; ${insert}`);
+    assert(off.includes(2), `counts with NOCOUNT OFF: ${JSON.stringify(off)}`);
+    const on = await counts(`SET NOCOUNT ON; ${insert}`);
+    assert(on.every((n) => n === undefined), `counts with NOCOUNT ON: ${JSON.stringify(on)}`);
+    await query(c, 'SET NOCOUNT OFF');
+  },
+  async fmtonly(c) {
+    await query(c, 'SET FMTONLY ON');
+    let cols = null;
+    const rows = await new Promise((resolve, reject) => {
+      const seen = [];
+      const r = new Request('SELECT name, database_id FROM sys.databases',
+        (err) => (err ? reject(err) : resolve(seen)));
+      r.on('columnMetadata', (m) => { cols = m.map((x) => x.colName); });
+      r.on('row', (x) => seen.push(x));
+      c.execSqlBatch(r);
+    });
+    await query(c, 'SET FMTONLY OFF');
+    assert(JSON.stringify(cols) === '["name","database_id"]', JSON.stringify(cols));
+    assert(rows.length === 0, `${rows.length} rows with FMTONLY ON`);
+  },
+  async error_line_and_server(c) {
+    const server = (await query(c, 'SELECT @@SERVERNAME'))[0][0][0];
+    let e = null;
+    try { await query(c, 'SELECT 1\n\n-- three\nSELECT * FROM dbo.no_such_table_xyz'); } catch (x) { e = x; }
+    assert(e, 'no error for a missing table');
+    assert(e.lineNumber === 4 && e.serverName === server && e.number === 208,
+      `line ${e.lineNumber}, server ${e.serverName} (expected ${server}), number ${e.number}`);
+  },
+  async raiserror_arguments(c) {
+    let e = null;
+    try {
+      await query(c, "RAISERROR('db %s has %d rows, %5.2s|%-3i|%u', 16, 1, N'msdb', 7, 'abc', 4, -1)");
+    } catch (x) { e = x; }
+    assert(e && e.message === 'db msdb has 7 rows,    ab|4  |4294967295', e && e.message);
+  },
+  async datetime2_keeps_its_precision(c) {
+    // tedious: a Date (ms) plus nanosecondsDelta (the rest, in seconds).
+    const v = (await query(c, "SELECT CAST('2024-01-02 03:04:05.1234567' AS datetime2(7))"))[0][0][0];
+    const ns = Math.round((v.getUTCMilliseconds() / 1000 + v.nanosecondsDelta) * 1e7);
+    assert(v.getUTCSeconds() === 5 && ns === 1234567, `${v.toISOString()} + ${v.nanosecondsDelta}`);
+  },
+  async binary_literal(c) {
+    const v = (await query(c, 'SELECT 0x0A0BFF'))[0][0][0];
+    assert(Buffer.isBuffer(v) && v.toString('hex') === '0a0bff', String(v));
+  },
+  async serverproperty_is_sql_variant(c) {
+    let types = null;
+    const rows = await new Promise((resolve, reject) => {
+      const seen = [];
+      const r = new Request("SELECT SERVERPROPERTY('ProductVersion'), SERVERPROPERTY('EngineEdition')",
+        (err) => (err ? reject(err) : resolve(seen)));
+      r.on('columnMetadata', (m) => { types = m.map((x) => x.type.name); });
+      r.on('row', (x) => seen.push(x.map((y) => y.value)));
+      c.execSqlBatch(r);
+    });
+    assert(JSON.stringify(types) === '["Variant","Variant"]', JSON.stringify(types));
+    assert(String(rows[0][0]).startsWith('15.') && Number(rows[0][1]) === 3, JSON.stringify(rows));
+  },
+  async dm_os_host_info(c) {
+    const row = (await query(c, 'SELECT host_platform, host_release FROM sys.dm_os_host_info'))[0][0];
+    assert(JSON.stringify(row) === '["Windows","10.0"]', JSON.stringify(row));
+  },
   async top_without_parentheses(c) {
     assert((await query(c, 'SELECT TOP 2 name FROM sys.databases'))[0].length === 2, 'TOP 2');
   },

@@ -184,6 +184,83 @@ def probe_missing_database_is_4060(_conn):
         raise AssertionError("logged in to a database that does not exist")
 
 
+def probe_nocount(conn):
+    # SET NOCOUNT ON: DONE tokens without a count, so the driver knows no row count (-1).
+    cur = conn.cursor()
+    cur.execute("SET NOCOUNT OFF; DECLARE @t TABLE (a int); INSERT INTO @t VALUES (1), (2)")
+    assert cur.rowcount == 2, cur.rowcount
+    cur = conn.cursor()
+    cur.execute("SET NOCOUNT ON; DECLARE @t TABLE (a int); INSERT INTO @t VALUES (1), (2)")
+    # No count: -1, or 0 where pyodbc maps FreeTDS's SQL_NO_DATA to 0.
+    assert cur.rowcount in (-1, 0), cur.rowcount
+    conn.cursor().execute("SET NOCOUNT OFF")
+
+
+def probe_fmtonly(conn):
+    # SET FMTONLY ON: the result set's columns, no rows (what `freebcp queryout` asks first).
+    conn.cursor().execute("SET FMTONLY ON")
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT name, database_id FROM sys.databases")
+        assert [d[0] for d in cur.description] == ["name", "database_id"], cur.description
+        assert cur.fetchall() == []
+    finally:
+        conn.cursor().execute("SET FMTONLY OFF")
+    assert scalar(conn, "SELECT COUNT(*) FROM sys.databases") > 3
+
+
+def probe_raiserror_arguments(conn):
+    try:
+        conn.cursor().execute("RAISERROR('db %s has %d rows, %5.2s|%-3i|%u', 16, 1, N'msdb', 7, 'abc', 4, -1)")
+    except Exception as e:
+        assert "db msdb has 7 rows,    ab|4  |4294967295" in str(e), e
+    else:
+        raise AssertionError("RAISERROR severity 16 raised nothing")
+
+
+def probe_datetime2_keeps_its_precision(conn):
+    # datetime2(7) keeps 100 ns; Python's datetime shows the first six of the seven digits.
+    v = scalar(conn, "SELECT CAST('2024-01-02 03:04:05.1234567' AS datetime2(7))")
+    assert (v.second, v.microsecond) == (5, 123456), v
+
+
+def probe_binary_literal(conn):
+    assert bytes(scalar(conn, "SELECT 0x0A0BFF")) == b"\x0a\x0b\xff"
+
+
+def probe_dm_os_host_info(conn):
+    # What SSMS and sqlcmd ask at connect (SQL Server 2017+).
+    cur = conn.cursor()
+    cur.execute("SELECT host_platform, host_release FROM sys.dm_os_host_info")
+    assert tuple(cur.fetchone()) == ("Windows", "10.0")
+
+
+if CLIENT != "pyodbc-freetds":
+    # FreeTDS's ODBC driver refuses sql_variant columns (HY091 from SQLColAttribute); whether it
+    # does so against SQL Server too is not known here, so it is not probed.
+    def probe_serverproperty_is_sql_variant(conn):
+        cur = conn.cursor()
+        cur.execute("SELECT SERVERPROPERTY('ProductVersion'), SERVERPROPERTY('EngineEdition')")
+        version, edition = cur.fetchone()
+        assert version.startswith("15.") and int(edition) == 3, (version, edition)
+        if CLIENT == "python-tds":
+            assert [d[1] for d in cur.description] == [98, 98], cur.description  # SQLVARIANT
+
+
+if CLIENT == "python-tds":
+    # The DB-API exposes the ERROR token's line and server only in python-tds.
+    def probe_error_line_and_server(conn):
+        import pytds
+
+        server = scalar(conn, "SELECT @@SERVERNAME")
+        try:
+            conn.cursor().execute("DECLARE @x int\n\n-- three\nSELECT * FROM dbo.no_such_table_xyz")
+        except pytds.Error as e:
+            assert (e.line, e.srvname, e.number) == (4, server, 208), (e.line, e.srvname, e.number)
+        else:
+            raise AssertionError("no error for a missing table")
+
+
 PROBES = [(n[len("probe_"):], f) for n, f in sorted(globals().items()) if n.startswith("probe_")]
 
 

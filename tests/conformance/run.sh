@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Foreign-client conformance suite: `btsdr sim` probed over TLS (certificate validated) by
 # clients nobody here wrote. Installs them into target/conformance/ (PyPI, npm) unless present;
-# the Debian packages (freetds-bin, tdsodbc, unixodbc) come from .ci/run.
+# the Debian packages (freetds-bin: freebcp; tdsodbc, unixodbc) come from .ci/run.
 # usage: tests/conformance/run.sh [path/to/btsdr]   (default: target/debug/btsdr)
 # Prints each probe and `CLIENT: N/M passed`; exits 1 on any failure.
 set -euo pipefail
@@ -58,6 +58,7 @@ run pyodbc-freetds "$py" tests/conformance/probe.py pyodbc-freetds 127.0.0.1 "$p
 # ODBC Driver 18 validates against OpenSSL's default store: point it at the simulator's CA.
 run mssql-python env SSL_CERT_FILE="$ca" "$py" tests/conformance/probe.py mssql-python 127.0.0.1 "$port" "$user" "$pass" "$ca" "$wrong"
 run tedious env NODE_PATH="$work/node_modules" node tests/conformance/probe.js 127.0.0.1 "$port" "$user" "$pass" "$ca" "$wrong"
+run freebcp bash tests/conformance/probe_freebcp.sh 127.0.0.1 "$port" "$user" "$pass" "$ca"
 
 echo
 echo "conformance over TLS (certificate validated):"

@@ -35,6 +35,9 @@ pub enum Reply {
     Info { number: u32, message: String },
     /// Close the socket now, without a final DONE (a simulated network failure).
     Disconnect,
+    /// `SET NOCOUNT OFF` (true) / `ON` (false): whether the DONE tokens that follow carry
+    /// row counts (the DONE_COUNT bit).
+    Counts(bool),
 }
 
 /// Per-connection state the backend may read and change.
@@ -67,6 +70,11 @@ pub trait Backend: Send + Sync + 'static {
     /// `SERVERPROPERTY('ProductVersion')` (`major.minor.build...`), announced in LOGINACK.
     fn product_version(&self) -> String {
         "15.0.2000.5".to_string()
+    }
+
+    /// `@@SERVERNAME`, written as the server in ERROR and INFO tokens.
+    fn server_name(&self) -> String {
+        "BTSDR-SIM".to_string()
     }
 
     /// Whether a login may open `database` (else SQL Server's error 4060).

@@ -141,6 +141,8 @@ pub struct BatchState {
     pub noexec: bool,
     /// `SET PARSEONLY ON`: later statements are only parsed (until `SET PARSEONLY OFF`).
     pub parseonly: bool,
+    /// `SET FMTONLY ON`, carried across requests (per session) by `SimBackend`.
+    pub fmtonly: bool,
 }
 
 /// An open transaction: its nesting and the instance as it was at the outermost BEGIN.
@@ -413,7 +415,16 @@ impl<'g> Ctx<'g> {
                 }
                 self.b.vars.insert(key, v);
             }
-            Stmt::SetOption | Stmt::SetExecMode { .. } => {}
+            Stmt::SetExecMode { .. } => {}
+            Stmt::SetOption { options, on } => {
+                for o in options {
+                    match (o.as_str(), *on) {
+                        ("nocount", Some(on)) => self.b.out.push(Reply::Counts(!on)),
+                        ("fmtonly", Some(on)) => self.b.fmtonly = on,
+                        _ => {}
+                    }
+                }
+            }
             Stmt::Tran(op) => self.transaction(*op)?,
             Stmt::If(c, t, e) => {
                 let v = self.eval(c, &Scope::EMPTY)?;
@@ -466,8 +477,13 @@ impl<'g> Ctx<'g> {
                 e.state = st.clamp(0, 255) as u8;
                 return Err(Fail(vec![e]));
             }
-            Stmt::Raiserror(m, sev, st) => {
+            Stmt::Raiserror(m, sev, st, args) => {
                 let m = as_text(&self.eval(m, &Scope::EMPTY)?).unwrap_or_default();
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(self.eval(a, &Scope::EMPTY)?);
+                }
+                let m = raiserror_format(&m, &vals);
                 let sev = as_i64(&self.eval(sev, &Scope::EMPTY)?).unwrap_or(16);
                 let st = as_i64(&self.eval(st, &Scope::EMPTY)?).unwrap_or(1);
                 if sev <= 10 {
@@ -1984,7 +2000,23 @@ fn col_type(e: &Expr, cols: &[(String, String)], types: &[String]) -> Option<Str
             })?;
             types.get(i).cloned()
         }
-        Expr::Cast(_, ty) => Some(base_type(ty)),
+        Expr::Cast(_, ty) => {
+            let base = base_type(ty);
+            // A MAX type stays one on the wire (PLP), whatever the length of the value.
+            let max = ty.to_ascii_lowercase().replace(' ', "").ends_with("(max)");
+            Some(
+                if max && matches!(base.as_str(), "nvarchar" | "varchar" | "varbinary") {
+                    format!("{base}(max)")
+                } else {
+                    base
+                },
+            )
+        }
+        // SERVERPROPERTY returns sql_variant
+        // (learn.microsoft.com/sql/t-sql/functions/serverproperty-transact-sql).
+        Expr::Func { name, .. } if name.eq_ignore_ascii_case("serverproperty") => {
+            Some("sql_variant".into())
+        }
         _ => None,
     }
 }
@@ -2072,6 +2104,8 @@ pub fn cast(v: Value, ty: &str) -> R<Value> {
             Some(t) => {
                 if base == "date" {
                     Value::DateTime(t.format("%Y-%m-%d").to_string())
+                } else if base == "datetime2" {
+                    dt7(t)
                 } else {
                     dt(t)
                 }
@@ -2312,6 +2346,13 @@ pub fn to_result_set(t: Table) -> ResultSet {
     }
 }
 
+/// A datetime2(7): seven decimals (100 ns), as SQL Server shows it.
+fn dt7(t: chrono::NaiveDateTime) -> Value {
+    let mut s = t.format("%Y-%m-%d %H:%M:%S%.9f").to_string();
+    s.truncate(s.len().saturating_sub(2));
+    Value::DateTime(s)
+}
+
 fn conform(v: Value, ty: &str) -> Value {
     if v.is_null() {
         return v;
@@ -2331,12 +2372,185 @@ fn conform(v: Value, ty: &str) -> Value {
             other => truth(&other).map_or(Value::Null, Value::Bool),
         },
         "float" => v.as_f64().map_or(Value::Null, Value::Float),
-        "datetime" | "datetime2" | "date" => match &v {
+        "datetime" | "date" => match &v {
             Value::DateTime(_) => v,
             other => as_dt(other).map_or(Value::Null, dt),
+        },
+        "datetime2" => match &v {
+            Value::DateTime(_) => v,
+            other => as_dt(other).map_or(Value::Null, dt7),
         },
         "decimal" => Value::Decimal(v.to_string()),
         "uniqueidentifier" => Value::Guid(v.to_string()),
         _ => v,
+    }
+}
+
+/// RAISERROR's message substitution, as documented: `%[flag][width][.precision][h|l]type`
+/// with flags `- + 0 # space`, `*` for a width or precision taken from the arguments, types
+/// `d i` (signed), `u` (unsigned), `o x X` (octal, hex), `s` (string), and `%%` for `%`.
+/// A missing argument prints `(null)`, as SQL Server does.
+/// (learn.microsoft.com/sql/t-sql/language-elements/raiserror-transact-sql)
+pub fn raiserror_format(msg: &str, args: &[Value]) -> String {
+    let chars: Vec<char> = msg.chars().collect();
+    let mut out = String::new();
+    let mut next = args.iter();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '%' {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        if chars.get(i + 1) == Some(&'%') {
+            out.push('%');
+            i += 2;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        let (mut left, mut plus, mut zero, mut alt, mut space) =
+            (false, false, false, false, false);
+        while let Some(c) = chars.get(i) {
+            match c {
+                '-' => left = true,
+                '+' => plus = true,
+                '0' => zero = true,
+                '#' => alt = true,
+                ' ' => space = true,
+                _ => break,
+            }
+            i += 1;
+        }
+        let number = |i: &mut usize, next: &mut std::slice::Iter<'_, Value>| -> Option<usize> {
+            if chars.get(*i) == Some(&'*') {
+                *i += 1;
+                return next.next().and_then(as_i64).map(|n| n.max(0) as usize);
+            }
+            let from = *i;
+            while chars.get(*i).is_some_and(char::is_ascii_digit) {
+                *i += 1;
+            }
+            chars[from..*i].iter().collect::<String>().parse().ok()
+        };
+        let width = number(&mut i, &mut next).unwrap_or(0).min(4000);
+        let precision = if chars.get(i) == Some(&'.') {
+            i += 1;
+            Some(number(&mut i, &mut next).unwrap_or(0).min(4000))
+        } else {
+            None
+        };
+        if matches!(chars.get(i), Some('h' | 'l' | 'I')) {
+            i += 1;
+        }
+        let Some(&ty) = chars.get(i) else {
+            out.extend(&chars[start..]);
+            break;
+        };
+        i += 1;
+        let arg = next.next();
+        let body = match (ty, arg) {
+            (_, None | Some(Value::Null)) => "(null)".to_string(),
+            ('s', Some(v)) => {
+                let t = as_text(v).unwrap_or_default();
+                match precision {
+                    Some(p) => t.chars().take(p).collect(),
+                    None => t,
+                }
+            }
+            ('d' | 'i', Some(v)) => {
+                let n = as_i64(v).unwrap_or(0) as i32;
+                let sign = if n < 0 {
+                    "-"
+                } else if plus {
+                    "+"
+                } else if space {
+                    " "
+                } else {
+                    ""
+                };
+                let digits = n.unsigned_abs().to_string();
+                let digits = format!("{digits:0>w$}", w = precision.unwrap_or(0));
+                if zero && !left && precision.is_none() {
+                    let w = width.saturating_sub(sign.len());
+                    format!("{sign}{digits:0>w$}")
+                } else {
+                    format!("{sign}{digits}")
+                }
+            }
+            ('u' | 'o' | 'x' | 'X', Some(v)) => {
+                let n = as_i64(v).unwrap_or(0) as i32 as u32;
+                let digits = match ty {
+                    'u' => n.to_string(),
+                    'o' => format!("{n:o}"),
+                    'x' => format!("{n:x}"),
+                    _ => format!("{n:X}"),
+                };
+                let prefix = match (alt && n != 0, ty) {
+                    (true, 'o') => "0",
+                    (true, 'x') => "0x",
+                    (true, 'X') => "0X",
+                    _ => "",
+                };
+                let digits = format!("{digits:0>w$}", w = precision.unwrap_or(0));
+                if zero && !left && precision.is_none() {
+                    let w = width.saturating_sub(prefix.len());
+                    format!("{prefix}{digits:0>w$}")
+                } else {
+                    format!("{prefix}{digits}")
+                }
+            }
+            // Not a documented type: SQL Server prints the specification as written.
+            _ => chars[start..i].iter().collect(),
+        };
+        if left {
+            out.push_str(&format!("{body:<width$}"));
+        } else {
+            out.push_str(&format!("{body:>width$}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod raiserror_tests {
+    use super::*;
+
+    #[test]
+    fn substitutes_arguments_with_the_documented_printf_rules() {
+        let f = raiserror_format;
+        let t = |s: &str| Value::Text(s.into());
+        assert_eq!(
+            f("db %s has %d rows", &[t("BizTalkMgmtDb"), Value::Int(42)]),
+            "db BizTalkMgmtDb has 42 rows"
+        );
+        assert_eq!(
+            f(
+                "%i|%u|%x|%X|%o",
+                &[
+                    Value::Int(-5),
+                    Value::Int(-1),
+                    Value::Int(255),
+                    Value::Int(255),
+                    Value::Int(8)
+                ]
+            ),
+            "-5|4294967295|ff|FF|10"
+        );
+        assert_eq!(
+            f(
+                "[%5d][%-5d][%05d][%+d]",
+                &[Value::Int(7), Value::Int(7), Value::Int(-7), Value::Int(7)]
+            ),
+            "[    7][7    ][-0007][+7]"
+        );
+        assert_eq!(f("<<%7.3s>>", &[t("abcde")]), "<<    abc>>");
+        assert_eq!(
+            f("%*d|%#x", &[Value::Int(4), Value::Int(9), Value::Int(255)]),
+            "   9|0xff"
+        );
+        assert_eq!(f("100%% %s %d", &[t("done")]), "100% done (null)");
+        assert_eq!(f("%s", &[Value::Null]), "(null)");
+        assert_eq!(f("trailing %", &[]), "trailing %");
     }
 }

@@ -71,11 +71,25 @@ fn is_simple(s: &str) -> bool {
 
 /// Splits T-SQL text into tokens; comments are dropped. Errors name what is unterminated.
 pub fn lex(src: &str) -> Result<Vec<Tok>, String> {
+    lex_lines(src).map(|(t, _)| t)
+}
+
+/// `lex`, with the line (from 1) each token starts on.
+pub fn lex_lines(src: &str) -> Result<(Vec<Tok>, Vec<u32>), String> {
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
+    let mut lines: Vec<u32> = Vec::new();
+    let (mut line, mut counted, mut start) = (1u32, 0usize, 0usize);
     let mut i = 0;
     let n = chars.len();
     while i < n {
+        // The tokens the last step added started at `start`.
+        if lines.len() < out.len() {
+            line += chars[counted..start].iter().filter(|c| **c == '\n').count() as u32;
+            counted = start;
+            lines.resize(out.len(), line);
+        }
+        start = i;
         let c = chars[i];
         if c.is_whitespace() {
             i += 1;
@@ -171,6 +185,14 @@ pub fn lex(src: &str) -> Result<Vec<Tok>, String> {
             }
             let name: String = chars[start + 1..i].iter().collect();
             out.push(Tok::Var(name));
+        } else if c == '0' && matches!(chars.get(i + 1), Some('x' | 'X')) {
+            // A binary literal, 0x0A0B (0x alone is an empty one): Num keeps the `0x`.
+            let start = i;
+            i += 2;
+            while i < n && chars[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            out.push(Tok::Num(chars[start..i].iter().collect()));
         } else if c.is_ascii_digit()
             || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
         {
@@ -224,7 +246,11 @@ pub fn lex(src: &str) -> Result<Vec<Tok>, String> {
             }
         }
     }
-    Ok(out)
+    if lines.len() < out.len() {
+        line += chars[counted..start].iter().filter(|c| **c == '\n').count() as u32;
+        lines.resize(out.len(), line);
+    }
+    Ok((out, lines))
 }
 
 /// The shape of a token run: one space-separated, lower-case string for regex matching.
@@ -290,6 +316,9 @@ mod tests {
         );
         assert!(matches!(&t[9], Tok::Word { text, .. } if text == "a]; DROP DATABASE x"));
         assert!(lex("SELECT 'x").is_err());
+        let (t, lines) = lex_lines("SELECT 1\n-- two\n/* x\n*/ SELECT\n'a\nb', 2").unwrap();
+        assert_eq!(t.len(), lines.len());
+        assert_eq!(lines, [1, 1, 4, 5, 6, 6]);
         assert!(lex("SELECT [x").is_err());
     }
 }

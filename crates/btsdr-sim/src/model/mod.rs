@@ -62,6 +62,8 @@ pub struct SimBackend {
     open_transactions: Arc<Mutex<HashMap<u16, exec::Transaction>>>,
     /// Where requests are logged for a later replay (`sim::replay`), if anywhere.
     pub log: Option<SimLog>,
+    /// Sessions with `SET FMTONLY ON`.
+    fmtonly: Arc<Mutex<std::collections::HashSet<u16>>>,
 }
 
 /// Logs a request when it ends, however it ends: `dropped` stays set unless its long work
@@ -114,6 +116,7 @@ impl SimBackend {
             inst,
             open_transactions: Arc::default(),
             log: None,
+            fmtonly: Arc::default(),
         }
     }
 
@@ -122,6 +125,10 @@ impl SimBackend {
     pub fn with_log(mut self, log: SimLog) -> SimBackend {
         self.log = Some(log);
         self
+    }
+
+    fn lock_fmtonly(&self) -> MutexGuard<'_, std::collections::HashSet<u16>> {
+        self.fmtonly.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs a request to completion (the async part only waits for long RESTOREs).
@@ -172,7 +179,7 @@ impl SimBackend {
         request: Request,
         replay: Option<bool>,
     ) -> Vec<Reply> {
-        let toks = match lex::lex(&request.sql) {
+        let (toks, lines) = match lex::lex_lines(&request.sql) {
             Ok(t) => t,
             Err(e) => {
                 return vec![error_reply(
@@ -181,9 +188,14 @@ impl SimBackend {
                 )];
             }
         };
-        let stmts = match parse::parse_batch(&toks) {
-            Ok(s) => s,
-            Err(e) => {
+        // The line SQL Server reports: where the statement (or the syntax error) starts.
+        let line_of = |at: usize| lines.get(at).or(lines.last()).copied().unwrap_or(1);
+        let stmts = match parse::parse_batch_at(&toks) {
+            Ok(s) => s
+                .into_iter()
+                .map(|(at, s)| (line_of(at), s))
+                .collect::<Vec<_>>(),
+            Err((at, e)) => {
                 // SQL Server's text and severity (15 for syntax); the excerpt goes to the log.
                 tracing::info!(
                     statement = %lex::excerpt(&request.sql),
@@ -191,6 +203,7 @@ impl SimBackend {
                 );
                 let mut err = exec::ErrMsg::new(if e == parse::TOO_DEEP { 191 } else { 102 }, e);
                 err.severity = 15;
+                err.line = line_of(at);
                 return vec![err.reply()];
             }
         };
@@ -204,6 +217,7 @@ impl SimBackend {
             login: session.login.clone(),
             spid: session.spid,
             tran,
+            fmtonly: self.lock_fmtonly().contains(&session.spid),
             ..Default::default()
         };
         for (name, p) in &request.params {
@@ -229,11 +243,12 @@ impl SimBackend {
     async fn run_batch(
         &self,
         session: &mut Session,
-        stmts: &[parse::Stmt],
+        stmts: &[(u32, parse::Stmt)],
         b: &mut BatchState,
         replay: Option<bool>,
     ) -> Vec<Reply> {
-        for s in stmts {
+        for (line, s) in stmts {
+            let first = b.out.len();
             let r = {
                 let mut g = lock(&self.group);
                 jobs::catch_up(&mut g);
@@ -251,9 +266,24 @@ impl SimBackend {
             {
                 tokio::time::sleep(d).await;
             }
+            if b.fmtonly {
+                // SET FMTONLY ON: result sets carry their columns, no rows.
+                for reply in b.out.iter_mut().skip(first) {
+                    if let Reply::Rows(rs) = reply {
+                        rs.rows = btsdr_types::Rows::new();
+                    }
+                }
+            }
             match r {
                 Err(fail) => {
-                    b.out.extend(fail.0.iter().map(exec::ErrMsg::reply));
+                    b.out.extend(fail.0.iter().map(|e| {
+                        let mut e = e.clone();
+                        // Errors raised by the batch itself carry the statement's line.
+                        if e.procedure.is_empty() {
+                            e.line = *line;
+                        }
+                        e.reply()
+                    }));
                     break;
                 }
                 Ok(Flow::Return) => break,
@@ -321,6 +351,11 @@ impl SimBackend {
             }
         }
         session.database = b.db.clone();
+        if b.fmtonly {
+            self.lock_fmtonly().insert(session.spid);
+        } else {
+            self.lock_fmtonly().remove(&session.spid);
+        }
         std::mem::take(&mut b.out)
     }
 }
@@ -342,6 +377,10 @@ impl Backend for SimBackend {
         Box::pin(self.run(session, request))
     }
 
+    fn server_name(&self) -> String {
+        lock(&self.group).instances[self.inst].server_name.clone()
+    }
+
     fn product_version(&self) -> String {
         lock(&self.group).instances[self.inst].version.clone()
     }
@@ -360,6 +399,7 @@ impl Backend for SimBackend {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&spid);
+        self.lock_fmtonly().remove(&spid);
         let mut g = lock(&self.group);
         let inst = self.inst;
         // SQL Server rolls back what a closed session left uncommitted.

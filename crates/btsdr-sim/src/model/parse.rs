@@ -151,7 +151,11 @@ pub enum Stmt {
     Select(Select),
     Declare(Vec<Decl>),
     Set(String, Option<BinOp>, Expr),
-    SetOption,
+    /// `SET NOCOUNT, XACT_ABORT ON`: the option names (lower case) and ON/OFF if written.
+    SetOption {
+        options: Vec<String>,
+        on: Option<bool>,
+    },
     /// `SET NOEXEC ON|OFF` (`parse_only` false) or `SET PARSEONLY ON|OFF` (true).
     SetExecMode {
         parse_only: bool,
@@ -162,7 +166,8 @@ pub enum Stmt {
     Block(Vec<Stmt>),
     Try(Box<Stmt>, Box<Stmt>),
     Throw(Option<(Expr, Expr, Expr)>),
-    Raiserror(Expr, Expr, Expr),
+    /// `RAISERROR(message, severity, state, argument...)`.
+    Raiserror(Expr, Expr, Expr, Vec<Expr>),
     Exec {
         proc: Vec<String>,
         args: Vec<(Option<String>, Expr)>,
@@ -427,12 +432,18 @@ impl<'a> Parser<'a> {
 
     /// Parses a whole batch.
     pub fn batch(&mut self) -> PResult<Vec<Stmt>> {
+        Ok(self.batch_at()?.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// `batch`, with the index of each statement's first token.
+    pub fn batch_at(&mut self) -> PResult<Vec<(usize, Stmt)>> {
         let mut out = Vec::new();
         while !self.done() {
             if self.eat_sym(";") || self.eat_kw("go") {
                 continue;
             }
-            out.push(self.stmt()?);
+            let at = self.pos;
+            out.push((at, self.stmt()?));
         }
         Ok(out)
     }
@@ -527,8 +538,9 @@ impl<'a> Parser<'a> {
                 let b = self.expr()?;
                 self.expect_sym(",")?;
                 let c = self.expr()?;
+                let mut args = Vec::new();
                 while self.eat_sym(",") {
-                    self.expr()?;
+                    args.push(self.expr()?);
                 }
                 self.expect_sym(")")?;
                 if self.eat_kw("with") {
@@ -537,7 +549,7 @@ impl<'a> Parser<'a> {
                         self.ident()?;
                     }
                 }
-                Stmt::Raiserror(a, b, c)
+                Stmt::Raiserror(a, b, c, args)
             }
             "exec" | "execute" => self.exec()?,
             "use" => {
@@ -784,19 +796,24 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 // SET NOCOUNT ON, SET XACT_ABORT ON, ...
+                let mut options = Vec::new();
+                let mut on = None;
                 while !self.done() && !self.sym(";") {
                     if let Some(Tok::Word {
                         text,
                         bracketed: false,
                     }) = self.peek()
-                        && (text.eq_ignore_ascii_case("on") || text.eq_ignore_ascii_case("off"))
                     {
-                        self.pos += 1;
-                        break;
+                        if text.eq_ignore_ascii_case("on") || text.eq_ignore_ascii_case("off") {
+                            on = Some(text.eq_ignore_ascii_case("on"));
+                            self.pos += 1;
+                            break;
+                        }
+                        options.push(text.to_ascii_lowercase());
                     }
                     self.pos += 1;
                 }
-                Ok(Stmt::SetOption)
+                Ok(Stmt::SetOption { options, on })
             }
         }
     }
@@ -1467,6 +1484,16 @@ impl<'a> Parser<'a> {
         match t {
             Tok::Num(n) => {
                 self.pos += 1;
+                if let Some(hex) = n.strip_prefix("0x").or_else(|| n.strip_prefix("0X")) {
+                    // SQL Server pads an odd number of digits on the left: 0xABC is 0x0ABC.
+                    let padded = format!("{}{hex}", if hex.len() % 2 == 1 { "0" } else { "" });
+                    let bytes = (0..padded.len())
+                        .step_by(2)
+                        .map(|i| u8::from_str_radix(&padded[i..i + 2], 16))
+                        .collect::<Result<Vec<u8>, _>>()
+                        .map_err(|_| format!("Incorrect syntax near '{n}'."))?;
+                    return Ok(Expr::Lit(Value::Binary(bytes)));
+                }
                 if n.contains('.') {
                     Ok(Expr::Lit(Value::Float(
                         n.parse().map_err(|_| format!("bad number {n}"))?,
@@ -1626,6 +1653,13 @@ impl<'a> Parser<'a> {
 /// Parses a batch; a syntax error becomes `Err(message)` (error 102 for the caller).
 pub fn parse_batch(toks: &[Tok]) -> Result<Vec<Stmt>, String> {
     Parser::new(toks).batch()
+}
+
+/// `parse_batch` with the index of each statement's first token; an error comes with the
+/// index of the token the parser stopped at (for the line SQL Server reports).
+pub fn parse_batch_at(toks: &[Tok]) -> Result<Vec<(usize, Stmt)>, (usize, String)> {
+    let mut p = Parser::new(toks);
+    p.batch_at().map_err(|e| (p.pos, e))
 }
 
 /// Qualified column references in `sel` whose qualifier is not defined inside it: the

@@ -329,6 +329,27 @@ fn sys_table(ctx: &Ctx, db: &str, obj: &str) -> Option<Table> {
                 ],
             ],
         ),
+        // learn.microsoft.com/sql/relational-databases/system-dynamic-management-views/
+        // sys-dm-os-host-info-transact-sql: the host of @@VERSION (Windows Server 2022
+        // Datacenter, 10.0; SKU 8 = Datacenter, language 1033 = en-US).
+        "dm_os_host_info" => t(
+            &[
+                ("host_platform", "nvarchar"),
+                ("host_distribution", "nvarchar"),
+                ("host_release", "nvarchar"),
+                ("host_service_pack_level", "nvarchar"),
+                ("host_sku", "int"),
+                ("os_language_version", "int"),
+            ],
+            vec![vec![
+                text("Windows"),
+                text("Windows Server 2022 Datacenter"),
+                text("10.0"),
+                text(""),
+                int(8),
+                int(1033),
+            ]],
+        ),
         "dm_exec_requests" => {
             let mut rows = vec![vec![
                 int(i64::from(ctx.b.spid)),

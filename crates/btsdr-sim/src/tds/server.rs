@@ -199,6 +199,7 @@ async fn open(
         .write_all(&wire)
         .await
         .map_err(|e| format!("cannot write the PRELOGIN reply: {e}"))?;
+    let server_name = backend.server_name();
     let conn = |reader: Reader, writer: Writer, pending_login| Conn {
         reader,
         writer,
@@ -208,6 +209,8 @@ async fn open(
             login: String::new(),
             database: String::new(),
         },
+        nocount: false,
+        server_name,
         packet_size: packet::DEFAULT_PACKET_SIZE,
         logged_in: false,
         pending_login,
@@ -271,6 +274,10 @@ struct Conn {
     writer: Writer,
     backend: Arc<dyn Backend>,
     session: Session,
+    /// `@@SERVERNAME`, the server in ERROR and INFO tokens.
+    server_name: String,
+    /// `SET NOCOUNT ON` (the backend's `Reply::Counts` say when it changes).
+    nocount: bool,
     packet_size: usize,
     logged_in: bool,
     /// LOGIN7 already read (over TLS, when only the login is encrypted).
@@ -401,6 +408,23 @@ impl Conn {
         }
     }
 
+    /// Remembers the last `SET NOCOUNT` of a reply for the session's next requests.
+    fn note_counts(&mut self, items: &[Reply]) {
+        if let Some(on) = items.iter().rev().find_map(|i| match i {
+            Reply::Counts(on) => Some(*on),
+            _ => None,
+        }) {
+            self.nocount = !on;
+        }
+    }
+
+    fn wire(&self, counts: bool) -> tokens::Wire<'_> {
+        tokens::Wire {
+            server: &self.server_name,
+            counts,
+        }
+    }
+
     async fn send_done(&mut self, status: u16) -> Result<(), String> {
         let mut t = Tokens::default();
         t.done(status, None);
@@ -409,7 +433,7 @@ impl Conn {
 
     async fn send_error(&mut self, number: u32, class: u8, message: &str) -> Result<(), String> {
         let mut t = Tokens::default();
-        t.error(number, class, 1, message);
+        t.error(&self.server_name, number, class, 1, message);
         t.done(DONE_ERROR, None);
         self.send(&t.0, true).await
     }
@@ -441,6 +465,7 @@ impl Conn {
             tracing::info!(user = %login.user, database = %login.database, "login to a missing database");
             let mut t = Tokens::default();
             t.error(
+                &self.server_name,
                 4060,
                 11,
                 1,
@@ -450,6 +475,7 @@ impl Conn {
                 ),
             );
             t.error(
+                &self.server_name,
                 18456,
                 14,
                 1,
@@ -588,12 +614,14 @@ impl Conn {
             "request"
         );
         let database = self.session.database.clone();
+        let counts = !self.nocount;
         let items = match self.run_backend(request).await? {
             Run::Replied(items) => items,
             Run::Cancelled => return Ok(Flow::Continue),
             Run::ClientGone => return Ok(Flow::Close),
         };
-        let (body, marks, disconnect) = tokens::encode_reply_marked(&items);
+        let (body, marks, disconnect) = tokens::encode_reply_marked(self.wire(counts), &items);
+        self.note_counts(&items);
         drop(items);
         let mut t = Tokens::default();
         if self.session.database != database {
@@ -659,7 +687,8 @@ impl Conn {
             .iter()
             .any(|i| matches!(i, Reply::Error { .. } | Reply::Disconnect))
         {
-            let (body, disconnect) = tokens::encode_reply(&items);
+            let (body, disconnect) = tokens::encode_reply(self.wire(!self.nocount), &items);
+            self.note_counts(&items);
             self.send(&body, !disconnect).await?;
             return Ok(if disconnect {
                 Flow::Close

@@ -5,8 +5,25 @@ use chrono::{NaiveDate, NaiveDateTime, Timelike};
 use crate::backend::Reply;
 use btsdr_types::{ResultSet, ValueRef};
 
-/// Server name written into ERROR and INFO tokens.
+/// Server name written into ERROR and INFO tokens when the backend names none.
 pub const SERVER_NAME: &str = "BTSDR-SIM";
+
+/// How a reply is written: the server name in ERROR/INFO tokens (`@@SERVERNAME`) and
+/// whether DONE tokens carry row counts at the start of the reply (`SET NOCOUNT OFF`).
+#[derive(Debug, Clone, Copy)]
+pub struct Wire<'a> {
+    pub server: &'a str,
+    pub counts: bool,
+}
+
+impl Default for Wire<'_> {
+    fn default() -> Self {
+        Wire {
+            server: SERVER_NAME,
+            counts: true,
+        }
+    }
+}
 /// SQL_Latin1_General_CP1_CI_AS (code page 1252).
 pub const COLLATION: [u8; 5] = [0x09, 0x04, 0xD0, 0x00, 0x34];
 
@@ -14,6 +31,11 @@ pub const DONE_MORE: u16 = 0x01;
 pub const DONE_ERROR: u16 = 0x02;
 pub const DONE_COUNT: u16 = 0x10;
 pub const DONE_ATTN: u16 = 0x20;
+/// DONE's CurCmd as SQL Server sends it: SELECT, and INSERT for a row-count-only statement
+/// (the simulator's replies do not say which data change; INSERT is 0xC3, DELETE 0xC4,
+/// UPDATE 0xC5).
+pub const CMD_SELECT: u16 = 0xC1;
+pub const CMD_INSERT: u16 = 0xC3;
 
 /// Builds a token stream.
 #[derive(Default)]
@@ -81,9 +103,15 @@ impl Tokens {
     }
 
     pub fn done(&mut self, status: u16, rows: Option<u64>) {
+        self.done_of(CMD_SELECT, status, rows);
+    }
+
+    /// DONE for a statement of kind `cmd` (CurCmd; ODBC drivers report a row count only
+    /// for a data change, not for CMD_SELECT).
+    pub fn done_of(&mut self, cmd: u16, status: u16, rows: Option<u64>) {
         self.0.push(0xFD);
         self.u16(status | if rows.is_some() { DONE_COUNT } else { 0 });
-        self.u16(0xC1); // current command: SELECT
+        self.u16(cmd);
         self.0.extend_from_slice(&rows.unwrap_or(0).to_le_bytes());
     }
 
@@ -115,6 +143,7 @@ impl Tokens {
     #[allow(clippy::too_many_arguments)]
     pub fn message(
         &mut self,
+        server: &str,
         token: u8,
         number: u32,
         state: u8,
@@ -133,14 +162,14 @@ impl Tokens {
                 .collect();
             t.u16(units.len() as u16);
             units.iter().for_each(|u| t.u16(*u));
-            t.b_varchar(SERVER_NAME);
+            t.b_varchar(server);
             t.b_varchar(procedure);
             t.u32(line);
         });
     }
 
-    pub fn error(&mut self, number: u32, class: u8, state: u8, text: &str) {
-        self.message(0xAA, number, state, class, text, "", 1);
+    pub fn error(&mut self, server: &str, number: u32, class: u8, state: u8, text: &str) {
+        self.message(server, 0xAA, number, state, class, text, "", 1);
     }
 
     /// COLMETADATA + ROWs, without the DONE. On error nothing is written.
@@ -203,22 +232,27 @@ impl Tokens {
 
 /// Encodes reply items. Returns the token bytes and whether the reply ends in a disconnect
 /// (then the bytes are a cut-off reply without a final DONE).
-pub fn encode_reply(items: &[Reply]) -> (Vec<u8>, bool) {
-    let (bytes, _, disconnect) = encode_reply_marked(items);
+pub fn encode_reply(wire: Wire<'_>, items: &[Reply]) -> (Vec<u8>, bool) {
+    let (bytes, _, disconnect) = encode_reply_marked(wire, items);
     (bytes, disconnect)
 }
 
 /// `encode_reply`, also returning the offsets where tokens start (each item and each row;
 /// ascending): a reply cut there and followed by a DONE is still a valid token stream.
-pub fn encode_reply_marked(items: &[Reply]) -> (Vec<u8>, Vec<usize>, bool) {
+pub fn encode_reply_marked(wire: Wire<'_>, items: &[Reply]) -> (Vec<u8>, Vec<usize>, bool) {
     enum Piece {
         Bytes(Vec<u8>, Vec<usize>),
-        Done { rows: Option<u64>, error: bool },
+        Done {
+            rows: Option<u64>,
+            error: bool,
+            cmd: u16,
+        },
     }
     let mut pieces = Vec::new();
     let mut marks = Vec::new();
     let mut error = false;
     let mut disconnect = false;
+    let mut counts = wire.counts;
     for item in items {
         let mut t = Tokens::default();
         match item {
@@ -226,14 +260,16 @@ pub fn encode_reply_marked(items: &[Reply]) -> (Vec<u8>, Vec<usize>, bool) {
                 Ok(()) => {
                     pieces.push(Piece::Bytes(t.0, std::mem::take(&mut marks)));
                     pieces.push(Piece::Done {
-                        rows: Some(rs.rows.len() as u64),
+                        rows: Some(rs.rows.len() as u64).filter(|_| counts),
                         error,
+                        cmd: CMD_SELECT,
                     });
                     error = false;
                 }
                 Err(e) => {
                     tracing::warn!("stand-in server cannot encode a result set: {e}");
                     t.error(
+                        wire.server,
                         50000,
                         16,
                         1,
@@ -246,8 +282,13 @@ pub fn encode_reply_marked(items: &[Reply]) -> (Vec<u8>, Vec<usize>, bool) {
             },
             Reply::Done { rows_affected } => {
                 pieces.push(Piece::Done {
-                    rows: *rows_affected,
+                    rows: rows_affected.filter(|_| counts),
                     error,
+                    cmd: if rows_affected.is_some() {
+                        CMD_INSERT
+                    } else {
+                        CMD_SELECT
+                    },
                 });
                 error = false;
             }
@@ -259,14 +300,24 @@ pub fn encode_reply_marked(items: &[Reply]) -> (Vec<u8>, Vec<usize>, bool) {
                 procedure,
                 line,
             } => {
-                t.message(0xAA, *number, *state, *severity, message, procedure, *line);
+                t.message(
+                    wire.server,
+                    0xAA,
+                    *number,
+                    *state,
+                    *severity,
+                    message,
+                    procedure,
+                    *line,
+                );
                 pieces.push(Piece::Bytes(t.0, Vec::new()));
                 error = true;
             }
             Reply::Info { number, message } => {
-                t.message(0xAB, *number, 1, 0, message, "", 1);
+                t.message(wire.server, 0xAB, *number, 1, 0, message, "", 1);
                 pieces.push(Piece::Bytes(t.0, Vec::new()));
             }
+            Reply::Counts(on) => counts = *on,
             Reply::Disconnect => {
                 disconnect = true;
                 break;
@@ -274,7 +325,11 @@ pub fn encode_reply_marked(items: &[Reply]) -> (Vec<u8>, Vec<usize>, bool) {
         }
     }
     if !disconnect && !matches!(pieces.last(), Some(Piece::Done { .. })) {
-        pieces.push(Piece::Done { rows: None, error });
+        pieces.push(Piece::Done {
+            rows: None,
+            error,
+            cmd: CMD_SELECT,
+        });
     }
     let last_done = pieces.iter().rposition(|p| matches!(p, Piece::Done { .. }));
     let mut t = Tokens::default();
@@ -287,13 +342,13 @@ pub fn encode_reply_marked(items: &[Reply]) -> (Vec<u8>, Vec<usize>, bool) {
                 starts.extend(rows.into_iter().map(|at| base + at));
                 t.0.extend(b);
             }
-            Piece::Done { rows, error } => {
+            Piece::Done { rows, error, cmd } => {
                 let more = if Some(i) == last_done && !disconnect {
                     0
                 } else {
                     DONE_MORE
                 };
-                t.done(more | if error { DONE_ERROR } else { 0 }, rows);
+                t.done_of(cmd, more | if error { DONE_ERROR } else { 0 }, rows);
             }
         }
     }
@@ -307,14 +362,25 @@ enum ColType {
     Int(u8),
     Bit,
     Float,
-    Decimal { precision: u8, scale: u8 },
-    NVarChar { max: bool },
-    VarChar { max: bool },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
+    NVarChar {
+        max: bool,
+    },
+    VarChar {
+        max: bool,
+    },
     DateTime,
     DateTime2,
     Date,
     Guid,
-    VarBinary { max: bool },
+    VarBinary {
+        max: bool,
+    },
+    /// sql_variant (SERVERPROPERTY): an int or an nvarchar inside (MS-TDS 2.2.5.5.4).
+    Variant,
 }
 
 impl ColType {
@@ -369,6 +435,7 @@ impl ColType {
             "datetime2" => ColType::DateTime2,
             "date" => ColType::Date,
             "uniqueidentifier" => ColType::Guid,
+            "sql_variant" => ColType::Variant,
             "varbinary" | "binary" | "image" => {
                 let long = values
                     .clone()
@@ -410,6 +477,10 @@ impl ColType {
                 t.0.push(0xA5);
                 t.u16(if max { 0xFFFF } else { 8000 });
             }
+            ColType::Variant => {
+                t.0.push(0x62);
+                t.u32(8016);
+            }
         }
     }
 
@@ -430,6 +501,7 @@ impl ColType {
                 ColType::NVarChar { .. } | ColType::VarChar { .. } | ColType::VarBinary { .. } => {
                     t.u16(0xFFFF)
                 }
+                ColType::Variant => t.u32(0),
                 _ => t.0.push(0),
             }
             return Ok(());
@@ -463,6 +535,7 @@ impl ColType {
                 .flat_map(u16::to_le_bytes)
                 .collect(),
             ColType::VarChar { .. } => cp1252_encode(&v.to_string()),
+            ColType::Variant => variant_bytes(v),
             ColType::DateTime => {
                 let dt = parse_datetime(v)?;
                 let days = (dt.date() - base_date(1900)).num_days();
@@ -510,6 +583,10 @@ impl ColType {
                 t.u16(bytes.len() as u16);
                 t.0.extend(bytes);
             }
+            ColType::Variant => {
+                t.u32(bytes.len() as u32);
+                t.0.extend(bytes);
+            }
             ColType::Int(_)
             | ColType::Bit
             | ColType::Float
@@ -523,6 +600,25 @@ impl ColType {
             }
         }
         Ok(())
+    }
+}
+
+/// A sql_variant's base type, property bytes, properties and value: INT4 has no
+/// properties; NVARCHAR has its collation and maximum length.
+fn variant_bytes(v: ValueRef<'_>) -> Vec<u8> {
+    match v {
+        ValueRef::Int(i) if i32::try_from(i).is_ok() => {
+            [&[0x38, 0][..], &(i as i32).to_le_bytes()].concat()
+        }
+        other => {
+            let text: Vec<u8> = other
+                .to_string()
+                .encode_utf16()
+                .take(4000)
+                .flat_map(u16::to_le_bytes)
+                .collect();
+            [&[0xE7, 7][..], &COLLATION, &8000u16.to_le_bytes(), &text].concat()
+        }
     }
 }
 
@@ -739,30 +835,109 @@ mod tests {
                 .is_err()
         );
         assert!(t.0.is_empty(), "nothing written on error");
-        let (bytes, _) = encode_reply(&[Reply::Rows(rs("tinyint", vec![Value::Int(300)]))]);
+        let (bytes, _) = encode_reply(
+            Wire::default(),
+            &[Reply::Rows(rs("tinyint", vec![Value::Int(300)]))],
+        );
         assert_eq!(bytes[0], 0xAA, "encoding failure becomes an ERROR token");
     }
 
     #[test]
     fn done_flags_more_on_all_but_last_and_count() {
-        let (b, disconnect) = encode_reply(&[
-            Reply::Done {
-                rows_affected: Some(3),
-            },
-            Reply::Done {
-                rows_affected: None,
-            },
-        ]);
+        let (b, disconnect) = encode_reply(
+            Wire::default(),
+            &[
+                Reply::Done {
+                    rows_affected: Some(3),
+                },
+                Reply::Done {
+                    rows_affected: None,
+                },
+            ],
+        );
         assert!(!disconnect);
         assert_eq!(b.len(), 26);
         assert_eq!(u16::from_le_bytes([b[1], b[2]]), DONE_MORE | DONE_COUNT);
         assert_eq!(u16::from_le_bytes([b[14], b[15]]), 0);
-        let (b, _) = encode_reply(&[Reply::Info {
-            number: 1,
-            message: "hi".into(),
-        }]);
+        let (b, _) = encode_reply(
+            Wire::default(),
+            &[Reply::Info {
+                number: 1,
+                message: "hi".into(),
+            }],
+        );
         assert_eq!(b[0], 0xAB);
         assert_eq!(b[b.len() - 13], 0xFD, "a final DONE is added");
+    }
+
+    #[test]
+    fn nocount_clears_the_count_bit_and_the_server_is_named() {
+        let wire = Wire {
+            server: "SQL01",
+            counts: true,
+        };
+        let done = |b: &[u8], at: usize| u16::from_le_bytes([b[at + 1], b[at + 2]]);
+        let (b, _) = encode_reply(
+            wire,
+            &[
+                Reply::Done {
+                    rows_affected: Some(3),
+                },
+                Reply::Counts(false),
+                Reply::Done {
+                    rows_affected: Some(4),
+                },
+            ],
+        );
+        assert_eq!(done(&b, 0), DONE_MORE | DONE_COUNT);
+        assert_eq!(done(&b, 13), 0, "no DONE_COUNT after SET NOCOUNT ON");
+        let (b, _) = encode_reply(
+            Wire {
+                counts: false,
+                ..wire
+            },
+            &[
+                Reply::Counts(true),
+                Reply::Done {
+                    rows_affected: Some(1),
+                },
+            ],
+        );
+        assert_eq!(
+            done(&b, 0),
+            DONE_COUNT,
+            "SET NOCOUNT OFF brings counts back"
+        );
+        let (b, _) = encode_reply(
+            wire,
+            &[Reply::Info {
+                number: 1,
+                message: "hi".into(),
+            }],
+        );
+        let name: Vec<u8> = "SQL01".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert!(
+            b.windows(name.len()).any(|w| w == name),
+            "server name in INFO"
+        );
+    }
+
+    #[test]
+    fn sql_variant_carries_its_base_type() {
+        let mut t = Tokens::default();
+        t.result_set(&rs("sql_variant", vec![Value::Int(3)]))
+            .unwrap();
+        let row = t.0.iter().rposition(|b| *b == 0xD1).unwrap();
+        // total length 6, INT4 with no properties, then the value
+        assert_eq!(&t.0[row + 1..], &[6, 0, 0, 0, 0x38, 0, 3, 0, 0, 0]);
+        let mut t = Tokens::default();
+        t.result_set(&rs("sql_variant", vec![Value::Text("ab".into())]))
+            .unwrap();
+        let row = t.0.iter().rposition(|b| *b == 0xD1).unwrap();
+        let mut want = vec![13, 0, 0, 0, 0xE7, 7];
+        want.extend_from_slice(&COLLATION);
+        want.extend_from_slice(&[0x40, 0x1F, b'a', 0, b'b', 0]);
+        assert_eq!(&t.0[row + 1..], &want[..]);
     }
 
     #[test]
