@@ -25,8 +25,9 @@ use crate::ui;
 pub trait Driver {
     /// Called once with the channel the driver sends its results to.
     fn attach(&mut self, _tx: UnboundedSender<Msg>) {}
-    /// Performs one effect (never `Quit`, which the runtime handles). Must not block for long:
-    /// start async work and report back through the channel.
+    /// Performs one effect (never `Quit`, which the runtime handles). Must not block for long
+    /// (journal appends fsync: `app::driver::Background` runs them on their own thread):
+    /// start the work elsewhere and report back through the channel.
     fn perform(&mut self, effect: AppEffect, tx: &UnboundedSender<Msg>);
 }
 
@@ -158,7 +159,7 @@ pub async fn run(
             }
         }
     });
-    // SIGTERM / SIGHUP: leave cleanly (the journal is already on disk).
+    // SIGTERM / SIGHUP: leave cleanly (the caller waits for the driver's queued records).
     #[cfg(unix)]
     let signals = {
         let sig_tx = tx.clone();
