@@ -323,10 +323,12 @@ const MODULE_RULES: &[(&str, &[&str])] = &[
         "report",
         &["engine", "journal", "paths", "plain", "runbook"],
     ),
+    // What both drivers do alike with the engine's effects (write-ahead, generated files).
+    ("effects", &["engine", "journal"]),
     (
         "batch",
         &[
-            "config", "engine", "journal", "paths", "plain", "runbook", "sql", "table",
+            "config", "effects", "engine", "journal", "paths", "plain", "runbook", "sql", "table",
         ],
     ),
     // The top: sessions, screens, the terminal loop and the command line.

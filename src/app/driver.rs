@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use crate::effects::{WriteAhead, write_generated};
 use crate::engine::Engine;
 use crate::journal::JournalWriter;
 use crate::sql::executor::{ExecEvent, Executor};
@@ -82,14 +83,14 @@ impl Clipboard {
 /// Performs effects for one session at a time.
 pub struct SessionDriver {
     exec: Option<Arc<dyn Executor>>,
-    journal: Option<JournalWriter>,
+    /// The open session's journal; after a failed append nothing else is sent until a new
+    /// session is opened.
+    journal: WriteAhead,
     files_dir: PathBuf,
     exec_tx: UnboundedSender<ExecEvent>,
     exec_rx: Option<UnboundedReceiver<ExecEvent>>,
     opener: Box<dyn Opener>,
     pub clipboard: Clipboard,
-    /// A journal append failed: nothing else is sent until a new session is opened.
-    halted: bool,
     /// In a drill, the runbook id: confirmed manual steps are told to the simulator.
     drill_runbook: Option<String>,
     /// Runs before each journal append (tests: a slow or blocked journal).
@@ -102,13 +103,12 @@ impl SessionDriver {
         let (exec_tx, exec_rx) = unbounded_channel();
         SessionDriver {
             exec: None,
-            journal: None,
+            journal: WriteAhead::closed(),
             files_dir: PathBuf::from("."),
             exec_tx,
             exec_rx: Some(exec_rx),
             opener,
             clipboard: Clipboard::Osc52,
-            halted: false,
             drill_runbook: None,
             #[cfg(test)]
             before_append: None,
@@ -132,9 +132,8 @@ impl SessionDriver {
             })));
         }
         self.exec = Some(o.executor);
-        self.journal = Some(o.journal);
+        self.journal = WriteAhead::new(o.journal);
         self.files_dir = o.files_dir;
-        self.halted = false;
         out
     }
 
@@ -144,19 +143,13 @@ impl SessionDriver {
     }
 
     pub fn journal_path(&self) -> Option<&Path> {
-        self.journal.as_ref().map(JournalWriter::path)
+        self.journal.path()
     }
 
     /// Performs one effect; immediate results are returned as messages.
     pub fn perform_now(&mut self, effect: AppEffect) -> Vec<Msg> {
         match effect {
             AppEffect::Journal(record) => {
-                let Some(j) = self.journal.as_mut() else {
-                    self.halted = true;
-                    return vec![Msg::Session(SessionMsg::JournalFailed(
-                        "no journal is open".into(),
-                    ))];
-                };
                 let manual = match (&record.event, &record.step) {
                     (crate::engine::Event::ManualConfirmed { .. }, Some(step)) => {
                         Some(step.clone())
@@ -168,13 +161,8 @@ impl SessionDriver {
                 if let Some(f) = &self.before_append {
                     f();
                 }
-                if let Err(e) = j.append(*record) {
-                    tracing::error!(error = %e, "journal append failed");
-                    self.halted = true;
-                    return vec![Msg::Session(SessionMsg::JournalFailed(format!(
-                        "cannot write the journal {}: {e}",
-                        j.path().display()
-                    )))];
+                if let Err(e) = self.journal.append(*record) {
+                    return vec![Msg::Session(SessionMsg::JournalFailed(e))];
                 }
                 if let Some(step) = manual {
                     self.tell_drill(&step);
@@ -186,7 +174,7 @@ impl SessionDriver {
                 request_id,
                 statement,
             } => {
-                if self.halted {
+                if self.journal.halted().is_some() {
                     // Write-ahead: never send what the journal did not record.
                     return vec![];
                 }
@@ -211,31 +199,15 @@ impl SessionDriver {
                 name,
                 contents,
             } => {
-                if self.halted {
+                if self.journal.halted().is_some() {
                     return vec![];
                 }
-                // The name comes from the runbook: keep it inside the output directory.
-                let safe = Path::new(&name)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .filter(|n| !n.is_empty() && n != "." && n != "..");
-                let Some(safe) = safe else {
-                    return vec![Msg::Session(SessionMsg::FileFailed {
-                        step,
-                        error: format!("`{name}` is not a file name"),
-                    })];
-                };
-                let path = self.files_dir.join(safe);
-                let res = crate::journal::private::write_new(&path, contents.as_bytes());
-                match res {
-                    Ok(()) => vec![Msg::Session(SessionMsg::FileWritten {
+                match write_generated(&self.files_dir, &name, &contents) {
+                    Ok(path) => vec![Msg::Session(SessionMsg::FileWritten {
                         step,
                         path: path.display().to_string(),
                     })],
-                    Err(e) => vec![Msg::Session(SessionMsg::FileFailed {
-                        step,
-                        error: format!("{}: {e}", path.display()),
-                    })],
+                    Err(error) => vec![Msg::Session(SessionMsg::FileFailed { step, error })],
                 }
             }
             AppEffect::Copy(text) => self.clipboard.copy(text),
