@@ -15,21 +15,13 @@ use crossterm::event::{
 use crossterm::execute;
 use futures_util::StreamExt;
 use ratatui::DefaultTerminal;
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 use tokio::time::Instant;
 
 use crate::app::{App, AppEffect, Msg, update};
 use crate::ui;
 
-/// Performs what `update` cannot: SQL, journal, files, sessions. Results come back as `Msg`s.
-pub trait Driver {
-    /// Called once with the channel the driver sends its results to.
-    fn attach(&mut self, _tx: UnboundedSender<Msg>) {}
-    /// Performs one effect (never `Quit`, which the runtime handles). Must not block for long
-    /// (journal appends fsync: `app::driver::Background` runs them on their own thread):
-    /// start the work elsewhere and report back through the channel.
-    fn perform(&mut self, effect: AppEffect, tx: &UnboundedSender<Msg>);
-}
+pub use crate::app::driver::Driver;
 
 /// Runtime options.
 #[derive(Debug, Clone)]

@@ -234,9 +234,10 @@ fn the_journal_stores_events_and_knows_nothing_of_the_app() {
     );
 }
 
-/// Known cycles between top-level modules of `src` (issue 16: app/ui/tui still call each
-/// other). Remove an entry when its cycle is gone; never add one.
-const KNOWN_CYCLES: &[&[&str]] = &[&["app", "tui", "ui"]];
+/// Known cycles between top-level modules of `src` (issue 16: `app::update` still asks
+/// `ui::output` for the output pane's geometry, and `app::harness` draws through `ui`).
+/// Remove an entry when its cycle is gone; never add one.
+const KNOWN_CYCLES: &[&[&str]] = &[&["app", "ui"]];
 
 #[test]
 fn no_new_import_cycle_between_top_level_modules() {

@@ -24,6 +24,16 @@ pub struct Opened {
     pub files_dir: PathBuf,
 }
 
+/// Performs what `update` cannot: SQL, journal, files, sessions. Results come back as `Msg`s.
+pub trait Driver {
+    /// Called once with the channel the driver sends its results to.
+    fn attach(&mut self, _tx: UnboundedSender<Msg>) {}
+    /// Performs one effect (never `Quit`, which the runtime handles). Must not block for long
+    /// (journal appends fsync: `app::driver::Background` runs them on their own thread):
+    /// start the work elsewhere and report back through the channel.
+    fn perform(&mut self, effect: AppEffect, tx: &UnboundedSender<Msg>);
+}
+
 /// Opens sessions for Home requests (start, resume, drill, recover) and reports. `Send`: the
 /// UI runs it on the driver's thread.
 pub trait Opener: Send {
@@ -250,7 +260,7 @@ impl SessionDriver {
     }
 }
 
-impl crate::tui::Driver for SessionDriver {
+impl Driver for SessionDriver {
     fn attach(&mut self, tx: UnboundedSender<Msg>) {
         // Executor events become messages.
         if let Some(mut rx) = self.take_exec_events() {
@@ -317,12 +327,12 @@ impl Drop for Background {
     }
 }
 
-impl crate::tui::Driver for Background {
+impl Driver for Background {
     fn attach(&mut self, tx: UnboundedSender<Msg>) {
         let Some(mut driver) = self.idle.take() else {
             return;
         };
-        crate::tui::Driver::attach(&mut driver, tx.clone());
+        Driver::attach(&mut driver, tx.clone());
         let (jobs, queue) = std::sync::mpsc::channel::<AppEffect>();
         // The opener starts simulators and executors with `tokio::spawn`.
         let runtime = tokio::runtime::Handle::try_current().ok();
@@ -462,7 +472,7 @@ mod tests {
     /// record is in the journal file.
     #[test]
     fn a_slow_journal_does_not_block_the_ui_and_statements_wait_for_their_record() {
-        use crate::tui::Driver as _;
+        use Driver as _;
         use std::sync::mpsc;
         use std::time::Duration;
         let rt = tokio::runtime::Runtime::new().expect("runtime");

@@ -314,11 +314,11 @@ pub(crate) fn act(app: &mut App, a: Action) -> Vec<AppEffect> {
     match a {
         Action::ToggleTheme => {
             app.theme = if app.no_color {
-                crate::ui::theme::Theme::monochrome()
+                super::view::theme::Theme::monochrome()
             } else if app.theme.name == "dark" {
-                crate::ui::theme::Theme::high_contrast()
+                super::view::theme::Theme::high_contrast()
             } else {
-                crate::ui::theme::Theme::dark()
+                super::view::theme::Theme::dark()
             };
             return vec![];
         }
@@ -796,7 +796,7 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         }
         Action::FindNext => {
             if let Some(q) = app.last_find.clone() {
-                let m = crate::ui::find_matches(app, &q);
+                let m = super::view::find_matches(app, &q);
                 if let Some((i, _)) = m
                     .iter()
                     .find(|(i, _)| *i > app.selected)
@@ -1195,7 +1195,7 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         ),
         Popup::Find { form, selected } => {
             let q = form.value(0).to_string();
-            let m = crate::ui::find_matches(app, &q);
+            let m = super::view::find_matches(app, &q);
             if let Some((i, _)) = m.get(selected.min(m.len().saturating_sub(1))) {
                 let i = *i;
                 select(app, i);

@@ -7,7 +7,8 @@ mod popup;
 mod run;
 mod status;
 pub mod text;
-pub mod theme;
+/// The theme lives with the state that holds it (`app::view`).
+pub use crate::app::view::theme;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -16,8 +17,8 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::app::{App, Screen};
 
+pub use crate::app::view::find_matches;
 pub use output::{output_len, output_line_text};
-pub use popup::find_matches;
 pub use run::next_hint;
 
 /// The smallest size for the full layout.
