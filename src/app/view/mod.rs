@@ -1,6 +1,9 @@
 //! What the update and the renderer both need to know about the screen: the theme and the
 //! step search. `app` never imports `ui`'s drawing; `ui` draws from here.
 
+pub mod layout;
+pub mod output;
+pub mod text;
 pub mod theme;
 
 use super::App;
