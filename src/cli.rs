@@ -1448,9 +1448,13 @@ fn interactive_session(
         if let Some(o) = opened {
             initial = driver.install(o);
         }
-        match crate::tui::run(app, &mut driver, initial, crate::tui::TuiOptions::default()).await {
+        // Effects run on the driver's thread; `finish` waits for the queued records.
+        let mut driver = crate::app::driver::Background::new(driver);
+        let ran = crate::tui::run(app, &mut driver, initial, crate::tui::TuiOptions::default()).await;
+        let driver = driver.finish();
+        match ran {
             Ok(()) => {
-                if let Some(p) = driver.journal_path() {
+                if let Some(p) = driver.as_ref().and_then(SessionDriver::journal_path) {
                     crate::errln!("The journal is safe at {}. Resume with `btsdr` or report with `btsdr report {}`.", p.display(), p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
                 }
                 Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ pub mod app;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod effects;
 pub mod embedded;
 pub mod engine;
 pub mod estimate;

@@ -15,20 +15,13 @@ use crossterm::event::{
 use crossterm::execute;
 use futures_util::StreamExt;
 use ratatui::DefaultTerminal;
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 use tokio::time::Instant;
 
 use crate::app::{App, AppEffect, Msg, update};
 use crate::ui;
 
-/// Performs what `update` cannot: SQL, journal, files, sessions. Results come back as `Msg`s.
-pub trait Driver {
-    /// Called once with the channel the driver sends its results to.
-    fn attach(&mut self, _tx: UnboundedSender<Msg>) {}
-    /// Performs one effect (never `Quit`, which the runtime handles). Must not block for long:
-    /// start async work and report back through the channel.
-    fn perform(&mut self, effect: AppEffect, tx: &UnboundedSender<Msg>);
-}
+pub use crate::app::driver::Driver;
 
 /// Runtime options.
 #[derive(Debug, Clone)]
@@ -158,7 +151,7 @@ pub async fn run(
             }
         }
     });
-    // SIGTERM / SIGHUP: leave cleanly (the journal is already on disk).
+    // SIGTERM / SIGHUP: leave cleanly (the caller waits for the driver's queued records).
     #[cfg(unix)]
     let signals = {
         let sig_tx = tx.clone();

@@ -234,9 +234,14 @@ fn the_journal_stores_events_and_knows_nothing_of_the_app() {
     );
 }
 
-/// Known cycles between top-level modules of `src` (issue 16: app/ui/tui still call each
-/// other). Remove an entry when its cycle is gone; never add one.
-const KNOWN_CYCLES: &[&[&str]] = &[&["app", "tui", "ui"]];
+/// Known cycles between top-level modules of `src`. Remove an entry when its cycle is gone;
+/// never add one. (Issue 16 removed the last, app/tui/ui: the update's view-model is
+/// `app::view`, the `Driver` trait is `app::driver`'s.)
+const KNOWN_CYCLES: &[&[&str]] = &[];
+
+/// Test support, compiled only for tests (`test_support_does_not_ship_in_the_binary`): it
+/// drives the whole stack (the harness draws through `ui`), so its imports are not layering.
+const TEST_SUPPORT_FILES: &[&str] = &["app/harness.rs", "engine/fixture.rs"];
 
 #[test]
 fn no_new_import_cycle_between_top_level_modules() {
@@ -256,6 +261,9 @@ fn no_new_import_cycle_between_top_level_modules() {
             continue;
         }
         let targets = edges.entry(module.clone()).or_default();
+        if TEST_SUPPORT_FILES.iter().any(|t| rel == Path::new(t)) {
+            continue;
+        }
         for line in code(&f).lines() {
             targets.extend(crate_refs(line).into_iter().filter(|m| *m != module));
         }
@@ -325,10 +333,12 @@ const MODULE_RULES: &[(&str, &[&str])] = &[
         "report",
         &["engine", "journal", "paths", "plain", "runbook"],
     ),
+    // What both drivers do alike with the engine's effects (write-ahead, generated files).
+    ("effects", &["engine", "journal"]),
     (
         "batch",
         &[
-            "config", "engine", "journal", "paths", "plain", "runbook", "sql", "table",
+            "config", "effects", "engine", "journal", "paths", "plain", "runbook", "sql", "table",
         ],
     ),
     // Read-only proofs on the operator's servers, and the restore from the backup files.

@@ -56,7 +56,7 @@ impl Harness {
         let mut app = App::new(t0());
         // Snapshots must not depend on the tester's NO_COLOR.
         app.no_color = false;
-        app.theme = crate::ui::theme::Theme::dark();
+        app.theme = crate::app::view::theme::Theme::dark();
         app.viewport = (w, h);
         let mut driver = SessionDriver::new(opener);
         driver.clipboard = Clipboard::Memory(Vec::new());

@@ -13,6 +13,7 @@ mod keymap;
 pub mod session;
 mod state;
 mod update;
+pub mod view;
 
 pub use action::Action;
 pub use form::{Check, Field, Form, MAX_FIELD_CHARS, validate};

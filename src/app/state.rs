@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::view::theme::Theme;
 use crate::guide::Plan;
 use crate::runbook::expr::AssertOutcome;
 use crate::runbook::model::{Runbook, Step};
-use crate::ui::theme::Theme;
 use btsdr_types::Role;
 use btsdr_types::{Progress, ResultSet, Statement};
 

@@ -314,11 +314,11 @@ pub(crate) fn act(app: &mut App, a: Action) -> Vec<AppEffect> {
     match a {
         Action::ToggleTheme => {
             app.theme = if app.no_color {
-                crate::ui::theme::Theme::monochrome()
+                super::view::theme::Theme::monochrome()
             } else if app.theme.name == "dark" {
-                crate::ui::theme::Theme::high_contrast()
+                super::view::theme::Theme::high_contrast()
             } else {
-                crate::ui::theme::Theme::dark()
+                super::view::theme::Theme::dark()
             };
             return vec![];
         }
@@ -567,12 +567,12 @@ fn out_width(app: &App) -> usize {
 
 fn out_total(app: &App) -> usize {
     app.selected_output()
-        .map_or(0, |o| crate::ui::output_len(o, out_width(app)))
+        .map_or(0, |o| super::view::output::output_len(o, out_width(app)))
 }
 
 fn move_out(app: &mut App, delta: isize) {
     let total = out_total(app);
-    let page = crate::ui::output_rows_for(app).max(ROWS_PAGE_MIN);
+    let page = super::view::layout::output_rows_for(app).max(ROWS_PAGE_MIN);
     let cur = app.out_cursor as isize + delta;
     app.out_cursor = cur.clamp(0, total.saturating_sub(1) as isize) as usize;
     // Keep the cursor inside the window.
@@ -611,7 +611,7 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         return super::session::ask_to_start(app);
     }
     let n = run.steps.len();
-    let page = crate::ui::output_rows_for(app) as isize;
+    let page = super::view::layout::output_rows_for(app) as isize;
     let selected_id = run.steps.get(app.selected).map(|s| s.id.clone());
     match a {
         Action::Up | Action::Down | Action::Top | Action::Bottom => {
@@ -640,7 +640,7 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         Action::Left => app.out_col = app.out_col.saturating_sub(1),
         Action::Right => {
             let cols = app.selected_output().map_or(0, |o| {
-                crate::ui::output::output_columns(o, out_width(app), app.out_cursor)
+                super::view::output::output_columns(o, out_width(app), app.out_cursor)
             });
             app.out_col = (app.out_col + 1).min(cols.saturating_sub(1));
         }
@@ -800,7 +800,7 @@ fn run_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         }
         Action::FindNext => {
             if let Some(q) = app.last_find.clone() {
-                let m = crate::ui::find_matches(app, &q);
+                let m = super::view::find_matches(app, &q);
                 if let Some((i, _)) = m
                     .iter()
                     .find(|(i, _)| *i > app.selected)
@@ -922,10 +922,11 @@ fn copy_text(app: &App) -> Option<String> {
         && let Some(out) = app.selected_output()
     {
         let w = out_width(app);
-        if let Some((_, v)) = crate::ui::output::output_cell(out, w, app.out_cursor, app.out_col) {
+        if let Some((_, v)) = super::view::output::output_cell(out, w, app.out_cursor, app.out_col)
+        {
             return Some(v);
         }
-        if let Some(t) = crate::ui::output_line_text(out, w, app.out_cursor) {
+        if let Some(t) = super::view::output::output_line_text(out, w, app.out_cursor) {
             return Some(t);
         }
     }
@@ -962,11 +963,12 @@ fn inspect(app: &mut App) {
     let w = out_width(app);
     let (t, text) = match app.selected_output() {
         Some(out) if app.focus == Focus::Output => {
-            match crate::ui::output::output_cell(out, w, app.out_cursor, app.out_col) {
+            match super::view::output::output_cell(out, w, app.out_cursor, app.out_col) {
                 Some((col, v)) => (format!("{id} · {col}"), v),
                 None => (
                     id.clone(),
-                    crate::ui::output_line_text(out, w, app.out_cursor).unwrap_or_default(),
+                    super::view::output::output_line_text(out, w, app.out_cursor)
+                        .unwrap_or_default(),
                 ),
             }
         }
@@ -1199,7 +1201,7 @@ fn popup_action(app: &mut App, a: Action) -> Vec<AppEffect> {
         ),
         Popup::Find { form, selected } => {
             let q = form.value(0).to_string();
-            let m = crate::ui::find_matches(app, &q);
+            let m = super::view::find_matches(app, &q);
             if let Some((i, _)) = m.get(selected.min(m.len().saturating_sub(1))) {
                 let i = *i;
                 select(app, i);

@@ -4,8 +4,8 @@
 //! Write-ahead: effects are performed in order, and a `Journal` effect is appended and
 //! fsynced before anything after it; when an append fails the engine is told
 //! (`Input::JournalFailed`) and the remaining effects are dropped.
-//! The UI has its own driver (`app::driver`) tied to its message loop; the two could
-//! converge on this one later.
+//! The UI has its own driver (`app::driver`) tied to its message loop; both keep the journal
+//! and write generated files through [`crate::effects`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use crate::effects::{WriteAhead, write_generated};
 use crate::engine::{Effect, Engine, Input};
 use crate::journal::JournalWriter;
 use crate::sql::executor::{ExecEvent, Executor};
@@ -72,13 +73,12 @@ struct InFlight {
 /// Owns one session's engine, journal and executor.
 pub struct Driver {
     engine: Engine,
-    journal: JournalWriter,
+    journal: WriteAhead,
     exec: Arc<dyn Executor>,
     tx: UnboundedSender<ExecEvent>,
     rx: UnboundedReceiver<ExecEvent>,
     files_dir: PathBuf,
     in_flight: HashMap<u64, InFlight>,
-    halted: Option<String>,
     /// A drill's simulator: confirmed manual steps are done on it (`batch::drill::follow_record`).
     drill: Option<btsdr_sim::drill::DrillHands>,
 }
@@ -94,13 +94,12 @@ impl Driver {
         let (tx, rx) = unbounded_channel();
         Driver {
             engine,
-            journal,
+            journal: WriteAhead::new(journal),
             exec,
             tx,
             rx,
             files_dir,
             in_flight: HashMap::new(),
-            halted: None,
             drill: None,
         }
     }
@@ -115,7 +114,8 @@ impl Driver {
     }
 
     pub(crate) fn journal_path(&self) -> &Path {
-        self.journal.path()
+        // `new` always opens one.
+        self.journal.path().unwrap_or(Path::new(""))
     }
 
     /// Statements submitted and not finished yet.
@@ -125,7 +125,7 @@ impl Driver {
 
     /// The journal error that stopped this session, if any.
     pub(crate) fn halted(&self) -> Option<&str> {
-        self.halted.as_deref()
+        self.journal.halted()
     }
 
     /// Sends one input to the engine and performs the effects.
@@ -157,12 +157,7 @@ impl Driver {
                                 event,
                             });
                         }
-                        Err(e) => {
-                            let error = format!(
-                                "cannot write the journal {}: {e}",
-                                self.journal.path().display()
-                            );
-                            self.halted = Some(error.clone());
+                        Err(error) => {
                             let more = self.engine.handle(
                                 Input::JournalFailed {
                                     error: error.clone(),
@@ -185,7 +180,7 @@ impl Driver {
                     step,
                     statement,
                 } => {
-                    if self.halted.is_some() {
+                    if self.journal.halted().is_some() {
                         continue;
                     }
                     self.in_flight.insert(
@@ -205,10 +200,10 @@ impl Driver {
                     name,
                     contents,
                 } => {
-                    if self.halted.is_some() {
+                    if self.journal.halted().is_some() {
                         continue;
                     }
-                    let input = match self.write_file(&name, &contents) {
+                    let input = match write_generated(&self.files_dir, &name, &contents) {
                         Ok(path) => Input::GenerateWritten {
                             step,
                             path: path.display().to_string(),
@@ -229,20 +224,6 @@ impl Driver {
                 Effect::Refused { text } => out.push(Happened::Refused(text)),
             }
         }
-    }
-
-    /// Writes a generated file inside `files_dir` (the name comes from the runbook: only its
-    /// last component is used).
-    fn write_file(&self, name: &str, contents: &str) -> Result<PathBuf, String> {
-        let safe = Path::new(name)
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .filter(|n| !n.is_empty() && n != "." && n != "..")
-            .ok_or_else(|| format!("`{name}` is not a file name"))?;
-        let path = self.files_dir.join(safe);
-        crate::journal::private::write_new(&path, contents.as_bytes())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(path)
     }
 
     /// Waits for the next executor event and feeds results to the engine. Returns `None`

@@ -1,12 +1,12 @@
 //! An executor whose servers become reachable later (a drill's simulator still building its
 //! history): statements wait in order and go out once it is ready, or fail with its error.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::executor::{ConnState, ExecEvent, Executor};
-use btsdr_types::Role;
+use btsdr_types::{Role, lock};
 use btsdr_types::{SqlError, Statement};
 
 struct Queued {
@@ -28,10 +28,6 @@ pub(crate) struct DeferredExecutor {
     roles: Vec<Role>,
     /// Names the target in errors ("the simulator").
     what: String,
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl DeferredExecutor {

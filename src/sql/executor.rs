@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 use super::connect::{Meter, SqlClient, connect};
 use super::convert::{Limits, collect, statement_error};
 use crate::config::{Environment, Secret, SecretSource, ServerProfile};
-use btsdr_types::Role;
 use btsdr_types::{Param, Progress, QueryOutput, SqlError, Statement, ValueRef};
+use btsdr_types::{Role, lock};
 
 /// A role's main connection, for the status bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,10 +89,6 @@ pub async fn run_once(exec: &dyn Executor, stmt: Statement) -> Result<QueryOutpu
 
 type States = Arc<Mutex<BTreeMap<Role, ConnState>>>;
 type Cancels = Arc<Mutex<HashMap<u64, CancellationToken>>>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 struct Job {
     id: u64,

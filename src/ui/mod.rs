@@ -6,8 +6,9 @@ pub mod output;
 mod popup;
 mod run;
 mod status;
-pub mod text;
-pub mod theme;
+pub use crate::app::view::text;
+/// The theme lives with the state that holds it (`app::view`).
+pub use crate::app::view::theme;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -16,35 +17,13 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::app::{App, Screen};
 
+pub use crate::app::view::find_matches;
 pub use output::{output_len, output_line_text};
-pub use popup::find_matches;
 pub use run::next_hint;
 
-/// The smallest size for the full layout.
-pub const MIN_W: u16 = 80;
-pub const MIN_H: u16 = 24;
-/// Below this the app only shows the "too small" notice.
-pub const COMPACT_W: u16 = 40;
-pub const COMPACT_H: u16 = 10;
-
-/// How much of the layout fits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fit {
-    Full,
-    /// One pane at a time (the focused one), still with hint and status lines.
-    Compact,
-    TooSmall,
-}
-
-pub fn fit(w: u16, h: u16) -> Fit {
-    if w >= MIN_W && h >= MIN_H {
-        Fit::Full
-    } else if w >= COMPACT_W && h >= COMPACT_H {
-        Fit::Compact
-    } else {
-        Fit::TooSmall
-    }
-}
+pub use crate::app::view::layout::{
+    COMPACT_H, COMPACT_W, Fit, MIN_H, MIN_W, fit, output_rows_for, plan_rows,
+};
 
 /// Draws the whole screen.
 pub fn view(app: &App, frame: &mut Frame) {
@@ -83,23 +62,4 @@ fn too_small(area: Rect, frame: &mut Frame) {
         Paragraph::new(Line::from(msg)).wrap(Wrap { trim: true }),
         area,
     );
-}
-
-/// Rows the failure-plan line takes under the title bar (0 or 1).
-pub fn plan_rows(app: &App) -> u16 {
-    u16::from(app.screen == Screen::Run && run::plan_for_run(app).is_some())
-}
-
-/// Rows available to the output pane as the app is drawn now (for page up/down).
-pub fn output_rows_for(app: &App) -> usize {
-    let (w, h) = app.viewport;
-    let extra = plan_rows(app);
-    match fit(w, h) {
-        Fit::TooSmall => 1,
-        Fit::Compact => usize::from(h.saturating_sub(5 + extra)).max(1),
-        Fit::Full => {
-            let body = Rect::new(0, 0, w, h.saturating_sub(3 + extra));
-            usize::from(run::panes(body).output.height.saturating_sub(2)).max(1)
-        }
-    }
 }

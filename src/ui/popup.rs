@@ -565,7 +565,7 @@ fn draw(app: &App, p: &Popup, area: Rect, buf: &mut Buffer) {
         }
         Popup::Find { form, selected } => {
             form_lines(app, form, w, &mut l);
-            let matches = find_matches(app, form.value(0));
+            let matches = crate::app::view::find_matches(app, form.value(0));
             if form.value(0).is_empty() {
                 l.push(Line::styled("Type part of a step title, id or SQL.", t.dim));
             } else if matches.is_empty() {
@@ -863,41 +863,4 @@ fn draw_plan(app: &App, plan: &Plan, part: usize, area: Rect, buf: &mut Buffer) 
                 .title(Line::styled(title, t.title)),
         )
         .render(r, buf);
-}
-
-/// Steps whose title, id or SQL contains `q` (case-insensitive): `(index, "id — title")`.
-/// The step named exactly comes first, then id matches, then titles, then SQL (a statement
-/// that mentions another step's id never hides that step).
-pub fn find_matches(app: &App, q: &str) -> Vec<(usize, String)> {
-    let q = q.trim().to_lowercase();
-    let Some(run) = &app.run else { return vec![] };
-    if q.is_empty() {
-        return vec![];
-    }
-    let mut found: Vec<(u8, usize, String)> = run
-        .steps
-        .iter()
-        .enumerate()
-        .filter_map(|(i, row)| {
-            let (_, st) = run.step(i)?;
-            let id = st.id.to_lowercase();
-            let rank = if id == q {
-                0
-            } else if id.contains(&q) {
-                1
-            } else if st.title.to_lowercase().contains(&q) {
-                2
-            } else if st
-                .statement()
-                .is_some_and(|s| s.2.to_lowercase().contains(&q))
-            {
-                3
-            } else {
-                return None;
-            };
-            Some((rank, i, format!("{} — {}", row.id, st.title)))
-        })
-        .collect();
-    found.sort_by_key(|(rank, i, _)| (*rank, *i));
-    found.into_iter().map(|(_, i, s)| (i, s)).collect()
 }

@@ -1,7 +1,7 @@
 //! The run screen: steps by section, the selected step's detail, its output.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
@@ -13,26 +13,7 @@ use crate::ui::theme::Theme;
 use super::text::{clip, short_duration, width};
 use super::{Fit, output};
 
-pub struct Panes {
-    pub steps: Rect,
-    pub detail: Rect,
-    pub output: Rect,
-}
-
-/// The full layout of the run screen's body.
-pub fn panes(body: Rect) -> Panes {
-    let left_w = (body.width * 38 / 100).clamp(30.min(body.width), 52);
-    let [steps, right] =
-        Layout::horizontal([Constraint::Length(left_w), Constraint::Min(1)]).areas(body);
-    let detail_h = (right.height * 45 / 100).max(5.min(right.height));
-    let [detail, output] =
-        Layout::vertical([Constraint::Length(detail_h), Constraint::Min(1)]).areas(right);
-    Panes {
-        steps,
-        detail,
-        output,
-    }
-}
+pub use crate::app::view::layout::{panes, plan_for_run};
 
 pub fn mark_style(t: &Theme, m: StepMark) -> Style {
     match m {
@@ -77,15 +58,6 @@ pub fn draw(app: &App, body: Rect, fit: Fit, buf: &mut Buffer) {
             Focus::Output => output::draw(app, body, buf),
         },
     }
-}
-
-/// The failure plan the open run was started for, if any.
-pub fn plan_for_run(app: &App) -> Option<&PlanRun> {
-    let run = app.run.as_ref()?;
-    app.plan.as_ref().filter(|p| {
-        p.current()
-            .is_some_and(|part| part.runbook == run.runbook.id)
-    })
 }
 
 /// One line under the title bar: this part of the plan and what comes after it.

@@ -60,7 +60,7 @@ pub struct SimLog(Arc<Mutex<Vec<SimEvent>>>);
 
 impl SimLog {
     fn lock(&self) -> MutexGuard<'_, Vec<SimEvent>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        btsdr_types::lock(&self.0)
     }
 
     pub fn push(&self, e: SimEvent) {

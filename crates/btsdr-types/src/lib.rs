@@ -9,3 +9,10 @@ pub mod types;
 pub use role::Role;
 pub use rows::{Row, Rows, ValueRef};
 pub use types::{Column, Param, Progress, QueryOutput, ResultSet, SqlError, Statement, Value};
+
+/// Locks `m`, going on after a panic in another holder: the workspace's shared state (the
+/// simulated group, an executor's queues and connection states) stays usable, so one failed
+/// request never stops the rest. The one poison-tolerant lock of the workspace.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

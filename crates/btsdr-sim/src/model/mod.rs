@@ -50,7 +50,7 @@ pub fn scenario_sid(name: &str) -> Vec<u8> {
 
 /// Locks the group; a panic in another request never makes the model unusable.
 pub fn lock(g: &SharedGroup) -> MutexGuard<'_, Group> {
-    g.lock().unwrap_or_else(|p| p.into_inner())
+    btsdr_types::lock(g)
 }
 
 /// One simulated SQL Server instance of the group.

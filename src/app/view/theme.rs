@@ -5,8 +5,8 @@ use std::str::FromStr;
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 
-pub const DARK: &str = include_str!("../../assets/themes/dark.toml");
-pub const HIGH_CONTRAST: &str = include_str!("../../assets/themes/high-contrast.toml");
+pub const DARK: &str = include_str!("../../../assets/themes/dark.toml");
+pub const HIGH_CONTRAST: &str = include_str!("../../../assets/themes/high-contrast.toml");
 
 /// Named styles the view uses; nothing else in `ui` picks colours.
 #[derive(Debug, Clone, PartialEq)]
