@@ -177,10 +177,12 @@ async fn partial_set_scenario_is_not_planned_across() {
         Err(e @ PlanError::MarkNotReachable { .. }) => {
             let msg = e.to_string();
             assert!(
-                msg.contains(&format!("no backup file carries mark {partial}")),
+                msg.contains(&format!("log set {partial} is partial")),
                 "{msg}"
             );
-            assert!(msg.contains(&latest), "{msg}");
+            // The marks it offers are the ones before the partial set.
+            assert!(!msg.contains(&latest), "{msg}");
+            assert!(msg.contains(&plan.mark), "{msg}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

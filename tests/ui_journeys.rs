@@ -371,7 +371,8 @@ async fn a_failure_plan_is_one_incident_and_part_2_targets_the_new_source() {
 }
 
 /// Each fault scenario, walked through the backup runbook as a trainee would: a step that does
-/// not pass is one its file lists (`expect_failing_checks`), never another. (stale-full,
+/// not pass is one its file lists (`expect_failing_checks` or `expect_failing_steps`), never
+/// another. (stale-full,
 /// partial-set and missing-mark reach the end: doing the steps in order forces the full
 /// backup that repairs them before the checks that would fail run.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,6 +386,7 @@ async fn each_fault_scenario_first_fails_a_step_its_file_lists() {
         let expected: Vec<String> = sc
             .expect_failing_checks
             .iter()
+            .chain(&sc.expect_failing_steps)
             .filter_map(|c| c.strip_prefix("backup:").map(str::to_string))
             .collect();
         let dir = tempfile::tempdir().unwrap();
